@@ -1,0 +1,59 @@
+"""pytest-hparams: hyperparameter sweeps as parametrized pytest tests.
+
+TensorBoard's `HParam`, `Discrete`, `IntInterval`, `RealInterval` and
+`hp.Metric` are re-exported lazily from `tensorboard.plugins.hparams.summary_v2`
+(which, unlike `tensorboard.plugins.hparams.api`, does not import TensorFlow),
+so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import pytest
+
+from pytest_hparams.errors import HParamsError, HParamsWarning
+from pytest_hparams.space import Metric
+from pytest_hparams.trial import Trial
+
+__all__ = [
+    "Discrete",
+    "HParam",
+    "HParamsError",
+    "HParamsWarning",
+    "IntInterval",
+    "Metric",
+    "RealInterval",
+    "Trial",
+    "hparam_grid",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_TENSORBOARD_NAMES = ("HParam", "Discrete", "IntInterval", "RealInterval")
+
+
+def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[_F], _F]:
+    """Runs the decorated test once per combination of hparam values.
+
+    Args:
+      *hparams: TensorBoard `HParam` objects; a `Discrete` or `IntInterval`
+        domain gives the values, and the HParam's domain, display name and
+        description go to the dashboard.
+      metrics: Names, `Metric` or TensorBoard `hp.Metric` objects; the first
+        is the primary metric the summary table ranks by.
+      **values: Each hparam's values: a list, tuple or range of bool, int,
+        float or str, or a TensorBoard `Discrete`/`IntInterval` domain.
+
+    Returns:
+      A decorator that marks the test. Mistakes are reported as collection
+      errors of that test, with one line saying what to fix.
+    """
+    return pytest.mark.hparam_grid(*hparams, metrics=metrics, **values)  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TENSORBOARD_NAMES:
+        from tensorboard.plugins.hparams import summary_v2
+
+        return getattr(summary_v2, name)
+    raise AttributeError(f"module 'pytest_hparams' has no attribute {name!r}")

@@ -1,0 +1,130 @@
+"""From `@hparam_grid` marks to parametrized items, and back to trial specs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_hparams.errors import HParamsError
+from pytest_hparams.space import Sweep, build_sweep, trial_id
+from pytest_hparams.trial import TrialSpec
+
+MARK = "hparam_grid"
+MARK_HELP = (
+    "hparam_grid(*hparams, metrics=None, **values): run the test once per combination of "
+    "hparam values and record each trial (pytest-hparams)"
+)
+
+# Marks are shared by every item of a function (and every method of a marked
+# class): build each sweep once. The mark is kept so its id is never reused.
+_sweeps: dict[int, tuple[pytest.Mark, Sweep]] = {}
+_argnames: dict[Callable[..., Any], tuple[str, ...]] = {}
+
+
+def sweep_of(mark: pytest.Mark) -> Sweep:
+    """The validated sweep of a mark; raises HParamsError."""
+    cached = _sweeps.get(id(mark))
+    if cached is not None and cached[0] is mark:
+        return cached[1]
+    kwargs = dict(mark.kwargs)
+    metrics = kwargs.pop("metrics", None)
+    sweep = build_sweep(mark.args, kwargs, metrics)
+    _sweeps[id(mark)] = (mark, sweep)
+    return sweep
+
+
+def parametrize(metafunc: pytest.Metafunc) -> None:
+    """Parametrizes a swept function, or fails its collection with one line."""
+    marks = list(metafunc.definition.iter_markers(MARK))
+    if not marks:
+        return
+    where = f"In {metafunc.definition.nodeid}:"
+    if len(marks) > 1:
+        pytest.fail(
+            f"{where} @hparam_grid is applied {len(marks)} times; merge them into one",
+            pytrace=False,
+        )
+    try:
+        sweep = sweep_of(marks[0])
+    except HParamsError as e:
+        pytest.fail(f"{where} {e}", pytrace=False)
+
+    names = metafunc.fixturenames
+    takes_dict = "hparams" in names
+    missing = [n for n in sweep.names if n not in names]
+    if missing and not takes_dict:
+        pytest.fail(
+            f"{where} @hparam_grid declares {missing[0]!r} but the function takes no such "
+            f"argument; add it, or take an `hparams` argument to get all values as a dict",
+            pytrace=False,
+        )
+    parametrized = _parametrized_names(metafunc)
+    # pytest has no public view of which names are fixtures; this read-only
+    # look at Metafunc's table is what tells a clash from a plain argument.
+    fixtures = getattr(metafunc, "_arg2fixturedefs", {})
+    for name in [*sweep.names, *(["hparams"] if takes_dict else [])]:
+        if name in parametrized:
+            pytest.fail(
+                f"{where} {name!r} is both swept by @hparam_grid and parametrized by "
+                "@pytest.mark.parametrize; keep one",
+                pytrace=False,
+            )
+        if name in fixtures:
+            pytest.fail(
+                f"{where} {name!r} is swept by @hparam_grid but is also a fixture; "
+                "rename the hparam or the fixture",
+                pytrace=False,
+            )
+
+    argnames = [n for n in sweep.names if n in names]
+    combos = list(sweep.combinations())
+    if takes_dict:
+        values = [(*(c[n] for n in argnames), c) for c in combos]
+        argnames.append("hparams")
+    else:
+        values = [tuple(c[n] for n in argnames) for c in combos]
+    metafunc.parametrize(argnames, values, ids=[trial_id(c) for c in combos])
+
+
+def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
+    out: set[str] = set()
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(argnames, str):
+            argnames = argnames.split(",")
+        out.update(a.strip() for a in argnames)
+    return out
+
+
+def spec_for(item: pytest.Item) -> TrialSpec | None:
+    """What the plugin needs of a swept item, or None for any other item."""
+    mark = item.get_closest_marker(MARK)
+    callspec = getattr(item, "callspec", None)
+    if mark is None or callspec is None or not isinstance(item, pytest.Function):
+        return None
+    sweep = sweep_of(mark)
+    params = callspec.params
+    hparams = params["hparams"] if "hparams" in params else {n: params[n] for n in sweep.names}
+    hparams = {n: hparams[n] for n in sweep.names}
+    tid = trial_id(hparams)
+    case = callspec.id.replace(tid, "", 1).strip("-") if tid in callspec.id else ""
+    test = item.nodeid[: -(len(callspec.id) + 2)]
+    return TrialSpec(test, item.nodeid, tid, case, hparams, sweep, _args_of(item))
+
+
+def _args_of(item: pytest.Function) -> tuple[str, ...]:
+    # The arguments pytest would pass: required parameters of the callable
+    # (bound methods have no `self`), as pytest's own pyfunc_call does.
+    function = item.function
+    if function not in _argnames:
+        params = inspect.signature(item.obj).parameters.values()
+        _argnames[function] = tuple(
+            p.name
+            for p in params
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+    return _argnames[function]

@@ -1,0 +1,220 @@
+"""The files under `--hparams-logdir`: run directories, trial event files and
+the merged experiment config, in TensorBoard's run layout.
+
+    DIR/events.out.tfevents.0.pytest-hparams      experiment config (root run)
+    DIR/<test path>/<test name>/<trial>/events...  one run per trial
+
+Writes are arranged so that what a user already recorded survives a crash:
+the config is replaced atomically, and a trial that is run again writes to a
+hidden file that replaces the old session only when the trial ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from pytest_hparams import events
+from pytest_hparams.space import SWEEP_HPARAM, Domain, Metric, Value, merge_domains
+
+CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
+_PENDING = ".pending."
+_MAX_NAME = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9._,=+@-]")
+_counter = itertools.count()
+
+
+def safe_name(text: str) -> str:
+    """A path component for `text` that stays inside its parent directory.
+
+    Unsafe characters become `_`; a name that had to change (or is too long)
+    gets a short hash of the original, so `a/b` and `a_b` never collide.
+    """
+    clean = _UNSAFE.sub("_", text.replace(":", "="))
+    if clean.startswith("."):
+        clean = "_" + clean
+    lossless = clean == text.replace(":", "=") and "=" not in text
+    if lossless and 0 < len(clean) <= _MAX_NAME:
+        return clean
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{clean[:_MAX_NAME]}~{digest}"
+
+
+def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
+    """The run directory of one trial: the test's node id as nested folders."""
+    parts = [p for p in re.split(r"/|::", test) if p]
+    path = logdir.joinpath(*(safe_name(p) for p in parts), safe_name(trial_id))
+    # safe_name already rules out separators and dot-names; this is the
+    # guarantee, kept next to the code that relies on it.
+    if os.path.commonpath([logdir, path]) != str(logdir):
+        raise ValueError(f"run directory {path} escapes {logdir}")
+    return path
+
+
+def _event_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return [
+        Path(root, name)
+        for root, _, names in os.walk(directory)
+        for name in names
+        if "tfevents" in name or name.startswith(_PENDING)
+    ]
+
+
+class TrialWriter:
+    """Owns the event files of one trial's run.
+
+    Args:
+      path: The run directory.
+      group_name: The session group shown in the dashboard (the node id).
+      hparams: The trial's values, including the sweep's name.
+    """
+
+    def __init__(self, path: Path, group_name: str, hparams: Mapping[str, Value]) -> None:
+        self.path = path
+        old = _event_files(path)
+        for stale in [p for p in old if p.name.startswith(_PENDING)]:
+            stale.unlink(missing_ok=True)
+        self._old = [p for p in old if not p.name.startswith(_PENDING)]
+        # A first run writes in place, so curves show live in TensorBoard; a
+        # rerun writes aside and replaces the recorded session only at the end.
+        self._replacing = bool(self._old)
+        self._files: dict[str, tuple[IO[bytes], Path]] = {}
+        self.last_step = 0
+        now = time.time()
+        self._write("", 0, events.session_start_summary(group_name, hparams, now))
+
+    def _file(self, group: str) -> IO[bytes]:
+        if group not in self._files:
+            directory = self.path / group if group else self.path
+            directory.mkdir(parents=True, exist_ok=True)
+            name = (
+                f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}."
+                f"{os.getpid()}.{next(_counter)}.pytest-hparams"
+            )
+            final = directory / name
+            target = directory / (_PENDING + name) if self._replacing else final
+            handle = open(target, "wb")  # noqa: SIM115 - closed in finish()/abort()
+            handle.write(events.frame(events.event_bytes(time.time())))
+            self._files[group] = (handle, final)
+        return self._files[group][0]
+
+    def _write(self, group: str, step: int, summary: Any) -> None:
+        handle = self._file(group)
+        handle.write(events.frame(events.event_bytes(time.time(), step, summary)))
+
+    def scalars(self, step: int, values: Mapping[str, float], groups: Mapping[str, str]) -> None:
+        """Writes one point of each metric's curve, into its metric group."""
+        for name, value in values.items():
+            self._write(groups.get(name, ""), step, events.scalar_summary(name, value))
+        self.last_step = max(self.last_step, step)
+        for handle, _ in self._files.values():
+            handle.flush()
+
+    def finish(self, status: int, metrics: Mapping[str, float], groups: Mapping[str, str]) -> None:
+        """Writes the final metrics and the session end, closes and publishes."""
+        # TensorBoard's data server drops points at or after a new point's
+        # step, so the final values go at the last logged step, not at 0.
+        for name, value in metrics.items():
+            self._write(groups.get(name, ""), self.last_step, events.scalar_summary(name, value))
+        self._write("", self.last_step, events.session_end_summary(status, time.time()))
+        self._close()
+        if self._replacing:
+            for handle, final in self._files.values():
+                os.replace(Path(handle.name), final)
+            for old in self._old:
+                old.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Closes without a session end: the trial reads as unknown.
+
+        When it was rerunning a recorded trial, the recorded session stays.
+        """
+        self._close()
+        if self._replacing:
+            for handle, _ in self._files.values():
+                Path(handle.name).unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        for handle, _ in self._files.values():
+            handle.close()
+
+
+class ExperimentConfig:
+    """The union of every sweep's hparams and metrics recorded in a logdir.
+
+    TensorBoard shows one experiment config per logdir, so each run merges
+    what it records into the config already there.
+    """
+
+    def __init__(self, logdir: Path) -> None:
+        self.path = logdir / CONFIG_FILE
+        self.hparams: dict[str, dict[str, Any]] = {}
+        self.metrics: dict[tuple[str, str], Metric] = {}
+        if self.path.is_file():
+            found = events.parse_experiment(events.unframe(self.path.read_bytes()))
+            if found is not None:
+                hparams, metrics = found
+                self.hparams = {h["name"]: h for h in hparams}
+                self.metrics = {(m.group, m.name): m for m in metrics}
+
+    def add_sweep(self, sweep: str, definition: Mapping[str, Any]) -> bool:
+        """Merges one sweep's definition; returns whether anything changed."""
+        before = (repr(self.hparams), list(self.metrics))
+        tag = {
+            "name": SWEEP_HPARAM,
+            "display_name": "sweep",
+            "description": "The pytest test that ran the trial",
+            "domain": {"kind": "discrete", "dtype": "str", "values": [sweep]},
+        }
+        for hp in [*definition["hparams"], tag]:
+            self._merge_hparam(hp)
+        for data in definition["metrics"]:
+            metric = Metric.from_dict(data)
+            self.metrics[(metric.group, metric.name)] = metric
+        return before != (repr(self.hparams), list(self.metrics))
+
+    def add_metrics(self, names: Iterable[str]) -> bool:
+        """Adds metrics a trial returned without declaring them."""
+        new = [n for n in names if not any(m.name == n for m in self.metrics.values())]
+        for name in new:
+            self.metrics[("", name)] = Metric(name)
+        return bool(new)
+
+    def _merge_hparam(self, hp: Mapping[str, Any]) -> None:
+        old = self.hparams.get(hp["name"])
+        if old is None:
+            self.hparams[hp["name"]] = dict(hp)
+            return
+        a = Domain.from_dict(old["domain"]) if old.get("domain") else None
+        b = Domain.from_dict(hp["domain"]) if hp.get("domain") else None
+        merged = merge_domains(a, b)
+        self.hparams[hp["name"]] = {
+            **old,
+            "display_name": hp.get("display_name") or old.get("display_name", ""),
+            "description": hp.get("description") or old.get("description", ""),
+            "domain": merged.to_dict() if merged else None,
+        }
+
+    def write(self) -> None:
+        """Replaces the config file atomically: a crash leaves the old or the new."""
+        summary = events.experiment_summary(
+            list(self.hparams.values()), list(self.metrics.values()), time.time()
+        )
+        data = events.frame(events.event_bytes(time.time())) + events.frame(
+            events.event_bytes(time.time(), 0, summary)
+        )
+        tmp = self.path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,170 @@
+"""The sweep table: pure formatting of trial records into lines of text.
+
+A trial record is the plain dict that travels in pytest's teardown report:
+test, nodeid, id, case, hparams, metrics, outcome, duration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_hparams.space import Metric, format_value
+
+Record = Mapping[str, Any]
+
+
+def columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metric]:
+    """The declared metrics, then undeclared returned keys in the order first seen."""
+    out = list(declared)
+    names = {m.name for m in out}
+    for record in records:
+        for key in record["metrics"]:
+            if key not in names:
+                names.add(key)
+                out.append(Metric(key))
+    return out
+
+
+def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
+    """Passed trials best first by the primary metric, then the rest, failures last."""
+
+    def key(record: Record) -> tuple[int, float]:
+        if record["outcome"] != "passed":
+            return (3 if record["outcome"] == "skipped" else 2, 0.0)
+        value = record["metrics"].get(primary.name) if primary else None
+        if value is None or not math.isfinite(value):
+            return (1, 0.0)
+        assert primary is not None
+        return (0, -value if primary.goal == "max" else value)
+
+    return sorted(records, key=key)
+
+
+def best(records: Sequence[Record], declared: Sequence[Metric]) -> Record | None:
+    """The best passed trial by the primary metric, or None."""
+    metrics = columns(records, declared)
+    primary = metrics[0] if metrics else None
+    ranked = rank(records, primary)
+    if ranked and ranked[0]["outcome"] == "passed" and primary is not None:
+        value = ranked[0]["metrics"].get(primary.name)
+        if value is not None and math.isfinite(value):
+            return ranked[0]
+    return None
+
+
+def format_value_cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return f"{value}!"  # nan!, inf!, -inf!: flagged, never ranked best
+    return f"{value:.4g}"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def counts(records: Sequence[Record]) -> str:
+    tally: dict[str, int] = {}
+    for record in records:
+        tally[record["outcome"]] = tally.get(record["outcome"], 0) + 1
+    parts = [f"{tally[o]} {o}" for o in ("passed", "failed", "error", "skipped") if o in tally]
+    noun = "trial" if len(records) == 1 else "trials"
+    return f"{len(records)} {noun}: " + ", ".join(parts)
+
+
+def format_table(
+    records: Sequence[Record],
+    hparam_names: Sequence[str],
+    declared: Sequence[Metric],
+    top: int = 10,
+) -> list[str]:
+    """Formats one sweep's trials as aligned text lines.
+
+    Args:
+      records: The sweep's trial records.
+      hparam_names: The hparam columns, in declaration order.
+      declared: The declared metrics; the first is the primary one.
+      top: How many of the best rows to show (0: all). Failed trials beyond
+        it are still shown, up to as many again; the rest are counted.
+
+    Returns:
+      The lines, without trailing newlines.
+    """
+    metrics = columns(records, declared)
+    primary = metrics[0] if metrics else None
+    ranked = rank(records, primary)
+    winner = best(records, declared)
+    shown = (
+        ranked
+        if top <= 0
+        else ranked[:top] + [r for r in ranked[top:] if r["outcome"] in ("failed", "error")][:top]
+    )
+    has_case = any(r.get("case") for r in records)
+
+    header = [
+        "",
+        *hparam_names,
+        *(["case"] if has_case else []),
+        *(_metric_title(m, m is primary) for m in metrics),
+        "duration",
+        "outcome",
+    ]
+    rows = []
+    for record in shown:
+        rows.append(
+            [
+                "*" if record is winner else "",
+                *(format_value(record["hparams"][n]) for n in hparam_names),
+                *([record.get("case", "")] if has_case else []),
+                *(format_value_cell(record["metrics"].get(m.name)) for m in metrics),
+                format_duration(record["duration"]),
+                record["outcome"],
+            ]
+        )
+    numeric = {0} | {i for i in range(1, len(header)) if all(_is_numeric(row[i]) for row in rows)}
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return " ".join(
+            str(c).rjust(w) if i in numeric and i > 0 else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    lines = [line(header), *(line(row) for row in rows)]
+    hidden = len(records) - len(shown)
+    if hidden:
+        lines.append(f"... {hidden} more not shown (--hparams-top 0 shows all)")
+    lines.append(counts(records) + _best_sentence(winner, primary))
+    return lines
+
+
+def format_best_line(test: str, records: Sequence[Record], declared: Sequence[Metric]) -> str:
+    """The `-q` form: one line naming the sweep's best trial."""
+    metrics = columns(records, declared)
+    primary = metrics[0] if metrics else None
+    return f"{test}: {counts(records)}{_best_sentence(best(records, declared), primary)}"
+
+
+def _best_sentence(winner: Record | None, primary: Metric | None) -> str:
+    if winner is None or primary is None:
+        return ""
+    value = format_value_cell(winner["metrics"][primary.name])
+    return f"; best {primary.name}={value} at [{winner['id']}]"
+
+
+def _metric_title(metric: Metric, primary: bool) -> str:
+    return f"{metric.name} ({metric.goal})" if primary else metric.name
+
+
+def _is_numeric(text: str) -> bool:
+    try:
+        float(text.rstrip("!s"))
+    except ValueError:
+        return text == "-"
+    return True

@@ -1,0 +1,427 @@
+"""Search spaces: domains, metrics, grid expansion, trial ids and keys.
+
+Pure data and functions: no pytest, no I/O. TensorBoard's own `HParam` and
+domain classes are accepted as input, but are only looked at when the user
+has already imported them, so this module never imports TensorBoard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from pytest_hparams.errors import HParamsError
+
+Value = Union[bool, int, float, str]
+DType = Literal["bool", "number", "str"]
+Goal = Literal["max", "min"]
+
+#: The hparam every recorded trial carries so the dashboard can tell sweeps apart.
+SWEEP_HPARAM = "pytest.sweep"
+
+# Names whose best value is the smallest; anything else is maximised unless
+# the user says otherwise.
+_MIN_SUFFIXES = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "time")
+
+_TB_MODULE = "tensorboard.plugins.hparams.summary_v2"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The declared range of an hparam, as the dashboard shows it.
+
+    TensorBoard knows three types (bool, float64, string), so ints and floats
+    share the "number" type here.
+    """
+
+    kind: Literal["discrete", "interval"]
+    dtype: DType
+    values: tuple[Value, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+
+    def contains(self, value: Value) -> bool:
+        if self.kind == "discrete":
+            return value in self.values
+        assert self.min_value is not None and self.max_value is not None
+        return _dtype_of(value) == "number" and self.min_value <= float(value) <= self.max_value
+
+    def describe(self) -> str:
+        if self.kind == "interval":
+            return f"[{self.min_value}, {self.max_value}]"
+        return "{" + ", ".join(repr(v) for v in self.values) + "}"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "interval":
+            return {
+                "kind": "interval",
+                "dtype": self.dtype,
+                "min": self.min_value,
+                "max": self.max_value,
+            }
+        return {"kind": "discrete", "dtype": self.dtype, "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Domain:
+        if data["kind"] == "interval":
+            return cls("interval", data["dtype"], min_value=data["min"], max_value=data["max"])
+        return cls("discrete", data["dtype"], values=tuple(data["values"]))
+
+
+def merge_domains(a: Domain | None, b: Domain | None) -> Domain | None:
+    """Returns the smallest domain holding both, or None when the types disagree.
+
+    Two sweeps in one logdir may declare the same hparam differently; the
+    dashboard hides sessions whose value lies outside the declared domain, so
+    the merged config must hold every value of both.
+    """
+    if a is None or b is None or a.dtype != b.dtype:
+        return None
+    if a.kind == b.kind == "discrete":
+        return Domain("discrete", a.dtype, values=_sorted_values(set(a.values) | set(b.values)))
+    if a.dtype != "number":
+        return None
+    lows = [_low(a), _low(b)]
+    highs = [_high(a), _high(b)]
+    return Domain("interval", "number", min_value=min(lows), max_value=max(highs))
+
+
+def _low(d: Domain) -> float:
+    return float(min(d.values)) if d.kind == "discrete" else float(d.min_value)  # type: ignore[arg-type, type-var]
+
+
+def _high(d: Domain) -> float:
+    return float(max(d.values)) if d.kind == "discrete" else float(d.max_value)  # type: ignore[arg-type, type-var]
+
+
+def _sorted_values(values: set[Value]) -> tuple[Value, ...]:
+    return tuple(sorted(values, key=lambda v: (_dtype_of(v), v)))
+
+
+@dataclass(frozen=True)
+class HParamDef:
+    """One swept hyperparameter: its name, grid points and dashboard domain."""
+
+    name: str
+    values: tuple[Value, ...]
+    domain: Domain
+    display_name: str = ""
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "domain": self.domain.to_dict(),
+            "display_name": self.display_name,
+            "description": self.description,
+        }
+
+
+class Metric:
+    """A metric a trial reports, and which direction is better.
+
+    Args:
+      name: The key in the dict the test returns, and the scalar's tag in
+        TensorBoard.
+      goal: "max" or "min". Defaults to "min" for names ending in loss,
+        error, mse, mae, rmse, perplexity or time, else "max".
+      display_name: The column title in TensorBoard's dashboard.
+      description: Shown as the column's tooltip in TensorBoard.
+      group: The subdirectory of the trial's run holding the scalar, as in
+        TensorBoard's `hp.Metric(group=...)`.
+
+    Raises:
+      ValueError: If `goal` is neither "max" nor "min" or `name` is empty.
+    """
+
+    __slots__ = ("description", "display_name", "goal", "group", "name")
+
+    def __init__(
+        self,
+        name: str,
+        goal: str | None = None,
+        *,
+        display_name: str = "",
+        description: str = "",
+        group: str = "",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Metric name must be a non-empty string (got {name!r})")
+        if goal is None:
+            goal = "min" if name.lower().endswith(_MIN_SUFFIXES) else "max"
+        if goal not in ("max", "min"):
+            raise ValueError(f"Metric {name!r}: goal must be 'max' or 'min' (got {goal!r})")
+        self.name = name
+        self.goal: Goal = goal  # type: ignore[assignment]
+        self.display_name = display_name or ""
+        self.description = description or ""
+        self.group = group or ""
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name!r}, goal={self.goal!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Metric) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether `a` is strictly better than `b` for this metric's goal."""
+        return a > b if self.goal == "max" else a < b
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "goal": self.goal,
+            "display_name": self.display_name,
+            "description": self.description,
+            "group": self.group,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Metric:
+        return cls(
+            data["name"],
+            data["goal"],
+            display_name=data.get("display_name", ""),
+            description=data.get("description", ""),
+            group=data.get("group", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated grid: the hparams in declaration order and the metrics."""
+
+    hparams: tuple[HParamDef, ...]
+    metrics: tuple[Metric, ...] = field(default=())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hparams)
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(h.values) for h in self.hparams)
+
+    def combinations(self) -> Iterator[dict[str, Value]]:
+        """Every combination, the last hparam varying fastest."""
+        names = self.names
+        for combo in itertools.product(*(h.values for h in self.hparams)):
+            yield dict(zip(names, combo))
+
+    def definition(self) -> dict[str, Any]:
+        """The sweep as plain data, fit to travel between xdist processes."""
+        return {
+            "hparams": [h.to_dict() for h in self.hparams],
+            "metrics": [m.to_dict() for m in self.metrics],
+        }
+
+
+def format_value(value: Value) -> str:
+    """The text of a value in ids and tables: floats in their shortest repr."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def trial_id(hparams: Mapping[str, Value]) -> str:
+    """The pytest id of one combination: `name:value` joined by `-`.
+
+    pytest's `-k` accepts `:` in a keyword but not `=`, so `-k optimizer:adam`
+    selects trials.
+    """
+    return "-".join(f"{name}:{format_value(v)}" for name, v in hparams.items())
+
+
+def trial_seed(key: str) -> int:
+    """A seed derived from the trial's key: equal in every run and process."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def build_sweep(
+    positional: Sequence[object],
+    values: Mapping[str, object],
+    metrics: object = None,
+) -> Sweep:
+    """Validates the arguments of `@hparam_grid` and expands them.
+
+    Args:
+      positional: TensorBoard `HParam` objects.
+      values: Names mapped to lists/tuples/ranges of values or to TensorBoard
+        `Discrete`/`IntInterval` domains.
+      metrics: None or a sequence of names, `Metric` or TensorBoard `hp.Metric`.
+
+    Returns:
+      The validated `Sweep`.
+
+    Raises:
+      HParamsError: With a one-line message naming the problem and the fix.
+    """
+    tb = sys.modules.get(_TB_MODULE)
+    declared: dict[str, Any] = {}
+    for hp in positional:
+        if tb is None or not isinstance(hp, tb.HParam):
+            raise HParamsError(
+                f"positional arguments must be TensorBoard HParam objects (got {hp!r}); "
+                "give plain values as keywords, e.g. units=[16, 32]"
+            )
+        if hp.name in declared:
+            raise HParamsError(f"hparam {hp.name!r} is declared twice")
+        declared[hp.name] = hp
+
+    hparams: list[HParamDef] = []
+    for name in [*declared, *(n for n in values if n not in declared)]:
+        _check_name(name)
+        hp = declared.get(name)
+        tb_domain = hp.domain if hp is not None else None
+        domain = _from_tb_domain(name, tb_domain) if tb_domain is not None else None
+        if name in values:
+            grid = _grid_values(name, values[name], tb)
+        elif tb_domain is None:
+            raise HParamsError(
+                f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
+            )
+        else:
+            grid = _grid_values(name, tb_domain, tb)
+        if domain is None:
+            domain = Domain("discrete", _dtype_of(grid[0]), values=_sorted_values(set(grid)))
+        else:
+            outside = [v for v in grid if not domain.contains(v)]
+            if outside:
+                raise HParamsError(
+                    f"{name!r} value {outside[0]!r} lies outside its HParam domain "
+                    f"{domain.describe()}; widen the domain or drop the value"
+                )
+        hparams.append(
+            HParamDef(
+                name,
+                grid,
+                domain,
+                display_name=(hp.display_name or "") if hp is not None else "",
+                description=(hp.description or "") if hp is not None else "",
+            )
+        )
+    if not hparams:
+        raise HParamsError(
+            "@hparam_grid needs at least one hparam, e.g. @hparam_grid(units=[16, 32])"
+        )
+    return Sweep(tuple(hparams), _metrics(metrics, tb))
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise HParamsError(
+            f"hparam names must be Python identifiers, since each is passed as an argument "
+            f"(got {name!r})"
+        )
+    if name in ("hparams", "trial"):
+        raise HParamsError(
+            f"{name!r} cannot be an hparam name: it is the argument pytest-hparams uses to "
+            f"pass {'all values as a dict' if name == 'hparams' else 'the trial object'}; rename it"
+        )
+
+
+def _grid_values(name: str, raw: object, tb: Any) -> tuple[Value, ...]:
+    if tb is not None and isinstance(raw, tb.Domain):
+        if isinstance(raw, tb.Discrete):
+            raw = raw.values
+        elif isinstance(raw, tb.IntInterval):
+            raw = range(raw.min_value, raw.max_value + 1)
+        else:
+            raise HParamsError(
+                f"{name!r} is a RealInterval, which has no grid points; list them, "
+                f"e.g. @hparam_grid(HP_{name.upper()}, {name}=[0.01, 0.1])"
+            )
+    if isinstance(raw, (set, frozenset, dict)) or not isinstance(raw, (list, tuple, range)):
+        kind = type(raw).__name__
+        raise HParamsError(
+            f"{name!r} must be a list, tuple, range or TensorBoard domain (got {kind} {raw!r}); "
+            f"for a single value write {name}=[{raw!r}]"
+        )
+    grid = tuple(_scalar(name, v) for v in raw)
+    if not grid:
+        raise HParamsError(f"{name!r} has no values; give at least one")
+    first = grid[0]
+    seen: set[Value] = set()
+    for v in grid:
+        if _dtype_of(v) != _dtype_of(first):
+            raise HParamsError(f"{name!r} values must all be one type (got {first!r} and {v!r})")
+        if v in seen:
+            raise HParamsError(f"{name!r} lists {v!r} more than once; give each value once")
+        seen.add(v)
+    return grid
+
+
+def _scalar(name: str, value: object) -> Value:
+    # numpy scalars (np.float32(0.1), np.int64(3)) arrive from np.linspace and
+    # friends; keep plain Python types, which xdist can send between processes.
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HParamsError(f"{name!r} value {value!r} is not a finite number")
+        return value
+    raise HParamsError(
+        f"{name!r} values must be bool, int, float or str (got {type(value).__name__} {value!r})"
+    )
+
+
+def _dtype_of(value: Value) -> DType:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "str"
+
+
+def _from_tb_domain(name: str, dom: Any) -> Domain:
+    kind = type(dom).__name__
+    if kind in ("IntInterval", "RealInterval"):
+        return Domain(
+            "interval", "number", min_value=float(dom.min_value), max_value=float(dom.max_value)
+        )
+    if kind == "Discrete":
+        values = tuple(_scalar(name, v) for v in dom.values)
+        if not values:
+            raise HParamsError(f"HParam {name!r} has an empty Discrete domain")
+        return Domain("discrete", _dtype_of(values[0]), values=_sorted_values(set(values)))
+    raise HParamsError(f"HParam {name!r} has an unsupported domain {dom!r}")
+
+
+def _metrics(raw: object, tb: Any) -> tuple[Metric, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, (str, Metric)) or not isinstance(raw, (list, tuple)):
+        raise HParamsError(
+            f"metrics must be a list of names or Metric objects (got {raw!r}), "
+            "e.g. metrics=['accuracy', Metric('loss', goal='min')]"
+        )
+    out: list[Metric] = []
+    for m in raw:
+        if isinstance(m, str):
+            metric = Metric(m)
+        elif isinstance(m, Metric):
+            metric = m
+        elif tb is not None and isinstance(m, tb.Metric):
+            info = m.as_proto()
+            metric = Metric(
+                info.name.tag,
+                display_name=info.display_name,
+                description=info.description,
+                group=info.name.group,
+            )
+        else:
+            raise HParamsError(
+                f"metrics entries must be names or Metric objects (got {type(m).__name__} {m!r})"
+            )
+        if any(o.name == metric.name and o.group == metric.group for o in out):
+            raise HParamsError(f"metric {metric.name!r} is declared twice")
+        out.append(metric)
+    return tuple(out)

@@ -1,0 +1,157 @@
+"""The running trial: the object behind the `trial` fixture, and the checks
+on what a swept test returns."""
+
+from __future__ import annotations
+
+import numbers
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_hparams.space import SWEEP_HPARAM, Metric, Sweep, Value, trial_seed
+
+if TYPE_CHECKING:
+    from pytest_hparams.logdir import TrialWriter
+
+
+class MetricsError(Exception):
+    """A swept test returned something that is not a dict of numbers."""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What collection knows of a swept item."""
+
+    test: str  # the node id without the parameter part
+    nodeid: str
+    id: str  # the hparam part of the pytest id
+    case: str  # the rest of the pytest id (other parametrize arguments)
+    hparams: dict[str, Value]
+    sweep: Sweep
+    argnames: tuple[str, ...] = field(default=())
+
+    @property
+    def pytest_id(self) -> str:
+        return f"{self.id}-{self.case}" if self.case else self.id
+
+
+class Trial:
+    """One trial of a sweep, as the `trial` fixture gives it to a test.
+
+    Attributes:
+      hparams: The trial's values, keyed by hparam name.
+      id: The pytest node id, unique in the session and stable across runs.
+      seed: A 31-bit int derived from the trial's key, for seeding RNGs: the
+        same on every run and in every xdist worker.
+    """
+
+    def __init__(self, spec: TrialSpec, logdir: Path | None) -> None:
+        self.spec = spec
+        self.hparams: dict[str, Value] = dict(spec.hparams)
+        self.id = spec.nodeid
+        self.seed = trial_seed(spec.nodeid)
+        self._root = logdir
+        self._logdir: Path | None = None
+        self._writer: TrialWriter | None = None
+        self.metrics: dict[str, float] = {}
+        self.started = time.time()
+        self._groups = {m.name: m.group for m in spec.sweep.metrics if m.group}
+
+    @property
+    def logdir(self) -> Path:
+        """The trial's run directory (a temporary one without --hparams-logdir)."""
+        if self._logdir is None:
+            if self._root is None:
+                self._logdir = Path(tempfile.mkdtemp(prefix="hparams-trial-"))
+            else:
+                from pytest_hparams.logdir import run_dir
+
+                self._logdir = run_dir(self._root, self.spec.test, self.spec.pytest_id)
+                self._logdir.mkdir(parents=True, exist_ok=True)
+        return self._logdir
+
+    def log(self, step: int, **metrics: float) -> None:
+        """Writes a point of each named scalar's curve (TensorBoard's Scalars tab).
+
+        Without --hparams-logdir nothing is written.
+
+        Raises:
+          TypeError: If `step` is not an int or a value is not a number.
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"trial.log step must be an int (got {step!r})")
+        values = {k: _number(k, v) for k, v in metrics.items()}
+        writer = self.open()
+        if writer is not None:
+            writer.scalars(step, values, self._groups)
+
+    def open(self) -> TrialWriter | None:
+        """Starts the trial's session in the logdir (once); None without one."""
+        if self._writer is None and self._root is not None:
+            from pytest_hparams.logdir import TrialWriter
+
+            hparams = {**self.hparams, SWEEP_HPARAM: self.spec.test}
+            self._writer = TrialWriter(self.logdir, self.spec.nodeid, hparams)
+        return self._writer
+
+    def finish(self, status: int) -> None:
+        writer = self.open()
+        if writer is not None:
+            writer.finish(status, self.metrics, self._groups)
+            self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    def __repr__(self) -> str:
+        return f"<Trial {self.id}>"
+
+
+def coerce_metrics(result: object, declared: tuple[Metric, ...]) -> dict[str, float]:
+    """Turns a swept test's return value into a dict of metric name to float.
+
+    Raises:
+      MetricsError: With a message naming the offending key and its type.
+    """
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        if _is_number(result):
+            if len(declared) != 1:
+                raise MetricsError(
+                    f"returned a bare number ({result!r}) but declares {len(declared)} metrics; "
+                    "return a dict such as {'accuracy': acc}"
+                )
+            return {declared[0].name: _number(declared[0].name, result)}
+        raise MetricsError(
+            f"must return a dict of metrics, a number or None (got {type(result).__name__})"
+        )
+    out: dict[str, float] = {}
+    for key, value in result.items():
+        if not isinstance(key, str):
+            raise MetricsError(f"metric names must be strings (got {key!r})")
+        out[key] = _number(key, value)
+    return out
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, (bool, str, bytes)):
+        return False
+    return isinstance(value, numbers.Real) or (
+        hasattr(value, "__float__") and getattr(value, "ndim", 0) == 0
+    )
+
+
+def _number(key: str, value: Any) -> float:
+    # numpy scalars and 0-d tensors convert through __float__; plain floats
+    # are what travels between xdist processes.
+    if not _is_number(value):
+        raise MetricsError(
+            f"metric {key!r} must be a number (got {type(value).__name__} {value!r})"
+        )
+    return float(value)
