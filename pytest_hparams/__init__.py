@@ -48,7 +48,7 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
       A decorator that marks the test. Mistakes are reported as collection
       errors of that test, with one line saying what to fix.
     """
-    return pytest.mark.hparam_grid(*hparams, metrics=metrics, **values)  # type: ignore[no-any-return]
+    return pytest.mark.hparam_grid(*hparams, metrics=metrics, **values)
 
 
 def __getattr__(name: str) -> Any:

@@ -50,7 +50,11 @@ def parametrize(metafunc: pytest.Metafunc) -> None:
     try:
         sweep = sweep_of(marks[0])
     except HParamsError as e:
-        pytest.fail(f"{where} {e}", pytrace=False)
+        error = str(e)
+    else:
+        error = ""
+    if error:  # failed outside the except block, so no chained traceback shows
+        pytest.fail(f"{where} {error}", pytrace=False)
 
     names = metafunc.fixturenames
     takes_dict = "hparams" in names

@@ -96,12 +96,17 @@ class TrialWriter:
         if group not in self._files:
             directory = self.path / group if group else self.path
             directory.mkdir(parents=True, exist_ok=True)
-            name = (
-                f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}."
-                f"{os.getpid()}.{next(_counter)}.pytest-hparams"
-            )
-            final = directory / name
-            target = directory / (_PENDING + name) if self._replacing else final
+            # The old session's files are deleted by name at the end: the new
+            # name must differ even when pid and second repeat (containers).
+            while True:
+                name = (
+                    f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}."
+                    f"{os.getpid()}.{next(_counter)}.pytest-hparams"
+                )
+                final = directory / name
+                if final not in self._old and not final.exists():
+                    break
+            target = directory / (_PENDING + final.name) if self._replacing else final
             handle = open(target, "wb")  # noqa: SIM115 - closed in finish()/abort()
             handle.write(events.frame(events.event_bytes(time.time())))
             self._files[group] = (handle, final)

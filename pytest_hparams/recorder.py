@@ -59,12 +59,21 @@ class Recorder:
         try:
             trial.metrics = coerce_metrics(result, spec.sweep.metrics)
         except MetricsError as e:
-            pytest.fail(f"{spec.nodeid} {e}", pytrace=False)
+            error = str(e)
+        else:
+            error = ""
+        if error:  # failed outside the except block, so no chained traceback shows
+            pytest.fail(f"{spec.nodeid} {error}", pytrace=False)
         bad = {k: v for k, v in trial.metrics.items() if not math.isfinite(v)}
         if bad:
             listed = ", ".join(f"{k}={v}" for k, v in bad.items())
-            warnings.warn(
-                HParamsWarning(f"{spec.nodeid} returned non-finite {listed}"), stacklevel=1
+            code = item.function.__code__
+            # Point at the test, not at this plugin, in the warnings summary.
+            warnings.warn_explicit(
+                HParamsWarning(f"{spec.nodeid} returned non-finite {listed}"),
+                HParamsWarning,
+                code.co_filename,
+                code.co_firstlineno,
             )
 
     def finish(self, spec: TrialSpec, reports: dict[str, pytest.TestReport]) -> dict[str, Any]:

@@ -92,11 +92,11 @@ def merge_domains(a: Domain | None, b: Domain | None) -> Domain | None:
 
 
 def _low(d: Domain) -> float:
-    return float(min(d.values)) if d.kind == "discrete" else float(d.min_value)  # type: ignore[arg-type, type-var]
+    return float(min(d.values)) if d.kind == "discrete" else float(d.min_value)  # type: ignore[arg-type]
 
 
 def _high(d: Domain) -> float:
-    return float(max(d.values)) if d.kind == "discrete" else float(d.max_value)  # type: ignore[arg-type, type-var]
+    return float(max(d.values)) if d.kind == "discrete" else float(d.max_value)  # type: ignore[arg-type]
 
 
 def _sorted_values(values: set[Value]) -> tuple[Value, ...]:

@@ -1,0 +1,325 @@
+"""What --hparams-logdir records, read back through TensorBoard's own hparams
+backend (get_experiment and list_session_groups over an EventMultiplexer)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Dashboard
+
+Read = Callable[[Path], Dashboard]
+
+GRID = """
+import os
+from pytest_hparams import hparam_grid, Metric
+
+BONUS = float(os.environ.get("BONUS", "0"))
+
+@hparam_grid(
+    num_units=[16, 32, 64],
+    learning_rate=[0.01, 0.1],
+    optimizer=["adam", "sgd"],
+    metrics=["accuracy", Metric("loss", goal="min")],
+)
+def test_train(num_units, learning_rate, optimizer):
+    acc = num_units / 100 + (0.1 if optimizer == "adam" else 0.0) - learning_rate + BONUS
+    return {"accuracy": acc, "loss": 1 - acc}
+"""
+
+
+def test_every_trial_is_a_session_with_its_hparams_and_metrics(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    board = dashboard(pytester.path / "logs")
+    assert board.hparam_names == {"num_units", "learning_rate", "optimizer", "pytest.sweep"}
+    assert board.metric_names == {"accuracy", "loss"}
+    assert len(board.groups) == 12
+    group = board.group("test_train[num_units:32-learning_rate:0.1-optimizer:adam]")
+    assert group.name == "test_grid.py::test_train[num_units:32-learning_rate:0.1-optimizer:adam]"
+    assert board.hparams(group) == {
+        "num_units": 32.0,
+        "learning_rate": 0.1,
+        "optimizer": "adam",
+        "pytest.sweep": "test_grid.py::test_train",
+    }
+    assert board.metrics(group) == pytest.approx({"accuracy": 0.32, "loss": 0.68})
+    assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
+
+
+def test_the_config_declares_domains_and_the_sweep_name(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_tb="""
+        from tensorboard.plugins.hparams import summary_v2 as hp
+        from pytest_hparams import hparam_grid
+
+        HP_LR = hp.HParam("lr", hp.RealInterval(0.001, 1.0), display_name="Learning rate")
+
+        @hparam_grid(HP_LR, lr=[0.01, 0.1], units=hp.Discrete([16, 32]),
+                     metrics=[hp.Metric("accuracy", display_name="Accuracy")])
+        def test_tb(lr, units):
+            return {"accuracy": lr * units}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=4)
+    board = dashboard(pytester.path / "logs")
+    infos = {h.name: h for h in board.experiment.hparam_infos}
+    assert infos["lr"].display_name == "Learning rate"
+    assert (infos["lr"].domain_interval.min_value, infos["lr"].domain_interval.max_value) == (
+        0.001,
+        1.0,
+    )
+    assert [v.number_value for v in infos["units"].domain_discrete.values] == [16, 32]
+    assert [v.string_value for v in infos["pytest.sweep"].domain_discrete.values] == [
+        "test_tb.py::test_tb"
+    ]
+    assert board.experiment.metric_infos[0].display_name == "Accuracy"
+
+
+def test_failed_and_errored_trials_end_as_failure(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_mixed="""
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def data(request):
+            if request.node.callspec.params["a"] == 3:
+                raise RuntimeError("no data")
+
+        @hparam_grid(a=[1, 2, 3])
+        def test_mixed(a, data):
+            assert a != 2
+            return {"score": a}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=1, failed=1, errors=1)
+    board = dashboard(pytester.path / "logs")
+    statuses = {g.name.split("[")[1]: board.status(g) for g in board.groups}
+    assert statuses == {
+        "a:1]": "STATUS_SUCCESS",
+        "a:2]": "STATUS_FAILURE",
+        "a:3]": "STATUS_FAILURE",
+    }
+
+
+def test_undeclared_returned_metrics_are_added_to_the_config(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_extra="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2], metrics=["accuracy"])
+        def test_extra(a):
+            return {"accuracy": a / 10, "epochs_run": 3}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=2)
+    board = dashboard(pytester.path / "logs")
+    assert board.metric_names == {"accuracy", "epochs_run"}
+    assert board.metrics(board.group("[a:2]")) == pytest.approx({"accuracy": 0.2, "epochs_run": 3})
+
+
+def test_a_rerun_replaces_each_session_instead_of_adding_one(
+    pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    monkeypatch.setenv("BONUS", "1")
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    board = dashboard(pytester.path / "logs")
+    assert len(board.groups) == 12
+    assert all(len(g.sessions) == 1 for g in board.groups)
+    group = board.group("[num_units:16-learning_rate:0.01-optimizer:sgd]")
+    assert board.metrics(group)["accuracy"] == pytest.approx(1.15)
+    event_files = list((pytester.path / "logs").rglob("*tfevents*"))
+    assert len(event_files) == 13  # one per trial and the config
+    assert not list((pytester.path / "logs").rglob(".pending*"))
+
+
+def test_a_partial_rerun_keeps_other_trials_and_sweeps_in_the_config(
+    pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_grid=GRID,
+        test_other="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(depth=[1, 2], metrics=["f1"])
+        def test_other(depth):
+            return {"f1": depth / 2}
+        """,
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=14)
+    monkeypatch.setenv("BONUS", "1")
+    result = pytester.runpytest("--hparams-logdir", "logs", "-k", "test_train and optimizer:sgd")
+    result.assert_outcomes(passed=6, deselected=8)
+    board = dashboard(pytester.path / "logs")
+    assert len(board.groups) == 14
+    assert board.hparam_names == {
+        "num_units",
+        "learning_rate",
+        "optimizer",
+        "depth",
+        "pytest.sweep",
+    }
+    assert board.metric_names == {"accuracy", "loss", "f1"}
+    infos = {h.name: h for h in board.experiment.hparam_infos}
+    assert {v.string_value for v in infos["pytest.sweep"].domain_discrete.values} == {
+        "test_grid.py::test_train",
+        "test_other.py::test_other",
+    }
+    changed = board.group("[num_units:16-learning_rate:0.01-optimizer:sgd]")
+    kept = board.group("[num_units:16-learning_rate:0.01-optimizer:adam]")
+    assert board.metrics(changed)["accuracy"] == pytest.approx(1.15)
+    assert board.metrics(kept)["accuracy"] == pytest.approx(0.25)
+    assert board.metrics(board.group("[depth:2]")) == {"f1": 1.0}
+
+
+def test_run_directories_never_leave_the_logdir_and_never_collide(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_names="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(name=["../x", "/", "..", "a/b", "a_b", "x" * 500, "\\\\server\\\\share"])
+        def test_names(name):
+            return {"n": len(name)}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=7)
+    logs = (pytester.path / "logs").resolve()
+    assert sorted(p.name for p in pytester.path.iterdir() if p.name != ".pytest_cache") == [
+        "logs",
+        "test_names.py",
+    ]
+    files = list(logs.rglob("*tfevents*"))
+    assert len(files) == 8
+    assert all(f.resolve().is_relative_to(logs) for f in files)
+    assert all(len(part) < 100 for f in files for part in f.relative_to(logs).parts[:-1])
+    board = dashboard(logs)
+    assert sorted(board.metrics(g)["n"] for g in board.groups) == [1, 2, 3, 3, 4, 13, 500]
+
+
+def test_trial_log_writes_curves_and_the_final_value_is_the_last_point(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_curve="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1])
+        def test_curve(a, trial):
+            for epoch in range(5):
+                trial.log(epoch, accuracy=epoch / 10, loss=1 - epoch / 10)
+            return {"accuracy": 0.45}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=1)
+    board = dashboard(pytester.path / "logs")
+    (run,) = [r for r in board.multiplexer.Runs() if r.endswith("a=1")]
+    points = [
+        (e.step, e.tensor_proto.double_val[0]) for e in board.multiplexer.Tensors(run, "loss")
+    ]
+    assert points == [(0, 1.0), (1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    accuracy = board.multiplexer.Tensors(run, "accuracy")
+    assert [e.step for e in accuracy] == [0, 1, 2, 3, 4, 4]
+    assert board.metrics(board.groups[0])["accuracy"] == 0.45
+
+
+INTERRUPTED = """
+import os, signal, time
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=[1, 2, 3])
+def test_stop(a, trial):
+    trial.log(0, score=0.0)
+    if a == int(os.environ.get("STOP_AT", "0")):
+        {action}
+    return {{"score": a}}
+"""
+
+# A real Ctrl-C: SIGINT to the pytest process, which Python turns into
+# KeyboardInterrupt inside the running trial.
+CTRL_C = "os.kill(os.getpid(), signal.SIGINT); time.sleep(10)"
+
+
+def test_ctrl_c_mid_sweep_leaves_finished_trials_and_never_a_false_success(
+    pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_stop=INTERRUPTED.format(action=CTRL_C))
+    monkeypatch.setenv("STOP_AT", "2")
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    board = dashboard(pytester.path / "logs")
+    statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
+    assert statuses == {"a:1]": "STATUS_SUCCESS", "a:2]": "STATUS_UNKNOWN"}
+    assert board.metrics(board.group("[a:1]")) == {"score": 1.0}
+
+
+def test_ctrl_c_while_rerunning_keeps_the_recorded_session(
+    pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_stop=INTERRUPTED.format(action=CTRL_C))
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=3)
+    monkeypatch.setenv("STOP_AT", "1")
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    board = dashboard(pytester.path / "logs")
+    assert len(board.groups) == 3
+    assert board.status(board.group("[a:1]")) == "STATUS_SUCCESS"
+    assert board.metrics(board.group("[a:1]")) == {"score": 1.0}
+
+
+def test_a_crashed_process_leaves_every_finished_trial_readable(
+    pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_stop=INTERRUPTED.format(action="os._exit(3)"))
+    monkeypatch.setenv("STOP_AT", "3")
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    assert result.ret == 3
+    board = dashboard(pytester.path / "logs")
+    statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
+    assert statuses == {
+        "a:1]": "STATUS_SUCCESS",
+        "a:2]": "STATUS_SUCCESS",
+        "a:3]": "STATUS_UNKNOWN",
+    }
+    assert board.metric_names == {"score"}
+
+
+def test_importing_the_plugin_imports_neither_tensorflow_nor_tensorboard() -> None:
+    code = (
+        "import sys, pytest_hparams, pytest_hparams.plugin;"
+        "print(sorted(m for m in ('tensorflow', 'tensorboard', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_recorded_sweep_without_tensorflow_code_never_imports_tensorflow(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure():
+            print("TENSORFLOW IMPORTED:", "tensorflow" in sys.modules)
+        """
+    )
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs", "-s")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["TENSORFLOW IMPORTED: False"])

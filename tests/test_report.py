@@ -1,0 +1,82 @@
+"""The sweep table as a pure function of trial records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_hparams.report import format_best_line, format_table, rank
+from pytest_hparams.space import Metric
+
+
+def record(units: int, outcome: str = "passed", **metrics: float) -> dict[str, Any]:
+    return {
+        "test": "t.py::test_train",
+        "nodeid": f"t.py::test_train[units:{units}]",
+        "id": f"units:{units}",
+        "case": "",
+        "hparams": {"units": units},
+        "metrics": metrics,
+        "outcome": outcome,
+        "duration": 1.5,
+    }
+
+
+def test_rows_are_sorted_by_the_primary_metric_and_the_best_is_marked() -> None:
+    records = [record(16, accuracy=0.8), record(32, accuracy=0.95), record(64, accuracy=0.9)]
+    lines = format_table(records, ["units"], [Metric("accuracy")])
+    assert lines[0].split() == ["units", "accuracy", "(max)", "duration", "outcome"]
+    assert [line.split()[:3] for line in lines[1:4]] == [
+        ["*", "32", "0.95"],
+        ["64", "0.9", "1.50s"],
+        ["16", "0.8", "1.50s"],
+    ]
+    assert lines[-1] == "3 trials: 3 passed; best accuracy=0.95 at [units:32]"
+
+
+def test_a_min_goal_ranks_the_smallest_first() -> None:
+    records = [record(16, loss=0.3), record(32, loss=0.1)]
+    ranked = rank(records, Metric("loss"))
+    assert [r["hparams"]["units"] for r in ranked] == [32, 16]
+
+
+def test_failed_trials_are_listed_after_passed_ones_and_never_best() -> None:
+    records = [record(16, "failed"), record(32, accuracy=0.5), record(64, "error")]
+    lines = format_table(records, ["units"], [Metric("accuracy")])
+    assert [line.split()[-1] for line in lines[1:4]] == ["passed", "failed", "error"]
+    assert lines[1].startswith("*")
+    assert lines[-1].startswith("3 trials: 1 passed, 1 failed, 1 error")
+
+
+def test_non_finite_metrics_are_flagged_and_not_ranked_best() -> None:
+    records = [record(16, accuracy=float("nan")), record(32, accuracy=0.2)]
+    lines = format_table(records, ["units"], [Metric("accuracy")])
+    assert "nan!" in lines[2]
+    assert lines[1].startswith("*") and " 32 " in lines[1]
+
+
+def test_a_long_sweep_shows_the_best_rows_and_counts_the_rest_but_keeps_failures() -> None:
+    records = [record(u, accuracy=u / 100) for u in range(20)] + [record(99, "failed")]
+    lines = format_table(records, ["units"], [Metric("accuracy")], top=3)
+    body = lines[1:-2]
+    assert [line.split()[-1] for line in body] == ["passed"] * 3 + ["failed"]
+    assert lines[-2] == "... 17 more not shown (--hparams-top 0 shows all)"
+
+
+def test_undeclared_metrics_get_columns_after_declared_ones() -> None:
+    records = [record(16, accuracy=0.5, extra=2.0)]
+    header = format_table(records, ["units"], [Metric("accuracy")])[0]
+    assert header.index("accuracy") < header.index("extra")
+
+
+def test_without_declared_metrics_the_first_returned_key_ranks() -> None:
+    records = [record(16, score=1.0), record(32, score=3.0)]
+    assert format_best_line("t.py::test_train", records, []) == (
+        "t.py::test_train: 2 trials: 2 passed; best score=3 at [units:32]"
+    )
+
+
+def test_other_parametrize_values_get_a_case_column() -> None:
+    records = [dict(record(16, accuracy=0.5), case="mnist")]
+    lines = format_table(records, ["units"], [Metric("accuracy")])
+    assert lines[0].split()[1] == "case"
+    assert "mnist" in lines[1]
