@@ -110,9 +110,14 @@ def session_end_summary(status: int, end_time_secs: float) -> summary_pb2.Summar
 
 
 def scalar_summary(tag: str, value: float) -> summary_pb2.Summary:
-    """A float64 scalar, as `tf.summary.scalar` writes one (no float32 rounding)."""
+    """A scalar as `tf.summary.scalar` writes one: a float32 rank-0 tensor.
+
+    TensorBoard's data server reads scalars only as float32 (a float64
+    tensor is silently dropped), so values are stored rounded to float32.
+    """
     summary = summary_pb2.Summary()
-    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, double_val=[value])
+    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
+    tensor.tensor_shape.SetInParent()
     summary.value.add(tag=tag, metadata=_SCALAR_METADATA, tensor=tensor)
     return summary
 

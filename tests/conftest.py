@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,3 +99,81 @@ def read_dashboard(logdir: Path) -> Dashboard:
 @pytest.fixture
 def dashboard() -> Callable[[Path], Dashboard]:
     return read_dashboard
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TensorBoardServer:
+    """A real `tensorboard` process on 127.0.0.1, with its default data server."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.port = _free_port()
+        command = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
+        assert command is not None, "the tensorboard command is not installed"
+        self.process = subprocess.Popen(
+            [command, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def post(self, route: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/data/plugin/hparams/{route}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:
+            return json.load(response)
+
+    def session_groups(
+        self, expected: int, with_metrics: int, timeout: float = 90.0
+    ) -> list[dict[str, Any]]:
+        """Polls until the groups and their metrics are served (loading is async)."""
+        body = {
+            "experimentName": "",
+            "allowedStatuses": [api_pb2.Status.Name(s) for s in ALL_STATUSES],
+            "startIndex": 0,
+            "sliceSize": 100_000,
+        }
+        deadline = time.monotonic() + timeout
+        groups: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "tensorboard exited"
+            try:
+                groups = self.post("session_groups", body).get("sessionGroups", [])
+            except OSError:
+                groups = []
+            loaded = sum(1 for g in groups if g.get("metricValues"))
+            if len(groups) >= expected and loaded >= with_metrics:
+                return groups
+            time.sleep(0.5)
+        return groups
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def tensorboard_server() -> Iterator[Callable[[Path], TensorBoardServer]]:
+    servers: list[TensorBoardServer] = []
+
+    def start(logdir: Path) -> TensorBoardServer:
+        servers.append(TensorBoardServer(logdir))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

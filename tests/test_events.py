@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import types_pb2
 from tensorboard.plugins.hparams import metadata
 from tensorboard.util import tensor_util
 
@@ -32,8 +34,9 @@ def test_framed_events_are_read_by_tensorboards_loader(tmp_path: Path) -> None:
     assert scalar.step == 7
     (value,) = scalar.summary.value
     assert value.metadata.plugin_data.plugin_name == "scalars"
-    # float64, so the value comes back exactly, not rounded to float32
-    assert tensor_util.make_ndarray(value.tensor).item() == 0.1 + 0.2
+    # float32, the only scalar type TensorBoard's data server reads
+    assert value.tensor.dtype == types_pb2.DT_FLOAT
+    assert tensor_util.make_ndarray(value.tensor).item() == pytest.approx(0.3)
 
 
 def test_hparams_summaries_parse_with_tensorboards_metadata_module(tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Dashboard
+from tensorboard.util import tensor_util
 
 Read = Callable[[Path], Dashboard]
 
@@ -183,7 +185,7 @@ def test_a_partial_rerun_keeps_other_trials_and_sweeps_in_the_config(
     kept = board.group("[num_units:16-learning_rate:0.01-optimizer:adam]")
     assert board.metrics(changed)["accuracy"] == pytest.approx(1.15)
     assert board.metrics(kept)["accuracy"] == pytest.approx(0.25)
-    assert board.metrics(board.group("[depth:2]")) == {"f1": 1.0}
+    assert board.metrics(board.group("[depth:2]")) == pytest.approx({"f1": 1.0})
 
 
 def test_run_directories_never_leave_the_logdir_and_never_collide(
@@ -230,12 +232,14 @@ def test_trial_log_writes_curves_and_the_final_value_is_the_last_point(
     board = dashboard(pytester.path / "logs")
     (run,) = [r for r in board.multiplexer.Runs() if r.endswith("a=1")]
     points = [
-        (e.step, e.tensor_proto.double_val[0]) for e in board.multiplexer.Tensors(run, "loss")
+        (e.step, tensor_util.make_ndarray(e.tensor_proto).item())
+        for e in board.multiplexer.Tensors(run, "loss")
     ]
-    assert points == [(0, 1.0), (1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    assert [step for step, _ in points] == [0, 1, 2, 3, 4]
+    assert [value for _, value in points] == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6])
     accuracy = board.multiplexer.Tensors(run, "accuracy")
     assert [e.step for e in accuracy] == [0, 1, 2, 3, 4, 4]
-    assert board.metrics(board.groups[0])["accuracy"] == 0.45
+    assert board.metrics(board.groups[0])["accuracy"] == pytest.approx(0.45)
 
 
 INTERRUPTED = """
@@ -323,3 +327,33 @@ def test_a_recorded_sweep_without_tensorflow_code_never_imports_tensorflow(
     result = pytester.runpytest_subprocess("--hparams-logdir", "logs", "-s")
     result.assert_outcomes(passed=12)
     result.stdout.fnmatch_lines(["TENSORFLOW IMPORTED: False"])
+
+
+def test_a_real_tensorboard_server_serves_the_sessions_metrics_and_curves(
+    pytester: pytest.Pytester, tensorboard_server: Callable[[Path], Any]
+) -> None:
+    pytester.makepyfile(
+        test_served="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(units=[16, 32], opt=["adam", "sgd"], metrics=["accuracy"])
+        def test_served(units, opt, trial):
+            for epoch in range(3):
+                trial.log(epoch, train_loss=1 / (epoch + 1))
+            assert opt == "adam" or units == 32
+            return {"accuracy": units / 100}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=3, failed=1)
+    server = tensorboard_server(pytester.path / "logs")
+    groups = server.session_groups(expected=4, with_metrics=3)
+    assert len(groups) == 4
+    served = {
+        g["name"].rsplit("[", 1)[1]: (g["sessions"][0]["status"], g["metricValues"]) for g in groups
+    }
+    status, metrics = served["units:32-opt:adam]"]
+    assert status == "STATUS_SUCCESS"
+    assert metrics[0]["value"] == pytest.approx(0.32)
+    assert served["units:16-opt:sgd]"][0] == "STATUS_FAILURE"
+    tags = server.get("/data/plugin/scalars/tags")
+    assert "train_loss" in tags["test_served.py/test_served/units=32-opt=adam"]

@@ -1,0 +1,68 @@
+"""The example project, run as a user would, read back through TensorBoard."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Dashboard
+
+EXAMPLE = Path(__file__).parent.parent / "example_project"
+
+
+def run_example(target: str, logdir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLE / target),
+            "--hparams-logdir",
+            str(logdir),
+            "-p",
+            "no:cacheprovider",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLE,
+        timeout=600,
+    )
+
+
+def test_the_scikit_learn_sweep_records_eight_successful_trials(
+    tmp_path: Path, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    result = run_example("test_sklearn_sweep.py", tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "8 trials: 8 passed; best accuracy=" in result.stdout
+    board = dashboard(tmp_path)
+    assert len(board.groups) == 8
+    assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
+    assert all(0.8 < board.metrics(g)["accuracy"] <= 1.0 for g in board.groups)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="the Keras sweep needs tensorflow-cpu (pip install -e '.[tensorflow]')",
+)
+def test_the_keras_sweep_records_the_tutorials_twelve_trials_with_curves(
+    tmp_path: Path, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    result = run_example("test_keras_sweep.py", tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "12 trials: 12 passed; best accuracy=" in result.stdout
+    board = dashboard(tmp_path)
+    assert len(board.groups) == 12
+    assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
+    infos = {h.name: h for h in board.experiment.hparam_infos}
+    assert infos["num_units"].display_name == "Units"
+    assert infos["learning_rate"].HasField("domain_interval")
+    assert {m.name.tag for m in board.experiment.metric_infos} >= {"accuracy", "loss"}
+    best = max(board.metrics(g)["accuracy"] for g in board.groups)
+    assert best > 0.9
+    run = next(r for r in board.multiplexer.Runs() if r.endswith("optimizer=adam"))
+    assert len(board.multiplexer.Tensors(run, "train_loss")) == 8
