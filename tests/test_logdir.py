@@ -3,6 +3,7 @@ backend (get_experiment and list_session_groups over an EventMultiplexer)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -357,3 +358,23 @@ def test_a_real_tensorboard_server_serves_the_sessions_metrics_and_curves(
     assert served["units:16-opt:sgd]"][0] == "STATUS_FAILURE"
     tags = server.get("/data/plugin/scalars/tags")
     assert "train_loss" in tags["test_served.py/test_served/units=32-opt=adam"]
+
+
+def test_xdist_workers_give_the_same_sessions_and_table_as_one_process(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    serial = pytester.runpytest_subprocess("--hparams-logdir", "serial")
+    parallel = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", "parallel")
+    parallel.assert_outcomes(passed=12)
+
+    def table(result: pytest.RunResult) -> list[str]:
+        start = next(i for i, line in enumerate(result.outlines) if "hparams: " in line)
+        return [re.sub(r"\d+\.\d+s", "", line) for line in result.outlines[start : start + 16]]
+
+    assert table(parallel) == [line.replace("serial", "parallel") for line in table(serial)]
+    one, two = dashboard(pytester.path / "serial"), dashboard(pytester.path / "parallel")
+    assert one.experiment.hparam_infos == two.experiment.hparam_infos
+    assert sorted((g.name, str(one.metrics(g))) for g in one.groups) == sorted(
+        (g.name, str(two.metrics(g))) for g in two.groups
+    )
