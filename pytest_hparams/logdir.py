@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_hparams import events
+from pytest_hparams.atomic import write_atomically
 from pytest_hparams.space import SWEEP_HPARAM, Domain, Metric, Value, merge_domains
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
@@ -217,9 +218,4 @@ class ExperimentConfig:
         data = events.frame(events.event_bytes(time.time())) + events.frame(
             events.event_bytes(time.time(), 0, summary)
         )
-        tmp = self.path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, data)

@@ -1,6 +1,6 @@
 """The session's state: open trials in this process and, in the process that
 reports (the controller under xdist), every trial's record, the experiment
-config and the terminal table.
+config, baselines, report files and the terminal table.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from pytest_hparams import baseline, export
 from pytest_hparams import report as table
 from pytest_hparams.errors import HParamsWarning
+from pytest_hparams.options import Settings
 from pytest_hparams.space import Metric
-from pytest_hparams.trial import MetricsError, Trial, TrialSpec, coerce_metrics
+from pytest_hparams.trial import MetricsError, Trial, TrialSpec, bound_problems, coerce_metrics
 
 # Set on the teardown report of every swept item; pytest serialises a report's
 # attributes, so xdist carries it to the controller.
@@ -27,16 +29,31 @@ REPORT_ATTR = "hparams_trial"
 class Recorder:
     """Registered as a plugin for the session, like pytest's own LogXML."""
 
-    def __init__(self, config: pytest.Config, logdir: Path | None, top: int, show: bool) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
-        self.logdir = logdir
-        self.top = top
-        self.show = show
+        self.settings = settings
+        self.logdir = settings.logdir
         self.is_controller = not hasattr(config, "workerinput")
         self.trials: dict[str, Trial] = {}
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.definitions: dict[str, dict[str, Any]] = {}
+        self.written: list[str] = []
         self._experiment: Any = None  # logdir.ExperimentConfig, imported when needed
+
+    # --- collection --------------------------------------------------------------
+
+    def check_collected(self, specs: list[TrialSpec]) -> None:
+        """Refuses a command-line tolerance for a metric no collected sweep declares."""
+        if not specs:
+            return
+        declared = {m.name for spec in specs for m in spec.sweep.metrics}
+        unknown = sorted(self.settings.cli_tolerance_names - declared)
+        if unknown:
+            raise pytest.UsageError(
+                f"--hparams-tolerance names {unknown[0]!r}, which no collected sweep declares "
+                f"(declared: {', '.join(sorted(declared)) or 'none'}); "
+                "declare it with metrics=[...] or fix the name"
+            )
 
     # --- trials running in this process --------------------------------------
 
@@ -46,7 +63,7 @@ class Recorder:
         return self.trials[spec.nodeid]
 
     def call(self, item: pytest.Function, spec: TrialSpec) -> None:
-        """Runs a swept test function and keeps its metrics on the trial."""
+        """Runs a swept test function, keeps its metrics, and applies the gates."""
         trial = self.trial(spec)
         trial.open()
         kwargs = {name: item.funcargs[name] for name in spec.argnames if name in item.funcargs}
@@ -59,12 +76,30 @@ class Recorder:
         try:
             trial.metrics = coerce_metrics(result, spec.sweep.metrics)
         except MetricsError as e:
-            error = str(e)
+            problems = [str(e)]
         else:
-            error = ""
-        if error:  # failed outside the except block, so no chained traceback shows
-            pytest.fail(f"{spec.nodeid} {error}", pytrace=False)
-        bad = {k: v for k, v in trial.metrics.items() if not math.isfinite(v)}
+            problems = self._gates(trial, spec)
+        item.user_properties.extend((f"metric.{k}", v) for k, v in trial.metrics.items())
+        self._warn_non_finite(item, spec, trial.metrics)
+        if problems:  # failed outside any except block, so no chained traceback shows
+            pytest.fail(f"{spec.nodeid} {'; '.join(problems)}", pytrace=False)
+
+    def _gates(self, trial: Trial, spec: TrialSpec) -> list[str]:
+        problems = bound_problems(trial.metrics, spec.sweep.metrics)
+        entries = self.settings.baseline
+        if entries is not None:
+            trial.comparison = baseline.compare(
+                trial.metrics,
+                entries.get(spec.nodeid),
+                spec.sweep.metrics,
+                self.settings.tolerance,
+            )
+            problems += trial.comparison["messages"]
+        return problems
+
+    @staticmethod
+    def _warn_non_finite(item: pytest.Function, spec: TrialSpec, metrics: dict[str, float]) -> None:
+        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
             listed = ", ".join(f"{k}={v}" for k, v in bad.items())
             code = item.function.__code__
@@ -97,6 +132,7 @@ class Recorder:
             "metrics": dict(trial.metrics),
             "outcome": outcome,
             "duration": sum(r.duration for r in reports.values()),
+            "baseline": trial.comparison,
             "definition": spec.sweep.definition(),
         }
 
@@ -133,9 +169,44 @@ class Recorder:
             self._experiment = ExperimentConfig(self.logdir)
         return bool(update(self._experiment))
 
+    @property
+    def all_records(self) -> list[dict[str, Any]]:
+        return [r for records in self.records.values() for r in records]
+
+    def not_run(self) -> list[str]:
+        entries = self.settings.baseline
+        if entries is None:
+            return []
+        return baseline.not_run(entries, (r["nodeid"] for r in self.all_records))
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self) -> None:
+        if not self.is_controller:
+            return
+        settings = self.settings
+        if settings.save_baseline is not None and self.records:
+            existing = (
+                baseline.load(settings.save_baseline) if settings.save_baseline.exists() else {}
+            )
+            trials = baseline.updated(existing, self.all_records)
+            baseline.save(settings.save_baseline, trials)
+            self.written.append(
+                f"baseline saved: {_shown(settings.save_baseline)} ({len(trials)} trials)"
+            )
+        if settings.json_path is not None:
+            data = export.json_report(self.records, self.definitions, self.not_run())
+            export.write(settings.json_path, data)
+            self.written.append(f"json report: {_shown(settings.json_path)}")
+        if settings.markdown_path is not None:
+            text = export.markdown_report(self.records, self.definitions, self.not_run())
+            export.write(settings.markdown_path, text)
+            self.written.append(f"markdown summary: {_shown(settings.markdown_path)}")
+
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.records or not self.show:
+        if not self.records or not self.settings.show_table:
+            for line in self.written:
+                terminalreporter.write_line(line)
             return
         quiet = self.config.get_verbosity() < 0
         tr = terminalreporter
@@ -149,14 +220,28 @@ class Recorder:
                 continue
             tr.write_sep("=", f"hparams: {test}")
             names = [h["name"] for h in definition["hparams"]]
-            for line in table.format_table(records, names, metrics, self.top):
-                tr.write_line(line)
+            for line in table.format_table(records, names, metrics, self.settings.top):
+                markup = {}
+                if line.endswith(" regressed"):
+                    markup = {"red": True}
+                elif line.endswith(" improved"):
+                    markup = {"green": True}
+                tr.write_line(line, **markup)
+            if self.settings.baseline is not None:
+                missing = [n[len(test) :] for n in self.not_run() if n.startswith(test + "[")]
+                tr.write_line(table.format_verdict(records, missing))
+        elsewhere = [n for n in self.not_run() if n.split("[", 1)[0] not in self.records]
+        if elsewhere and not quiet:
+            tests = sorted({n.split("[", 1)[0] for n in elsewhere})
+            tr.write_line(f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run")
         if self.logdir is not None:
-            shown = _display_path(self.logdir)
+            shown = _shown(self.logdir)
             tr.write_line(f"logdir: {shown}")
             tr.write_line(f"view:   tensorboard --logdir {shlex.quote(shown)}")
         elif not quiet:
             tr.write_line("record the trials for TensorBoard with --hparams-logdir DIR")
+        for line in self.written:
+            tr.write_line(line)
 
 
 def _outcome(reports: dict[str, pytest.TestReport]) -> str:
@@ -170,7 +255,7 @@ def _outcome(reports: dict[str, pytest.TestReport]) -> str:
     return "passed"
 
 
-def _display_path(path: Path) -> str:
+def _shown(path: Path) -> str:
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows

@@ -106,27 +106,30 @@ def format_table(
         else ranked[:top] + [r for r in ranked[top:] if r["outcome"] in ("failed", "error")][:top]
     )
     has_case = any(r.get("case") for r in records)
+    compared = [r["baseline"] for r in records if r.get("baseline")]
+    with_base = {name for c in compared for name in c["metrics"]}
 
-    header = [
-        "",
-        *hparam_names,
-        *(["case"] if has_case else []),
-        *(_metric_title(m, m is primary) for m in metrics),
-        "duration",
-        "outcome",
-    ]
+    header = ["", *hparam_names, *(["case"] if has_case else [])]
+    for m in metrics:
+        header.append(_metric_title(m, m is primary))
+        if m.name in with_base:
+            header.append("vs base")
+    header += ["duration", "outcome", *(["baseline"] if compared else [])]
     rows = []
     for record in shown:
-        rows.append(
-            [
-                "*" if record is winner else "",
-                *(format_value(record["hparams"][n]) for n in hparam_names),
-                *([record.get("case", "")] if has_case else []),
-                *(format_value_cell(record["metrics"].get(m.name)) for m in metrics),
-                format_duration(record["duration"]),
-                record["outcome"],
-            ]
-        )
+        row = [
+            "*" if record is winner else "",
+            *(format_value(record["hparams"][n]) for n in hparam_names),
+            *([record.get("case", "")] if has_case else []),
+        ]
+        for m in metrics:
+            row.append(format_value_cell(record["metrics"].get(m.name)))
+            if m.name in with_base:
+                row.append(delta_cell(record.get("baseline"), m.name))
+        row += [format_duration(record["duration"]), record["outcome"]]
+        if compared:
+            row.append((record.get("baseline") or {}).get("verdict", ""))
+        rows.append(row)
     numeric = {0} | {i for i in range(1, len(header)) if all(_is_numeric(row[i]) for row in rows)}
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
@@ -149,6 +152,36 @@ def format_best_line(test: str, records: Sequence[Record], declared: Sequence[Me
     metrics = columns(records, declared)
     primary = metrics[0] if metrics else None
     return f"{test}: {counts(records)}{_best_sentence(best(records, declared), primary)}"
+
+
+def format_verdict(records: Sequence[Record], not_run: Sequence[str]) -> str:
+    """The sweep's one-line baseline verdict: regressed N, improved N, new N, ok N."""
+    tally = {"regressed": 0, "improved": 0, "new": 0, "ok": 0}
+    for record in records:
+        verdict = (record.get("baseline") or {}).get("verdict")
+        if verdict in tally:
+            tally[verdict] += 1
+    text = "baseline: " + ", ".join(f"{n} {v}" for v, n in tally.items())
+    if not_run:
+        listed = ", ".join(not_run[:3]) + (", ..." if len(not_run) > 3 else "")
+        text += f"; {len(not_run)} not run ({listed})"
+    return text
+
+
+def delta_cell(comparison: Record | None, name: str) -> str:
+    if not comparison:
+        return ""
+    if comparison["verdict"] == "new":
+        return "new"
+    entry = comparison["metrics"].get(name)
+    if entry is None:
+        return "-"
+    if entry["delta"] is None:
+        return "worse" if entry["verdict"] == "regressed" else "-"
+    if entry["delta"] == 0:
+        return "same"
+    word = {"regressed": " worse", "improved": " better"}.get(entry["verdict"], "")
+    return f"{entry['delta']:+.3g}{word}"
 
 
 def _best_sentence(winner: Record | None, primary: Metric | None) -> str:

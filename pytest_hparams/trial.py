@@ -57,6 +57,7 @@ class Trial:
         self._logdir: Path | None = None
         self._writer: TrialWriter | None = None
         self.metrics: dict[str, float] = {}
+        self.comparison: dict[str, Any] | None = None  # the baseline verdict, if any
         self.started = time.time()
         self._groups = {m.name: m.group for m in spec.sweep.metrics if m.group}
 
@@ -155,3 +156,19 @@ def _number(key: str, value: Any) -> float:
             f"metric {key!r} must be a number (got {type(value).__name__} {value!r})"
         )
     return float(value)
+
+
+def bound_problems(metrics: Mapping[str, float], declared: tuple[Metric, ...]) -> list[str]:
+    """One line per declared bound (`Metric(min=..., max=...)`) the trial misses."""
+    problems = []
+    for metric in declared:
+        if metric.min is None and metric.max is None:
+            continue
+        value = metrics.get(metric.name)
+        if value is None:
+            problems.append(f"{metric.name} has a bound but the test did not return it")
+        elif metric.min is not None and not value >= metric.min:  # NaN fails too
+            problems.append(f"{metric.name} {value:.6g} is below its minimum {metric.min:g}")
+        elif metric.max is not None and not value <= metric.max:
+            problems.append(f"{metric.name} {value:.6g} is above its maximum {metric.max:g}")
+    return problems

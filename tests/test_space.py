@@ -10,9 +10,11 @@ from pytest_hparams.errors import HParamsError
 from pytest_hparams.space import (
     Domain,
     Metric,
+    Tolerance,
     build_sweep,
     format_value,
     merge_domains,
+    parse_tolerance,
     trial_id,
     trial_seed,
 )
@@ -130,9 +132,43 @@ def test_metrics_accept_names_our_metric_and_tensorboard_metric() -> None:
     ]
 
 
-def test_metric_goal_must_be_max_or_min() -> None:
-    with pytest.raises(ValueError, match="goal must be 'max' or 'min'"):
-        Metric("accuracy", goal="up")
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        (
+            Metric("accuracy", goal="up"),
+            "Metric 'accuracy': goal must be 'max' or 'min' (got 'up')",
+        ),
+        (Metric("acc", min=0.9, max=0.5), "Metric 'acc': min 0.9 is greater than max 0.5"),
+        (Metric("acc", min="high"), "Metric 'acc': min must be a number (got 'high')"),
+        (Metric("acc", tolerance=-1), "tolerance must be a number >= 0 or a percentage like 5%"),
+        (Metric("acc", tolerance="lots"), "(got 'lots')"),
+        (Metric(""), "Metric name must be a non-empty string"),
+    ],
+)
+def test_bad_metric_declarations_are_refused_when_the_sweep_is_built(
+    metric: Metric, message: str
+) -> None:
+    with pytest.raises(HParamsError) as excinfo:
+        build_sweep([], {"x": [1]}, [metric])
+    assert message in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "tolerance", "amount"),
+    [("0.02", Tolerance(0.02), 0.02), ("5%", Tolerance(0.05, True), 0.1), (0, Tolerance(0.0), 0.0)],
+)
+def test_tolerances_are_absolute_or_relative_to_the_baseline(
+    text: object, tolerance: Tolerance, amount: float
+) -> None:
+    assert parse_tolerance(text) == tolerance
+    assert parse_tolerance(text).amount(-2.0) == pytest.approx(amount)
+
+
+@pytest.mark.parametrize("text", ["-0.1", "%", "abc", "nan", "-5%", True])
+def test_malformed_tolerances_are_refused(text: object) -> None:
+    with pytest.raises(ValueError, match="a tolerance must be a number >= 0"):
+        parse_tolerance(text)
 
 
 @pytest.mark.parametrize(

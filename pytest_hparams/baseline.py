@@ -1,0 +1,179 @@
+"""Baselines: a committed JSON file of every trial's metrics, and the
+comparison of a run against it. Pure but for `load` and `save`.
+
+The file is meant to be reviewed in pull requests, so trials are keyed by
+their node id (the test and its hparam values, readable), keys are sorted and
+the layout is stable: an unchanged run writes an identical file.
+
+    {
+      "format": "pytest-hparams-baseline",
+      "version": 1,
+      "trials": {
+        "test_train.py::test_train[units:16-lr:0.01]": {
+          "test": "test_train.py::test_train",
+          "hparams": {"lr": 0.01, "units": 16},
+          "metrics": {"accuracy": 0.93, "loss": 0.21}
+        }
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_hparams.atomic import write_atomically
+from pytest_hparams.space import Metric, Tolerance
+
+FORMAT = "pytest-hparams-baseline"
+VERSION = 1
+
+Entry = dict[str, Any]
+
+
+class BaselineError(Exception):
+    """The baseline file cannot be used; the message says why."""
+
+
+def load(path: Path) -> dict[str, Entry]:
+    """Reads and validates a baseline file; returns its trials by node id.
+
+    Raises:
+      BaselineError: If the file is missing, unreadable, not JSON, or not a
+        baseline of this version.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError("no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BaselineError(f"cannot be read ({e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BaselineError(f"is not valid JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BaselineError(f'is not a pytest-hparams baseline (no "format": "{FORMAT}")')
+    if data.get("version") != VERSION:
+        raise BaselineError(
+            f"has version {data.get('version')!r}; this pytest-hparams reads version {VERSION}"
+        )
+    trials = data.get("trials")
+    if not isinstance(trials, dict) or not all(_valid_entry(e) for e in trials.values()):
+        raise BaselineError('has a malformed "trials" table')
+    return trials
+
+
+def _valid_entry(entry: object) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("metrics"), dict)
+        and all(isinstance(v, (int, float)) for v in entry["metrics"].values())
+    )
+
+
+def dumps(trials: Mapping[str, Entry]) -> bytes:
+    """The file's bytes: sorted, indented, ending with a newline."""
+    data = {"format": FORMAT, "version": VERSION, "trials": dict(trials)}
+    # NaN is not JSON: a metric that became NaN is left out of the baseline.
+    return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+
+def updated(
+    existing: Mapping[str, Entry], records: Iterable[Mapping[str, Any]]
+) -> dict[str, Entry]:
+    """The existing trials, with every trial that returned metrics replaced."""
+    trials = dict(existing)
+    for record in records:
+        metrics = {k: v for k, v in record["metrics"].items() if math.isfinite(v)}
+        if metrics:
+            trials[record["nodeid"]] = {
+                "test": record["test"],
+                "hparams": dict(record["hparams"]),
+                "metrics": metrics,
+            }
+    return trials
+
+
+def save(path: Path, trials: Mapping[str, Entry]) -> None:
+    write_atomically(path, dumps(trials))
+
+
+def compare(
+    metrics: Mapping[str, float],
+    entry: Entry | None,
+    declared: Iterable[Metric],
+    tolerance: Callable[[Metric], Tolerance],
+) -> dict[str, Any]:
+    """Compares one trial's metrics with its baseline entry.
+
+    Args:
+      metrics: What the trial returned.
+      entry: Its baseline entry, or None for a trial the baseline lacks.
+      declared: The sweep's metrics (for goals); others default by name.
+      tolerance: The tolerance that applies to a metric.
+
+    Returns:
+      {"verdict": "new" | "ok" | "improved" | "regressed",
+       "metrics": {name: {"baseline", "value", "delta", "tolerance", "verdict"}},
+       "messages": [one line per regressed metric]}
+    """
+    if entry is None:
+        return {"verdict": "new", "metrics": {}, "messages": []}
+    by_name = {m.name: m for m in declared}
+    out: dict[str, Any] = {}
+    messages = []
+    for name, base in sorted(entry["metrics"].items()):
+        metric = by_name.get(name) or Metric(name)
+        tol = tolerance(metric)
+        value = metrics.get(name)
+        verdict, message = _judge(metric, value, base, tol)
+        out[name] = {
+            "baseline": base,
+            "value": value,
+            "delta": None if value is None or not math.isfinite(value) else value - base,
+            "tolerance": str(tol),
+            "verdict": verdict,
+        }
+        if message:
+            messages.append(message)
+    verdicts = {m["verdict"] for m in out.values()}
+    overall = (
+        "regressed" if "regressed" in verdicts else "improved" if "improved" in verdicts else "ok"
+    )
+    return {"verdict": overall, "metrics": out, "messages": messages}
+
+
+def _judge(metric: Metric, value: float | None, base: float, tol: Tolerance) -> tuple[str, str]:
+    name = metric.name
+    if value is None:
+        return "regressed", f"{name} is missing (baseline {_num(base)})"
+    if not math.isfinite(value):
+        return "regressed", f"{name} regressed: {value} (baseline {_num(base)})"
+    amount = tol.amount(base)
+    shown = str(tol) if not tol.relative else f"{tol} ({_num(amount)})"
+    if metric.goal == "max":
+        if value < base - amount:
+            return "regressed", (
+                f"{name} regressed: {_num(value)} < baseline {_num(base)} - tolerance {shown}"
+            )
+        return ("improved" if value > base + amount else "ok"), ""
+    if value > base + amount:
+        return "regressed", (
+            f"{name} regressed: {_num(value)} > baseline {_num(base)} + tolerance {shown}"
+        )
+    return ("improved" if value < base - amount else "ok"), ""
+
+
+def not_run(entries: Mapping[str, Entry], ran: Iterable[str]) -> list[str]:
+    """Node ids in the baseline that this run did not record."""
+    seen = set(ran)
+    return sorted(k for k in entries if k not in seen)
+
+
+def _num(value: float) -> str:
+    return f"{value:.6g}"

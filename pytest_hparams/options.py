@@ -1,0 +1,233 @@
+"""The command-line and ini options, read and checked once per process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_hparams import baseline
+from pytest_hparams.space import Metric, Tolerance, parse_tolerance
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def tolerance_spec(text: str) -> tuple[str, Tolerance]:
+    """`accuracy:0.02`, `loss:5%`, or a bare `5%` for every metric."""
+    name, sep, raw = text.rpartition(":")
+    if not sep:
+        name, raw = "*", text
+    try:
+        return name.strip() or "*", parse_tolerance(raw)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}; write METRIC:0.02, METRIC:5% or 5%") from None
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hparams", "hyperparameter sweeps (pytest-hparams)")
+    group.addoption(
+        "--hparams-logdir",
+        metavar="DIR",
+        default=None,
+        help="Record every trial in DIR for TensorBoard's HParams dashboard. Default: %(default)r",
+    )
+    group.addoption(
+        "--hparams-top",
+        metavar="N",
+        type=non_negative_int,
+        default=None,
+        help="Rows of each sweep's table, best first; 0 shows all. Default: 10",
+    )
+    group.addoption(
+        "--hparams-no-table",
+        action="store_true",
+        default=False,
+        help="Do not print the sweep tables in the terminal summary",
+    )
+    group.addoption(
+        "--hparams-baseline",
+        metavar="PATH",
+        default=None,
+        help="Fail trials whose metrics regressed against this baseline file. Default: %(default)r",
+    )
+    group.addoption(
+        "--hparams-save-baseline",
+        metavar="PATH",
+        default=None,
+        help="Write every trial's metrics to this baseline file, keeping entries that did not run",
+    )
+    group.addoption(
+        "--hparams-tolerance",
+        metavar="SPEC",
+        type=tolerance_spec,
+        action="append",
+        default=[],
+        help="How far a metric may regress: METRIC:0.02, METRIC:5%%, or 5%% for all (repeatable)",
+    )
+    group.addoption(
+        "--hparams-json",
+        metavar="PATH",
+        default=None,
+        help="Write every trial (hparams, metrics, outcome, baseline verdict) as JSON to PATH",
+    )
+    group.addoption(
+        "--hparams-markdown",
+        metavar="PATH",
+        default=None,
+        help="Write the sweep tables as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    )
+    parser.addini(
+        "hparams_logdir",
+        "Directory for TensorBoard records, relative to the ini file",
+        type="paths",
+        default=[],
+    )
+    parser.addini("hparams_top", "Rows of each sweep's table; 0 shows all", default="10")
+    parser.addini(
+        "hparams_baseline",
+        "Baseline file to compare against, relative to the ini file",
+        type="paths",
+        default=[],
+    )
+    parser.addini(
+        "hparams_tolerance",
+        "Tolerances, one a line: METRIC:0.02, METRIC:5% or 5%",
+        type="linelist",
+        default=[],
+    )
+
+
+@dataclass
+class Settings:
+    """Everything the options say, validated."""
+
+    logdir: Path | None = None
+    top: int = 10
+    show_table: bool = True
+    baseline_path: Path | None = None
+    baseline: dict[str, baseline.Entry] | None = None
+    save_baseline: Path | None = None
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+    # Layers of tolerances, first match wins: the command line, then the ini.
+    tolerances: list[dict[str, Tolerance]] = field(default_factory=list)
+
+    def tolerance(self, metric: Metric) -> Tolerance:
+        """The command line wins over the ini file, which wins over Metric(tolerance=)."""
+        for layer in self.tolerances:
+            found = layer.get(metric.name) or layer.get("*")
+            if found is not None:
+                return found
+        if metric.tolerance is not None:
+            return parse_tolerance(metric.tolerance)
+        return Tolerance(0.0)
+
+    @property
+    def cli_tolerance_names(self) -> set[str]:
+        return {n for n in (self.tolerances[0] if self.tolerances else {}) if n != "*"}
+
+
+def read(config: pytest.Config) -> Settings:
+    """Reads and checks the options; raises pytest.UsageError with the fix."""
+    here = config.invocation_params.dir
+    settings = Settings(show_table=not config.getoption("hparams_no_table"))
+    settings.logdir = _logdir(config, here)
+    settings.top = _top(config)
+
+    cli_baseline = config.getoption("hparams_baseline")
+    ini_baseline = config.getini("hparams_baseline")
+    if cli_baseline is not None or ini_baseline:
+        path = Path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
+        source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
+        settings.baseline_path = path
+        settings.baseline = _load(path, source)
+
+    save = config.getoption("hparams_save_baseline")
+    if save is not None:
+        path = Path(here, save)
+        if path.exists():
+            # Refuse to overwrite a file we could not have merged into.
+            _load(path, "--hparams-save-baseline")
+        _check_output(path, "--hparams-save-baseline")
+        settings.save_baseline = path
+
+    for option in ("json", "markdown"):
+        raw = config.getoption(f"hparams_{option}")
+        if raw is not None:
+            path = Path(here, raw)
+            _check_output(path, f"--hparams-{option}")
+            setattr(settings, f"{option}_path", path)
+
+    cli = dict(config.getoption("hparams_tolerance"))
+    ini: dict[str, Tolerance] = {}
+    for line in config.getini("hparams_tolerance"):
+        try:
+            name, tol = tolerance_spec(line)
+        except argparse.ArgumentTypeError as e:
+            raise pytest.UsageError(f"hparams_tolerance (ini): {e}") from None
+        ini[name] = tol
+    settings.tolerances = [cli, ini]
+    return settings
+
+
+def _load(path: Path, source: str) -> dict[str, baseline.Entry]:
+    try:
+        return baseline.load(path)
+    except baseline.BaselineError as e:
+        raise pytest.UsageError(
+            f"{source}: {path} {e}; fix the file, or write a new one with --hparams-save-baseline"
+        ) from None
+
+
+def _check_output(path: Path, source: str) -> None:
+    if path.is_dir():
+        raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
+
+
+def _logdir(config: pytest.Config, here: Path) -> Path | None:
+    cli = config.getoption("hparams_logdir")
+    if cli is not None:
+        path, source = Path(here, cli), "--hparams-logdir"
+    else:
+        paths = config.getini("hparams_logdir")
+        if not paths:
+            return None
+        path, source = Path(paths[0]), "hparams_logdir (ini)"
+    path = path.resolve()
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"{source}: {path} is a file, not a directory; choose a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise pytest.UsageError(
+            f"{source}: cannot create {path} ({e.strerror}); choose a writable directory"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"{source}: {path} is not writable; choose a writable directory")
+    return path
+
+
+def _top(config: pytest.Config) -> int:
+    cli = config.getoption("hparams_top")
+    if cli is not None:
+        return int(cli)
+    raw = config.getini("hparams_top")
+    try:
+        return non_negative_int(str(raw))
+    except argparse.ArgumentTypeError:
+        raise pytest.UsageError(
+            f"hparams_top (ini): expected a whole number >= 0, got {raw!r}"
+        ) from None

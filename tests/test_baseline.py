@@ -1,0 +1,119 @@
+"""Baseline files and comparisons as pure functions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_hparams import baseline
+from pytest_hparams.space import Metric, Tolerance
+
+
+def record(nodeid: str, **metrics: float) -> dict[str, object]:
+    return {"test": nodeid.split("[")[0], "nodeid": nodeid, "hparams": {"a": 1}, "metrics": metrics}
+
+
+def test_an_unchanged_run_writes_an_identical_sorted_file(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    trials = baseline.updated(
+        {}, [record("t.py::t[a:2]", loss=0.5), record("t.py::t[a:1]", acc=0.1)]
+    )
+    baseline.save(path, trials)
+    first = path.read_bytes()
+    baseline.save(path, baseline.updated(baseline.load(path), []))
+    assert path.read_bytes() == first
+    data = json.loads(first)
+    assert list(data["trials"]) == ["t.py::t[a:1]", "t.py::t[a:2]"]
+    assert data["trials"]["t.py::t[a:1]"] == {
+        "test": "t.py::t",
+        "hparams": {"a": 1},
+        "metrics": {"acc": 0.1},
+    }
+    assert first.endswith(b"}\n")
+
+
+def test_updating_replaces_trials_that_ran_and_keeps_the_rest() -> None:
+    old = baseline.updated({}, [record("t[a:1]", acc=0.1), record("t[a:2]", acc=0.2)])
+    new = baseline.updated(old, [record("t[a:2]", acc=0.9), record("t[a:3]")])
+    assert {k: v["metrics"] for k, v in new.items()} == {
+        "t[a:1]": {"acc": 0.1},
+        "t[a:2]": {"acc": 0.9},
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("{not json", "is not valid JSON"),
+        (
+            '{"trials": {}}',
+            'is not a pytest-hparams baseline (no "format": "pytest-hparams-baseline")',
+        ),
+        (
+            '{"format": "pytest-hparams-baseline", "version": 99, "trials": {}}',
+            "has version 99; this pytest-hparams reads version 1",
+        ),
+        (
+            '{"format": "pytest-hparams-baseline", "version": 1,'
+            ' "trials": {"x": {"metrics": {"a": "b"}}}}',
+            'has a malformed "trials" table',
+        ),
+    ],
+)
+def test_unusable_files_are_refused_with_the_reason(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "baseline.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(baseline.BaselineError) as excinfo:
+        baseline.load(path)
+    assert message in str(excinfo.value)
+
+
+def compare(value: float | None, base: float, goal: str, tol: Tolerance) -> dict[str, object]:
+    metrics = {} if value is None else {"m": value}
+    return baseline.compare(metrics, {"metrics": {"m": base}}, [Metric("m", goal)], lambda _: tol)
+
+
+@pytest.mark.parametrize(
+    ("value", "base", "goal", "tol", "verdict"),
+    [
+        (0.85, 0.861, "max", Tolerance(0.02), "ok"),
+        (0.812, 0.861, "max", Tolerance(0.02), "regressed"),
+        (0.90, 0.861, "max", Tolerance(0.02), "improved"),
+        (0.52, 0.5, "min", Tolerance(0.05, relative=True), "ok"),
+        (0.53, 0.5, "min", Tolerance(0.05, relative=True), "regressed"),
+        (0.40, 0.5, "min", Tolerance(0.05, relative=True), "improved"),
+        (float("nan"), 0.5, "min", Tolerance(1.0), "regressed"),
+        (None, 0.5, "max", Tolerance(1.0), "regressed"),
+        (0.5, 0.5, "max", Tolerance(0.0), "ok"),
+    ],
+)
+def test_the_direction_comes_from_the_goal_and_the_margin_from_the_tolerance(
+    value: float | None, base: float, goal: str, tol: Tolerance, verdict: str
+) -> None:
+    assert compare(value, base, goal, tol)["verdict"] == verdict
+
+
+def test_a_regression_message_names_metric_value_baseline_and_tolerance() -> None:
+    assert compare(0.812, 0.861, "max", Tolerance(0.02))["messages"] == [
+        "accuracy regressed: 0.812 < baseline 0.861 - tolerance 0.02".replace("accuracy", "m")
+    ]
+    assert compare(0.53, 0.5, "min", Tolerance(0.05, True))["messages"] == [
+        "m regressed: 0.53 > baseline 0.5 + tolerance 5% (0.025)"
+    ]
+    assert compare(None, 0.5, "max", Tolerance(0.0))["messages"] == ["m is missing (baseline 0.5)"]
+
+
+def test_a_trial_without_an_entry_is_new() -> None:
+    result = baseline.compare({"m": 1.0}, None, [], lambda _: Tolerance(0.0))
+    assert result == {"verdict": "new", "metrics": {}, "messages": []}
+
+
+def test_entries_that_did_not_run_are_listed() -> None:
+    entries = {"t[a:1]": {}, "t[a:2]": {}, "t[a:3]": {}}
+    assert baseline.not_run(entries, ["t[a:2]"]) == ["t[a:1]", "t[a:3]"]
