@@ -216,7 +216,10 @@ class Recorder:
             definition = self.definitions[test]
             metrics = [Metric.from_dict(m) for m in definition["metrics"]]
             if quiet:
-                tr.write_line(table.format_best_line(test, records, metrics))
+                line = table.format_best_line(test, records, metrics)
+                if self.settings.baseline is not None:
+                    line += "; " + table.format_verdict(records, [])
+                tr.write_line(line)
                 continue
             tr.write_sep("=", f"hparams: {test}")
             names = [h["name"] for h in definition["hparams"]]

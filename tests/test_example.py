@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from conftest import Dashboard
 EXAMPLE = Path(__file__).parent.parent / "example_project"
 
 
-def run_example(target: str, logdir: Path) -> subprocess.CompletedProcess[str]:
+def run_example(target: str, logdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -23,8 +24,7 @@ def run_example(target: str, logdir: Path) -> subprocess.CompletedProcess[str]:
             str(EXAMPLE / target),
             "--hparams-logdir",
             str(logdir),
-            "-p",
-            "no:cacheprovider",
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -39,6 +39,7 @@ def test_the_scikit_learn_sweep_records_eight_successful_trials(
     result = run_example("test_sklearn_sweep.py", tmp_path)
     assert result.returncode == 0, result.stdout
     assert "8 trials: 8 passed; best accuracy=" in result.stdout
+    assert "baseline: 0 regressed, 0 improved, 0 new, 8 ok" in result.stdout
     board = dashboard(tmp_path)
     assert len(board.groups) == 8
     assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
@@ -55,6 +56,7 @@ def test_the_keras_sweep_records_the_tutorials_twelve_trials_with_curves(
     result = run_example("test_keras_sweep.py", tmp_path)
     assert result.returncode == 0, result.stdout
     assert "12 trials: 12 passed; best accuracy=" in result.stdout
+    assert "baseline: 0 regressed" in result.stdout
     board = dashboard(tmp_path)
     assert len(board.groups) == 12
     assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
@@ -66,3 +68,20 @@ def test_the_keras_sweep_records_the_tutorials_twelve_trials_with_curves(
     assert best > 0.9
     run = next(r for r in board.multiplexer.Runs() if r.endswith("optimizer=adam"))
     assert len(board.multiplexer.Tensors(run, "train_loss")) == 8
+
+
+def test_the_committed_baseline_fails_a_sweep_that_got_worse(tmp_path: Path) -> None:
+    committed = json.loads((EXAMPLE / "baseline.json").read_text())
+    # Pretend the committed model was 0.05 better than what the code now gives.
+    for nodeid, entry in committed["trials"].items():
+        if nodeid.startswith("test_sklearn_sweep.py"):
+            entry["metrics"]["accuracy"] += 0.05
+    better = tmp_path / "better.json"
+    better.write_text(json.dumps(committed))
+    result = run_example(
+        "test_sklearn_sweep.py", tmp_path / "logs", "--hparams-baseline", str(better)
+    )
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
+    assert "8 failed" in result.stdout
+    assert "accuracy regressed: " in result.stdout
+    assert "baseline: 8 regressed, 0 improved, 0 new, 0 ok" in result.stdout
