@@ -96,7 +96,7 @@ def markdown_report(
             for m in metrics:
                 cell = report.format_value_cell(t["metrics"].get(m.name))
                 delta = report.delta_cell(base or None, m.name) if base else ""
-                cells.append(f"{cell} ({delta})" if delta and delta != "new" else cell)
+                cells.append(f"{cell} (vs {delta})" if delta and delta != "new" else cell)
             cells.append(t["outcome"])
             if compared:
                 verdict = base.get("verdict", "")

@@ -169,6 +169,7 @@ def format_verdict(records: Sequence[Record], not_run: Sequence[str]) -> str:
 
 
 def delta_cell(comparison: Record | None, name: str) -> str:
+    """The baseline value and the change from it: `0.87 -0.03 worse`, `0.87 same`."""
     if not comparison:
         return ""
     if comparison["verdict"] == "new":
@@ -176,12 +177,13 @@ def delta_cell(comparison: Record | None, name: str) -> str:
     entry = comparison["metrics"].get(name)
     if entry is None:
         return "-"
+    base = format_value_cell(entry["baseline"])
     if entry["delta"] is None:
-        return "worse" if entry["verdict"] == "regressed" else "-"
+        return f"{base} worse" if entry["verdict"] == "regressed" else base
     if entry["delta"] == 0:
-        return "same"
+        return f"{base} same"
     word = {"regressed": " worse", "improved": " better"}.get(entry["verdict"], "")
-    return f"{entry['delta']:+.3g}{word}"
+    return f"{base} {entry['delta']:+.3g}{word}"
 
 
 def _best_sentence(winner: Record | None, primary: Metric | None) -> str:

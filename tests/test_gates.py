@@ -85,7 +85,7 @@ def test_a_worse_metric_beyond_tolerance_fails_that_item_with_exit_code_1(
         [
             f"{REGRESSED} accuracy regressed: 0.832 < baseline 0.882 - tolerance 0.02;"
             " loss regressed: 0.168 > baseline 0.118 + tolerance 0",
-            "*0.832 -0.05 worse * failed  regressed",
+            "*0.832 0.882 -0.05 worse * failed  regressed",
             "baseline: 1 regressed, 0 improved, 0 new, 3 ok",
             f"FAILED {REGRESSED}*",
         ]
@@ -106,7 +106,7 @@ def test_a_change_within_tolerance_passes(
         "loss:10%",
     )
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*0.872 -0.01 * passed  ok"])
+    result.stdout.fnmatch_lines(["*0.872 0.882 -0.01 * passed  ok"])
 
 
 def test_an_improvement_is_reported_so_the_baseline_can_be_refreshed(
@@ -117,7 +117,10 @@ def test_an_improvement_is_reported_so_the_baseline_can_be_refreshed(
     result = sweep.runpytest("--hparams-baseline", "baseline.json")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
-        ["*0.932 +0.05 better * passed  improved", "baseline: 0 regressed, 1 improved, 0 new, 3 ok"]
+        [
+            "*0.932 0.882 +0.05 better * passed  improved",
+            "baseline: 0 regressed, 1 improved, 0 new, 3 ok",
+        ]
     )
 
 
@@ -278,8 +281,8 @@ def test_markdown_summary_is_a_table_best_first_with_regressions_marked(
     assert lines[0] == "### `test_model.py::test_model`"
     rows = [line for line in lines if line.startswith("| ")]
     assert rows[0] == "|  | units | opt | accuracy | loss | outcome | baseline |"
-    assert rows[1].startswith("| 🏆 | 16 | adam | 0.866 (same) |")
-    assert rows[-1].startswith("| ❌ | 32 | adam | 0.782 (-0.1 worse) |")
+    assert rows[1].startswith("| 🏆 | 16 | adam | 0.866 (vs 0.866 same) |")
+    assert rows[-1].startswith("| ❌ | 32 | adam | 0.782 (vs 0.882 -0.1 worse) |")
     assert rows[-1].endswith("| failed | **regressed** |")
 
 
