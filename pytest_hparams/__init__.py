@@ -8,13 +8,17 @@ so importing this package stays cheap.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import pytest
 
 from pytest_hparams.errors import HParamsError, HParamsWarning
-from pytest_hparams.space import Metric
-from pytest_hparams.trial import Trial
+
+if TYPE_CHECKING:
+    from tensorboard.plugins.hparams.summary_v2 import Discrete, HParam, IntInterval, RealInterval
+
+    from pytest_hparams.space import Metric
+    from pytest_hparams.trial import Trial
 
 __all__ = [
     "Discrete",
@@ -30,6 +34,8 @@ __all__ = [
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _TENSORBOARD_NAMES = ("HParam", "Discrete", "IntInterval", "RealInterval")
+# Loaded on first use: the plugin imports this package in every pytest run.
+_LAZY = {"Metric": "pytest_hparams.space", "Trial": "pytest_hparams.trial"}
 
 
 def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[_F], _F]:
@@ -52,6 +58,10 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _TENSORBOARD_NAMES:
         from tensorboard.plugins.hparams import summary_v2
 

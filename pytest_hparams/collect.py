@@ -13,10 +13,6 @@ from pytest_hparams.space import Sweep, build_sweep, trial_id
 from pytest_hparams.trial import TrialSpec
 
 MARK = "hparam_grid"
-MARK_HELP = (
-    "hparam_grid(*hparams, metrics=None, **values): run the test once per combination of "
-    "hparam values and record each trial (pytest-hparams)"
-)
 
 # Marks are shared by every item of a function (and every method of a marked
 # class): build each sweep once. The mark is kept so its id is never reused.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_hparams import baseline
-from pytest_hparams.space import Metric, Tolerance, parse_tolerance
+if TYPE_CHECKING:
+    from pytest_hparams import baseline
+    from pytest_hparams.space import Metric, Tolerance
 
 
 def non_negative_int(text: str) -> int:
@@ -25,6 +26,8 @@ def non_negative_int(text: str) -> int:
 
 def tolerance_spec(text: str) -> tuple[str, Tolerance]:
     """`accuracy:0.02`, `loss:5%`, or a bare `5%` for every metric."""
+    from pytest_hparams.space import parse_tolerance
+
     name, sep, raw = text.rpartition(":")
     if not sep:
         name, raw = "*", text
@@ -108,23 +111,25 @@ def addoption(parser: pytest.Parser) -> None:
     )
 
 
-@dataclass
 class Settings:
     """Everything the options say, validated."""
 
-    logdir: Path | None = None
-    top: int = 10
-    show_table: bool = True
-    baseline_path: Path | None = None
-    baseline: dict[str, baseline.Entry] | None = None
-    save_baseline: Path | None = None
-    json_path: Path | None = None
-    markdown_path: Path | None = None
-    # Layers of tolerances, first match wins: the command line, then the ini.
-    tolerances: list[dict[str, Tolerance]] = field(default_factory=list)
+    def __init__(self, show_table: bool = True) -> None:
+        self.logdir: Path | None = None
+        self.top = 10
+        self.show_table = show_table
+        self.baseline_path: Path | None = None
+        self.baseline: dict[str, baseline.Entry] | None = None
+        self.save_baseline: Path | None = None
+        self.json_path: Path | None = None
+        self.markdown_path: Path | None = None
+        # Layers of tolerances, first match wins: the command line, then the ini.
+        self.tolerances: list[dict[str, Tolerance]] = []
 
     def tolerance(self, metric: Metric) -> Tolerance:
         """The command line wins over the ini file, which wins over Metric(tolerance=)."""
+        from pytest_hparams.space import Tolerance, parse_tolerance
+
         for layer in self.tolerances:
             found = layer.get(metric.name) or layer.get("*")
             if found is not None:
@@ -182,6 +187,8 @@ def read(config: pytest.Config) -> Settings:
 
 
 def _load(path: Path, source: str) -> dict[str, baseline.Entry]:
+    from pytest_hparams import baseline
+
     try:
         return baseline.load(path)
     except baseline.BaselineError as e:

@@ -1,17 +1,27 @@
-"""The pytest plugin (entry point `hparams`): short hooks that delegate."""
+"""The pytest plugin (entry point `hparams`): short hooks that delegate.
+
+This module loads in every pytest run of a project that installs the plugin,
+so the sweep machinery (collect, space, trial) is imported by the hooks only
+when a test is actually swept; see benchmarks/RESULTS.md for the cost.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_hparams import collect, options
+from pytest_hparams import options
 from pytest_hparams.recorder import REPORT_ATTR, Recorder
-from pytest_hparams.trial import Trial, TrialSpec
+
+if TYPE_CHECKING:
+    from pytest_hparams.trial import Trial, TrialSpec
+
+MARK = "hparam_grid"
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
-SPEC_KEY = pytest.StashKey[TrialSpec]()
+SPEC_KEY: pytest.StashKey[TrialSpec] = pytest.StashKey()
 PHASES_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -20,7 +30,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", collect.MARK_HELP)
+    config.addinivalue_line(
+        "markers",
+        "hparam_grid(*hparams, metrics=None, **values): run the test once per combination of "
+        "hparam values and record each trial (pytest-hparams)",
+    )
     recorder = Recorder(config, options.read(config))
     config.stash[RECORDER_KEY] = recorder
     config.pluginmanager.register(recorder, "hparams-recorder")
@@ -35,12 +49,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    collect.parametrize(metafunc)
+    if metafunc.definition.get_closest_marker(MARK) is not None:
+        from pytest_hparams import collect
+
+        collect.parametrize(metafunc)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     specs = []
     for item in items:
+        if item.get_closest_marker(MARK) is None:
+            continue
+        from pytest_hparams import collect
+
         spec = collect.spec_for(item)
         if spec is not None:
             item.stash[SPEC_KEY] = spec

@@ -1,6 +1,9 @@
 """The session's state: open trials in this process and, in the process that
 reports (the controller under xdist), every trial's record, the experiment
 config, baselines, report files and the terminal table.
+
+A Recorder exists in every pytest run; the modules behind trials, baselines
+and reports are imported by the methods that first need them.
 """
 
 from __future__ import annotations
@@ -10,16 +13,13 @@ import os
 import shlex
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hparams import baseline, export
-from pytest_hparams import report as table
-from pytest_hparams.errors import HParamsWarning
-from pytest_hparams.options import Settings
-from pytest_hparams.space import Metric
-from pytest_hparams.trial import MetricsError, Trial, TrialSpec, bound_problems, coerce_metrics
+if TYPE_CHECKING:
+    from pytest_hparams.options import Settings
+    from pytest_hparams.trial import Trial, TrialSpec
 
 # Set on the teardown report of every swept item; pytest serialises a report's
 # attributes, so xdist carries it to the controller.
@@ -58,12 +58,16 @@ class Recorder:
     # --- trials running in this process --------------------------------------
 
     def trial(self, spec: TrialSpec) -> Trial:
+        from pytest_hparams.trial import Trial
+
         if spec.nodeid not in self.trials:
             self.trials[spec.nodeid] = Trial(spec, self.logdir)
         return self.trials[spec.nodeid]
 
     def call(self, item: pytest.Function, spec: TrialSpec) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""
+        from pytest_hparams.trial import MetricsError, coerce_metrics
+
         trial = self.trial(spec)
         trial.open()
         kwargs = {name: item.funcargs[name] for name in spec.argnames if name in item.funcargs}
@@ -85,6 +89,9 @@ class Recorder:
             pytest.fail(f"{spec.nodeid} {'; '.join(problems)}", pytrace=False)
 
     def _gates(self, trial: Trial, spec: TrialSpec) -> list[str]:
+        from pytest_hparams import baseline
+        from pytest_hparams.trial import bound_problems
+
         problems = bound_problems(trial.metrics, spec.sweep.metrics)
         entries = self.settings.baseline
         if entries is not None:
@@ -101,6 +108,8 @@ class Recorder:
     def _warn_non_finite(item: pytest.Function, spec: TrialSpec, metrics: dict[str, float]) -> None:
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
+            from pytest_hparams.errors import HParamsWarning
+
             listed = ", ".join(f"{k}={v}" for k, v in bad.items())
             code = item.function.__code__
             # Point at the test, not at this plugin, in the warnings summary.
@@ -116,7 +125,8 @@ class Recorder:
         from pytest_hparams import events
 
         outcome = _outcome(reports)
-        trial = self.trials.pop(spec.nodeid, None) or Trial(spec, self.logdir)
+        trial = self.trials.pop(spec.nodeid, None) or self.trial(spec)
+        self.trials.pop(spec.nodeid, None)
         if outcome == "passed":
             trial.finish(events.STATUS_SUCCESS)
         elif outcome in ("failed", "error"):
@@ -174,6 +184,8 @@ class Recorder:
         return [r for records in self.records.values() for r in records]
 
     def not_run(self) -> list[str]:
+        from pytest_hparams import baseline
+
         entries = self.settings.baseline
         if entries is None:
             return []
@@ -181,10 +193,12 @@ class Recorder:
 
     @pytest.hookimpl
     def pytest_sessionfinish(self) -> None:
-        if not self.is_controller:
+        if not self.is_controller or not self.records:
             return
+        from pytest_hparams import baseline, export
+
         settings = self.settings
-        if settings.save_baseline is not None and self.records:
+        if settings.save_baseline is not None:
             existing = (
                 baseline.load(settings.save_baseline) if settings.save_baseline.exists() else {}
             )
@@ -208,6 +222,9 @@ class Recorder:
             for line in self.written:
                 terminalreporter.write_line(line)
             return
+        from pytest_hparams import report as table
+        from pytest_hparams.space import Metric
+
         quiet = self.config.get_verbosity() < 0
         tr = terminalreporter
         if quiet:

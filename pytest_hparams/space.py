@@ -1,6 +1,8 @@
 """Search spaces: domains, metrics, grid expansion, trial ids and keys.
 
-Pure data and functions: no pytest, no I/O. TensorBoard's own `HParam` and
+Pure data and functions: no pytest, no I/O. Records are NamedTuples rather
+than dataclasses: this module loads in every pytest run, and a dataclass costs
+about 1 ms to define. TensorBoard's own `HParam` and
 domain classes are accepted as input, but are only looked at when the user
 has already imported them, so this module never imports TensorBoard.
 """
@@ -12,8 +14,7 @@ import itertools
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, NamedTuple, Union
 
 from pytest_hparams.errors import HParamsError
 
@@ -31,8 +32,7 @@ _MIN_SUFFIXES = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "ti
 _TB_MODULE = "tensorboard.plugins.hparams.summary_v2"
 
 
-@dataclass(frozen=True)
-class Domain:
+class Domain(NamedTuple):
     """The declared range of an hparam, as the dashboard shows it.
 
     TensorBoard knows three types (bool, float64, string), so ints and floats
@@ -103,8 +103,7 @@ def _sorted_values(values: set[Value]) -> tuple[Value, ...]:
     return tuple(sorted(values, key=lambda v: (_dtype_of(v), v)))
 
 
-@dataclass(frozen=True)
-class HParamDef:
+class HParamDef(NamedTuple):
     """One swept hyperparameter: its name, grid points and dashboard domain."""
 
     name: str
@@ -122,8 +121,7 @@ class HParamDef:
         }
 
 
-@dataclass(frozen=True)
-class Tolerance:
+class Tolerance(NamedTuple):
     """How far a metric may move in its bad direction before it regressed."""
 
     value: float
@@ -259,12 +257,11 @@ class Metric:
         )
 
 
-@dataclass(frozen=True)
-class Sweep:
+class Sweep(NamedTuple):
     """A validated grid: the hparams in declaration order and the metrics."""
 
     hparams: tuple[HParamDef, ...]
-    metrics: tuple[Metric, ...] = field(default=())
+    metrics: tuple[Metric, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:

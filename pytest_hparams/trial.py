@@ -7,9 +7,8 @@ import numbers
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytest_hparams.space import SWEEP_HPARAM, Metric, Sweep, Value, trial_seed
 
@@ -21,8 +20,7 @@ class MetricsError(Exception):
     """A swept test returned something that is not a dict of numbers."""
 
 
-@dataclass(frozen=True)
-class TrialSpec:
+class TrialSpec(NamedTuple):
     """What collection knows of a swept item."""
 
     test: str  # the node id without the parameter part
@@ -31,7 +29,7 @@ class TrialSpec:
     case: str  # the rest of the pytest id (other parametrize arguments)
     hparams: dict[str, Value]
     sweep: Sweep
-    argnames: tuple[str, ...] = field(default=())
+    argnames: tuple[str, ...] = ()
 
     @property
     def pytest_id(self) -> str:
