@@ -145,7 +145,7 @@ def per_trial_overhead(root: Path, n: int, repeat: int) -> Row:
     plain = project(root, "overhead_plain", {"test_plain.py": plain_module(n)})
     ours, theirs, _, _ = medians(
         repeat,
-        lambda i: run_measured(pytest_cmd("--hparams-logdir", str(swept / f"logs{i}")), swept),
+        lambda i: run_measured(pytest_cmd("--hparams-logdir", str(root / f"overhead{i}")), swept),
         lambda i: run_measured(pytest_cmd(), plain),
     )
     ratio = ours / theirs
@@ -210,10 +210,10 @@ def against_tutorial(root: Path, n: int, repeat: int) -> tuple[Row, int]:
 
     ours, tutorial, _, _ = medians(
         repeat,
-        lambda i: run_measured(pytest_cmd("--hparams-logdir", str(swept / f"logs{i}")), swept),
+        lambda i: run_measured(pytest_cmd("--hparams-logdir", str(root / f"ours{i}")), swept),
         theirs,
     )
-    for logdir in (swept / "logs0", tut / "logs0"):
+    for logdir in (root / "ours0", tut / "logs0"):
         sessions = count_sessions(logdir)
         if sessions != n:
             raise AssertionError(

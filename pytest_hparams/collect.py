@@ -4,39 +4,49 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from pytest_hparams.errors import HParamsError
-from pytest_hparams.space import Sweep, build_sweep, trial_id
+from pytest_hparams.space import Sweep, Value, build_sweep, trial_id
 from pytest_hparams.trial import TrialSpec
 
 MARK = "hparam_grid"
 
+
+class _Compiled(NamedTuple):
+    """What every item of one sweep shares, computed once."""
+
+    mark: pytest.Mark  # kept so that its id is never reused while cached
+    sweep: Sweep
+    names: tuple[str, ...]
+    ids: dict[tuple[Value, ...], str]  # the values of a combination -> its pytest id
+    definition: dict[str, Any]
+
+
 # Marks are shared by every item of a function (and every method of a marked
-# class): build each sweep once. The mark is kept so its id is never reused.
-_sweeps: dict[int, tuple[pytest.Mark, Sweep]] = {}
+# class): build each sweep once, not once per item.
+_compiled: dict[int, _Compiled] = {}
 _argnames: dict[Callable[..., Any], tuple[str, ...]] = {}
 
 
-def sweep_of(mark: pytest.Mark) -> Sweep:
-    """The validated sweep of a mark; raises HParamsError."""
-    cached = _sweeps.get(id(mark))
-    if cached is not None and cached[0] is mark:
-        return cached[1]
+def compiled(mark: pytest.Mark) -> _Compiled:
+    """The validated sweep of a mark, with its ids; raises HParamsError."""
+    cached = _compiled.get(id(mark))
+    if cached is not None and cached.mark is mark:
+        return cached
     kwargs = dict(mark.kwargs)
     metrics = kwargs.pop("metrics", None)
     sweep = build_sweep(mark.args, kwargs, metrics)
-    _sweeps[id(mark)] = (mark, sweep)
-    return sweep
+    ids = {tuple(c.values()): trial_id(c) for c in sweep.combinations()}
+    _compiled[id(mark)] = _Compiled(mark, sweep, sweep.names, ids, sweep.definition())
+    return _compiled[id(mark)]
 
 
-def parametrize(metafunc: pytest.Metafunc) -> None:
+def parametrize(metafunc: pytest.Metafunc) -> Sweep:
     """Parametrizes a swept function, or fails its collection with one line."""
     marks = list(metafunc.definition.iter_markers(MARK))
-    if not marks:
-        return
     where = f"In {metafunc.definition.nodeid}:"
     if len(marks) > 1:
         pytest.fail(
@@ -44,13 +54,14 @@ def parametrize(metafunc: pytest.Metafunc) -> None:
             pytrace=False,
         )
     try:
-        sweep = sweep_of(marks[0])
+        swept = compiled(marks[0])
     except HParamsError as e:
         error = str(e)
     else:
         error = ""
     if error:  # failed outside the except block, so no chained traceback shows
         pytest.fail(f"{where} {error}", pytrace=False)
+    sweep = swept.sweep
 
     names = metafunc.fixturenames
     takes_dict = "hparams" in names
@@ -86,7 +97,8 @@ def parametrize(metafunc: pytest.Metafunc) -> None:
         argnames.append("hparams")
     else:
         values = [tuple(c[n] for n in argnames) for c in combos]
-    metafunc.parametrize(argnames, values, ids=[trial_id(c) for c in combos])
+    metafunc.parametrize(argnames, values, ids=list(swept.ids.values()))
+    return sweep
 
 
 def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
@@ -99,20 +111,21 @@ def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
     return out
 
 
-def spec_for(item: pytest.Item) -> TrialSpec | None:
-    """What the plugin needs of a swept item, or None for any other item."""
-    mark = item.get_closest_marker(MARK)
+def spec_for(item: pytest.Item, mark: pytest.Mark) -> TrialSpec | None:
+    """What the plugin needs of a swept item, or None if it was not parametrized."""
     callspec = getattr(item, "callspec", None)
-    if mark is None or callspec is None or not isinstance(item, pytest.Function):
+    if callspec is None or not isinstance(item, pytest.Function):
         return None
-    sweep = sweep_of(mark)
+    swept = compiled(mark)
     params = callspec.params
-    hparams = params["hparams"] if "hparams" in params else {n: params[n] for n in sweep.names}
-    hparams = {n: hparams[n] for n in sweep.names}
-    tid = trial_id(hparams)
+    source = params.get("hparams", params)
+    hparams = {n: source[n] for n in swept.names}
+    tid = swept.ids[tuple(hparams.values())]
     case = callspec.id.replace(tid, "", 1).strip("-") if tid in callspec.id else ""
     test = item.nodeid[: -(len(callspec.id) + 2)]
-    return TrialSpec(test, item.nodeid, tid, case, hparams, sweep, _args_of(item))
+    return TrialSpec(
+        test, item.nodeid, tid, case, hparams, swept.sweep, _args_of(item), swept.definition
+    )
 
 
 def _args_of(item: pytest.Function) -> tuple[str, ...]:

@@ -109,17 +109,23 @@ def session_end_summary(status: int, end_time_secs: float) -> summary_pb2.Summar
     )
 
 
+def add_scalar(summary: summary_pb2.Summary | None, tag: str, value: float) -> summary_pb2.Summary:
+    """Adds a scalar to `summary` (or a new one): one event can carry several."""
+    if summary is None:
+        summary = summary_pb2.Summary()
+    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
+    tensor.tensor_shape.SetInParent()
+    summary.value.add(tag=tag, metadata=_SCALAR_METADATA, tensor=tensor)
+    return summary
+
+
 def scalar_summary(tag: str, value: float) -> summary_pb2.Summary:
     """A scalar as `tf.summary.scalar` writes one: a float32 rank-0 tensor.
 
     TensorBoard's data server reads scalars only as float32 (a float64
     tensor is silently dropped), so values are stored rounded to float32.
     """
-    summary = summary_pb2.Summary()
-    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
-    tensor.tensor_shape.SetInParent()
-    summary.value.add(tag=tag, metadata=_SCALAR_METADATA, tensor=tensor)
-    return summary
+    return add_scalar(None, tag, value)
 
 
 def event_bytes(
@@ -208,25 +214,56 @@ def _from_proto_value(v: Any) -> Value:
 # uint32 masked CRC-32C of the data; all little-endian.
 
 
-def _crc32c_table() -> list[int]:
-    table = []
+def _crc32c_tables() -> list[list[int]]:
+    # Slicing-by-8: eight tables let the loop take eight bytes a step, about
+    # 1.4x faster than a byte at a time in pure Python.
+    first = []
     for byte in range(256):
         crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
+        first.append(crc)
+    tables = [first]
+    for _ in range(7):
+        prev = tables[-1]
+        tables.append([first[c & 0xFF] ^ (c >> 8) for c in prev])
+    return tables
 
 
-_CRC_TABLE = _crc32c_table()
+_T0, _T1, _T2, _T3, _T4, _T5, _T6, _T7 = _crc32c_tables()
+_WORDS = struct.Struct("<II")
+
+
+def _crc32c_python(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    end = len(data) - len(data) % 8
+    for lo, hi in _WORDS.iter_unpack(data[:end]):
+        x = crc ^ lo
+        crc = (
+            _T7[x & 0xFF]
+            ^ _T6[(x >> 8) & 0xFF]
+            ^ _T5[(x >> 16) & 0xFF]
+            ^ _T4[x >> 24]
+            ^ _T3[hi & 0xFF]
+            ^ _T2[(hi >> 8) & 0xFF]
+            ^ _T1[(hi >> 16) & 0xFF]
+            ^ _T0[hi >> 24]
+        )
+    for byte in data[end:]:
+        crc = _T0[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+try:
+    # The C implementation, when installed (`pip install pytest-hparams[fast]`),
+    # is some 200x faster: a large share of a no-op trial's cost otherwise.
+    from google_crc32c import value as _crc32c
+except ImportError:  # pragma: no cover - depends on the environment
+    _crc32c = _crc32c_python
 
 
 def _masked_crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
+    crc: int = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 

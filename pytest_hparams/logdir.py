@@ -54,7 +54,7 @@ def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
     path = logdir.joinpath(*(safe_name(p) for p in parts), safe_name(trial_id))
     # safe_name already rules out separators and dot-names; this is the
     # guarantee, kept next to the code that relies on it.
-    if os.path.commonpath([logdir, path]) != str(logdir):
+    if not str(path).startswith(os.path.join(str(logdir), "")):
         raise ValueError(f"run directory {path} escapes {logdir}")
     return path
 
@@ -70,6 +70,23 @@ def _event_files(directory: Path) -> list[Path]:
     ]
 
 
+def _by_group(values: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, Any]:
+    summaries: dict[str, Any] = {}
+    for name, value in values.items():
+        group = groups.get(name, "")
+        summaries[group] = events.add_scalar(summaries.get(group), name, value)
+    return summaries
+
+
+_host: list[str] = []
+
+
+def _hostname() -> str:
+    if not _host:
+        _host.append(socket.gethostname())
+    return _host[0]
+
+
 class TrialWriter:
     """Owns the event files of one trial's run.
 
@@ -77,14 +94,17 @@ class TrialWriter:
       path: The run directory.
       group_name: The session group shown in the dashboard (the node id).
       hparams: The trial's values, including the sweep's name.
+      fresh: Whether the caller just created `path`, so nothing old is in it.
     """
 
-    def __init__(self, path: Path, group_name: str, hparams: Mapping[str, Value]) -> None:
+    def __init__(
+        self, path: Path, group_name: str, hparams: Mapping[str, Value], fresh: bool = False
+    ) -> None:
         self.path = path
-        old = _event_files(path)
+        old = [] if fresh else _event_files(path)
         for stale in [p for p in old if p.name.startswith(_PENDING)]:
             stale.unlink(missing_ok=True)
-        self._old = [p for p in old if not p.name.startswith(_PENDING)]
+        self._old = {p for p in old if not p.name.startswith(_PENDING)}
         # A first run writes in place, so curves show live in TensorBoard; a
         # rerun writes aside and replaces the recorded session only at the end.
         self._replacing = bool(self._old)
@@ -96,16 +116,17 @@ class TrialWriter:
     def _file(self, group: str) -> IO[bytes]:
         if group not in self._files:
             directory = self.path / group if group else self.path
-            directory.mkdir(parents=True, exist_ok=True)
+            if group:
+                directory.mkdir(parents=True, exist_ok=True)
             # The old session's files are deleted by name at the end: the new
             # name must differ even when pid and second repeat (containers).
             while True:
                 name = (
-                    f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}."
+                    f"events.out.tfevents.{int(time.time())}.{_hostname()}."
                     f"{os.getpid()}.{next(_counter)}.pytest-hparams"
                 )
                 final = directory / name
-                if final not in self._old and not final.exists():
+                if final not in self._old:
                     break
             target = directory / (_PENDING + final.name) if self._replacing else final
             handle = open(target, "wb")  # noqa: SIM115 - closed in finish()/abort()
@@ -119,8 +140,8 @@ class TrialWriter:
 
     def scalars(self, step: int, values: Mapping[str, float], groups: Mapping[str, str]) -> None:
         """Writes one point of each metric's curve, into its metric group."""
-        for name, value in values.items():
-            self._write(groups.get(name, ""), step, events.scalar_summary(name, value))
+        for group, summary in _by_group(values, groups).items():
+            self._write(group, step, summary)
         self.last_step = max(self.last_step, step)
         for handle, _ in self._files.values():
             handle.flush()
@@ -129,9 +150,14 @@ class TrialWriter:
         """Writes the final metrics and the session end, closes and publishes."""
         # TensorBoard's data server drops points at or after a new point's
         # step, so the final values go at the last logged step, not at 0.
-        for name, value in metrics.items():
-            self._write(groups.get(name, ""), self.last_step, events.scalar_summary(name, value))
-        self._write("", self.last_step, events.session_end_summary(status, time.time()))
+        summaries = _by_group(metrics, groups)
+        end = events.session_end_summary(status, time.time())
+        main = summaries.pop("", None)
+        if main is not None:
+            end.value.extend(main.value)  # one event: the final values and the end
+        for group, summary in summaries.items():
+            self._write(group, self.last_step, summary)
+        self._write("", self.last_step, end)
         self._close()
         if self._replacing:
             for handle, final in self._files.values():

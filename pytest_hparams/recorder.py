@@ -38,15 +38,17 @@ class Recorder:
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.definitions: dict[str, dict[str, Any]] = {}
         self.written: list[str] = []
+        self.swept = 0  # swept functions collected in this process
+        self.declared: set[str] = set()  # the metrics they declare
         self._experiment: Any = None  # logdir.ExperimentConfig, imported when needed
 
     # --- collection --------------------------------------------------------------
 
-    def check_collected(self, specs: list[TrialSpec]) -> None:
+    def check_collected(self) -> None:
         """Refuses a command-line tolerance for a metric no collected sweep declares."""
-        if not specs:
+        if not self.swept:
             return
-        declared = {m.name for spec in specs for m in spec.sweep.metrics}
+        declared = self.declared
         unknown = sorted(self.settings.cli_tolerance_names - declared)
         if unknown:
             raise pytest.UsageError(
@@ -143,7 +145,7 @@ class Recorder:
             "outcome": outcome,
             "duration": sum(r.duration for r in reports.values()),
             "baseline": trial.comparison,
-            "definition": spec.sweep.definition(),
+            "definition": spec.definition or spec.sweep.definition(),
         }
 
     def close(self) -> None:

@@ -30,6 +30,8 @@ class TrialSpec(NamedTuple):
     hparams: dict[str, Value]
     sweep: Sweep
     argnames: tuple[str, ...] = ()
+    # sweep.definition(), built once per sweep: it travels in every report.
+    definition: dict[str, Any] | None = None
 
     @property
     def pytest_id(self) -> str:
@@ -53,6 +55,7 @@ class Trial:
         self.seed = trial_seed(spec.nodeid)
         self._root = logdir
         self._logdir: Path | None = None
+        self._fresh = False  # this trial created its run directory
         self._writer: TrialWriter | None = None
         self.metrics: dict[str, float] = {}
         self.comparison: dict[str, Any] | None = None  # the baseline verdict, if any
@@ -69,7 +72,11 @@ class Trial:
                 from pytest_hparams.logdir import run_dir
 
                 self._logdir = run_dir(self._root, self.spec.test, self.spec.pytest_id)
-                self._logdir.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._logdir.mkdir(parents=True)
+                    self._fresh = True
+                except FileExistsError:
+                    pass
         return self._logdir
 
     def log(self, step: int, **metrics: float) -> None:
@@ -93,7 +100,7 @@ class Trial:
             from pytest_hparams.logdir import TrialWriter
 
             hparams = {**self.hparams, SWEEP_HPARAM: self.spec.test}
-            self._writer = TrialWriter(self.logdir, self.spec.nodeid, hparams)
+            self._writer = TrialWriter(self.logdir, self.spec.nodeid, hparams, fresh=self._fresh)
         return self._writer
 
     def finish(self, status: int) -> None:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# pytester's in-process runs re-import test modules; numpy must be loaded once
-# per process before that, and TensorBoard's backend pulls it in.
+# pytester's in-process runs drop the modules they imported when they end:
+# numpy must be loaded once per process before that (TensorBoard's backend
+# pulls it in), and so must the plugin modules that load lazily, or a later
+# run mixes a fresh `space.Metric` with a stale one.
 import numpy  # noqa: F401
 import pytest
 from tensorboard import context
@@ -27,6 +29,11 @@ from tensorboard.plugins.hparams import (
     get_experiment,
     list_session_groups,
 )
+
+import pytest_hparams.collect
+import pytest_hparams.events
+import pytest_hparams.export
+import pytest_hparams.logdir  # noqa: F401
 
 pytest_plugins = ["pytester"]
 

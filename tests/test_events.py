@@ -82,3 +82,11 @@ def test_a_torn_record_ends_reading_instead_of_raising() -> None:
     corrupt = bytearray(events.frame(b"abc"))
     corrupt[13] ^= 0xFF
     assert list(events.unframe(bytes(corrupt))) == []
+
+
+def test_the_pure_python_crc32c_matches_the_c_one_and_the_standard_check_value() -> None:
+    # RFC 3720's check value: CRC-32C of "123456789" is 0xE3069283.
+    assert events._crc32c_python(b"123456789") == 0xE3069283
+    for size in (0, 1, 7, 8, 9, 64, 511):
+        data = bytes(range(256)) * 2
+        assert events._crc32c_python(data[:size]) == events._crc32c(data[:size])

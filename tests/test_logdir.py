@@ -378,3 +378,13 @@ def test_xdist_workers_give_the_same_sessions_and_table_as_one_process(
     assert sorted((g.name, str(one.metrics(g))) for g in one.groups) == sorted(
         (g.name, str(two.metrics(g))) for g in two.groups
     )
+
+
+def test_a_logdir_inside_the_project_is_never_walked_for_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    # A test file that lands in the logdir (say, copied there) is not collected.
+    (pytester.path / "logs" / "test_stray.py").write_text("def test_stray():\n    pass\n")
+    result = pytester.runpytest("--hparams-logdir", "logs", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["12 tests collected*"])
+    pytester.runpytest("--collect-only", "-q").stdout.fnmatch_lines(["13 tests collected*"])

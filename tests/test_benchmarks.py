@@ -1,0 +1,37 @@
+"""The benchmark script runs end to end on tiny sizes, so it cannot rot.
+
+No timing is asserted here: numbers belong in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).parent.parent / "benchmarks" / "bench.py"
+
+
+def test_the_benchmark_script_measures_all_five_things_on_tiny_sizes() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--markdown"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| measurement | pytest-hparams | baseline | ratio | target | met |")
+    names = [row.split(" | ")[0] for row in rows[1:]]
+    assert names == [
+        "| 10-trial no-op sweep, recorded (whole run)",
+        "| 10-trial sweep vs tf.summary + hp.hparams (whole run)"
+        if "skipped" not in rows[2]
+        else "| 10-trial sweep vs tf.summary + hp.hparams",
+        "| `--collect-only`, 40 plain tests: plugin on vs `-p no:hparams`",
+        "| collect a 100-combination grid: time",
+        "| collect a 100-combination grid: peak memory",
+        "| 10-trial logdir read by TensorBoard's backend",
+    ]
+    assert "heavy modules imported: none" in rows[3]
+    assert "10 sessions read back" in rows[6]
