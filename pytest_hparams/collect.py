@@ -141,3 +141,24 @@ def _args_of(item: pytest.Function) -> tuple[str, ...]:
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
     return _argnames[function]
+
+
+def shard(items: list[pytest.Item], k: int, n: int) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """Splits items for shard k of n: each sweep's i-th trial goes to shard i % n + 1.
+
+    Every trial lands in exactly one shard and the shards of a sweep differ in
+    size by one at most. Tests that are not swept run in shard 1 only.
+    """
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.get_closest_marker(MARK) is None or callspec is None:
+            (keep if k == 1 else drop).append(item)
+            continue
+        test = item.nodeid[: -(len(callspec.id) + 2)]
+        index = seen.get(test, 0)
+        seen[test] = index + 1
+        (keep if index % n == k - 1 else drop).append(item)
+    return keep, drop

@@ -167,6 +167,37 @@ def parse_experiment(records: Iterator[bytes]) -> tuple[list[dict[str, Any]], li
     return None
 
 
+def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict[str, float]]:
+    """Reads a trial's own run back: its hparams, its end status, its final metrics.
+
+    The final metrics are the scalars written in the same event as the
+    session end. A run with no session end has status STATUS_UNKNOWN.
+    """
+    hparams: dict[str, Value] = {}
+    status = STATUS_UNKNOWN
+    metrics: dict[str, float] = {}
+    for record in records:
+        event = event_pb2.Event.FromString(record)
+        tags = {v.tag for v in event.summary.value}
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name != "hparams":
+                continue
+            data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+            if value.tag == SESSION_START_TAG:
+                hparams = {
+                    k: _from_proto_value(v) for k, v in data.session_start_info.hparams.items()
+                }
+            elif value.tag == SESSION_END_TAG:
+                status = data.session_end_info.status
+        if SESSION_END_TAG in tags:
+            metrics = {
+                v.tag: float(v.tensor.float_val[0])
+                for v in event.summary.value
+                if v.tag != SESSION_END_TAG and v.tensor.float_val
+            }
+    return hparams, status, metrics
+
+
 def _experiment_to_plain(exp: api_pb2.Experiment) -> tuple[list[dict[str, Any]], list[Metric]]:
     hparams: list[dict[str, Any]] = []
     for info in exp.hparam_infos:

@@ -180,6 +180,43 @@ class TrialWriter:
             handle.close()
 
 
+def read_session(path: Path) -> tuple[dict[str, Value], int, dict[str, float]] | None:
+    """A recorded trial's hparams, end status and final metrics, or None.
+
+    Reads the run's own event files (not those of metric groups), oldest first.
+    """
+    if not path.is_dir():
+        return None
+    files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
+    if not files:
+        return None
+    return events.parse_session(record for f in files for record in events.unframe(f.read_bytes()))
+
+
+def mark_crashed(path: Path) -> None:
+    """Ends the session of a trial whose process died, as FAILURE.
+
+    A rerun's hidden file is dropped instead: the session recorded before stays.
+    """
+    pending = [p for p in _event_files(path) if p.name.startswith(_PENDING)]
+    if pending:
+        for p in pending:
+            p.unlink(missing_ok=True)
+        return
+    if not path.is_dir():
+        return
+    name = (
+        f"events.out.tfevents.{int(time.time())}.{_hostname()}.{os.getpid()}."
+        f"{next(_counter)}.crashed.pytest-hparams"
+    )
+    data = events.frame(events.event_bytes(time.time())) + events.frame(
+        events.event_bytes(
+            time.time(), 0, events.session_end_summary(events.STATUS_FAILURE, time.time())
+        )
+    )
+    write_atomically(path / name, data)
+
+
 class ExperimentConfig:
     """The union of every sweep's hparams and metrics recorded in a logdir.
 

@@ -24,6 +24,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def shard_spec(text: str) -> tuple[int, int]:
+    """`K/N` with 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    try:
+        shard, total = int(k), int(n)
+    except ValueError:
+        shard = total = 0
+    if not sep or not 1 <= shard <= total:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, like 2/4; got {text!r}")
+    return shard, total
+
+
 def tolerance_spec(text: str) -> tuple[str, Tolerance]:
     """`accuracy:0.02`, `loss:5%`, or a bare `5%` for every metric."""
     from pytest_hparams.space import parse_tolerance
@@ -90,6 +102,19 @@ def addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Write the sweep tables as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)",
     )
+    group.addoption(
+        "--hparams-shard",
+        metavar="K/N",
+        type=shard_spec,
+        default=None,
+        help="Run the K-th of N shards of every sweep (a CI matrix); other tests run in shard 1",
+    )
+    group.addoption(
+        "--hparams-resume",
+        action="store_true",
+        default=False,
+        help="Skip trials whose session in the logdir ended with SUCCESS; report their metrics",
+    )
     parser.addini(
         "hparams_logdir",
         "Directory for TensorBoard records, relative to the ini file",
@@ -123,6 +148,8 @@ class Settings:
         self.save_baseline: Path | None = None
         self.json_path: Path | None = None
         self.markdown_path: Path | None = None
+        self.shard: tuple[int, int] | None = None
+        self.resume = False
         # Layers of tolerances, first match wins: the command line, then the ini.
         self.tolerances: list[dict[str, Tolerance]] = []
 
@@ -149,6 +176,12 @@ def read(config: pytest.Config) -> Settings:
     settings = Settings(show_table=not config.getoption("hparams_no_table"))
     settings.logdir = _logdir(config, here)
     settings.top = _top(config)
+    settings.shard = config.getoption("hparams_shard")
+    settings.resume = config.getoption("hparams_resume")
+    if settings.resume and settings.logdir is None:
+        raise pytest.UsageError(
+            "--hparams-resume needs the logdir to resume from; add --hparams-logdir DIR"
+        )
 
     cli_baseline = config.getoption("hparams_baseline")
     ini_baseline = config.getini("hparams_baseline")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_hparams import options
-from pytest_hparams.recorder import REPORT_ATTR, Recorder
+from pytest_hparams.recorder import REPORT_ATTR, STARTED_ATTR, Recorder
 
 if TYPE_CHECKING:
     from pytest_hparams.trial import Trial, TrialSpec
@@ -68,8 +68,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         recorder.declared.update(m.name for m in sweep.metrics)
 
 
-def pytest_collection_modifyitems(config: pytest.Config) -> None:
-    config.stash[RECORDER_KEY].check_collected()
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    recorder = config.stash[RECORDER_KEY]
+    recorder.check_collected()
+    if recorder.settings.shard is not None:
+        from pytest_hparams import collect
+
+        keep, drop = collect.shard(items, *recorder.settings.shard)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    recorder = item.config.stash[RECORDER_KEY]
+    if recorder.settings.resume:
+        spec = _spec(item)
+        if spec is not None:
+            recorder.resume(spec)
 
 
 def _spec(item: pytest.Item) -> TrialSpec | None:
@@ -109,7 +126,9 @@ def pytest_runtest_makereport(
     if spec is not None:
         phases = item.stash.setdefault(PHASES_KEY, {})
         phases[report.when] = report
-        if report.when == "teardown":
+        if report.when == "setup":
+            setattr(report, STARTED_ATTR, item.config.stash[RECORDER_KEY].started_record(spec))
+        elif report.when == "teardown":
             record = item.config.stash[RECORDER_KEY].finish(spec, phases)
             setattr(report, REPORT_ATTR, record)
     return report

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 # Set on the teardown report of every swept item; pytest serialises a report's
 # attributes, so xdist carries it to the controller.
 REPORT_ATTR = "hparams_trial"
+# Set on the setup report: if the worker dies mid-trial, the controller still
+# knows which trial it was (xdist's crash report carries only the node id).
+STARTED_ATTR = "hparams_started"
 
 
 class Recorder:
@@ -38,6 +41,8 @@ class Recorder:
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.definitions: dict[str, dict[str, Any]] = {}
         self.written: list[str] = []
+        self.started: dict[str, dict[str, Any]] = {}  # trials begun but not ended
+        self.resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
         self.swept = 0  # swept functions collected in this process
         self.declared: set[str] = set()  # the metrics they declare
         self._experiment: Any = None  # logdir.ExperimentConfig, imported when needed
@@ -122,6 +127,34 @@ class Recorder:
                 code.co_firstlineno,
             )
 
+    def resume(self, spec: TrialSpec) -> None:
+        """Skips a trial whose recorded session ended with SUCCESS and the same hparams."""
+        from pytest_hparams import events
+        from pytest_hparams.logdir import read_session, run_dir
+        from pytest_hparams.space import SWEEP_HPARAM
+
+        assert self.logdir is not None
+        recorded = read_session(run_dir(self.logdir, spec.test, spec.pytest_id))
+        if recorded is None:
+            return
+        hparams, status, metrics = recorded
+        hparams.pop(SWEEP_HPARAM, None)
+        if status == events.STATUS_SUCCESS and hparams == spec.hparams:
+            self.resumed[spec.nodeid] = metrics
+            pytest.skip("resumed: this trial's session in the logdir ended with SUCCESS")
+
+    def started_record(self, spec: TrialSpec) -> dict[str, Any]:
+        return {
+            "test": spec.test,
+            "nodeid": spec.nodeid,
+            "id": spec.id,
+            "case": spec.case,
+            "hparams": dict(spec.hparams),
+            "metrics": {},
+            "baseline": None,
+            "definition": spec.definition or spec.sweep.definition(),
+        }
+
     def finish(self, spec: TrialSpec, reports: dict[str, pytest.TestReport]) -> dict[str, Any]:
         """Ends a trial after its teardown; returns the record for the report."""
         from pytest_hparams import events
@@ -135,17 +168,17 @@ class Recorder:
             trial.finish(events.STATUS_FAILURE)
         else:
             trial.abort()
+        recorded = self.resumed.pop(spec.nodeid, None)
+        if recorded is not None and outcome == "skipped":
+            outcome, trial.metrics = "resumed", recorded
+            if self.settings.baseline is not None:
+                self._gates(trial, spec)  # the verdict is shown; a resumed trial never fails
         return {
-            "test": spec.test,
-            "nodeid": spec.nodeid,
-            "id": spec.id,
-            "case": spec.case,
-            "hparams": dict(spec.hparams),
+            **self.started_record(spec),
             "metrics": dict(trial.metrics),
             "outcome": outcome,
             "duration": sum(r.duration for r in reports.values()),
             "baseline": trial.comparison,
-            "definition": spec.definition or spec.sweep.definition(),
         }
 
     def close(self) -> None:
@@ -158,9 +191,19 @@ class Recorder:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = getattr(report, REPORT_ATTR, None)
-        if record is None or not self.is_controller:
+        if not self.is_controller:
             return
+        started = getattr(report, STARTED_ATTR, None)
+        if started is not None:
+            self.started[report.nodeid] = started
+        record = getattr(report, REPORT_ATTR, None)
+        # xdist reports a crashed item with when="???", outside pytest's Literal.
+        crashed = str(report.when) == "???"
+        if record is None and crashed and report.nodeid in self.started:
+            record = self._crashed(self.started[report.nodeid])  # an xdist worker died
+        if record is None:
+            return
+        self.started.pop(record["nodeid"], None)
         test = record["test"]
         self.records.setdefault(test, []).append(record)
         changed = False
@@ -171,6 +214,14 @@ class Recorder:
             changed |= self._config_changed(lambda exp: exp.add_metrics(record["metrics"]))
         if changed:
             self._experiment.write()
+
+    def _crashed(self, started: dict[str, Any]) -> dict[str, Any]:
+        if self.logdir is not None:
+            from pytest_hparams.logdir import mark_crashed, run_dir
+
+            case = f"-{started['case']}" if started["case"] else ""
+            mark_crashed(run_dir(self.logdir, started["test"], started["id"] + case))
+        return {**started, "outcome": "crashed", "duration": 0.0}
 
     def _config_changed(self, update: Any) -> bool:
         if self.logdir is None:

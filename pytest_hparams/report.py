@@ -31,7 +31,7 @@ def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
     """Passed trials best first by the primary metric, then the rest, failures last."""
 
     def key(record: Record) -> tuple[int, float]:
-        if record["outcome"] != "passed":
+        if record["outcome"] not in ("passed", "resumed"):
             return (3 if record["outcome"] == "skipped" else 2, 0.0)
         value = record["metrics"].get(primary.name) if primary else None
         if value is None or not math.isfinite(value):
@@ -47,7 +47,7 @@ def best(records: Sequence[Record], declared: Sequence[Metric]) -> Record | None
     metrics = columns(records, declared)
     primary = metrics[0] if metrics else None
     ranked = rank(records, primary)
-    if ranked and ranked[0]["outcome"] == "passed" and primary is not None:
+    if ranked and ranked[0]["outcome"] in ("passed", "resumed") and primary is not None:
         value = ranked[0]["metrics"].get(primary.name)
         if value is not None and math.isfinite(value):
             return ranked[0]
@@ -73,7 +73,8 @@ def counts(records: Sequence[Record]) -> str:
     tally: dict[str, int] = {}
     for record in records:
         tally[record["outcome"]] = tally.get(record["outcome"], 0) + 1
-    parts = [f"{tally[o]} {o}" for o in ("passed", "failed", "error", "skipped") if o in tally]
+    order = ("passed", "resumed", "failed", "error", "crashed", "skipped")
+    parts = [f"{tally[o]} {o}" for o in order if o in tally]
     noun = "trial" if len(records) == 1 else "trials"
     return f"{len(records)} {noun}: " + ", ".join(parts)
 

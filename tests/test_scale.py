@@ -1,0 +1,232 @@
+"""Scaling out: pytest-xdist, CI shards and their merge, and resuming a sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Dashboard
+
+Read = Callable[[Path], Dashboard]
+
+SWEEP = """
+import os, time
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=list(range(5)), b=["x", "y"], metrics=["score"])
+def test_sweep(a, b):
+    time.sleep(float(os.environ.get("TRIAL_SECONDS", "0")))
+    return {"score": a + (0.5 if b == "y" else 0.0)}
+
+def test_plain():
+    pass
+"""
+
+
+def without_durations(report: dict) -> dict:  # type: ignore[type-arg]
+    for sweep in report["sweeps"]:
+        for trial in sweep["trials"]:
+            trial.pop("duration")
+    return report
+
+
+def test_xdist_gives_the_same_baseline_verdicts_and_json_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    pytester.runpytest_subprocess("--hparams-save-baseline", "base.json")
+    serial = pytester.runpytest_subprocess(
+        "--hparams-baseline", "base.json", "--hparams-json", "serial.json"
+    )
+    parallel = pytester.runpytest_subprocess(
+        "-n", "2", "--hparams-baseline", "base.json", "--hparams-json", "parallel.json"
+    )
+    parallel.assert_outcomes(passed=11)
+    verdict = "baseline: 0 regressed, 0 improved, 0 new, 10 ok"
+    assert verdict in serial.outlines and verdict in parallel.outlines
+    one = without_durations(json.loads((pytester.path / "serial.json").read_text()))
+    two = without_durations(json.loads((pytester.path / "parallel.json").read_text()))
+    assert one == two
+
+
+def test_a_worker_that_dies_mid_trial_costs_only_that_trial(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_crash="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3, 4], metrics=["score"])
+        def test_crash(a, trial):
+            trial.log(0, score=0.0)
+            if a == 3:
+                os._exit(1)
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", "logs")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*worker * crashed while running*test_crash[[]a:3[]]*"])
+    result.stdout.fnmatch_lines(["  3 * - * crashed", "4 trials: 3 passed, 1 crashed*"])
+    board = dashboard(pytester.path / "logs")
+    statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
+    assert statuses == {
+        "a:1]": "STATUS_SUCCESS",
+        "a:2]": "STATUS_SUCCESS",
+        "a:3]": "STATUS_FAILURE",
+        "a:4]": "STATUS_SUCCESS",
+    }
+
+
+def run_shard(pytester: pytest.Pytester, k: int, n: int) -> pytest.RunResult:
+    return pytester.runpytest(
+        "--hparams-shard", f"{k}/{n}", "--hparams-json", f"shard-{k}.json", "-v"
+    )
+
+
+def test_shards_run_every_trial_exactly_once_and_plain_tests_in_shard_one(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    ran: list[str] = []
+    for k in (1, 2, 3):
+        result = run_shard(pytester, k, 3)
+        passed = [m.group(1) for line in result.outlines if (m := re.match(r"(\S+) PASSED", line))]
+        ran += passed
+        swept = [p for p in passed if "test_sweep[" in p]
+        assert len(swept) in (3, 4)  # 10 trials over 3 shards, balanced within one
+        assert ("test_sweep.py::test_plain" in passed) == (k == 1)
+    assert sorted(ran) == sorted(set(ran))
+    assert len(ran) == 11
+
+
+def test_shard_reports_merge_into_one_table_report_and_baseline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    for k in (1, 2):
+        run_shard(pytester, k, 2)
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_hparams",
+            "merge",
+            "shard-1.json",
+            "shard-2.json",
+            "-o",
+            "merged.json",
+            "--markdown",
+            "merged.md",
+            "--save-baseline",
+            "base.json",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+    )
+    assert merged.returncode == 0, merged.stderr
+    lines = merged.stdout.splitlines()
+    assert lines[0] == "== hparams: test_sweep.py::test_sweep =="
+    assert lines[2].split() == ["*", "4", "y", "4.5", "0.00s", "passed"]
+    assert "10 trials: 10 passed; best score=4.5 at [a:4-b:y]" in lines
+    assert "baseline saved: base.json (10 trials)" in lines
+    report = json.loads((pytester.path / "merged.json").read_text())
+    assert len(report["sweeps"][0]["trials"]) == 10
+    assert "| 🏆 | 4 | y | 4.5 | passed |" in (pytester.path / "merged.md").read_text()
+    saved = json.loads((pytester.path / "base.json").read_text())["trials"]
+    assert len(saved) == 10
+    # The merged baseline gates an ordinary run.
+    pytester.runpytest("--hparams-baseline", "base.json").assert_outcomes(passed=11)
+
+
+def test_merge_refuses_a_file_that_is_not_a_report(pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("junk.json").write_text("{}")
+    merged = subprocess.run(
+        [sys.executable, "-m", "pytest_hparams", "merge", "junk.json"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+    )
+    assert merged.returncode == 2
+    assert merged.stderr == "error: junk.json: not a pytest-hparams JSON report (--hparams-json)\n"
+
+
+@pytest.mark.parametrize("spec", ["0/3", "4/3", "1", "a/b"])
+def test_a_bad_shard_is_a_usage_error(pytester: pytest.Pytester, spec: str) -> None:
+    result = pytester.runpytest("--hparams-shard", spec)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*expected K/N with 1 <= K <= N, like 2/4; got '{spec}'"])
+
+
+def test_resume_needs_a_logdir(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--hparams-resume")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --hparams-resume needs the logdir to resume from;*"])
+
+
+def test_resume_skips_successes_and_reruns_failures(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_flaky="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3], metrics=["score"])
+        def test_flaky(a):
+            assert not (a == 2 and os.environ.get("BROKEN")), "broken"
+            return {"score": a / 4}
+        """
+    )
+    monkeypatch.setenv("BROKEN", "1")
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=2, failed=1)
+    monkeypatch.delenv("BROKEN")
+    result = pytester.runpytest("--hparams-logdir", "logs", "--hparams-resume", "-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "* 3 * 0.75 * resumed",
+            "  2 * 0.5 * passed",
+            "  1 * 0.25 * resumed",
+            "3 trials: 1 passed, 2 resumed; best score=0.75 at [[]a:3[]]",
+        ]
+    )
+
+
+def test_a_killed_sweep_resumes_with_no_trial_lost_or_duplicated(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    logs = pytester.path / "logs"
+    env = {**os.environ, "TRIAL_SECONDS": "0.3"}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hparams-logdir", "logs"]
+    process = subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(logs.glob("test_sweep.py/test_sweep/*"))) < 5:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    started = len(list(logs.glob("test_sweep.py/test_sweep/*")))
+    assert 5 <= started < 10, "the sweep was not killed mid-way"
+
+    result = subprocess.run(
+        [*command, "--hparams-resume"],
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+    resumed = int(re.search(r"(\d+) resumed", result.stdout).group(1))  # type: ignore[union-attr]
+    assert 4 <= resumed < 10
+    assert f"10 trials: {10 - resumed} passed, {resumed} resumed;" in result.stdout
+    board = dashboard(logs)
+    assert len(board.groups) == 10
+    assert all(len(g.sessions) == 1 for g in board.groups)
+    assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
