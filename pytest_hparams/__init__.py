@@ -17,6 +17,7 @@ from pytest_hparams.errors import HParamsError, HParamsWarning
 if TYPE_CHECKING:
     from tensorboard.plugins.hparams.summary_v2 import Discrete, HParam, IntInterval, RealInterval
 
+    from pytest_hparams.sampling import LogUniform
     from pytest_hparams.space import Metric
     from pytest_hparams.trial import Trial
 
@@ -26,16 +27,22 @@ __all__ = [
     "HParamsError",
     "HParamsWarning",
     "IntInterval",
+    "LogUniform",
     "Metric",
     "RealInterval",
     "Trial",
     "hparam_grid",
+    "hparam_random",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _TENSORBOARD_NAMES = ("HParam", "Discrete", "IntInterval", "RealInterval")
 # Loaded on first use: the plugin imports this package in every pytest run.
-_LAZY = {"Metric": "pytest_hparams.space", "Trial": "pytest_hparams.trial"}
+_LAZY = {
+    "Metric": "pytest_hparams.space",
+    "Trial": "pytest_hparams.trial",
+    "LogUniform": "pytest_hparams.sampling",
+}
 
 
 def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[_F], _F]:
@@ -54,7 +61,28 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
       A decorator that marks the test. Mistakes are reported as collection
       errors of that test, with one line saying what to fix.
     """
-    return pytest.mark.hparam_grid(*hparams, metrics=metrics, **values)
+    return pytest.mark.hparams(*hparams, metrics=metrics, **values)
+
+
+def hparam_random(
+    n: int, *hparams: Any, seed: int = 0, metrics: Any = None, **domains: Any
+) -> Callable[[_F], _F]:
+    """Runs the decorated test on n trials sampled from the domains.
+
+    Args:
+      n: How many distinct trials to draw (fewer if the space is smaller).
+      *hparams: TensorBoard `HParam` objects, whose domains are sampled.
+      seed: The sampler's seed: the same seed gives the same trials on every
+        run, machine and xdist worker.
+      metrics: As for `hparam_grid`.
+      **domains: `LogUniform(low, high)`, a TensorBoard `RealInterval`
+        (uniform), `IntInterval` or `Discrete`, a list (a uniform choice), or
+        a fixed value.
+
+    Returns:
+      A decorator that marks the test.
+    """
+    return pytest.mark.hparams(*hparams, metrics=metrics, _sample=(n, seed), **domains)
 
 
 def __getattr__(name: str) -> Any:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
 from pytest_hparams.errors import HParamsError
-from pytest_hparams.space import Sweep, Value, build_sweep, trial_id
+from pytest_hparams.sampling import sample_sweep
+from pytest_hparams.space import Sweep, Value, build_sweep, parse_override, trial_id
 from pytest_hparams.trial import TrialSpec
 
-MARK = "hparam_grid"
+MARK = "hparams"  # the mark behind both @hparam_grid and @hparam_random
 
 
 class _Compiled(NamedTuple):
@@ -25,36 +28,69 @@ class _Compiled(NamedTuple):
     definition: dict[str, Any]
 
 
+Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
+
+
+class OverrideError(HParamsError):
+    """An `--hparams-set` value does not fit its hparam: a usage error."""
+
+
 # Marks are shared by every item of a function (and every method of a marked
 # class): build each sweep once, not once per item.
-_compiled: dict[int, _Compiled] = {}
+_compiled: dict[tuple[int, Overrides], _Compiled] = {}
 _argnames: dict[Callable[..., Any], tuple[str, ...]] = {}
 
 
-def compiled(mark: pytest.Mark) -> _Compiled:
+def compiled(mark: pytest.Mark, overrides: Overrides = ()) -> _Compiled:
     """The validated sweep of a mark, with its ids; raises HParamsError."""
-    cached = _compiled.get(id(mark))
+    key = (id(mark), overrides)
+    cached = _compiled.get(key)
     if cached is not None and cached.mark is mark:
         return cached
     kwargs = dict(mark.kwargs)
     metrics = kwargs.pop("metrics", None)
-    sweep = build_sweep(mark.args, kwargs, metrics)
+    sample = kwargs.pop("_sample", None)
+
+    def build(values: dict[str, Any]) -> Sweep:
+        if sample is not None:
+            return sample_sweep(sample[0], sample[1], mark.args, values, metrics)
+        return build_sweep(mark.args, values, metrics)
+
+    sweep = build(kwargs)
+    wanted = dict(overrides)
+    if any(h.name in wanted for h in sweep.hparams):
+        try:
+            for h in sweep.hparams:
+                if h.name in wanted:
+                    kwargs[h.name] = parse_override(h, wanted[h.name])
+            sweep = build(kwargs)
+        except HParamsError as e:
+            raise OverrideError(str(e)) from None
     ids = {tuple(c.values()): trial_id(c) for c in sweep.combinations()}
-    _compiled[id(mark)] = _Compiled(mark, sweep, sweep.names, ids, sweep.definition())
-    return _compiled[id(mark)]
+    _compiled[key] = _Compiled(mark, sweep, sweep.names, ids, sweep.definition())
+    return _compiled[key]
 
 
-def parametrize(metafunc: pytest.Metafunc) -> Sweep:
-    """Parametrizes a swept function, or fails its collection with one line."""
+def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Sweep:
+    """Parametrizes a swept function, or fails its collection with one line.
+
+    Raises:
+      OverrideError: If `overrides` do not fit; the function is then
+        parametrized without them, and the caller reports a usage error.
+    """
     marks = list(metafunc.definition.iter_markers(MARK))
     where = f"In {metafunc.definition.nodeid}:"
     if len(marks) > 1:
         pytest.fail(
-            f"{where} @hparam_grid is applied {len(marks)} times; merge them into one",
+            f"{where} @hparam_grid or @hparam_random is applied {len(marks)} times; "
+            "use one (a list in @hparam_random samples a choice)",
             pytrace=False,
         )
     try:
-        swept = compiled(marks[0])
+        swept = compiled(marks[0], overrides)
+    except OverrideError:
+        parametrize(metafunc)
+        raise
     except HParamsError as e:
         error = str(e)
     else:
@@ -111,12 +147,15 @@ def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
     return out
 
 
-def spec_for(item: pytest.Item, mark: pytest.Mark) -> TrialSpec | None:
+def spec_for(item: pytest.Item, mark: pytest.Mark, overrides: Overrides = ()) -> TrialSpec | None:
     """What the plugin needs of a swept item, or None if it was not parametrized."""
     callspec = getattr(item, "callspec", None)
     if callspec is None or not isinstance(item, pytest.Function):
         return None
-    swept = compiled(mark)
+    try:
+        swept = compiled(mark, overrides)
+    except OverrideError:  # reported as a usage error at collection
+        swept = compiled(mark)
     params = callspec.params
     source = params.get("hparams", params)
     hparams = {n: source[n] for n in swept.names}
@@ -162,3 +201,44 @@ def shard(items: list[pytest.Item], k: int, n: int) -> tuple[list[pytest.Item], 
         seen[test] = index + 1
         (keep if index % n == k - 1 else drop).append(item)
     return keep, drop
+
+
+def only_best(items: list[pytest.Item], path: Path) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """Keeps each sweep's best trial recorded in a baseline or JSON report."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    best: set[str] = set()
+    if data.get("format") == "pytest-hparams-report":
+        for sweep in data["sweeps"]:  # trials are ranked best first
+            passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
+            if passed:
+                best.add(passed[0]["nodeid"])
+    else:
+        entries = data.get("trials", {})
+        by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
+        for nodeid, entry in entries.items():
+            by_test.setdefault(entry.get("test", nodeid.split("[")[0]), []).append(
+                (nodeid, entry["metrics"])
+            )
+        goals = _goals(items)
+        for test, trials in by_test.items():
+            name, goal = goals.get(test) or (next(iter(trials[0][1]), ""), "max")
+            scored = [(m[name], nodeid) for nodeid, m in trials if name in m]
+            if scored:
+                best.add((max(scored) if goal == "max" else min(scored))[1])
+    keep = [item for item in items if item.nodeid in best]
+    return keep, [item for item in items if item.nodeid not in best]
+
+
+def _goals(items: list[pytest.Item]) -> dict[str, tuple[str, str]]:
+    """The primary metric and its goal of each collected sweep, by test."""
+    goals: dict[str, tuple[str, str]] = {}
+    for item in items:
+        mark = item.get_closest_marker(MARK)
+        callspec = getattr(item, "callspec", None)
+        if mark is None or callspec is None:
+            continue
+        test = item.nodeid[: -(len(callspec.id) + 2)]
+        metrics = compiled(mark).sweep.metrics
+        if test not in goals and metrics:
+            goals[test] = (metrics[0].name, metrics[0].goal)
+    return goals

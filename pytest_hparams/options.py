@@ -36,6 +36,17 @@ def shard_spec(text: str) -> tuple[int, int]:
     return shard, total
 
 
+def override_spec(text: str) -> tuple[str, tuple[str, ...]]:
+    """`NAME=V1,V2` (Hydra's multirun syntax)."""
+    name, sep, values = text.partition("=")
+    parts = tuple(v.strip() for v in values.split(","))
+    if not sep or not name.strip().isidentifier() or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE[,VALUE...], like lr=0.1,0.01; got {text!r}"
+        )
+    return name.strip(), parts
+
+
 def tolerance_spec(text: str) -> tuple[str, Tolerance]:
     """`accuracy:0.02`, `loss:5%`, or a bare `5%` for every metric."""
     from pytest_hparams.space import parse_tolerance
@@ -110,6 +121,20 @@ def addoption(parser: pytest.Parser) -> None:
         help="Run the K-th of N shards of every sweep (a CI matrix); other tests run in shard 1",
     )
     group.addoption(
+        "--hparams-set",
+        metavar="NAME=V1,V2",
+        type=override_spec,
+        action="append",
+        default=[],
+        help="Replace a swept hparam's values for this run (repeatable), like lr=0.1,0.01",
+    )
+    group.addoption(
+        "--hparams-only-best",
+        metavar="PATH",
+        default=None,
+        help="Run only each sweep's best trial recorded in PATH (a baseline or JSON report)",
+    )
+    group.addoption(
         "--hparams-resume",
         action="store_true",
         default=False,
@@ -150,6 +175,8 @@ class Settings:
         self.markdown_path: Path | None = None
         self.shard: tuple[int, int] | None = None
         self.resume = False
+        self.overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self.only_best: Path | None = None
         # Layers of tolerances, first match wins: the command line, then the ini.
         self.tolerances: list[dict[str, Tolerance]] = []
 
@@ -178,6 +205,15 @@ def read(config: pytest.Config) -> Settings:
     settings.top = _top(config)
     settings.shard = config.getoption("hparams_shard")
     settings.resume = config.getoption("hparams_resume")
+    settings.overrides = tuple(dict(config.getoption("hparams_set")).items())
+    only_best = config.getoption("hparams_only_best")
+    if only_best is not None:
+        settings.only_best = Path(here, only_best)
+        if not settings.only_best.is_file():
+            raise pytest.UsageError(
+                f"--hparams-only-best: {settings.only_best} does not exist; give a baseline "
+                "(--hparams-save-baseline) or a JSON report (--hparams-json)"
+            )
     if settings.resume and settings.logdir is None:
         raise pytest.UsageError(
             "--hparams-resume needs the logdir to resume from; add --hparams-logdir DIR"

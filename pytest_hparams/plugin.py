@@ -19,7 +19,7 @@ from pytest_hparams.recorder import REPORT_ATTR, STARTED_ATTR, Recorder
 if TYPE_CHECKING:
     from pytest_hparams.trial import Trial, TrialSpec
 
-MARK = "hparam_grid"
+MARK = "hparams"  # the mark behind both @hparam_grid and @hparam_random
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
 SPEC_KEY: pytest.StashKey[TrialSpec | None] = pytest.StashKey()
@@ -33,8 +33,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "hparam_grid(*hparams, metrics=None, **values): run the test once per combination of "
-        "hparam values and record each trial (pytest-hparams)",
+        "hparams(*hparams, metrics=None, **values): applied by @hparam_grid and "
+        "@hparam_random: run the test once per trial and record it (pytest-hparams)",
     )
     recorder = Recorder(config, options.read(config))
     config.stash[RECORDER_KEY] = recorder
@@ -62,15 +62,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARK) is not None:
         from pytest_hparams import collect
 
-        sweep = collect.parametrize(metafunc)
         recorder = metafunc.config.stash[RECORDER_KEY]
+        try:
+            sweep = collect.parametrize(metafunc, recorder.settings.overrides)
+        except collect.OverrideError as e:
+            recorder.problems.append(f"--hparams-set: {e}")
+            return
         recorder.swept += 1
         recorder.declared.update(m.name for m in sweep.metrics)
+        recorder.hparam_names.update(sweep.names)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     recorder = config.stash[RECORDER_KEY]
     recorder.check_collected()
+    if recorder.settings.only_best is not None:
+        from pytest_hparams import collect
+
+        keep, drop = collect.only_best(items, recorder.settings.only_best)
+        if not keep:
+            raise pytest.UsageError(
+                f"--hparams-only-best: no trial in {recorder.settings.only_best} matches a "
+                "collected sweep; check the file and the tests selected"
+            )
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
     if recorder.settings.shard is not None:
         from pytest_hparams import collect
 
@@ -99,7 +115,7 @@ def _spec(item: pytest.Item) -> TrialSpec | None:
     if mark is not None:
         from pytest_hparams import collect
 
-        spec = collect.spec_for(item, mark)
+        spec = collect.spec_for(item, mark, item.config.stash[RECORDER_KEY].settings.overrides)
     item.stash[SPEC_KEY] = spec
     if spec is not None:
         # JUnit XML shows them as properties of the trial's testcase.

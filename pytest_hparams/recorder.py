@@ -45,14 +45,24 @@ class Recorder:
         self.resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
         self.swept = 0  # swept functions collected in this process
         self.declared: set[str] = set()  # the metrics they declare
+        self.hparam_names: set[str] = set()  # and their hparams
+        self.problems: list[str] = []  # usage errors found while collecting
         self._experiment: Any = None  # logdir.ExperimentConfig, imported when needed
 
     # --- collection --------------------------------------------------------------
 
     def check_collected(self) -> None:
-        """Refuses a command-line tolerance for a metric no collected sweep declares."""
+        """Refuses options that name what no collected sweep has, before anything runs."""
+        if self.problems:
+            raise pytest.UsageError(self.problems[0])
         if not self.swept:
             return
+        unknown_set = sorted({n for n, _ in self.settings.overrides} - self.hparam_names)
+        if unknown_set:
+            raise pytest.UsageError(
+                f"--hparams-set names {unknown_set[0]!r}, which no collected sweep has "
+                f"(hparams: {', '.join(sorted(self.hparam_names))}); fix the name"
+            )
         declared = self.declared
         unknown = sorted(self.settings.cli_tolerance_names - declared)
         if unknown:

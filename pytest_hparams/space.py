@@ -111,6 +111,7 @@ class HParamDef(NamedTuple):
     domain: Domain
     display_name: str = ""
     description: str = ""
+    declared: Any = None  # the TensorBoard HParam it came from, if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -262,6 +263,8 @@ class Sweep(NamedTuple):
 
     hparams: tuple[HParamDef, ...]
     metrics: tuple[Metric, ...] = ()
+    # Set for sampled sweeps (`hparam_random`): the trials, instead of the product.
+    fixed: tuple[dict[str, Value], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -269,10 +272,15 @@ class Sweep(NamedTuple):
 
     @property
     def size(self) -> int:
+        if self.fixed:
+            return len(self.fixed)
         return math.prod(len(h.values) for h in self.hparams)
 
     def combinations(self) -> Iterator[dict[str, Value]]:
-        """Every combination, the last hparam varying fastest."""
+        """Every trial: the grid's product, the last hparam varying fastest."""
+        if self.fixed:
+            yield from (dict(c) for c in self.fixed)
+            return
         names = self.names
         for combo in itertools.product(*(h.values for h in self.hparams)):
             yield dict(zip(names, combo))
@@ -326,17 +334,7 @@ def build_sweep(
       HParamsError: With a one-line message naming the problem and the fix.
     """
     tb = sys.modules.get(_TB_MODULE)
-    declared: dict[str, Any] = {}
-    for hp in positional:
-        if tb is None or not isinstance(hp, tb.HParam):
-            raise HParamsError(
-                f"positional arguments must be TensorBoard HParam objects (got {hp!r}); "
-                "give plain values as keywords, e.g. units=[16, 32]"
-            )
-        if hp.name in declared:
-            raise HParamsError(f"hparam {hp.name!r} is declared twice")
-        declared[hp.name] = hp
-
+    declared = declared_hparams(positional, tb)
     hparams: list[HParamDef] = []
     for name in [*declared, *(n for n in values if n not in declared)]:
         _check_name(name)
@@ -367,6 +365,7 @@ def build_sweep(
                 domain,
                 display_name=(hp.display_name or "") if hp is not None else "",
                 description=(hp.description or "") if hp is not None else "",
+                declared=hp,
             )
         )
     if not hparams:
@@ -374,6 +373,50 @@ def build_sweep(
             "@hparam_grid needs at least one hparam, e.g. @hparam_grid(units=[16, 32])"
         )
     return Sweep(tuple(hparams), _metrics(metrics, tb))
+
+
+def declared_hparams(positional: Sequence[object], tb: Any) -> dict[str, Any]:
+    """TensorBoard HParam objects by name; raises HParamsError for anything else."""
+    declared: dict[str, Any] = {}
+    for hp in positional:
+        if tb is None or not isinstance(hp, tb.HParam):
+            raise HParamsError(
+                f"positional arguments must be TensorBoard HParam objects (got {hp!r}); "
+                "give plain values as keywords, e.g. units=[16, 32]"
+            )
+        if hp.name in declared:
+            raise HParamsError(f"hparam {hp.name!r} is declared twice")
+        declared[hp.name] = hp
+    return declared
+
+
+def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
+    """Parses `--hparams-set` text to the type of the hparam's values.
+
+    Raises:
+      HParamsError: Naming the value and the type it should have had.
+    """
+    out: list[Value] = []
+    for text in raw:
+        value: Value
+        if hparam.domain.dtype == "number":
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise HParamsError(
+                        f"{hparam.name}={text!r} is not a number, as {hparam.name!r} values are"
+                    ) from None
+        elif hparam.domain.dtype == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise HParamsError(f"{hparam.name}={text!r} is not true or false")
+            value = text.lower() in ("true", "1")
+        else:
+            value = text
+        out.append(value)
+    return out
 
 
 def _check_name(name: object) -> None:
