@@ -27,7 +27,12 @@ EPOCHS = 8
     HP_LEARNING_RATE,
     HP_OPTIMIZER,
     learning_rate=[0.01, 0.1],
-    metrics=[Metric("accuracy", display_name="Test accuracy"), Metric("loss", goal="min")],
+    metrics=[
+        Metric("accuracy", display_name="Test accuracy"),
+        Metric("loss", goal="min", display_name="Test loss"),
+        # Written by Keras through trial.keras_callbacks(), into <run>/validation.
+        Metric("epoch_accuracy", group="validation", display_name="Validation accuracy"),
+    ],
 )
 def test_train_digits(num_units, learning_rate, optimizer, trial):
     x_train, x_test, y_train, y_test = digits()
@@ -45,13 +50,17 @@ def test_train_digits(num_units, learning_rate, optimizer, trial):
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    history = model.fit(x_train, y_train, epochs=EPOCHS, batch_size=32, verbose=0)
-    for epoch in range(EPOCHS):
-        trial.log(
-            epoch,
-            train_accuracy=history.history["accuracy"][epoch],
-            train_loss=history.history["loss"][epoch],
-        )
+    # Keras' own TensorBoard callback writes the train and validation curves
+    # into this trial's run, beside its session in the HParams dashboard.
+    model.fit(
+        x_train,
+        y_train,
+        epochs=EPOCHS,
+        batch_size=32,
+        validation_split=0.2,
+        verbose=0,
+        callbacks=trial.keras_callbacks(),
+    )
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     # A sanity gate: ten classes, so chance is 0.1.
     assert accuracy > 0.2, f"accuracy {accuracy:.3f} is barely better than chance"

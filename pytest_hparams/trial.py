@@ -94,6 +94,41 @@ class Trial:
         if writer is not None:
             writer.scalars(step, values, self._groups)
 
+    def keras_callbacks(self, **tensorboard_options: Any) -> list[Any]:
+        """Keras callbacks that write the training curves into this trial's run.
+
+        Keras' own `TensorBoard` callback, writing `epoch_*` curves to
+        `<run>/train` and `<run>/validation` (declare e.g.
+        `Metric("epoch_accuracy", group="validation")` to show the last
+        validation value in the HParams table), and one that keeps the
+        trial's final metrics at the last epoch's step. TensorFlow is
+        imported here, and only here.
+
+        Args:
+          **tensorboard_options: Passed to `tf.keras.callbacks.TensorBoard`.
+
+        Raises:
+          ModuleNotFoundError: If TensorFlow is not installed.
+        """
+        try:
+            import tensorflow as tf
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                "trial.keras_callbacks() needs TensorFlow; "
+                "install it with: pip install 'pytest-hparams[tensorflow]'"
+            ) from None
+        trial = self
+
+        class LastEpoch(tf.keras.callbacks.Callback):  # type: ignore[misc]
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                writer = trial.open()
+                if writer is not None:
+                    writer.last_step = max(writer.last_step, epoch)
+
+        options = {"log_dir": str(self.logdir), "write_graph": False, "profile_batch": 0}
+        options.update(tensorboard_options)
+        return [tf.keras.callbacks.TensorBoard(**options), LastEpoch()]
+
     def open(self) -> TrialWriter | None:
         """Starts the trial's session in the logdir (once); None without one."""
         if self._writer is None and self._root is not None:
