@@ -72,3 +72,20 @@ def test_the_keras_sweep_records_the_tutorials_twelve_trials_with_curves(
         {m.name.tag for m in g.metric_values} == {"accuracy", "loss", "epoch_accuracy"}
         for g in board.groups
     )
+
+
+def test_the_committed_baseline_fails_a_sweep_that_got_worse(tmp_path: Path) -> None:
+    committed = json.loads((EXAMPLE / "baseline.json").read_text())
+    # Pretend the committed model was 0.05 better than what the code now gives.
+    for nodeid, entry in committed["trials"].items():
+        if nodeid.startswith("test_sklearn_sweep.py"):
+            entry["metrics"]["accuracy"] += 0.05
+    better = tmp_path / "better.json"
+    better.write_text(json.dumps(committed))
+    result = run_example(
+        "test_sklearn_sweep.py", tmp_path / "logs", "--hparams-baseline", str(better)
+    )
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
+    assert "8 failed" in result.stdout
+    assert "accuracy regressed: " in result.stdout
+    assert "baseline: 8 regressed, 0 improved, 0 new, 0 ok" in result.stdout
