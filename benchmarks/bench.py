@@ -371,11 +371,15 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="hparams-bench-"))
     try:
+        # Peak memory first: Linux carries a process's peak RSS across fork and
+        # exec, so children forked after this script loads TensorBoard's
+        # backend (to count sessions) would all report its peak.
+        grid = large_grid(root, sizes["grid"], repeat)
         rows = [per_trial_overhead(root, sizes["trials"], repeat)]
         tutorial_row, tutorial_bytes = against_tutorial(root, sizes["tutorial"], repeat)
         rows.append(tutorial_row)
         rows.append(startup(root, max(repeat, 3) * 2))
-        rows += large_grid(root, sizes["grid"], repeat)
+        rows += grid
         rows.append(dashboard_scale(root, sizes["scale"], tutorial_bytes))
     finally:
         shutil.rmtree(root, ignore_errors=True)
