@@ -70,7 +70,7 @@ def markdown_report(
     for test, trials in records.items():
         definition = definitions[test]
         declared = [Metric.from_dict(m) for m in definition["metrics"]]
-        metrics = report.columns(trials, declared)
+        metrics = report.shown_columns(trials, declared)
         names = [h["name"] for h in definition["hparams"]]
         winner = report.best(trials, declared)
         compared = any(t.get("baseline") for t in trials)
@@ -96,7 +96,11 @@ def markdown_report(
             for m in metrics:
                 cell = report.format_value_cell(t["metrics"].get(m.name))
                 delta = report.delta_cell(base or None, m.name) if base else ""
-                cells.append(f"{cell} (vs {delta})" if delta and delta != "new" else cell)
+                if delta == "same":
+                    cell += " (same)"
+                elif delta and delta != "new":
+                    cell += f" (vs {delta})"
+                cells.append(cell)
             cells.append(t["outcome"])
             if compared:
                 verdict = base.get("verdict", "")

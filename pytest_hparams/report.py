@@ -27,6 +27,15 @@ def columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metri
     return out
 
 
+def shown_columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metric]:
+    """The columns of a table: a declared metric no trial returned (one that
+    Keras writes, say) gets none, unless it is the primary one."""
+    metrics = columns(records, declared)
+    return [
+        m for i, m in enumerate(metrics) if i == 0 or any(m.name in r["metrics"] for r in records)
+    ]
+
+
 def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
     """Passed trials best first by the primary metric, then the rest, failures last."""
 
@@ -97,7 +106,7 @@ def format_table(
     Returns:
       The lines, without trailing newlines.
     """
-    metrics = columns(records, declared)
+    metrics = shown_columns(records, declared)
     primary = metrics[0] if metrics else None
     ranked = rank(records, primary)
     winner = best(records, declared)
@@ -182,7 +191,7 @@ def delta_cell(comparison: Record | None, name: str) -> str:
     if entry["delta"] is None:
         return f"{base} worse" if entry["verdict"] == "regressed" else base
     if entry["delta"] == 0:
-        return f"{base} same"
+        return "same"
     word = {"regressed": " worse", "improved": " better"}.get(entry["verdict"], "")
     return f"{base} {entry['delta']:+.3g}{word}"
 

@@ -281,7 +281,7 @@ def test_markdown_summary_is_a_table_best_first_with_regressions_marked(
     assert lines[0] == "### `test_model.py::test_model`"
     rows = [line for line in lines if line.startswith("| ")]
     assert rows[0] == "|  | units | opt | accuracy | loss | outcome | baseline |"
-    assert rows[1].startswith("| 🏆 | 16 | adam | 0.866 (vs 0.866 same) |")
+    assert rows[1].startswith("| 🏆 | 16 | adam | 0.866 (same) |")
     assert rows[-1].startswith("| ❌ | 32 | adam | 0.782 (vs 0.882 -0.1 worse) |")
     assert rows[-1].endswith("| failed | **regressed** |")
 
