@@ -37,6 +37,22 @@ import pytest_hparams.logdir  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
+# A sweep whose trials pass (a:1), fail (a:2) and error in a fixture (a:3).
+MIXED_OUTCOMES = """
+import pytest
+from pytest_hparams import hparam_grid
+
+@pytest.fixture
+def data(request):
+    if request.node.callspec.params["a"] == 3:
+        raise RuntimeError("no data")
+
+@hparam_grid(a=[1, 2, 3])
+def test_mixed(a, data):
+    assert a != 2
+    return {"score": a}
+"""
+
 ALL_STATUSES = [
     api_pb2.STATUS_UNKNOWN,
     api_pb2.STATUS_SUCCESS,

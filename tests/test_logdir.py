@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Dashboard
+from conftest import MIXED_OUTCOMES, Dashboard
 from tensorboard.util import tensor_util
 
 Read = Callable[[Path], Dashboard]
@@ -89,22 +89,7 @@ def test_the_config_declares_domains_and_the_sweep_name(
 def test_failed_and_errored_trials_end_as_failure(
     pytester: pytest.Pytester, dashboard: Read
 ) -> None:
-    pytester.makepyfile(
-        test_mixed="""
-        import pytest
-        from pytest_hparams import hparam_grid
-
-        @pytest.fixture
-        def data(request):
-            if request.node.callspec.params["a"] == 3:
-                raise RuntimeError("no data")
-
-        @hparam_grid(a=[1, 2, 3])
-        def test_mixed(a, data):
-            assert a != 2
-            return {"score": a}
-        """
-    )
+    pytester.makepyfile(test_mixed=MIXED_OUTCOMES)
     pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=1, failed=1, errors=1)
     board = dashboard(pytester.path / "logs")
     statuses = {g.name.split("[")[1]: board.status(g) for g in board.groups}

@@ -4,6 +4,7 @@ fixture, errors, options and the terminal table."""
 from __future__ import annotations
 
 import pytest
+from conftest import MIXED_OUTCOMES
 
 GRID = """
 from pytest_hparams import hparam_grid, Metric
@@ -315,22 +316,7 @@ def test_the_table_can_be_turned_off(pytester: pytest.Pytester) -> None:
 
 
 def test_failed_and_errored_trials_are_visible_in_the_table(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-        from pytest_hparams import hparam_grid
-
-        @pytest.fixture
-        def broken(request):
-            if request.node.callspec.params["a"] == 3:
-                raise RuntimeError("no data")
-
-        @hparam_grid(a=[1, 2, 3])
-        def test_mixed(a, broken):
-            assert a != 2
-            return {"score": a}
-        """
-    )
+    pytester.makepyfile(test_mixed=MIXED_OUTCOMES)
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1, errors=1)
     result.stdout.fnmatch_lines(
