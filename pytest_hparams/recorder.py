@@ -170,8 +170,8 @@ class Recorder:
         from pytest_hparams import events
 
         outcome = _outcome(reports)
-        trial = self.trials.pop(spec.nodeid, None) or self.trial(spec)
-        self.trials.pop(spec.nodeid, None)
+        trial = self.trial(spec)  # errored in setup: a trial that never started
+        del self.trials[spec.nodeid]
         if outcome == "passed":
             trial.finish(events.STATUS_SUCCESS)
         elif outcome in ("failed", "error"):

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.space import (
-    _TB_MODULE,
     Domain,
     HParamDef,
     Sweep,
@@ -26,6 +24,7 @@ from pytest_hparams.space import (
     _scalar,
     _sorted_values,
     declared_hparams,
+    tb_kind,
 )
 
 # Sampled floats keep 6 significant digits: ids stay readable
@@ -83,8 +82,7 @@ def sample_sweep(
         raise HParamsError(f"@hparam_random needs a number of trials >= 1 (got {n!r})")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise HParamsError(f"@hparam_random seed must be an int (got {seed!r})")
-    tb = sys.modules.get(_TB_MODULE)
-    declared = declared_hparams(positional, tb)
+    declared = declared_hparams(positional)
     names = [*declared, *(k for k in domains if k not in declared)]
     if not names:
         raise HParamsError(
@@ -99,7 +97,7 @@ def sample_sweep(
         raw = domains.get(name, hp.domain if hp is not None else None)
         if raw is None:
             raise HParamsError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
-        samplers[name], shown[name] = _sampler(name, raw, tb)
+        samplers[name], shown[name] = _sampler(name, raw)
         if hp is not None and hp.domain is not None:
             shown[name] = _from_tb_domain(name, hp.domain)
 
@@ -125,10 +123,10 @@ def sample_sweep(
                 declared=hp,
             )
         )
-    return Sweep(tuple(hparams), _metrics(metrics, tb), fixed)
+    return Sweep(tuple(hparams), _metrics(metrics), fixed)
 
 
-def _sampler(name: str, raw: object, tb: Any) -> tuple[Sampler, Domain]:
+def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
     if isinstance(raw, LogUniform):
         problem = raw.problem()
         if problem:
@@ -136,17 +134,17 @@ def _sampler(name: str, raw: object, tb: Any) -> tuple[Sampler, Domain]:
         low, high = math.log(raw.low), math.log(raw.high)
         domain = Domain("interval", "number", min_value=float(raw.low), max_value=float(raw.high))
         return (lambda rng: _round(math.exp(rng.uniform(low, high)))), domain
-    kind = type(raw).__name__ if tb is not None and isinstance(raw, tb.Domain) else ""
+    kind = tb_kind(raw)
     if kind == "RealInterval":
-        lo, hi = float(raw.min_value), float(raw.max_value)  # type: ignore[attr-defined]
+        lo, hi = float(raw.min_value), float(raw.max_value)
         domain = Domain("interval", "number", min_value=lo, max_value=hi)
         return (lambda rng: _round(rng.uniform(lo, hi))), domain
     if kind == "IntInterval":
-        lo_i, hi_i = int(raw.min_value), int(raw.max_value)  # type: ignore[attr-defined]
+        lo_i, hi_i = int(raw.min_value), int(raw.max_value)
         domain = Domain("interval", "number", min_value=float(lo_i), max_value=float(hi_i))
         return (lambda rng: rng.randint(lo_i, hi_i)), domain
     if kind == "Discrete":
-        raw = raw.values  # type: ignore[attr-defined]
+        raw = raw.values
     if isinstance(raw, (list, tuple, range)):
         choices = [_scalar(name, v) for v in raw]
         if not choices:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Union
 
@@ -30,6 +29,17 @@ SWEEP_HPARAM = "pytest.sweep"
 _MIN_SUFFIXES = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "time")
 
 _TB_MODULE = "tensorboard.plugins.hparams.summary_v2"
+
+
+def tb_kind(obj: object) -> str:
+    """The class name of a TensorBoard hparams object (HParam, Discrete,
+    IntInterval, RealInterval, Metric), or "" for anything else.
+
+    Looks at the class, not at isinstance: this module never imports
+    TensorBoard, and a reloaded summary_v2 must still be recognised.
+    """
+    cls = type(obj)
+    return cls.__name__ if cls.__module__ == _TB_MODULE else ""
 
 
 class Domain(NamedTuple):
@@ -333,8 +343,7 @@ def build_sweep(
     Raises:
       HParamsError: With a one-line message naming the problem and the fix.
     """
-    tb = sys.modules.get(_TB_MODULE)
-    declared = declared_hparams(positional, tb)
+    declared = declared_hparams(positional)
     hparams: list[HParamDef] = []
     for name in [*declared, *(n for n in values if n not in declared)]:
         _check_name(name)
@@ -342,13 +351,13 @@ def build_sweep(
         tb_domain = hp.domain if hp is not None else None
         domain = _from_tb_domain(name, tb_domain) if tb_domain is not None else None
         if name in values:
-            grid = _grid_values(name, values[name], tb)
+            grid = _grid_values(name, values[name])
         elif tb_domain is None:
             raise HParamsError(
                 f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
             )
         else:
-            grid = _grid_values(name, tb_domain, tb)
+            grid = _grid_values(name, tb_domain)
         if domain is None:
             domain = Domain("discrete", _dtype_of(grid[0]), values=_sorted_values(set(grid)))
         else:
@@ -372,14 +381,14 @@ def build_sweep(
         raise HParamsError(
             "@hparam_grid needs at least one hparam, e.g. @hparam_grid(units=[16, 32])"
         )
-    return Sweep(tuple(hparams), _metrics(metrics, tb))
+    return Sweep(tuple(hparams), _metrics(metrics))
 
 
-def declared_hparams(positional: Sequence[object], tb: Any) -> dict[str, Any]:
+def declared_hparams(positional: Sequence[Any]) -> dict[str, Any]:
     """TensorBoard HParam objects by name; raises HParamsError for anything else."""
     declared: dict[str, Any] = {}
     for hp in positional:
-        if tb is None or not isinstance(hp, tb.HParam):
+        if tb_kind(hp) != "HParam":
             raise HParamsError(
                 f"positional arguments must be TensorBoard HParam objects (got {hp!r}); "
                 "give plain values as keywords, e.g. units=[16, 32]"
@@ -432,11 +441,12 @@ def _check_name(name: object) -> None:
         )
 
 
-def _grid_values(name: str, raw: object, tb: Any) -> tuple[Value, ...]:
-    if tb is not None and isinstance(raw, tb.Domain):
-        if isinstance(raw, tb.Discrete):
+def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
+    kind = tb_kind(raw)
+    if kind in ("Discrete", "IntInterval", "RealInterval"):
+        if kind == "Discrete":
             raw = raw.values
-        elif isinstance(raw, tb.IntInterval):
+        elif kind == "IntInterval":
             raw = range(raw.min_value, raw.max_value + 1)
         else:
             raise HParamsError(
@@ -499,7 +509,7 @@ def _from_tb_domain(name: str, dom: Any) -> Domain:
     raise HParamsError(f"HParam {name!r} has an unsupported domain {dom!r}")
 
 
-def _metrics(raw: object, tb: Any) -> tuple[Metric, ...]:
+def _metrics(raw: object) -> tuple[Metric, ...]:
     if raw is None:
         return ()
     if isinstance(raw, (str, Metric)) or not isinstance(raw, (list, tuple)):
@@ -513,7 +523,7 @@ def _metrics(raw: object, tb: Any) -> tuple[Metric, ...]:
             metric = Metric(m)
         elif isinstance(m, Metric):
             metric = m
-        elif tb is not None and isinstance(m, tb.Metric):
+        elif tb_kind(m) == "Metric":
             info = m.as_proto()
             metric = Metric(
                 info.name.tag,
