@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: The mark behind both decorators; the plugin finds swept tests by it.
+MARK = "hparams"
 _TENSORBOARD_NAMES = ("HParam", "Discrete", "IntInterval", "RealInterval")
 # Loaded on first use: the plugin imports this package in every pytest run.
 _LAZY = {
@@ -61,7 +63,7 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
       A decorator that marks the test. Mistakes are reported as collection
       errors of that test, with one line saying what to fix.
     """
-    return pytest.mark.hparams(*hparams, metrics=metrics, **values)
+    return getattr(pytest.mark, MARK)(*hparams, metrics=metrics, **values)  # type: ignore[no-any-return]
 
 
 def hparam_random(
@@ -82,7 +84,8 @@ def hparam_random(
     Returns:
       A decorator that marks the test.
     """
-    return pytest.mark.hparams(*hparams, metrics=metrics, _sample=(n, seed), **domains)
+    mark = getattr(pytest.mark, MARK)
+    return mark(*hparams, metrics=metrics, _sample=(n, seed), **domains)  # type: ignore[no-any-return]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,12 +10,11 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from pytest_hparams import MARK
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.sampling import sample_sweep
 from pytest_hparams.space import Sweep, Value, build_sweep, parse_override, trial_id
 from pytest_hparams.trial import TrialSpec
-
-MARK = "hparams"  # the mark behind both @hparam_grid and @hparam_random
 
 
 class _Compiled(NamedTuple):
@@ -147,6 +146,11 @@ def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
     return out
 
 
+def test_of(nodeid: str, callspec_id: str) -> str:
+    """The node id without its `[...]` parameter part (ids may hold `[` too)."""
+    return nodeid[: -(len(callspec_id) + 2)]
+
+
 def spec_for(item: pytest.Item, mark: pytest.Mark, overrides: Overrides = ()) -> TrialSpec | None:
     """What the plugin needs of a swept item, or None if it was not parametrized."""
     callspec = getattr(item, "callspec", None)
@@ -161,7 +165,7 @@ def spec_for(item: pytest.Item, mark: pytest.Mark, overrides: Overrides = ()) ->
     hparams = {n: source[n] for n in swept.names}
     tid = swept.ids[tuple(hparams.values())]
     case = callspec.id.replace(tid, "", 1).strip("-") if tid in callspec.id else ""
-    test = item.nodeid[: -(len(callspec.id) + 2)]
+    test = test_of(item.nodeid, callspec.id)
     return TrialSpec(
         test, item.nodeid, tid, case, hparams, swept.sweep, _args_of(item), swept.definition
     )
@@ -196,7 +200,7 @@ def shard(items: list[pytest.Item], k: int, n: int) -> tuple[list[pytest.Item], 
         if item.get_closest_marker(MARK) is None or callspec is None:
             (keep if k == 1 else drop).append(item)
             continue
-        test = item.nodeid[: -(len(callspec.id) + 2)]
+        test = test_of(item.nodeid, callspec.id)
         index = seen.get(test, 0)
         seen[test] = index + 1
         (keep if index % n == k - 1 else drop).append(item)
@@ -237,7 +241,7 @@ def _goals(items: list[pytest.Item]) -> dict[str, tuple[str, str]]:
         callspec = getattr(item, "callspec", None)
         if mark is None or callspec is None:
             continue
-        test = item.nodeid[: -(len(callspec.id) + 2)]
+        test = test_of(item.nodeid, callspec.id)
         metrics = compiled(mark).sweep.metrics
         if test not in goals and metrics:
             goals[test] = (metrics[0].name, metrics[0].goal)

@@ -71,8 +71,10 @@ def markdown_report(
         definition = definitions[test]
         declared = [Metric.from_dict(m) for m in definition["metrics"]]
         metrics = report.shown_columns(trials, declared)
+        primary = metrics[0] if metrics else None
         names = [h["name"] for h in definition["hparams"]]
-        winner = report.best(trials, declared)
+        ranked = report.rank(trials, primary)
+        winner = report.best(ranked, primary)
         compared = any(t.get("baseline") for t in trials)
         out.append(f"### `{test}`\n")
         summary = report.counts(trials)
@@ -89,7 +91,7 @@ def markdown_report(
         ]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---"] * len(header)) + "|")
-        for t in report.rank(trials, metrics[0] if metrics else None):
+        for t in ranked:
             base = t.get("baseline") or {}
             mark = "🏆" if t is winner else "❌" if base.get("verdict") == "regressed" else ""
             cells = [mark, *(_md(format_value(t["hparams"][n])) for n in names)]

@@ -87,6 +87,21 @@ def _hostname() -> str:
     return _host[0]
 
 
+def _event_file_name(kind: str = "") -> str:
+    # TensorBoard takes any name holding "tfevents"; the counter keeps names
+    # distinct within a process, pid and host across processes.
+    return (
+        f"events.out.tfevents.{int(time.time())}.{_hostname()}.{os.getpid()}."
+        f"{next(_counter)}.{kind}pytest-hparams"
+    )
+
+
+def _one_event_file(summary: Any) -> bytes:
+    """A whole event file: the file-version header and one event at step 0."""
+    now = time.time()
+    return events.frame(events.event_bytes(now)) + events.frame(events.event_bytes(now, 0, summary))
+
+
 class TrialWriter:
     """Owns the event files of one trial's run.
 
@@ -121,11 +136,7 @@ class TrialWriter:
             # The old session's files are deleted by name at the end: the new
             # name must differ even when pid and second repeat (containers).
             while True:
-                name = (
-                    f"events.out.tfevents.{int(time.time())}.{_hostname()}."
-                    f"{os.getpid()}.{next(_counter)}.pytest-hparams"
-                )
-                final = directory / name
+                final = directory / _event_file_name()
                 if final not in self._old:
                     break
             target = directory / (_PENDING + final.name) if self._replacing else final
@@ -205,16 +216,8 @@ def mark_crashed(path: Path) -> None:
         return
     if not path.is_dir():
         return
-    name = (
-        f"events.out.tfevents.{int(time.time())}.{_hostname()}.{os.getpid()}."
-        f"{next(_counter)}.crashed.pytest-hparams"
-    )
-    data = events.frame(events.event_bytes(time.time())) + events.frame(
-        events.event_bytes(
-            time.time(), 0, events.session_end_summary(events.STATUS_FAILURE, time.time())
-        )
-    )
-    write_atomically(path / name, data)
+    end = events.session_end_summary(events.STATUS_FAILURE, time.time())
+    write_atomically(path / _event_file_name("crashed."), _one_event_file(end))
 
 
 class ExperimentConfig:
@@ -278,7 +281,4 @@ class ExperimentConfig:
         summary = events.experiment_summary(
             list(self.hparams.values()), list(self.metrics.values()), time.time()
         )
-        data = events.frame(events.event_bytes(time.time())) + events.frame(
-            events.event_bytes(time.time(), 0, summary)
-        )
-        write_atomically(self.path, data)
+        write_atomically(self.path, _one_event_file(summary))

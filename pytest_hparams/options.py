@@ -168,9 +168,9 @@ class Settings:
         self.logdir: Path | None = None
         self.top = 10
         self.show_table = show_table
-        self.baseline_path: Path | None = None
         self.baseline: dict[str, baseline.Entry] | None = None
         self.save_baseline: Path | None = None
+        self.saved: dict[str, baseline.Entry] = {}  # what save_baseline held at the start
         self.json_path: Path | None = None
         self.markdown_path: Path | None = None
         self.shard: tuple[int, int] | None = None
@@ -224,15 +224,15 @@ def read(config: pytest.Config) -> Settings:
     if cli_baseline is not None or ini_baseline:
         path = Path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
         source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
-        settings.baseline_path = path
         settings.baseline = _load(path, source)
 
     save = config.getoption("hparams_save_baseline")
     if save is not None:
         path = Path(here, save)
+        # Read now: a file we could not merge into is refused before anything
+        # runs, and what it holds is merged when the session ends.
         if path.exists():
-            # Refuse to overwrite a file we could not have merged into.
-            _load(path, "--hparams-save-baseline")
+            settings.saved = _load(path, "--hparams-save-baseline")
         _check_output(path, "--hparams-save-baseline")
         settings.save_baseline = path
 

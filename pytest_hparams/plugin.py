@@ -13,13 +13,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_hparams import options
+from pytest_hparams import MARK, options
 from pytest_hparams.recorder import REPORT_ATTR, STARTED_ATTR, Recorder
 
 if TYPE_CHECKING:
     from pytest_hparams.trial import Trial, TrialSpec
-
-MARK = "hparams"  # the mark behind both @hparam_grid and @hparam_random
 
 RECORDER_KEY = pytest.StashKey[Recorder]()
 SPEC_KEY: pytest.StashKey[TrialSpec | None] = pytest.StashKey()

@@ -8,6 +8,7 @@ and reports are imported by the methods that first need them.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shlex
@@ -35,7 +36,6 @@ class Recorder:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.logdir = settings.logdir
         self.is_controller = not hasattr(config, "workerinput")
         self.trials: dict[str, Trial] = {}
         self.records: dict[str, list[dict[str, Any]]] = {}
@@ -48,6 +48,10 @@ class Recorder:
         self.hparam_names: set[str] = set()  # and their hparams
         self.problems: list[str] = []  # usage errors found while collecting
         self._experiment: Any = None  # logdir.ExperimentConfig, imported when needed
+
+    @property
+    def logdir(self) -> Path | None:
+        return self.settings.logdir
 
     # --- collection --------------------------------------------------------------
 
@@ -167,15 +171,11 @@ class Recorder:
 
     def finish(self, spec: TrialSpec, reports: dict[str, pytest.TestReport]) -> dict[str, Any]:
         """Ends a trial after its teardown; returns the record for the report."""
-        from pytest_hparams import events
-
         outcome = _outcome(reports)
         trial = self.trial(spec)  # errored in setup: a trial that never started
         del self.trials[spec.nodeid]
-        if outcome == "passed":
-            trial.finish(events.STATUS_SUCCESS)
-        elif outcome in ("failed", "error"):
-            trial.finish(events.STATUS_FAILURE)
+        if outcome in ("passed", "failed", "error"):
+            trial.finish(success=outcome == "passed")
         else:
             trial.abort()
         recorded = self.resumed.pop(spec.nodeid, None)
@@ -246,7 +246,9 @@ class Recorder:
     def all_records(self) -> list[dict[str, Any]]:
         return [r for records in self.records.values() for r in records]
 
+    @functools.cached_property
     def not_run(self) -> list[str]:
+        """Baseline entries this run did not record; read once the session is over."""
         from pytest_hparams import baseline
 
         entries = self.settings.baseline
@@ -262,20 +264,17 @@ class Recorder:
 
         settings = self.settings
         if settings.save_baseline is not None:
-            existing = (
-                baseline.load(settings.save_baseline) if settings.save_baseline.exists() else {}
-            )
-            trials = baseline.updated(existing, self.all_records)
+            trials = baseline.updated(settings.saved, self.all_records)
             baseline.save(settings.save_baseline, trials)
             self.written.append(
                 f"baseline saved: {_shown(settings.save_baseline)} ({len(trials)} trials)"
             )
         if settings.json_path is not None:
-            data = export.json_report(self.records, self.definitions, self.not_run())
+            data = export.json_report(self.records, self.definitions, self.not_run)
             export.write(settings.json_path, data)
             self.written.append(f"json report: {_shown(settings.json_path)}")
         if settings.markdown_path is not None:
-            text = export.markdown_report(self.records, self.definitions, self.not_run())
+            text = export.markdown_report(self.records, self.definitions, self.not_run)
             export.write(settings.markdown_path, text)
             self.written.append(f"markdown summary: {_shown(settings.markdown_path)}")
 
@@ -311,9 +310,9 @@ class Recorder:
                     markup = {"green": True}
                 tr.write_line(line, **markup)
             if self.settings.baseline is not None:
-                missing = [n[len(test) :] for n in self.not_run() if n.startswith(test + "[")]
+                missing = [n[len(test) :] for n in self.not_run if n.startswith(test + "[")]
                 tr.write_line(table.format_verdict(records, missing))
-        elsewhere = [n for n in self.not_run() if n.split("[", 1)[0] not in self.records]
+        elsewhere = [n for n in self.not_run if n.split("[", 1)[0] not in self.records]
         if elsewhere and not quiet:
             tests = sorted({n.split("[", 1)[0] for n in elsewhere})
             tr.write_line(f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run")

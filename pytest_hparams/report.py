@@ -51,11 +51,8 @@ def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
     return sorted(records, key=key)
 
 
-def best(records: Sequence[Record], declared: Sequence[Metric]) -> Record | None:
-    """The best passed trial by the primary metric, or None."""
-    metrics = columns(records, declared)
-    primary = metrics[0] if metrics else None
-    ranked = rank(records, primary)
+def best(ranked: Sequence[Record], primary: Metric | None) -> Record | None:
+    """The best passed trial of a ranked list, or None if none has a finite value."""
     if ranked and ranked[0]["outcome"] in ("passed", "resumed") and primary is not None:
         value = ranked[0]["metrics"].get(primary.name)
         if value is not None and math.isfinite(value):
@@ -109,7 +106,7 @@ def format_table(
     metrics = shown_columns(records, declared)
     primary = metrics[0] if metrics else None
     ranked = rank(records, primary)
-    winner = best(records, declared)
+    winner = best(ranked, primary)
     shown = (
         ranked
         if top <= 0
@@ -161,7 +158,8 @@ def format_best_line(test: str, records: Sequence[Record], declared: Sequence[Me
     """The `-q` form: one line naming the sweep's best trial."""
     metrics = columns(records, declared)
     primary = metrics[0] if metrics else None
-    return f"{test}: {counts(records)}{_best_sentence(best(records, declared), primary)}"
+    winner = best(rank(records, primary), primary)
+    return f"{test}: {counts(records)}{_best_sentence(winner, primary)}"
 
 
 def format_verdict(records: Sequence[Record], not_run: Sequence[str]) -> str:

@@ -17,13 +17,13 @@ from pytest_hparams.space import (
     HParamDef,
     Sweep,
     Value,
-    _check_name,
-    _dtype_of,
-    _from_tb_domain,
-    _metrics,
-    _scalar,
-    _sorted_values,
+    check_name,
     declared_hparams,
+    dtype_of,
+    parse_metrics,
+    scalar_value,
+    sorted_values,
+    tb_domain_of,
     tb_kind,
 )
 
@@ -92,14 +92,14 @@ def sample_sweep(
     samplers: dict[str, Sampler] = {}
     shown: dict[str, Domain] = {}
     for name in names:
-        _check_name(name)
+        check_name(name)
         hp = declared.get(name)
         raw = domains.get(name, hp.domain if hp is not None else None)
         if raw is None:
             raise HParamsError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
         samplers[name], shown[name] = _sampler(name, raw)
         if hp is not None and hp.domain is not None:
-            shown[name] = _from_tb_domain(name, hp.domain)
+            shown[name] = tb_domain_of(name, hp.domain)
 
     rng = random.Random(seed)
     trials: dict[tuple[Value, ...], dict[str, Value]] = {}
@@ -123,7 +123,7 @@ def sample_sweep(
                 declared=hp,
             )
         )
-    return Sweep(tuple(hparams), _metrics(metrics), fixed)
+    return Sweep(tuple(hparams), parse_metrics(metrics), fixed)
 
 
 def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
@@ -146,16 +146,16 @@ def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
     if kind == "Discrete":
         raw = raw.values
     if isinstance(raw, (list, tuple, range)):
-        choices = [_scalar(name, v) for v in raw]
+        choices = [scalar_value(name, v) for v in raw]
         if not choices:
             raise HParamsError(f"{name!r} has no values to choose from")
-        if len({_dtype_of(v) for v in choices}) > 1:
+        if len({dtype_of(v) for v in choices}) > 1:
             raise HParamsError(f"{name!r} values must all be one type (got {choices!r})")
-        domain = Domain("discrete", _dtype_of(choices[0]), values=_sorted_values(set(choices)))
+        domain = Domain("discrete", dtype_of(choices[0]), values=sorted_values(set(choices)))
         return (lambda rng: rng.choice(choices)), domain
     if isinstance(raw, (bool, int, float, str)):
-        fixed = _scalar(name, raw)
-        return (lambda rng: fixed), Domain("discrete", _dtype_of(fixed), values=(fixed,))
+        fixed = scalar_value(name, raw)
+        return (lambda rng: fixed), Domain("discrete", dtype_of(fixed), values=(fixed,))
     raise HParamsError(
         f"{name!r} must be a list (a choice), a fixed value, LogUniform, or a TensorBoard "
         f"RealInterval, IntInterval or Discrete (got {type(raw).__name__} {raw!r})"

@@ -59,7 +59,7 @@ class Domain(NamedTuple):
         if self.kind == "discrete":
             return value in self.values
         assert self.min_value is not None and self.max_value is not None
-        return _dtype_of(value) == "number" and self.min_value <= float(value) <= self.max_value
+        return dtype_of(value) == "number" and self.min_value <= float(value) <= self.max_value
 
     def describe(self) -> str:
         if self.kind == "interval":
@@ -93,7 +93,7 @@ def merge_domains(a: Domain | None, b: Domain | None) -> Domain | None:
     if a is None or b is None or a.dtype != b.dtype:
         return None
     if a.kind == b.kind == "discrete":
-        return Domain("discrete", a.dtype, values=_sorted_values(set(a.values) | set(b.values)))
+        return Domain("discrete", a.dtype, values=sorted_values(set(a.values) | set(b.values)))
     if a.dtype != "number":
         return None
     lows = [_low(a), _low(b)]
@@ -109,8 +109,8 @@ def _high(d: Domain) -> float:
     return float(max(d.values)) if d.kind == "discrete" else float(d.max_value)  # type: ignore[arg-type]
 
 
-def _sorted_values(values: set[Value]) -> tuple[Value, ...]:
-    return tuple(sorted(values, key=lambda v: (_dtype_of(v), v)))
+def sorted_values(values: set[Value]) -> tuple[Value, ...]:
+    return tuple(sorted(values, key=lambda v: (dtype_of(v), v)))
 
 
 class HParamDef(NamedTuple):
@@ -238,10 +238,6 @@ class Metric:
     def __hash__(self) -> int:
         return hash(self.name)
 
-    def better(self, a: float, b: float) -> bool:
-        """Whether `a` is strictly better than `b` for this metric's goal."""
-        return a > b if self.goal == "max" else a < b
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -346,10 +342,10 @@ def build_sweep(
     declared = declared_hparams(positional)
     hparams: list[HParamDef] = []
     for name in [*declared, *(n for n in values if n not in declared)]:
-        _check_name(name)
+        check_name(name)
         hp = declared.get(name)
         tb_domain = hp.domain if hp is not None else None
-        domain = _from_tb_domain(name, tb_domain) if tb_domain is not None else None
+        domain = tb_domain_of(name, tb_domain) if tb_domain is not None else None
         if name in values:
             grid = _grid_values(name, values[name])
         elif tb_domain is None:
@@ -359,7 +355,7 @@ def build_sweep(
         else:
             grid = _grid_values(name, tb_domain)
         if domain is None:
-            domain = Domain("discrete", _dtype_of(grid[0]), values=_sorted_values(set(grid)))
+            domain = Domain("discrete", dtype_of(grid[0]), values=sorted_values(set(grid)))
         else:
             outside = [v for v in grid if not domain.contains(v)]
             if outside:
@@ -381,7 +377,7 @@ def build_sweep(
         raise HParamsError(
             "@hparam_grid needs at least one hparam, e.g. @hparam_grid(units=[16, 32])"
         )
-    return Sweep(tuple(hparams), _metrics(metrics))
+    return Sweep(tuple(hparams), parse_metrics(metrics))
 
 
 def declared_hparams(positional: Sequence[Any]) -> dict[str, Any]:
@@ -428,7 +424,7 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
     return out
 
 
-def _check_name(name: object) -> None:
+def check_name(name: object) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise HParamsError(
             f"hparam names must be Python identifiers, since each is passed as an argument "
@@ -459,13 +455,13 @@ def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
             f"{name!r} must be a list, tuple, range or TensorBoard domain (got {kind} {raw!r}); "
             f"for a single value write {name}=[{raw!r}]"
         )
-    grid = tuple(_scalar(name, v) for v in raw)
+    grid = tuple(scalar_value(name, v) for v in raw)
     if not grid:
         raise HParamsError(f"{name!r} has no values; give at least one")
     first = grid[0]
     seen: set[Value] = set()
     for v in grid:
-        if _dtype_of(v) != _dtype_of(first):
+        if dtype_of(v) != dtype_of(first):
             raise HParamsError(f"{name!r} values must all be one type (got {first!r} and {v!r})")
         if v in seen:
             raise HParamsError(f"{name!r} lists {v!r} more than once; give each value once")
@@ -473,7 +469,7 @@ def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
     return grid
 
 
-def _scalar(name: str, value: object) -> Value:
+def scalar_value(name: str, value: object) -> Value:
     # numpy scalars (np.float32(0.1), np.int64(3)) arrive from np.linspace and
     # friends; keep plain Python types, which xdist can send between processes.
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
@@ -487,7 +483,7 @@ def _scalar(name: str, value: object) -> Value:
     )
 
 
-def _dtype_of(value: Value) -> DType:
+def dtype_of(value: Value) -> DType:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -495,21 +491,21 @@ def _dtype_of(value: Value) -> DType:
     return "str"
 
 
-def _from_tb_domain(name: str, dom: Any) -> Domain:
+def tb_domain_of(name: str, dom: Any) -> Domain:
     kind = type(dom).__name__
     if kind in ("IntInterval", "RealInterval"):
         return Domain(
             "interval", "number", min_value=float(dom.min_value), max_value=float(dom.max_value)
         )
     if kind == "Discrete":
-        values = tuple(_scalar(name, v) for v in dom.values)
+        values = tuple(scalar_value(name, v) for v in dom.values)
         if not values:
             raise HParamsError(f"HParam {name!r} has an empty Discrete domain")
-        return Domain("discrete", _dtype_of(values[0]), values=_sorted_values(set(values)))
+        return Domain("discrete", dtype_of(values[0]), values=sorted_values(set(values)))
     raise HParamsError(f"HParam {name!r} has an unsupported domain {dom!r}")
 
 
-def _metrics(raw: object) -> tuple[Metric, ...]:
+def parse_metrics(raw: object) -> tuple[Metric, ...]:
     if raw is None:
         return ()
     if isinstance(raw, (str, Metric)) or not isinstance(raw, (list, tuple)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numbers
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -59,7 +58,6 @@ class Trial:
         self._writer: TrialWriter | None = None
         self.metrics: dict[str, float] = {}
         self.comparison: dict[str, Any] | None = None  # the baseline verdict, if any
-        self.started = time.time()
         self._groups = {m.name: m.group for m in spec.sweep.metrics if m.group}
 
     @property
@@ -138,9 +136,13 @@ class Trial:
             self._writer = TrialWriter(self.logdir, self.spec.nodeid, hparams, fresh=self._fresh)
         return self._writer
 
-    def finish(self, status: int) -> None:
+    def finish(self, success: bool) -> None:
+        """Ends the trial's session as SUCCESS or FAILURE (nothing without a logdir)."""
         writer = self.open()
         if writer is not None:
+            from pytest_hparams import events
+
+            status = events.STATUS_SUCCESS if success else events.STATUS_FAILURE
             writer.finish(status, self.metrics, self._groups)
             self._writer = None
 

@@ -37,6 +37,25 @@ import pytest_hparams.logdir  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
+# The tutorial's grid; BONUS in the environment shifts every accuracy, for
+# tests that rerun it with other results.
+GRID = """
+import os
+from pytest_hparams import hparam_grid, Metric
+
+BONUS = float(os.environ.get("BONUS", "0"))
+
+@hparam_grid(
+    num_units=[16, 32, 64],
+    learning_rate=[0.01, 0.1],
+    optimizer=["adam", "sgd"],
+    metrics=["accuracy", Metric("loss", goal="min")],
+)
+def test_train(num_units, learning_rate, optimizer):
+    acc = num_units / 100 + (0.1 if optimizer == "adam" else 0.0) - learning_rate + BONUS
+    return {"accuracy": acc, "loss": 1 - acc}
+"""
+
 # A sweep whose trials pass (a:1), fail (a:2) and error in a fixture (a:3).
 MIXED_OUTCOMES = """
 import pytest

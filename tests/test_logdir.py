@@ -11,27 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MIXED_OUTCOMES, Dashboard
+from conftest import GRID, MIXED_OUTCOMES, Dashboard
 from tensorboard.util import tensor_util
 
 Read = Callable[[Path], Dashboard]
-
-GRID = """
-import os
-from pytest_hparams import hparam_grid, Metric
-
-BONUS = float(os.environ.get("BONUS", "0"))
-
-@hparam_grid(
-    num_units=[16, 32, 64],
-    learning_rate=[0.01, 0.1],
-    optimizer=["adam", "sgd"],
-    metrics=["accuracy", Metric("loss", goal="min")],
-)
-def test_train(num_units, learning_rate, optimizer):
-    acc = num_units / 100 + (0.1 if optimizer == "adam" else 0.0) - learning_rate + BONUS
-    return {"accuracy": acc, "loss": 1 - acc}
-"""
 
 
 def test_every_trial_is_a_session_with_its_hparams_and_metrics(

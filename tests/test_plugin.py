@@ -4,21 +4,7 @@ fixture, errors, options and the terminal table."""
 from __future__ import annotations
 
 import pytest
-from conftest import MIXED_OUTCOMES
-
-GRID = """
-from pytest_hparams import hparam_grid, Metric
-
-@hparam_grid(
-    num_units=[16, 32, 64],
-    learning_rate=[0.01, 0.1],
-    optimizer=["adam", "sgd"],
-    metrics=["accuracy", Metric("loss", goal="min")],
-)
-def test_train(num_units, learning_rate, optimizer):
-    acc = num_units / 100 + (0.1 if optimizer == "adam" else 0.0) - learning_rate
-    return {"accuracy": acc, "loss": 1 - acc}
-"""
+from conftest import GRID, MIXED_OUTCOMES
 
 
 def test_one_item_per_combination_with_readable_ids(pytester: pytest.Pytester) -> None:
