@@ -269,9 +269,9 @@ def test_terminal_table_ranks_trials_and_names_the_logdir(pytester: pytest.Pytes
         [
             "=*= hparams: test_grid.py::test_train =*=",
             "  num_units learning_rate optimizer accuracy (max) loss duration outcome",
-            "*        64          0.01 adam                0.73 0.27    0.00s passed",
-            "         64           0.1 adam                0.64 0.36    0.00s passed",
-            "         64          0.01 sgd                 0.63 0.37    0.00s passed",
+            "*        64          0.01 adam                0.73 0.27    ?.??s passed",
+            "         64           0.1 adam                0.64 0.36    ?.??s passed",
+            "         64          0.01 sgd                 0.63 0.37    ?.??s passed",
             "... 9 more not shown (--hparams-top 0 shows all)",
             "12 trials: 12 passed; best accuracy=0.73 at"
             " [[]num_units:64-learning_rate:0.01-optimizer:adam[]]",
