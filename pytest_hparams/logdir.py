@@ -48,10 +48,16 @@ def safe_name(text: str) -> str:
     return f"{clean[:_MAX_NAME]}~{digest}"
 
 
-def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
-    """The run directory of one trial: the test's node id as nested folders."""
+def run_path(test: str, trial_id: str) -> str:
+    """A trial's run directory relative to the logdir, `/`-separated: the
+    test's node id as nested folders, then the trial."""
     parts = [p for p in re.split(r"/|::", test) if p]
-    path = logdir.joinpath(*(safe_name(p) for p in parts), safe_name(trial_id))
+    return "/".join([*(safe_name(p) for p in parts), safe_name(trial_id)])
+
+
+def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
+    """The run directory of one trial under a local logdir."""
+    path = logdir.joinpath(*run_path(test, trial_id).split("/"))
     # safe_name already rules out separators and dot-names; this is the
     # guarantee, kept next to the code that relies on it.
     if not str(path).startswith(os.path.join(str(logdir), "")):
@@ -199,9 +205,15 @@ def read_session(path: Path) -> tuple[dict[str, Value], int, dict[str, float]] |
     if not path.is_dir():
         return None
     files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
-    if not files:
+    return parse_run([f.read_bytes() for f in files])
+
+
+def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, float]] | None:
+    """The session in a run's event files (in name order), or None without any."""
+    contents = list(files)
+    if not contents:
         return None
-    return events.parse_session(record for f in files for record in events.unframe(f.read_bytes()))
+    return events.parse_session(record for data in contents for record in events.unframe(data))
 
 
 def mark_crashed(path: Path) -> None:
@@ -227,12 +239,12 @@ class ExperimentConfig:
     what it records into the config already there.
     """
 
-    def __init__(self, logdir: Path) -> None:
-        self.path = logdir / CONFIG_FILE
+    def __init__(self, recorded: bytes | None) -> None:
+        """Starts from the config file's content, if the logdir has one."""
         self.hparams: dict[str, dict[str, Any]] = {}
         self.metrics: dict[tuple[str, str], Metric] = {}
-        if self.path.is_file():
-            found = events.parse_experiment(events.unframe(self.path.read_bytes()))
+        if recorded is not None:
+            found = events.parse_experiment(events.unframe(recorded))
             if found is not None:
                 hparams, metrics = found
                 self.hparams = {h["name"]: h for h in hparams}
@@ -276,9 +288,9 @@ class ExperimentConfig:
             "domain": merged.to_dict() if merged else None,
         }
 
-    def write(self) -> None:
-        """Replaces the config file atomically: a crash leaves the old or the new."""
+    def encode(self) -> bytes:
+        """The whole config file, to be written over the old one in one piece."""
         summary = events.experiment_summary(
             list(self.hparams.values()), list(self.metrics.values()), time.time()
         )
-        write_atomically(self.path, _one_event_file(summary))
+        return _one_event_file(summary)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_hparams import baseline
+    from pytest_hparams import baseline, storage
     from pytest_hparams.space import Metric, Tolerance
 
 
@@ -66,7 +65,8 @@ def addoption(parser: pytest.Parser) -> None:
         "--hparams-logdir",
         metavar="DIR",
         default=None,
-        help="Record every trial in DIR for TensorBoard's HParams dashboard. Default: %(default)r",
+        help="Record every trial in DIR (or an fsspec URL such as s3://bucket/prefix) "
+        "for TensorBoard's HParams dashboard. Default: %(default)r",
     )
     group.addoption(
         "--hparams-top",
@@ -142,9 +142,9 @@ def addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "hparams_logdir",
-        "Directory for TensorBoard records, relative to the ini file",
-        type="paths",
-        default=[],
+        "Directory (relative to the ini file) or fsspec URL for TensorBoard records",
+        type="string",
+        default="",
     )
     parser.addini("hparams_top", "Rows of each sweep's table; 0 shows all", default="10")
     parser.addini(
@@ -165,7 +165,7 @@ class Settings:
     """Everything the options say, validated."""
 
     def __init__(self, show_table: bool = True) -> None:
-        self.logdir: Path | None = None
+        self.store: storage.LocalStore | None = None  # where the logdir's files live
         self.top = 10
         self.show_table = show_table
         self.baseline: dict[str, baseline.Entry] | None = None
@@ -179,6 +179,11 @@ class Settings:
         self.only_best: Path | None = None
         # Layers of tolerances, first match wins: the command line, then the ini.
         self.tolerances: list[dict[str, Tolerance]] = []
+
+    @property
+    def logdir(self) -> Path | None:
+        """The local directory trials write to (for a URL, this process's staging)."""
+        return self.store.root if self.store is not None else None
 
     def tolerance(self, metric: Metric) -> Tolerance:
         """The command line wins over the ini file, which wins over Metric(tolerance=)."""
@@ -201,7 +206,7 @@ def read(config: pytest.Config) -> Settings:
     """Reads and checks the options; raises pytest.UsageError with the fix."""
     here = config.invocation_params.dir
     settings = Settings(show_table=not config.getoption("hparams_no_table"))
-    settings.logdir = _logdir(config, here)
+    settings.store = _store(config, here)
     settings.top = _top(config)
     settings.shard = config.getoption("hparams_shard")
     settings.resume = config.getoption("hparams_resume")
@@ -273,27 +278,22 @@ def _check_output(path: Path, source: str) -> None:
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
 
 
-def _logdir(config: pytest.Config, here: Path) -> Path | None:
+def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
     cli = config.getoption("hparams_logdir")
+    ini = str(config.getini("hparams_logdir")).strip()
     if cli is not None:
-        path, source = Path(here, cli), "--hparams-logdir"
+        raw, base, source = cli, here, "--hparams-logdir"
+    elif ini:
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        raw, source = ini, "hparams_logdir (ini)"
     else:
-        paths = config.getini("hparams_logdir")
-        if not paths:
-            return None
-        path, source = Path(paths[0]), "hparams_logdir (ini)"
-    path = path.resolve()
-    if path.exists() and not path.is_dir():
-        raise pytest.UsageError(f"{source}: {path} is a file, not a directory; choose a directory")
+        return None
+    from pytest_hparams import storage
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise pytest.UsageError(
-            f"{source}: cannot create {path} ({e.strerror}); choose a writable directory"
-        ) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise pytest.UsageError(f"{source}: {path} is not writable; choose a writable directory")
-    return path
+        return storage.open_store(raw, base)
+    except storage.LogdirError as e:
+        raise pytest.UsageError(f"{source}: {e}") from None
 
 
 def _top(config: pytest.Config) -> int:

@@ -20,6 +20,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_hparams.options import Settings
+    from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial, TrialSpec
 
 # Set on the teardown report of every swept item; pytest serialises a report's
@@ -51,7 +52,12 @@ class Recorder:
 
     @property
     def logdir(self) -> Path | None:
+        """Where trials of this process write their runs (a staging copy for a URL)."""
         return self.settings.logdir
+
+    @property
+    def store(self) -> LocalStore | None:
+        return self.settings.store
 
     # --- collection --------------------------------------------------------------
 
@@ -82,7 +88,7 @@ class Recorder:
         from pytest_hparams.trial import Trial
 
         if spec.nodeid not in self.trials:
-            self.trials[spec.nodeid] = Trial(spec, self.logdir)
+            self.trials[spec.nodeid] = Trial(spec, self.store)
         return self.trials[spec.nodeid]
 
     def call(self, item: pytest.Function, spec: TrialSpec) -> None:
@@ -144,11 +150,11 @@ class Recorder:
     def resume(self, spec: TrialSpec) -> None:
         """Skips a trial whose recorded session ended with SUCCESS and the same hparams."""
         from pytest_hparams import events
-        from pytest_hparams.logdir import read_session, run_dir
+        from pytest_hparams.logdir import run_path
         from pytest_hparams.space import SWEEP_HPARAM
 
-        assert self.logdir is not None
-        recorded = read_session(run_dir(self.logdir, spec.test, spec.pytest_id))
+        assert self.store is not None
+        recorded = self.store.session(run_path(spec.test, spec.pytest_id))
         if recorded is None:
             return
         hparams, status, metrics = recorded
@@ -175,7 +181,14 @@ class Recorder:
         trial = self.trial(spec)  # errored in setup: a trial that never started
         del self.trials[spec.nodeid]
         if outcome in ("passed", "failed", "error"):
-            trial.finish(success=outcome == "passed")
+            from pytest_hparams.storage import LogdirError
+
+            try:
+                trial.finish(success=outcome == "passed")
+            except LogdirError as e:
+                from pytest_hparams.errors import HParamsWarning
+
+                warnings.warn(HParamsWarning(str(e)), stacklevel=1)
         else:
             trial.abort()
         recorded = self.resumed.pop(spec.nodeid, None)
@@ -196,6 +209,8 @@ class Recorder:
         for trial in self.trials.values():
             trial.abort()
         self.trials.clear()
+        if self.store is not None:
+            self.store.close()
 
     # --- the reporting process --------------------------------------------------
 
@@ -223,23 +238,26 @@ class Recorder:
         if record["metrics"]:
             changed |= self._config_changed(lambda exp: exp.add_metrics(record["metrics"]))
         if changed:
-            self._experiment.write()
+            from pytest_hparams.logdir import CONFIG_FILE
+
+            assert self.store is not None
+            self.store.write(CONFIG_FILE, self._experiment.encode())
 
     def _crashed(self, started: dict[str, Any]) -> dict[str, Any]:
-        if self.logdir is not None:
-            from pytest_hparams.logdir import mark_crashed, run_dir
+        if self.store is not None:
+            from pytest_hparams.logdir import run_path
 
             case = f"-{started['case']}" if started["case"] else ""
-            mark_crashed(run_dir(self.logdir, started["test"], started["id"] + case))
+            self.store.mark_crashed(run_path(started["test"], started["id"] + case))
         return {**started, "outcome": "crashed", "duration": 0.0}
 
     def _config_changed(self, update: Any) -> bool:
-        if self.logdir is None:
+        if self.store is None:
             return False
         if self._experiment is None:
-            from pytest_hparams.logdir import ExperimentConfig
+            from pytest_hparams.logdir import CONFIG_FILE, ExperimentConfig
 
-            self._experiment = ExperimentConfig(self.logdir)
+            self._experiment = ExperimentConfig(self.store.read(CONFIG_FILE))
         return bool(update(self._experiment))
 
     @property
@@ -316,8 +334,8 @@ class Recorder:
         if elsewhere and not quiet:
             tests = sorted({n.split("[", 1)[0] for n in elsewhere})
             tr.write_line(f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run")
-        if self.logdir is not None:
-            shown = _shown(self.logdir)
+        if self.store is not None:
+            shown = _shown(self.store.shown)
             tr.write_line(f"logdir: {shown}")
             tr.write_line(f"view:   tensorboard --logdir {shlex.quote(shown)}")
         elif not quiet:
@@ -337,7 +355,9 @@ def _outcome(reports: dict[str, pytest.TestReport]) -> str:
     return "passed"
 
 
-def _shown(path: Path) -> str:
+def _shown(path: Path | str) -> str:
+    if "://" in str(path):
+        return str(path)
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows

@@ -3,6 +3,7 @@ on what a swept test returns."""
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import tempfile
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from pytest_hparams.space import SWEEP_HPARAM, Metric, Sweep, Value, trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
+    from pytest_hparams.storage import LocalStore
 
 
 class MetricsError(Exception):
@@ -47,12 +49,13 @@ class Trial:
         same on every run and in every xdist worker.
     """
 
-    def __init__(self, spec: TrialSpec, logdir: Path | None) -> None:
+    def __init__(self, spec: TrialSpec, store: LocalStore | None) -> None:
         self.spec = spec
         self.hparams: dict[str, Value] = dict(spec.hparams)
         self.id = spec.nodeid
         self.seed = trial_seed(spec.nodeid)
-        self._root = logdir
+        self._store = store
+        self._root = store.root if store is not None else None
         self._logdir: Path | None = None
         self._fresh = False  # this trial created its run directory
         self._writer: TrialWriter | None = None
@@ -137,7 +140,11 @@ class Trial:
         return self._writer
 
     def finish(self, success: bool) -> None:
-        """Ends the trial's session as SUCCESS or FAILURE (nothing without a logdir)."""
+        """Ends the trial's session as SUCCESS or FAILURE (nothing without a logdir).
+
+        Raises:
+          storage.LogdirError: If a remote logdir could not take the run.
+        """
         writer = self.open()
         if writer is not None:
             from pytest_hparams import events
@@ -145,11 +152,24 @@ class Trial:
             status = events.STATUS_SUCCESS if success else events.STATUS_FAILURE
             writer.finish(status, self.metrics, self._groups)
             self._writer = None
+            self._publish(finished=True)
 
     def abort(self) -> None:
+        """Ends the trial without a session end: it reads as unknown."""
         if self._writer is not None:
+            from pytest_hparams.storage import LogdirError
+
             self._writer.abort()
             self._writer = None
+            # Cut short anyway; if the upload fails the staged files stay here.
+            with contextlib.suppress(LogdirError):
+                self._publish(finished=False)
+
+    def _publish(self, finished: bool) -> None:
+        if self._store is not None:
+            from pytest_hparams.logdir import run_path
+
+            self._store.publish(run_path(self.spec.test, self.spec.pytest_id), finished)
 
     def __repr__(self) -> str:
         return f"<Trial {self.id}>"

@@ -149,15 +149,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Starts `tensorboard` as it runs where TensorFlow is not installed, with
+# TensorBoard's own switch (//tensorboard/compat:no_tensorflow): its built-in
+# reader opens s3:// through boto3; TensorFlow 2.21's file system has no s3.
+_WITHOUT_TENSORFLOW = """
+import sys, types
+sys.modules["tensorboard.compat.notf"] = types.ModuleType("tensorboard.compat.notf")
+from tensorboard.main import run_main
+sys.argv[0] = "tensorboard"
+run_main()
+"""
+
+
 class TensorBoardServer:
     """A real `tensorboard` process on 127.0.0.1, with its default data server."""
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path | str, without_tensorflow: bool = False) -> None:
         self.port = _free_port()
-        command = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
-        assert command is not None, "the tensorboard command is not installed"
+        if without_tensorflow:
+            command = [sys.executable, "-c", _WITHOUT_TENSORFLOW]
+        else:
+            found = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
+            assert found is not None, "the tensorboard command is not installed"
+            command = [found]
         self.process = subprocess.Popen(
-            [command, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(self.port)],
+            [*command, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -209,11 +225,11 @@ class TensorBoardServer:
 
 
 @pytest.fixture
-def tensorboard_server() -> Iterator[Callable[[Path], TensorBoardServer]]:
+def tensorboard_server() -> Iterator[Callable[..., TensorBoardServer]]:
     servers: list[TensorBoardServer] = []
 
-    def start(logdir: Path) -> TensorBoardServer:
-        servers.append(TensorBoardServer(logdir))
+    def start(logdir: Path | str, without_tensorflow: bool = False) -> TensorBoardServer:
+        servers.append(TensorBoardServer(logdir, without_tensorflow))
         return servers[-1]
 
     yield start

@@ -1,0 +1,231 @@
+"""Where a logdir's files live: a local directory, or an fsspec URL such as
+`s3://bucket/prefix`.
+
+Trials always write to a local directory: the logdir itself, or for a URL a
+staging directory of this process, uploaded run by run when each trial ends.
+Object stores have no rename, but an object appears whole or not at all, so
+every remote write is one put, and a rerun uploads its new event files before
+it deletes the recorded session's: a crash in between never loses a session.
+
+This module loads at configure time; fsspec and the event modules load only
+when a logdir needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_hparams.space import Value
+
+    Session = tuple[dict[str, Value], int, dict[str, float]]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+REMOTE_EXTRA = "pip install 'pytest-hparams[remote]'"
+
+
+class LogdirError(Exception):
+    """The logdir cannot be used; the message says why and what to do."""
+
+
+def is_url(text: str) -> bool:
+    return _URL.match(text) is not None
+
+
+class LocalStore:
+    """A logdir on this machine's file system.
+
+    Attributes:
+      root: Where trials write their run directories.
+      shown: The logdir as the user gave it, for the terminal report.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.shown = str(root)
+
+    def read(self, name: str) -> bytes | None:
+        """A file's content, by its `/`-separated path in the logdir, or None."""
+        try:
+            return self.root.joinpath(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replaces a file whole: a crash leaves the old content or the new."""
+        from pytest_hparams.atomic import write_atomically
+
+        write_atomically(self.root.joinpath(name), data)
+
+    def session(self, run: str) -> Session | None:
+        """The session recorded in a run directory, or None."""
+        from pytest_hparams.logdir import read_session
+
+        return read_session(self.root.joinpath(*run.split("/")))
+
+    def publish(self, run: str, finished: bool) -> None:
+        """Makes a trial's run visible where TensorBoard reads: here it already is.
+
+        Raises:
+          LogdirError: If the run could not be stored; it stays on this machine.
+        """
+
+    def mark_crashed(self, run: str) -> None:
+        """Ends the session of a trial whose process died."""
+        from pytest_hparams.logdir import mark_crashed
+
+        mark_crashed(self.root.joinpath(*run.split("/")))
+
+    def close(self) -> None:
+        """Releases what the store holds for this process."""
+
+
+class RemoteStore(LocalStore):
+    """A logdir at an fsspec URL, staged in a local directory of this process."""
+
+    def __init__(self, url: str) -> None:
+        self.fs, path = _open(url)
+        self.path = path.rstrip("/")
+        super().__init__(Path(tempfile.mkdtemp(prefix="hparams-staging-")))
+        self.shown = url.rstrip("/")
+        self.kept = False  # a staged run whose upload failed stays on disk
+
+    def _remote(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            data: bytes = self.fs.cat_file(self._remote(name))
+        except FileNotFoundError:
+            return None
+        return data
+
+    def write(self, name: str, data: bytes) -> None:
+        self.fs.pipe_file(self._remote(name), data)
+
+    def session(self, run: str) -> Session | None:
+        from pytest_hparams.logdir import parse_run
+
+        files = sorted(p for p in self._files(run, recursive=False) if _is_event_file(p))
+        return parse_run(self.fs.cat_file(p) for p in files)
+
+    def publish(self, run: str, finished: bool) -> None:
+        """Uploads a trial's staged run directory, replacing what was recorded.
+
+        A trial cut short (Ctrl-C) that had a session recorded before keeps
+        that one, as a local rerun does; otherwise its unfinished session is
+        uploaded and reads as unknown.
+        """
+        staged = self.root.joinpath(*run.split("/"))
+        if not staged.is_dir():
+            return
+        target = self._remote(run)
+        try:
+            old = self._files(run, recursive=True)
+            if finished or not old:
+                uploaded = set()
+                for file in sorted(p for p in staged.rglob("*") if p.is_file()):
+                    remote = f"{target}/{file.relative_to(staged).as_posix()}"
+                    self.fs.put_file(str(file), remote)
+                    uploaded.add(remote)
+                stale = [p for p in old if p not in uploaded]
+                if stale:
+                    self.fs.rm(stale)
+        except Exception as e:
+            # The trial's result stands; its files stay on this machine.
+            self.kept = True
+            raise LogdirError(
+                f"could not upload {run} to {self.shown} ({type(e).__name__}: {e}); "
+                f"its files are kept in {staged}"
+            ) from e
+        shutil.rmtree(staged, ignore_errors=True)
+
+    def mark_crashed(self, run: str) -> None:
+        # The trial was staged by a process that died: nothing of it reached
+        # the store, so its session is absent, or the one recorded before stays.
+        pass
+
+    def close(self) -> None:
+        if not self.kept:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _files(self, run: str, recursive: bool) -> list[str]:
+        target = self._remote(run)
+        self.fs.invalidate_cache(target)
+        try:
+            if recursive:
+                return sorted(self.fs.find(target))
+            entries: list[dict[str, Any]] = self.fs.ls(target, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e["name"] for e in entries if e.get("type") == "file")
+
+
+def _is_event_file(path: str) -> bool:
+    return "tfevents" in path.rsplit("/", 1)[-1]
+
+
+def _open(url: str) -> tuple[Any, str]:
+    """fsspec's file system for `url`, checked to be reachable.
+
+    Raises:
+      LogdirError: If fsspec or the URL's implementation is missing, the
+        protocol is unknown, or the bucket cannot be reached.
+    """
+    try:
+        import fsspec
+    except ImportError:
+        raise LogdirError(f"a logdir URL needs fsspec; install it with: {REMOTE_EXTRA}") from None
+    protocol = url.split("://", 1)[0]
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        message = f"{protocol}:// URLs need a package that is not installed: {e}"
+        if protocol in ("s3", "s3a"):
+            message += f"; install it with: {REMOTE_EXTRA}"
+        raise LogdirError(message) from None
+    except ValueError as e:
+        raise LogdirError(f"{e}; use a local directory or an fsspec URL such as s3://") from None
+    # An object store's first path component is its bucket. Checked here so a
+    # typo fails before any trial runs, not as each trial's upload.
+    bucket = str(path).split("/", 1)[0]
+    if bucket and not str(path).startswith("/"):
+        try:
+            found = fs.exists(bucket)
+        except Exception as e:
+            raise LogdirError(
+                f"cannot reach {protocol}://{bucket} ({type(e).__name__}: {e}); "
+                "check the credentials and the endpoint"
+            ) from None
+        if not found:
+            raise LogdirError(f"{protocol}://{bucket} does not exist or is not visible; create it")
+    return fs, str(path)
+
+
+def open_store(raw: str, base: Path) -> LocalStore:
+    """The store for a logdir option: a URL, or a directory relative to `base`.
+
+    Raises:
+      LogdirError: With the reason and the fix.
+    """
+    if is_url(raw) and not raw.startswith("file://"):
+        return RemoteStore(raw)
+    if raw.startswith("file://"):
+        raw = raw[len("file://") :]
+    path = Path(base, raw).resolve()
+    if path.exists() and not path.is_dir():
+        raise LogdirError(f"{path} is a file, not a directory; choose a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LogdirError(
+            f"cannot create {path} ({e.strerror}); choose a writable directory"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise LogdirError(f"{path} is not writable; choose a writable directory")
+    return LocalStore(path)

@@ -1,0 +1,219 @@
+"""Logdirs at fsspec URLs: a real S3-compatible server (moto's server mode) on
+127.0.0.1, read back by a real TensorBoard server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import fsspec
+import pytest
+from conftest import GRID, MIXED_OUTCOMES, Dashboard, _free_port
+
+Read = Callable[[Path], Dashboard]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server in its own process, stopped when the module's tests end."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "moto's server exited"
+            try:
+                urllib.request.urlopen(endpoint, timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto's server did not start"
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket; the environment points every S3 client at the server.
+
+    AWS_ENDPOINT_URL is the one setting both s3fs (our writes) and boto3
+    (TensorBoard's reads) honour, as the README tells users of MinIO and such.
+    """
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "S3_ENDPOINT", "FSSPEC_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = f"sweeps-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def s3_files(prefix: str) -> list[str]:
+    """Every object under `prefix`, relative to it."""
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    return sorted(path[len(prefix) + 1 :] for path in fs.find(prefix))
+
+
+def layout(files: list[str]) -> list[str]:
+    """Event files by directory and kind; their names hold host, pid and time."""
+    return sorted(f.rsplit("/", 1)[0] if "/" in f else "." for f in files)
+
+
+def served(groups: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    return {
+        g["name"]: (
+            g["hparams"],
+            g["sessions"][0]["status"],
+            {m["name"]["tag"]: m["value"] for m in g.get("metricValues", [])},
+        )
+        for g in groups
+    }
+
+
+def test_an_s3_logdir_shows_in_tensorboard_as_a_local_one_does(
+    pytester: pytest.Pytester,
+    bucket: str,
+    dashboard: Read,
+    tensorboard_server: Callable[..., Any],
+) -> None:
+    pytester.makepyfile(test_grid=GRID, test_mixed=MIXED_OUTCOMES)
+    url = f"s3://{bucket}/team/exp1"
+    remote = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
+    remote.assert_outcomes(passed=13, failed=1, errors=1)
+    remote.stdout.fnmatch_lines([f"logdir: {url}", f"view:   tensorboard --logdir {url}"])
+    pytester.runpytest_subprocess("--hparams-logdir", "local").assert_outcomes(
+        passed=13, failed=1, errors=1
+    )
+
+    local_files = [
+        p.relative_to(pytester.path / "local").as_posix()
+        for p in (pytester.path / "local").rglob("*")
+        if p.is_file()
+    ]
+    assert layout(s3_files(f"{bucket}/team/exp1")) == layout(local_files)
+
+    server = tensorboard_server(url, without_tensorflow=True)
+    groups = served(server.session_groups(expected=15, with_metrics=13))
+    local = dashboard(pytester.path / "local")
+    assert len(groups) == 15
+    for group in local.groups:
+        hparams, status, metrics = groups[group.name]
+        assert hparams == local.hparams(group)
+        assert status == local.status(group)
+        assert metrics == pytest.approx(local.metrics(group))
+    experiment = server.post("experiment", {"experimentName": ""})
+    assert {h["name"] for h in experiment["hparamInfos"]} == local.hparam_names
+    assert {m["name"]["tag"] for m in experiment["metricInfos"]} == local.metric_names
+
+
+def test_a_rerun_replaces_sessions_in_s3_and_resume_reads_them_back(
+    pytester: pytest.Pytester, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    url = f"s3://{bucket}/exp"
+    pytester.makeini(f"[pytest]\nhparams_logdir = {url}\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=12)
+    first = s3_files(f"{bucket}/exp")
+
+    monkeypatch.setenv("BONUS", "0.5")
+    pytester.runpytest_subprocess().assert_outcomes(passed=12)
+    second = s3_files(f"{bucket}/exp")
+    # One session per run directory: the old event files are gone.
+    assert layout(second) == layout(first) and len(second) == 13
+    assert set(second) & set(first) == {"events.out.tfevents.0.pytest-hparams"}
+
+    monkeypatch.setenv("BONUS", "0")
+    result = pytester.runpytest_subprocess("--hparams-resume")
+    result.assert_outcomes(skipped=12)
+    result.stdout.fnmatch_lines(
+        ["*12 trials: 12 resumed; best accuracy=1.23 at [num_units:64-learning_rate:0.01-*"]
+    )
+
+
+def test_a_worker_that_dies_leaves_its_trial_absent_and_the_others_in_s3(
+    pytester: pytest.Pytester, bucket: str
+) -> None:
+    pytester.makepyfile(
+        test_dies="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3, 4])
+        def test_dies(a):
+            if a == 3:
+                os._exit(1)
+            return {"score": a}
+        """
+    )
+    url = f"s3://{bucket}/exp"
+    result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*3 *crashed*"])
+    runs = {f.split("/")[2] for f in s3_files(f"{bucket}/exp") if f.count("/") == 3}
+    assert runs == {"a=1", "a=2", "a=4"}
+
+
+def test_other_fsspec_urls_get_the_same_layout(pytester: pytest.Pytester) -> None:
+    # fsspec's in-memory file system lives in this process: run in-process.
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir", "memory://sweeps/exp").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir", "local").assert_outcomes(passed=12)
+    memory = fsspec.filesystem("memory")
+    files = [p[len("/sweeps/exp/") :] for p in memory.find("/sweeps/exp")]
+    local = [
+        p.relative_to(pytester.path / "local").as_posix()
+        for p in (pytester.path / "local").rglob("*")
+        if p.is_file()
+    ]
+    assert layout(files) == layout(local)
+    memory.rm("/sweeps", recursive=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "s3://no-such-bucket-here/exp",
+            "*--hparams-logdir: s3://no-such-bucket-here does not exist or is not visible; "
+            "create it",
+        ),
+        ("nosuch://bucket/exp", "*--hparams-logdir: Protocol not known: nosuch; use a local*"),
+        (
+            "gcs://bucket/exp",
+            "*--hparams-logdir: gcs:// URLs need a package that is not installed: *gcsfs*",
+        ),
+    ],
+)
+def test_an_unusable_logdir_url_is_a_usage_error(
+    pytester: pytest.Pytester, bucket: str, url: str, message: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    result = pytester.runpytest("--hparams-logdir", url)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    result.stderr.no_fnmatch_line("*Traceback*")
+
+
+def test_without_fsspec_the_error_names_the_extra(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import sys\nsys.modules['fsspec'] = None  # as if not installed\n")
+    pytester.makepyfile(test_grid=GRID)
+    result = pytester.runpytest_subprocess("--hparams-logdir", "s3://bucket/exp")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = "a logdir URL needs fsspec; install it with: pip install 'pytest-hparams[remote]'"
+    assert f"ERROR: --hparams-logdir: {expected}" in result.errlines
