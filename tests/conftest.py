@@ -8,16 +8,17 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# pytester's in-process runs drop the modules they imported when they end:
-# numpy must be loaded once per process before that (TensorBoard's backend
-# pulls it in), and so must the plugin modules that load lazily, or a later
-# run mixes a fresh `space.Metric` with a stale one.
+# pytester drops the modules imported during a test when it ends: numpy must
+# be loaded once per process before that (TensorBoard's backend pulls it in),
+# and so must the plugin modules that load lazily, or a later run mixes a
+# fresh `space.Metric` with a stale one.
 import numpy  # noqa: F401
 import pytest
 from tensorboard import context
@@ -36,6 +37,15 @@ import pytest_hparams.export
 import pytest_hparams.logdir  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+# TensorBoard's backend reads through TensorFlow when it is installed, and
+# TensorFlow aborts the process when its native modules load a second time,
+# which pytester's dropping causes. In this process the backend uses its TF-free
+# reader, as a `pip install tensorboard` without TensorFlow does (TensorBoard's
+# own switch, //tensorboard/compat:no_tensorflow); the real `tensorboard`
+# servers the tests start read through TensorFlow wherever it is installed.
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
 
 # The tutorial's grid; BONUS in the environment shifts every accuracy, for
 # tests that rerun it with other results.
