@@ -49,6 +49,7 @@ class Recorder:
         self.hparam_names: set[str] = set()  # and their hparams
         self.problems: list[str] = []  # usage errors found while collecting
         self._experiment: Any = None  # logdir.ExperimentConfig, imported when needed
+        self.config_error: str | None = None  # why the config could not be written
 
     @property
     def logdir(self) -> Path | None:
@@ -173,6 +174,8 @@ class Recorder:
             "metrics": {},
             "baseline": None,
             "definition": spec.definition or spec.sweep.definition(),
+            # Where a remote logdir's trial is staged, should its worker die.
+            "staging": self.store.staging if self.store is not None else None,
         }
 
     def finish(self, spec: TrialSpec, reports: dict[str, pytest.TestReport]) -> dict[str, Any]:
@@ -231,34 +234,50 @@ class Recorder:
         self.started.pop(record["nodeid"], None)
         test = record["test"]
         self.records.setdefault(test, []).append(record)
-        changed = False
-        if test not in self.definitions:
-            self.definitions[test] = record["definition"]
-            changed = self._config_changed(lambda exp: exp.add_sweep(test, record["definition"]))
-        if record["metrics"]:
-            changed |= self._config_changed(lambda exp: exp.add_metrics(record["metrics"]))
-        if changed:
-            from pytest_hparams.logdir import CONFIG_FILE
+        new_sweep = test not in self.definitions
+        self.definitions.setdefault(test, record["definition"])
+        if self.store is not None and (new_sweep or record["metrics"] or self.config_error):
+            self._update_config(test if new_sweep else None, record["metrics"])
 
-            assert self.store is not None
-            self.store.write(CONFIG_FILE, self._experiment.encode())
+    def _update_config(self, sweep: str | None, metrics: dict[str, float]) -> None:
+        """Merges a new sweep or metrics into the logdir's config and writes it.
+
+        A config that could not be read is never written over: it holds the
+        sweeps of earlier runs. Both are retried with the next record.
+        """
+        from pytest_hparams.logdir import CONFIG_FILE, ExperimentConfig
+        from pytest_hparams.storage import LogdirError
+
+        assert self.store is not None
+        try:
+            changed = bool(self.config_error)
+            if self._experiment is None:
+                self._experiment = ExperimentConfig(self.store.read(CONFIG_FILE))
+                for test, definition in self.definitions.items():  # all, after a failed read
+                    changed |= self._experiment.add_sweep(test, definition)
+                for record in self.all_records:
+                    changed |= self._experiment.add_metrics(record["metrics"])
+            else:
+                if sweep is not None:
+                    changed |= self._experiment.add_sweep(sweep, self.definitions[sweep])
+                changed |= self._experiment.add_metrics(metrics)
+            if changed:
+                self.store.write(CONFIG_FILE, self._experiment.encode())
+            self.config_error = None
+        except (OSError, LogdirError) as e:
+            self.config_error = (
+                f"hparams: could not update the experiment config in {self.store.shown} "
+                f"({type(e).__name__}: {e}); the sessions are recorded, rerun to write it"
+            )
 
     def _crashed(self, started: dict[str, Any]) -> dict[str, Any]:
         if self.store is not None:
             from pytest_hparams.logdir import run_path
 
             case = f"-{started['case']}" if started["case"] else ""
-            self.store.mark_crashed(run_path(started["test"], started["id"] + case))
+            run = run_path(started["test"], started["id"] + case)
+            self.store.mark_crashed(run, started.get("staging"))
         return {**started, "outcome": "crashed", "duration": 0.0}
-
-    def _config_changed(self, update: Any) -> bool:
-        if self.store is None:
-            return False
-        if self._experiment is None:
-            from pytest_hparams.logdir import CONFIG_FILE, ExperimentConfig
-
-            self._experiment = ExperimentConfig(self.store.read(CONFIG_FILE))
-        return bool(update(self._experiment))
 
     @property
     def all_records(self) -> list[dict[str, Any]]:
@@ -280,6 +299,10 @@ class Recorder:
             return
         from pytest_hparams import baseline, export
 
+        if self.config_error:
+            self._update_config(None, {})  # one more try
+            if self.config_error:
+                self.written.append(self.config_error)
         settings = self.settings
         if settings.save_baseline is not None:
             trials = baseline.updated(settings.saved, self.all_records)

@@ -13,6 +13,7 @@ when a logdir needs them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -75,11 +76,21 @@ class LocalStore:
           LogdirError: If the run could not be stored; it stays on this machine.
         """
 
-    def mark_crashed(self, run: str) -> None:
-        """Ends the session of a trial whose process died."""
+    def mark_crashed(self, run: str, staging: str | None = None) -> None:
+        """Ends the session of a trial whose process died.
+
+        Args:
+          run: The run directory, relative to the logdir.
+          staging: The dead process's `staging`, from its setup report.
+        """
         from pytest_hparams.logdir import mark_crashed
 
         mark_crashed(self.root.joinpath(*run.split("/")))
+
+    @property
+    def staging(self) -> str | None:
+        """Where this process stages trials before they are stored (None: nowhere)."""
+        return None
 
     def close(self) -> None:
         """Releases what the store holds for this process."""
@@ -93,7 +104,6 @@ class RemoteStore(LocalStore):
         self.path = path.rstrip("/")
         super().__init__(Path(tempfile.mkdtemp(prefix="hparams-staging-")))
         self.shown = url.rstrip("/")
-        self.kept = False  # a staged run whose upload failed stays on disk
 
     def _remote(self, name: str) -> str:
         return f"{self.path}/{name}"
@@ -103,10 +113,15 @@ class RemoteStore(LocalStore):
             data: bytes = self.fs.cat_file(self._remote(name))
         except FileNotFoundError:
             return None
+        except Exception as e:
+            raise LogdirError(f"cannot read {self.shown}/{name}: {e}") from e
         return data
 
     def write(self, name: str, data: bytes) -> None:
-        self.fs.pipe_file(self._remote(name), data)
+        try:
+            self.fs.pipe_file(self._remote(name), data)
+        except Exception as e:
+            raise LogdirError(f"cannot write {self.shown}/{name}: {e}") from e
 
     def session(self, run: str) -> Session | None:
         from pytest_hparams.logdir import parse_run
@@ -121,7 +136,31 @@ class RemoteStore(LocalStore):
         that one, as a local rerun does; otherwise its unfinished session is
         uploaded and reads as unknown.
         """
-        staged = self.root.joinpath(*run.split("/"))
+        self._upload(self.root, run, finished)
+
+    def mark_crashed(self, run: str, staging: str | None = None) -> None:
+        """Ends, as FAILURE, the session a dead worker staged in `staging`, and
+        uploads it unless a session was recorded before (that one stays)."""
+        if staging is None:
+            return
+        from pytest_hparams.logdir import mark_crashed
+
+        staged = Path(staging).joinpath(*run.split("/"))
+        if staged.is_dir():  # not if the worker ran on another host
+            mark_crashed(staged)
+            with contextlib.suppress(LogdirError):  # said so by the trial's "crashed"
+                self._upload(Path(staging), run, finished=False)
+            _remove_empty(Path(staging))  # the dead process cannot
+
+    @property
+    def staging(self) -> str | None:
+        return str(self.root)
+
+    def close(self) -> None:
+        _remove_empty(self.root)
+
+    def _upload(self, root: Path, run: str, finished: bool) -> None:
+        staged = root.joinpath(*run.split("/"))
         if not staged.is_dir():
             return
         target = self._remote(run)
@@ -138,21 +177,12 @@ class RemoteStore(LocalStore):
                     self.fs.rm(stale)
         except Exception as e:
             # The trial's result stands; its files stay on this machine.
-            self.kept = True
             raise LogdirError(
                 f"could not upload {run} to {self.shown} ({type(e).__name__}: {e}); "
                 f"its files are kept in {staged}"
             ) from e
         shutil.rmtree(staged, ignore_errors=True)
-
-    def mark_crashed(self, run: str) -> None:
-        # The trial was staged by a process that died: nothing of it reached
-        # the store, so its session is absent, or the one recorded before stays.
-        pass
-
-    def close(self) -> None:
-        if not self.kept:
-            shutil.rmtree(self.root, ignore_errors=True)
+        _prune(staged.parent, stop=root)
 
     def _files(self, run: str, recursive: bool) -> list[str]:
         target = self._remote(run)
@@ -164,6 +194,24 @@ class RemoteStore(LocalStore):
         except FileNotFoundError:
             return []
         return sorted(e["name"] for e in entries if e.get("type") == "file")
+
+
+def _prune(directory: Path, stop: Path) -> None:
+    """Removes `directory` and its parents below `stop` while they are empty."""
+    while directory != stop and stop in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty
+            return
+        directory = directory.parent
+
+
+def _remove_empty(root: Path) -> None:
+    """Removes every empty folder under `root`, and `root` if it ends empty:
+    staged runs whose upload failed stay, with the folders that lead to them."""
+    for folder, _, _ in os.walk(root, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def _is_event_file(path: str) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -64,6 +65,18 @@ def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
+@pytest.fixture(autouse=True)
+def staging_area(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary directory of the runs' processes, where trials are staged."""
+    path = pytester.mkdir("tmp")
+    monkeypatch.setenv("TMPDIR", str(path))
+    return path
+
+
+def leftovers(staging_area: Path) -> list[str]:
+    return sorted(p.relative_to(staging_area).as_posix() for p in staging_area.rglob("*"))
+
+
 def s3_files(prefix: str) -> list[str]:
     """Every object under `prefix`, relative to it."""
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
@@ -89,6 +102,7 @@ def served(groups: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
 def test_an_s3_logdir_shows_in_tensorboard_as_a_local_one_does(
     pytester: pytest.Pytester,
     bucket: str,
+    staging_area: Path,
     dashboard: Read,
     tensorboard_server: Callable[..., Any],
 ) -> None:
@@ -97,6 +111,7 @@ def test_an_s3_logdir_shows_in_tensorboard_as_a_local_one_does(
     remote = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
     remote.assert_outcomes(passed=13, failed=1, errors=1)
     remote.stdout.fnmatch_lines([f"logdir: {url}", f"view:   tensorboard --logdir {url}"])
+    assert leftovers(staging_area) == []
     pytester.runpytest_subprocess("--hparams-logdir", "local").assert_outcomes(
         passed=13, failed=1, errors=1
     )
@@ -146,8 +161,11 @@ def test_a_rerun_replaces_sessions_in_s3_and_resume_reads_them_back(
     )
 
 
-def test_a_worker_that_dies_leaves_its_trial_absent_and_the_others_in_s3(
-    pytester: pytest.Pytester, bucket: str
+def test_a_worker_that_dies_costs_only_its_trial_which_ends_failure_in_s3(
+    pytester: pytest.Pytester,
+    bucket: str,
+    staging_area: Path,
+    tensorboard_server: Callable[..., Any],
 ) -> None:
     pytester.makepyfile(
         test_dies="""
@@ -155,7 +173,8 @@ def test_a_worker_that_dies_leaves_its_trial_absent_and_the_others_in_s3(
         from pytest_hparams import hparam_grid
 
         @hparam_grid(a=[1, 2, 3, 4])
-        def test_dies(a):
+        def test_dies(a, trial):
+            trial.log(0, progress=a)
             if a == 3:
                 os._exit(1)
             return {"score": a}
@@ -165,8 +184,17 @@ def test_a_worker_that_dies_leaves_its_trial_absent_and_the_others_in_s3(
     result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*3 *crashed*"])
-    runs = {f.split("/")[2] for f in s3_files(f"{bucket}/exp") if f.count("/") == 3}
-    assert runs == {"a=1", "a=2", "a=4"}
+    # The controller ended the dead worker's staged session and uploaded it.
+    assert leftovers(staging_area) == []
+    server = tensorboard_server(url, without_tensorflow=True)
+    groups = served(server.session_groups(expected=4, with_metrics=3))
+    statuses = {name.rsplit("[", 1)[1]: status for name, (_, status, _) in groups.items()}
+    assert statuses == {
+        "a:1]": "STATUS_SUCCESS",
+        "a:2]": "STATUS_SUCCESS",
+        "a:3]": "STATUS_FAILURE",
+        "a:4]": "STATUS_SUCCESS",
+    }
 
 
 def test_other_fsspec_urls_get_the_same_layout(pytester: pytest.Pytester) -> None:
@@ -217,3 +245,42 @@ def test_without_fsspec_the_error_names_the_extra(pytester: pytest.Pytester) -> 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     expected = "a logdir URL needs fsspec; install it with: pip install 'pytest-hparams[remote]'"
     assert f"ERROR: --hparams-logdir: {expected}" in result.errlines
+
+
+def test_a_trial_that_cannot_be_uploaded_keeps_its_files_and_says_where(
+    pytester: pytest.Pytester, bucket: str, staging_area: Path, dashboard: Read
+) -> None:
+    # The second trial deletes the bucket: its upload, and the third's, fail.
+    pytester.makepyfile(
+        test_kept=f"""
+        import boto3
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3])
+        def test_kept(a):
+            if a == 2:
+                s3 = boto3.resource("s3").Bucket("{bucket}")
+                s3.objects.all().delete()
+                s3.delete()
+            return {{"score": a}}
+        """
+    )
+    result = pytester.runpytest_subprocess("--hparams-logdir", f"s3://{bucket}/exp")
+    result.assert_outcomes(passed=3, warnings=2)
+    kept = re.findall(
+        r"could not upload (\S+) to s3://\S+ \(.*\); its files are kept in (\S+)",
+        result.stdout.str(),
+    )
+    assert [run for run, _ in kept] == ["test_kept.py/test_kept/a=2", "test_kept.py/test_kept/a=3"]
+    staging = Path(kept[0][1]).parents[2]
+    assert staging.parent == staging_area
+    # Only what could not be uploaded is left.
+    assert [f.rsplit("/", 1)[0] for f in leftovers(staging) if "tfevents" in f] == [
+        "test_kept.py/test_kept/a=2",
+        "test_kept.py/test_kept/a=3",
+    ]
+    recorded = dashboard(staging)
+    assert {g.name: recorded.status(g) for g in recorded.groups} == {
+        "test_kept.py::test_kept[a:2]": "STATUS_SUCCESS",
+        "test_kept.py::test_kept[a:3]": "STATUS_SUCCESS",
+    }
