@@ -266,8 +266,8 @@ class Recorder:
             self.config_error = None
         except (OSError, LogdirError) as e:
             self.config_error = (
-                f"hparams: could not update the experiment config in {self.store.shown} "
-                f"({type(e).__name__}: {e}); the sessions are recorded, rerun to write it"
+                f"hparams: could not write the experiment config to {self.store.shown} "
+                f"({type(e).__name__}: {e}); the next run of these sweeps into it writes it"
             )
 
     def _crashed(self, started: dict[str, Any]) -> dict[str, Any]:

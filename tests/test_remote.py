@@ -250,7 +250,8 @@ def test_without_fsspec_the_error_names_the_extra(pytester: pytest.Pytester) -> 
 def test_a_trial_that_cannot_be_uploaded_keeps_its_files_and_says_where(
     pytester: pytest.Pytester, bucket: str, staging_area: Path, dashboard: Read
 ) -> None:
-    # The second trial deletes the bucket: its upload, and the third's, fail.
+    # The second trial deletes the bucket: its upload, and the third's, fail,
+    # and so does writing the metric the third adds into the config.
     pytester.makepyfile(
         test_kept=f"""
         import boto3
@@ -262,10 +263,16 @@ def test_a_trial_that_cannot_be_uploaded_keeps_its_files_and_says_where(
                 s3 = boto3.resource("s3").Bucket("{bucket}")
                 s3.objects.all().delete()
                 s3.delete()
-            return {{"score": a}}
+            return {{"score": a}} if a < 3 else {{"score": a, "extra": 1.0}}
         """
     )
     result = pytester.runpytest_subprocess("--hparams-logdir", f"s3://{bucket}/exp")
+    result.stdout.fnmatch_lines(
+        [
+            f"hparams: could not write the experiment config to s3://{bucket}/exp "
+            "(LogdirError: *); the next run of these sweeps into it writes it"
+        ]
+    )
     result.assert_outcomes(passed=3, warnings=2)
     kept = re.findall(
         r"could not upload (\S+) to s3://\S+ \(.*\); its files are kept in (\S+)",
