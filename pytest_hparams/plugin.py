@@ -143,7 +143,8 @@ def pytest_runtest_makereport(
         if report.when == "setup":
             setattr(report, STARTED_ATTR, item.config.stash[RECORDER_KEY].started_record(spec))
         elif report.when == "teardown":
-            record = item.config.stash[RECORDER_KEY].finish(spec, phases)
+            assert isinstance(item, pytest.Function)  # only functions are swept
+            record = item.config.stash[RECORDER_KEY].finish(item, spec, phases)
             setattr(report, REPORT_ATTR, record)
     return report
 

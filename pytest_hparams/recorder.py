@@ -136,17 +136,8 @@ class Recorder:
     def _warn_non_finite(item: pytest.Function, spec: TrialSpec, metrics: dict[str, float]) -> None:
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
         if bad:
-            from pytest_hparams.errors import HParamsWarning
-
             listed = ", ".join(f"{k}={v}" for k, v in bad.items())
-            code = item.function.__code__
-            # Point at the test, not at this plugin, in the warnings summary.
-            warnings.warn_explicit(
-                HParamsWarning(f"{spec.nodeid} returned non-finite {listed}"),
-                HParamsWarning,
-                code.co_filename,
-                code.co_firstlineno,
-            )
+            _warn_at(item, f"{spec.nodeid} returned non-finite {listed}")
 
     def resume(self, spec: TrialSpec) -> None:
         """Skips a trial whose recorded session ended with SUCCESS and the same hparams."""
@@ -178,7 +169,9 @@ class Recorder:
             "staging": self.store.staging if self.store is not None else None,
         }
 
-    def finish(self, spec: TrialSpec, reports: dict[str, pytest.TestReport]) -> dict[str, Any]:
+    def finish(
+        self, item: pytest.Function, spec: TrialSpec, reports: dict[str, pytest.TestReport]
+    ) -> dict[str, Any]:
         """Ends a trial after its teardown; returns the record for the report."""
         outcome = _outcome(reports)
         trial = self.trial(spec)  # errored in setup: a trial that never started
@@ -189,9 +182,7 @@ class Recorder:
             try:
                 trial.finish(success=outcome == "passed")
             except LogdirError as e:
-                from pytest_hparams.errors import HParamsWarning
-
-                warnings.warn(HParamsWarning(str(e)), stacklevel=1)
+                _warn_at(item, str(e))
         else:
             trial.abort()
         recorded = self.resumed.pop(spec.nodeid, None)
@@ -365,6 +356,16 @@ class Recorder:
             tr.write_line("record the trials for TensorBoard with --hparams-logdir DIR")
         for line in self.written:
             tr.write_line(line)
+
+
+def _warn_at(item: pytest.Function, message: str) -> None:
+    from pytest_hparams.errors import HParamsWarning
+
+    code = item.function.__code__
+    # Point at the test, not at this plugin, in the warnings summary.
+    warnings.warn_explicit(
+        HParamsWarning(message), HParamsWarning, code.co_filename, code.co_firstlineno
+    )
 
 
 def _outcome(reports: dict[str, pytest.TestReport]) -> str:

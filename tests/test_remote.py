@@ -274,6 +274,7 @@ def test_a_trial_that_cannot_be_uploaded_keeps_its_files_and_says_where(
         ]
     )
     result.assert_outcomes(passed=3, warnings=2)
+    result.stdout.fnmatch_lines(["*test_kept.py:*: HParamsWarning: could not upload *"])
     kept = re.findall(
         r"could not upload (\S+) to s3://\S+ \(.*\); its files are kept in (\S+)",
         result.stdout.str(),
