@@ -161,40 +161,54 @@ def test_a_rerun_replaces_sessions_in_s3_and_resume_reads_them_back(
     )
 
 
-def test_a_worker_that_dies_costs_only_its_trial_which_ends_failure_in_s3(
+DIES = """
+import os
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=[1, 2, 3, 4])
+def test_dies(a, trial):
+    trial.log(0, progress=a)
+    if a == 3 and os.environ.get("CRASH"):
+        os._exit(1)
+    return {"score": a + float(os.environ.get("BONUS", "0"))}
+"""
+
+
+def test_a_worker_that_dies_costs_only_its_trial_in_s3(
     pytester: pytest.Pytester,
     bucket: str,
     staging_area: Path,
+    monkeypatch: pytest.MonkeyPatch,
     tensorboard_server: Callable[..., Any],
 ) -> None:
-    pytester.makepyfile(
-        test_dies="""
-        import os
-        from pytest_hparams import hparam_grid
-
-        @hparam_grid(a=[1, 2, 3, 4])
-        def test_dies(a, trial):
-            trial.log(0, progress=a)
-            if a == 3:
-                os._exit(1)
-            return {"score": a}
-        """
-    )
-    url = f"s3://{bucket}/exp"
-    result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
-    result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*3 *crashed*"])
-    # The controller ended the dead worker's staged session and uploaded it.
+    pytester.makepyfile(test_dies=DIES)
+    first, again = f"s3://{bucket}/first", f"s3://{bucket}/again"
+    pytester.runpytest_subprocess("--hparams-logdir", again).assert_outcomes(passed=4)
+    monkeypatch.setenv("CRASH", "1")
+    monkeypatch.setenv("BONUS", "10")
+    for url in (first, again):
+        result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
+        result.assert_outcomes(passed=3, failed=1)
+        result.stdout.fnmatch_lines(["*3 *crashed*"])
+    # The controller ended the dead worker's staged sessions and uploaded them.
     assert leftovers(staging_area) == []
-    server = tensorboard_server(url, without_tensorflow=True)
-    groups = served(server.session_groups(expected=4, with_metrics=3))
-    statuses = {name.rsplit("[", 1)[1]: status for name, (_, status, _) in groups.items()}
-    assert statuses == {
-        "a:1]": "STATUS_SUCCESS",
-        "a:2]": "STATUS_SUCCESS",
-        "a:3]": "STATUS_FAILURE",
-        "a:4]": "STATUS_SUCCESS",
+
+    def sessions(url: str, with_metrics: int) -> dict[str, tuple[str, dict[str, float]]]:
+        server = tensorboard_server(url, without_tensorflow=True)
+        groups = served(server.session_groups(expected=4, with_metrics=with_metrics))
+        return {name.rsplit("[", 1)[1]: (st, metrics) for name, (_, st, metrics) in groups.items()}
+
+    # A first run's crashed trial reads as FAILURE...
+    assert sessions(first, with_metrics=3) == {
+        "a:1]": ("STATUS_SUCCESS", {"score": 11.0}),
+        "a:2]": ("STATUS_SUCCESS", {"score": 12.0}),
+        "a:3]": ("STATUS_FAILURE", {}),
+        "a:4]": ("STATUS_SUCCESS", {"score": 14.0}),
     }
+    # ...and a rerun's keeps the session recorded before.
+    rerun = sessions(again, with_metrics=4)
+    assert rerun["a:3]"] == ("STATUS_SUCCESS", {"score": 3.0})
+    assert rerun["a:4]"] == ("STATUS_SUCCESS", {"score": 14.0})
 
 
 def test_other_fsspec_urls_get_the_same_layout(pytester: pytest.Pytester) -> None:
