@@ -99,8 +99,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     recorder = item.config.stash[RECORDER_KEY]
     if recorder.settings.resume:
         spec = _spec(item)
-        if spec is not None:
-            recorder.resume(spec)
+        if spec is not None and recorder.resume(spec):
+            # A mark, not pytest.skip(): pytest's own setup hook (tryfirst too,
+            # registered before this plugin, so called after it) skips the
+            # item and reports it at the test's line, not at this plugin's.
+            reason = "resumed: this trial's session in the logdir ended with SUCCESS"
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def _spec(item: pytest.Item) -> TrialSpec | None:

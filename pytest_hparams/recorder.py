@@ -139,8 +139,9 @@ class Recorder:
             listed = ", ".join(f"{k}={v}" for k, v in bad.items())
             _warn_at(item, f"{spec.nodeid} returned non-finite {listed}")
 
-    def resume(self, spec: TrialSpec) -> None:
-        """Skips a trial whose recorded session ended with SUCCESS and the same hparams."""
+    def resume(self, spec: TrialSpec) -> bool:
+        """Whether a trial's recorded session ended with SUCCESS and the same hparams;
+        if so, its metrics are kept for the report."""
         from pytest_hparams import events
         from pytest_hparams.logdir import run_path
         from pytest_hparams.space import SWEEP_HPARAM
@@ -148,12 +149,13 @@ class Recorder:
         assert self.store is not None
         recorded = self.store.session(run_path(spec.test, spec.pytest_id))
         if recorded is None:
-            return
+            return False
         hparams, status, metrics = recorded
         hparams.pop(SWEEP_HPARAM, None)
         if status == events.STATUS_SUCCESS and hparams == spec.hparams:
             self.resumed[spec.nodeid] = metrics
-            pytest.skip("resumed: this trial's session in the logdir ended with SUCCESS")
+            return True
+        return False
 
     def started_record(self, spec: TrialSpec) -> dict[str, Any]:
         return {

@@ -196,6 +196,8 @@ def test_resume_skips_successes_and_reruns_failures(
             "  2 * 0.5 * passed",
             "  1 * 0.25 * resumed",
             "3 trials: 1 passed, 2 resumed; best score=0.75 at [[]a:3[]]",
+            "SKIPPED [[]2[]] test_flaky.py:4: resumed: this trial's session in the logdir "
+            "ended with SUCCESS",
         ]
     )
 
