@@ -17,8 +17,8 @@ from pytest_hparams.errors import HParamsError, HParamsWarning
 if TYPE_CHECKING:
     from tensorboard.plugins.hparams.summary_v2 import Discrete, HParam, IntInterval, RealInterval
 
+    from pytest_hparams.metrics import Metric
     from pytest_hparams.sampling import LogUniform
-    from pytest_hparams.space import Metric
     from pytest_hparams.trial import Trial
 
 __all__ = [

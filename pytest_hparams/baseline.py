@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hparams.atomic import write_atomically
-from pytest_hparams.space import Metric, Tolerance
+from pytest_hparams.metrics import Metric, Tolerance
 
 FORMAT = "pytest-hparams-baseline"
 VERSION = 1

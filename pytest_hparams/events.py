@@ -15,7 +15,8 @@ from typing import Any
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from pytest_hparams.space import Domain, Metric, Value
+from pytest_hparams.metrics import Metric
+from pytest_hparams.space import Domain, Value
 
 EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_TAG = "_hparams_/session_start_info"

@@ -10,7 +10,8 @@ from typing import Any
 
 from pytest_hparams import report
 from pytest_hparams.atomic import write_atomically
-from pytest_hparams.space import Metric, format_value
+from pytest_hparams.metrics import Metric
+from pytest_hparams.space import format_value
 
 JSON_VERSION = 1
 

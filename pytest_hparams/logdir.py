@@ -23,7 +23,8 @@ from typing import IO, Any
 
 from pytest_hparams import events
 from pytest_hparams.atomic import write_atomically
-from pytest_hparams.space import SWEEP_HPARAM, Domain, Metric, Value, merge_domains
+from pytest_hparams.metrics import Metric
+from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hparams import baseline, export, report
-from pytest_hparams.space import Metric
+from pytest_hparams.metrics import Metric
 
 Loaded = tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]], list[str]]
 

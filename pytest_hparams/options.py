@@ -10,7 +10,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_hparams import baseline, storage
-    from pytest_hparams.space import Metric, Tolerance
+    from pytest_hparams.metrics import Metric, Tolerance
 
 
 def non_negative_int(text: str) -> int:
@@ -48,7 +48,7 @@ def override_spec(text: str) -> tuple[str, tuple[str, ...]]:
 
 def tolerance_spec(text: str) -> tuple[str, Tolerance]:
     """`accuracy:0.02`, `loss:5%`, or a bare `5%` for every metric."""
-    from pytest_hparams.space import parse_tolerance
+    from pytest_hparams.metrics import parse_tolerance
 
     name, sep, raw = text.rpartition(":")
     if not sep:
@@ -187,7 +187,7 @@ class Settings:
 
     def tolerance(self, metric: Metric) -> Tolerance:
         """The command line wins over the ini file, which wins over Metric(tolerance=)."""
-        from pytest_hparams.space import Tolerance, parse_tolerance
+        from pytest_hparams.metrics import Tolerance, parse_tolerance
 
         for layer in self.tolerances:
             found = layer.get(metric.name) or layer.get("*")

@@ -319,7 +319,7 @@ class Recorder:
                 terminalreporter.write_line(line)
             return
         from pytest_hparams import report as table
-        from pytest_hparams.space import Metric
+        from pytest_hparams.metrics import Metric
 
         quiet = self.config.get_verbosity() < 0
         tr = terminalreporter

@@ -10,7 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_hparams.space import Metric, format_value
+from pytest_hparams.metrics import Metric
+from pytest_hparams.space import format_value
 
 Record = Mapping[str, Any]
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pytest_hparams.space import SWEEP_HPARAM, Metric, Sweep, Value, trial_seed
+from pytest_hparams.metrics import Metric
+from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter

@@ -18,7 +18,7 @@ from typing import Any
 # pytester drops the modules imported during a test when it ends: numpy must
 # be loaded once per process before that (TensorBoard's backend pulls it in),
 # and so must the plugin modules that load lazily, or a later run mixes a
-# fresh `space.Metric` with a stale one.
+# fresh `metrics.Metric` with a stale one.
 import numpy  # noqa: F401
 import pytest
 from tensorboard import context

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hparams import baseline
-from pytest_hparams.space import Metric, Tolerance
+from pytest_hparams.metrics import Metric, Tolerance
 
 
 def record(nodeid: str, **metrics: float) -> dict[str, object]:

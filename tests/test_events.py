@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import metadata
 from tensorboard.util import tensor_util
 
 from pytest_hparams import events
-from pytest_hparams.space import Metric
+from pytest_hparams.metrics import Metric
 
 
 def write(path: Path, *records: bytes) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_hparams.metrics import Metric
 from pytest_hparams.report import format_best_line, format_table, rank
-from pytest_hparams.space import Metric
 
 
 def record(units: int, outcome: str = "passed", **metrics: float) -> dict[str, Any]:

@@ -7,14 +7,12 @@ import pytest
 from tensorboard.plugins.hparams import summary_v2 as hp
 
 from pytest_hparams.errors import HParamsError
+from pytest_hparams.metrics import Metric, Tolerance, parse_tolerance
 from pytest_hparams.space import (
     Domain,
-    Metric,
-    Tolerance,
     build_sweep,
     format_value,
     merge_domains,
-    parse_tolerance,
     trial_id,
     trial_seed,
 )
