@@ -252,13 +252,22 @@ def test_an_unusable_logdir_url_is_a_usage_error(
     result.stderr.no_fnmatch_line("*Traceback*")
 
 
-def test_without_fsspec_the_error_names_the_extra(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest("import sys\nsys.modules['fsspec'] = None  # as if not installed\n")
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ("fsspec", "a logdir URL needs fsspec"),
+        ("s3fs", "s3:// URLs need a package that is not installed: Install s3fs to access S3"),
+    ],
+)
+def test_without_the_remote_extra_the_error_names_it(
+    pytester: pytest.Pytester, missing: str, expected: str
+) -> None:
+    pytester.makeconftest(f"import sys\nsys.modules[{missing!r}] = None  # as if not installed\n")
     pytester.makepyfile(test_grid=GRID)
     result = pytester.runpytest_subprocess("--hparams-logdir", "s3://bucket/exp")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    expected = "a logdir URL needs fsspec; install it with: pip install 'pytest-hparams[remote]'"
-    assert f"ERROR: --hparams-logdir: {expected}" in result.errlines
+    fix = "install it with: pip install 'pytest-hparams[remote]'"
+    assert f"ERROR: --hparams-logdir: {expected}; {fix}" in result.errlines
 
 
 def test_a_trial_that_cannot_be_uploaded_keeps_its_files_and_says_where(
