@@ -324,3 +324,14 @@ def test_ini_options_apply_and_the_command_line_wins(pytester: pytest.Pytester) 
     result = pytester.runpytest("--hparams-logdir", "from_cli", "--hparams-top", "0")
     result.stdout.fnmatch_lines(["12 trials*", "logdir: from_cli"])
     result.stdout.no_fnmatch_line("*more not shown*")
+
+
+def test_an_ini_logdir_is_relative_to_the_ini_file_not_the_working_directory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makeini("[pytest]\nhparams_logdir = from_ini\n")
+    monkeypatch.chdir(pytester.mkdir("elsewhere"))
+    pytester.runpytest(str(pytester.path / "test_grid.py")).assert_outcomes(passed=12)
+    assert (pytester.path / "from_ini").is_dir()
+    assert not (pytester.path / "elsewhere" / "from_ini").exists()
