@@ -69,8 +69,9 @@ class LocalStore:
 
         return read_session(self.root.joinpath(*run.split("/")))
 
-    def publish(self, run: str, finished: bool) -> None:
-        """Makes a trial's run visible where TensorBoard reads: here it already is.
+    def publish(self, run_dir: Path, finished: bool) -> None:
+        """Makes a trial's run directory (under `root`) visible where
+        TensorBoard reads: here it already is.
 
         Raises:
           LogdirError: If the run could not be stored; it stays on this machine.
@@ -129,14 +130,14 @@ class RemoteStore(LocalStore):
         files = sorted(p for p in self._files(run, recursive=False) if _is_event_file(p))
         return parse_run(self.fs.cat_file(p) for p in files)
 
-    def publish(self, run: str, finished: bool) -> None:
+    def publish(self, run_dir: Path, finished: bool) -> None:
         """Uploads a trial's staged run directory, replacing what was recorded.
 
         A trial cut short (Ctrl-C) that had a session recorded before keeps
         that one, as a local rerun does; otherwise its unfinished session is
         uploaded and reads as unknown.
         """
-        self._upload(self.root, run, finished)
+        self._upload(self.root, run_dir.relative_to(self.root).as_posix(), finished)
 
     def mark_crashed(self, run: str, staging: str | None = None) -> None:
         """Ends, as FAILURE, the session a dead worker staged in `staging`, and

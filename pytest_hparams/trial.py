@@ -168,9 +168,7 @@ class Trial:
 
     def _publish(self, finished: bool) -> None:
         if self._store is not None:
-            from pytest_hparams.logdir import run_path
-
-            self._store.publish(run_path(self.spec.test, self.spec.pytest_id), finished)
+            self._store.publish(self.logdir, finished)
 
     def __repr__(self) -> str:
         return f"<Trial {self.id}>"
