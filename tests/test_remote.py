@@ -211,6 +211,29 @@ def test_a_worker_that_dies_costs_only_its_trial_in_s3(
     assert rerun["a:4]"] == ("STATUS_SUCCESS", {"score": 14.0})
 
 
+def test_what_a_trial_writes_in_its_logdir_is_uploaded_with_it(
+    pytester: pytest.Pytester, bucket: str, staging_area: Path
+) -> None:
+    pytester.makepyfile(
+        test_ckpt="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_ckpt(a, trial):
+            (trial.logdir / "checkpoints").mkdir()
+            (trial.logdir / "checkpoints" / "model.ckpt").write_text(f"weights {a}")
+            return {"score": a}
+        """
+    )
+    url = f"s3://{bucket}/exp"
+    pytester.runpytest_subprocess("--hparams-logdir", url).assert_outcomes(passed=2)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    for a in (1, 2):
+        path = f"{bucket}/exp/test_ckpt.py/test_ckpt/a={a}/checkpoints/model.ckpt"
+        assert fs.cat_file(path) == f"weights {a}".encode()
+    assert leftovers(staging_area) == []
+
+
 def test_other_fsspec_urls_get_the_same_layout(pytester: pytest.Pytester) -> None:
     # fsspec's in-memory file system lives in this process: run in-process.
     pytester.makepyfile(test_grid=GRID)
