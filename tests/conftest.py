@@ -153,7 +153,7 @@ def dashboard() -> Callable[[Path], Dashboard]:
     return read_dashboard
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -175,7 +175,7 @@ class TensorBoardServer:
     """A real `tensorboard` process on 127.0.0.1, with its default data server."""
 
     def __init__(self, logdir: Path | str, without_tensorflow: bool = False) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         if without_tensorflow:
             command = [sys.executable, "-c", _WITHOUT_TENSORFLOW]
         else:

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import fsspec
 import pytest
-from conftest import GRID, MIXED_OUTCOMES, Dashboard, _free_port
+from conftest import GRID, MIXED_OUTCOMES, Dashboard, free_port
 
 Read = Callable[[Path], Dashboard]
 
@@ -24,7 +24,7 @@ Read = Callable[[Path], Dashboard]
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """moto's S3 server in its own process, stopped when the module's tests end."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -84,7 +84,7 @@ def s3_files(prefix: str) -> list[str]:
 
 
 def layout(files: list[str]) -> list[str]:
-    """Event files by directory and kind; their names hold host, pid and time."""
+    """Each file's directory: file names hold the host, the pid and the time."""
     return sorted(f.rsplit("/", 1)[0] if "/" in f else "." for f in files)
 
 
