@@ -157,7 +157,7 @@ def test_a_rerun_replaces_sessions_in_s3_and_resume_reads_them_back(
     result = pytester.runpytest_subprocess("--hparams-resume")
     result.assert_outcomes(skipped=12)
     result.stdout.fnmatch_lines(
-        ["*12 trials: 12 resumed; best accuracy=1.23 at [num_units:64-learning_rate:0.01-*"]
+        ["*12 trials: 12 resumed; best accuracy=1.23 at [[]num_units:64-learning_rate:0.01-*"]
     )
 
 
