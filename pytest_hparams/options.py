@@ -180,11 +180,6 @@ class Settings:
         # Layers of tolerances, first match wins: the command line, then the ini.
         self.tolerances: list[dict[str, Tolerance]] = []
 
-    @property
-    def logdir(self) -> Path | None:
-        """The local directory trials write to (for a URL, this process's staging)."""
-        return self.store.root if self.store is not None else None
-
     def tolerance(self, metric: Metric) -> Tolerance:
         """The command line wins over the ini file, which wins over Metric(tolerance=)."""
         from pytest_hparams.metrics import Tolerance, parse_tolerance
@@ -219,7 +214,7 @@ def read(config: pytest.Config) -> Settings:
                 f"--hparams-only-best: {settings.only_best} does not exist; give a baseline "
                 "(--hparams-save-baseline) or a JSON report (--hparams-json)"
             )
-    if settings.resume and settings.logdir is None:
+    if settings.resume and settings.store is None:
         raise pytest.UsageError(
             "--hparams-resume needs the logdir to resume from; add --hparams-logdir DIR"
         )

@@ -51,7 +51,11 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     # A logdir inside the project holds a directory per trial; walking them
     # for test files made every later run slower (3 s per 1,000 trials here).
     recorder = config.stash.get(RECORDER_KEY, None)
-    if recorder is not None and collection_path == recorder.logdir:
+    if (
+        recorder is not None
+        and recorder.store is not None
+        and collection_path == recorder.store.root
+    ):
         return True
     return None
 

@@ -52,11 +52,6 @@ class Recorder:
         self.config_error: str | None = None  # why the config could not be written
 
     @property
-    def logdir(self) -> Path | None:
-        """Where trials of this process write their runs (a staging copy for a URL)."""
-        return self.settings.logdir
-
-    @property
     def store(self) -> LocalStore | None:
         return self.settings.store
 

@@ -182,8 +182,8 @@ class RemoteStore(LocalStore):
                 f"could not upload {run} to {self.shown} ({type(e).__name__}: {e}); "
                 f"its files are kept in {staged}"
             ) from e
+        # Its emptied parent folders go when the store closes.
         shutil.rmtree(staged, ignore_errors=True)
-        _prune(staged.parent, stop=root)
 
     def _files(self, run: str, recursive: bool) -> list[str]:
         target = self._remote(run)
@@ -195,16 +195,6 @@ class RemoteStore(LocalStore):
         except FileNotFoundError:
             return []
         return sorted(e["name"] for e in entries if e.get("type") == "file")
-
-
-def _prune(directory: Path, stop: Path) -> None:
-    """Removes `directory` and its parents below `stop` while they are empty."""
-    while directory != stop and stop in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:  # not empty
-            return
-        directory = directory.parent
 
 
 def _remove_empty(root: Path) -> None:
