@@ -27,16 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hparams.atomic import write_atomically
+from pytest_hparams.errors import BaselineError
 from pytest_hparams.metrics import Metric, Tolerance
+from pytest_hparams.records import Outcome, TrialRecord
 
 FORMAT = "pytest-hparams-baseline"
 VERSION = 1
 
 Entry = dict[str, Any]
-
-
-class BaselineError(Exception):
-    """The baseline file cannot be used; the message says why."""
 
 
 def load(path: Path) -> dict[str, Entry]:
@@ -83,17 +81,25 @@ def dumps(trials: Mapping[str, Entry]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
 
 
-def updated(
-    existing: Mapping[str, Entry], records: Iterable[Mapping[str, Any]]
-) -> dict[str, Entry]:
-    """The existing trials, with every trial that returned metrics replaced."""
+def updated(existing: Mapping[str, Entry], records: Iterable[TrialRecord]) -> dict[str, Entry]:
+    """The existing trials, with those this run measured replaced.
+
+    Only a trial that passed moves its entry: a failed or regressed one keeps
+    the entry it was judged against, or a regression saved into the baseline
+    it regressed from would pass on the next run. A metric that is not finite
+    (NaN) keeps its recorded value.
+    """
     trials = dict(existing)
     for record in records:
-        metrics = {k: v for k, v in record["metrics"].items() if math.isfinite(v)}
+        if record.outcome is not Outcome.PASSED or record.verdict == "regressed":
+            continue
+        old = trials.get(record.nodeid, {}).get("metrics", {})
+        metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
+        metrics.update({k: v for k, v in old.items() if k not in metrics and k in record.metrics})
         if metrics:
-            trials[record["nodeid"]] = {
-                "test": record["test"],
-                "hparams": dict(record["hparams"]),
+            trials[record.nodeid] = {
+                "test": record.test,
+                "hparams": dict(record.key.hparams),
                 "metrics": metrics,
             }
     return trials
@@ -101,6 +107,13 @@ def updated(
 
 def save(path: Path, trials: Mapping[str, Entry]) -> None:
     write_atomically(path, dumps(trials))
+
+
+def save_records(path: Path, existing: Mapping[str, Entry], records: Iterable[TrialRecord]) -> str:
+    """Merges a run's records into the baseline at `path`; returns " (N trials)"."""
+    trials = updated(existing, records)
+    save(path, trials)
+    return f" ({len(trials)} trials)"
 
 
 def compare(
@@ -154,7 +167,9 @@ def _judge(metric: Metric, value: float | None, base: float, tol: Tolerance) -> 
         return "regressed", f"{name} is missing (baseline {_num(base)})"
     if not math.isfinite(value):
         return "regressed", f"{name} regressed: {value} (baseline {_num(base)})"
-    amount = tol.amount(base)
+    # Values read back from a logdir went through float32: a difference in
+    # the 7th digit is that rounding, never a move.
+    amount = max(tol.amount(base), 1e-6 * max(1.0, abs(base)))
     shown = str(tol) if not tol.relative else f"{tol} ({_num(amount)})"
     if metric.goal == "max":
         if value < base - amount:

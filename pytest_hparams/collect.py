@@ -1,51 +1,40 @@
-"""From `@hparam_grid` marks to parametrized items, and back to trial specs."""
+"""From `@hparam_grid` marks to parametrized items, each with its `TrialKey`;
+and the item selections that follow collection (shards, `--hparams-only-best`)."""
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
 from pytest_hparams import MARK
-from pytest_hparams.errors import HParamsError
+from pytest_hparams.errors import OverrideError, SweepError
+from pytest_hparams.records import TrialKey
 from pytest_hparams.sampling import sample_sweep
-from pytest_hparams.space import Sweep, Value, build_sweep, parse_override, trial_id
-from pytest_hparams.trial import TrialSpec
-
-
-class _Compiled(NamedTuple):
-    """What every item of one sweep shares, computed once."""
-
-    mark: pytest.Mark  # kept so that its id is never reused while cached
-    sweep: Sweep
-    names: tuple[str, ...]
-    ids: dict[tuple[Value, ...], str]  # the values of a combination -> its pytest id
-    definition: dict[str, Any]
-
+from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
 
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
 
 
-class OverrideError(HParamsError):
-    """An `--hparams-set` value does not fit its hparam: a usage error."""
+class Compiled(NamedTuple):
+    """What every trial of one swept function shares, built once per session."""
+
+    sweep: Sweep
+    definition: dict[str, Any]  # sweep.definition(): it travels in reports
+    argnames: tuple[str, ...]  # the arguments the plugin passes to the function
 
 
-# Marks are shared by every item of a function (and every method of a marked
-# class): build each sweep once, not once per item.
-_compiled: dict[tuple[int, Overrides], _Compiled] = {}
-_argnames: dict[Callable[..., Any], tuple[str, ...]] = {}
+def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
+    """The validated sweep of a mark, with `--hparams-set` applied.
 
-
-def compiled(mark: pytest.Mark, overrides: Overrides = ()) -> _Compiled:
-    """The validated sweep of a mark, with its ids; raises HParamsError."""
-    key = (id(mark), overrides)
-    cached = _compiled.get(key)
-    if cached is not None and cached.mark is mark:
-        return cached
+    Raises:
+      SweepError: If the declaration is wrong.
+      OverrideError: If it is right but an override does not fit.
+    """
     kwargs = dict(mark.kwargs)
     metrics = kwargs.pop("metrics", None)
     sample = kwargs.pop("_sample", None)
@@ -57,20 +46,18 @@ def compiled(mark: pytest.Mark, overrides: Overrides = ()) -> _Compiled:
 
     sweep = build(kwargs)
     wanted = dict(overrides)
-    if any(h.name in wanted for h in sweep.hparams):
-        try:
-            for h in sweep.hparams:
-                if h.name in wanted:
-                    kwargs[h.name] = parse_override(h, wanted[h.name])
-            sweep = build(kwargs)
-        except HParamsError as e:
-            raise OverrideError(str(e)) from None
-    ids = {tuple(c.values()): trial_id(c) for c in sweep.combinations()}
-    _compiled[key] = _Compiled(mark, sweep, sweep.names, ids, sweep.definition())
-    return _compiled[key]
+    if not any(h.name in wanted for h in sweep.hparams):
+        return sweep
+    try:
+        for h in sweep.hparams:
+            if h.name in wanted:
+                kwargs[h.name] = parse_override(h, wanted[h.name])
+        return build(kwargs)
+    except SweepError as e:
+        raise OverrideError(str(e)) from None
 
 
-def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Sweep:
+def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Compiled:
     """Parametrizes a swept function, or fails its collection with one line.
 
     Raises:
@@ -79,50 +66,43 @@ def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Sweep:
     """
     marks = list(metafunc.definition.iter_markers(MARK))
     where = f"In {metafunc.definition.nodeid}:"
+    function = metafunc.function
     if len(marks) > 1:
-        pytest.fail(
+        _fail(
             f"{where} @hparam_grid or @hparam_random is applied {len(marks)} times; "
-            "use one (a list in @hparam_random samples a choice)",
-            pytrace=False,
+            "use one (a list in @hparam_random samples a choice)"
+        )
+    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        _fail(
+            f"{where} @hparam_grid needs a plain `def` test, not `async def`; "
+            "run the coroutine inside it, e.g. return asyncio.run(train(...))"
         )
     try:
-        swept = compiled(marks[0], overrides)
+        sweep = compile_mark(marks[0], overrides)
     except OverrideError:
         parametrize(metafunc)
         raise
-    except HParamsError as e:
+    except SweepError as e:
         error = str(e)
     else:
         error = ""
     if error:  # failed outside the except block, so no chained traceback shows
-        pytest.fail(f"{where} {error}", pytrace=False)
-    sweep = swept.sweep
+        _fail(f"{where} {error}")
 
     names = metafunc.fixturenames
     takes_dict = "hparams" in names
     missing = [n for n in sweep.names if n not in names]
     if missing and not takes_dict:
-        pytest.fail(
+        _fail(
             f"{where} @hparam_grid declares {missing[0]!r} but the function takes no such "
-            f"argument; add it, or take an `hparams` argument to get all values as a dict",
-            pytrace=False,
+            f"argument; add it, or take an `hparams` argument to get all values as a dict"
         )
     parametrized = _parametrized_names(metafunc)
-    # pytest has no public view of which names are fixtures; this read-only
-    # look at Metafunc's table is what tells a clash from a plain argument.
-    fixtures = getattr(metafunc, "_arg2fixturedefs", {})
     for name in [*sweep.names, *(["hparams"] if takes_dict else [])]:
         if name in parametrized:
-            pytest.fail(
+            _fail(
                 f"{where} {name!r} is both swept by @hparam_grid and parametrized by "
-                "@pytest.mark.parametrize; keep one",
-                pytrace=False,
-            )
-        if name in fixtures:
-            pytest.fail(
-                f"{where} {name!r} is swept by @hparam_grid but is also a fixture; "
-                "rename the hparam or the fixture",
-                pytrace=False,
+                "@pytest.mark.parametrize; keep one"
             )
 
     argnames = [n for n in sweep.names if n in names]
@@ -132,8 +112,30 @@ def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Sweep:
         argnames.append("hparams")
     else:
         values = [tuple(c[n] for n in argnames) for c in combos]
-    metafunc.parametrize(argnames, values, ids=list(swept.ids.values()))
-    return sweep
+    metafunc.parametrize(argnames, values, ids=[trial_id(c) for c in combos])
+    return Compiled(sweep, sweep.definition(), _required_args(function, metafunc.cls))
+
+
+def _fail(message: str) -> None:
+    pytest.fail(message, pytrace=False)
+
+
+def _required_args(function: Any, cls: type | None) -> tuple[str, ...]:
+    # The arguments pytest would pass: required parameters of the function,
+    # less `self` for a method, as pytest's own pyfunc_call does.
+    params = list(inspect.signature(function).parameters.values())
+    if (
+        cls is not None
+        and params
+        and not isinstance(cls.__dict__.get(function.__name__), staticmethod)
+    ):
+        params = params[1:]
+    return tuple(
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
 
 
 def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
@@ -146,103 +148,137 @@ def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
     return out
 
 
-def test_of(nodeid: str, callspec_id: str) -> str:
-    """The node id without its `[...]` parameter part (ids may hold `[` too)."""
-    return nodeid[: -(len(callspec_id) + 2)]
-
-
-def spec_for(item: pytest.Item, mark: pytest.Mark, overrides: Overrides = ()) -> TrialSpec | None:
-    """What the plugin needs of a swept item, or None if it was not parametrized."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or not isinstance(item, pytest.Function):
-        return None
-    try:
-        swept = compiled(mark, overrides)
-    except OverrideError:  # reported as a usage error at collection
-        swept = compiled(mark)
-    params = callspec.params
-    source = params.get("hparams", params)
-    hparams = {n: source[n] for n in swept.names}
-    tid = swept.ids[tuple(hparams.values())]
-    case = callspec.id.replace(tid, "", 1).strip("-") if tid in callspec.id else ""
-    test = test_of(item.nodeid, callspec.id)
-    return TrialSpec(
-        test, item.nodeid, tid, case, hparams, swept.sweep, _args_of(item), swept.definition
-    )
-
-
-def _args_of(item: pytest.Function) -> tuple[str, ...]:
-    # The arguments pytest would pass: required parameters of the callable
-    # (bound methods have no `self`), as pytest's own pyfunc_call does.
-    function = item.function
-    if function not in _argnames:
-        params = inspect.signature(item.obj).parameters.values()
-        _argnames[function] = tuple(
-            p.name
-            for p in params
-            if p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
+    """Fails the collection of a unittest.TestCase that carries a sweep."""
+    marked = [
+        name
+        for name, value in [("", cls), *vars(cls).items()]
+        if any(getattr(m, "name", None) == MARK for m in getattr(value, "pytestmark", []))
+    ]
+    if marked:
+        where = f"{cls.__name__}.{marked[0]}" if marked[0] else cls.__name__
+        _fail(
+            f"In {collector.nodeid}::{where}: @hparam_grid needs a plain test function or a "
+            "method of a plain class; pytest runs unittest.TestCase methods without "
+            "parameters, so the sweep would run once; move it out of the TestCase"
         )
-    return _argnames[function]
 
 
-def shard(items: list[pytest.Item], k: int, n: int) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """Splits items for shard k of n: each sweep's i-th trial goes to shard i % n + 1.
-
-    Every trial lands in exactly one shard and the shards of a sweep differ in
-    size by one at most. Tests that are not swept run in shard 1 only.
-    """
-    keep: list[pytest.Item] = []
-    drop: list[pytest.Item] = []
-    seen: dict[str, int] = {}
+def keys_of(items: list[pytest.Item], sweeps: Mapping[str, Compiled]) -> dict[str, TrialKey]:
+    """The `TrialKey` of every swept item, by node id."""
+    keys: dict[str, TrialKey] = {}
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if item.get_closest_marker(MARK) is None or callspec is None:
-            (keep if k == 1 else drop).append(item)
-            continue
-        test = test_of(item.nodeid, callspec.id)
-        index = seen.get(test, 0)
-        seen[test] = index + 1
-        (keep if index % n == k - 1 else drop).append(item)
-    return keep, drop
+        test = sweep_of(item)
+        compiled = sweeps.get(test) if test is not None else None
+        if compiled is not None and hasattr(item, "callspec"):
+            assert isinstance(item, pytest.Function) and test is not None
+            keys[item.nodeid] = key_of(item, test, compiled.sweep)
+    return keys
 
 
-def only_best(items: list[pytest.Item], path: Path) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """Keeps each sweep's best trial recorded in a baseline or JSON report."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    best: set[str] = set()
-    if data.get("format") == "pytest-hparams-report":
-        for sweep in data["sweeps"]:  # trials are ranked best first
-            passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
-            if passed:
-                best.add(passed[0]["nodeid"])
-    else:
-        entries = data.get("trials", {})
-        by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
-        for nodeid, entry in entries.items():
-            by_test.setdefault(entry.get("test", nodeid.split("[")[0]), []).append(
-                (nodeid, entry["metrics"])
-            )
-        goals = _goals(items)
-        for test, trials in by_test.items():
-            name, goal = goals.get(test) or (next(iter(trials[0][1]), ""), "max")
-            scored = [(m[name], nodeid) for nodeid, m in trials if name in m]
-            if scored:
-                best.add((max(scored) if goal == "max" else min(scored))[1])
+def only_best(
+    items: list[pytest.Item], path: Path, goals: Mapping[str, tuple[str, str]]
+) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """Keeps each sweep's best trial recorded in a baseline or JSON report.
+
+    Raises:
+      pytest.UsageError: If no collected item is such a trial.
+    """
+    try:
+        best = read_best(path, goals)
+    except SweepError as e:
+        raise pytest.UsageError(f"--hparams-only-best: {e}") from None
     keep = [item for item in items if item.nodeid in best]
+    if not keep:
+        raise pytest.UsageError(
+            f"--hparams-only-best: no trial in {path} matches a collected sweep; "
+            "check the file and the tests selected"
+        )
     return keep, [item for item in items if item.nodeid not in best]
 
 
-def _goals(items: list[pytest.Item]) -> dict[str, tuple[str, str]]:
-    """The primary metric and its goal of each collected sweep, by test."""
-    goals: dict[str, tuple[str, str]] = {}
+def sweep_of(item: pytest.Item) -> str | None:
+    """The node id of the swept function an item belongs to, or None."""
+    if not isinstance(item, pytest.Function) or item.parent is None:
+        return None
+    return f"{item.parent.nodeid}::{item.originalname}"
+
+
+def key_of(item: pytest.Function, test: str, sweep: Sweep) -> TrialKey:
+    """A swept item's identity: from its node id and its parameters, nothing parsed."""
+    params: Mapping[str, Any] = item.callspec.params
+    source = params.get("hparams", params)
+    names = sweep.names
+    hparams = {n: source[n] for n in names}
+    case = ", ".join(
+        f"{k}={_shown(v)}" for k, v in params.items() if k not in names and k != "hparams"
+    )
+    return TrialKey(item.nodeid, test, item.callspec.id, hparams, case)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (bool, int, float, str)):
+        return format_value(value)
+    return type(value).__name__
+
+
+def shard(
+    items: list[pytest.Item], keys: Mapping[str, TrialKey], k: int, n: int
+) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """Splits items for shard k of n, whatever order other plugins put them in.
+
+    Each sweep's trials, sorted by node id, are dealt round-robin: every
+    trial lands in exactly one shard, and a sweep's shards differ in size by
+    one at most. Tests that are not swept run in shard 1 only.
+    """
+    position: dict[str, int] = {}
+    by_test: dict[str, list[str]] = {}
+    for key in keys.values():
+        by_test.setdefault(key.test, []).append(key.nodeid)
+    for nodeids in by_test.values():
+        position.update((nodeid, i) for i, nodeid in enumerate(sorted(nodeids)))
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
-        mark = item.get_closest_marker(MARK)
-        callspec = getattr(item, "callspec", None)
-        if mark is None or callspec is None:
-            continue
-        test = test_of(item.nodeid, callspec.id)
-        metrics = compiled(mark).sweep.metrics
-        if test not in goals and metrics:
-            goals[test] = (metrics[0].name, metrics[0].goal)
-    return goals
+        index = position.get(item.nodeid)
+        mine = k == 1 if index is None else index % n == k - 1
+        (keep if mine else drop).append(item)
+    return keep, drop
+
+
+def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> set[str]:
+    """The node ids of each sweep's best trial in a baseline or JSON report.
+
+    Args:
+      path: The file.
+      goals: The primary metric and its goal, by sweep, of the collected sweeps.
+
+    Raises:
+      SweepError: If the file is not JSON, or not a baseline or report.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") == "pytest-hparams-report":
+            best: set[str] = set()
+            for sweep in data["sweeps"]:  # trials are ranked best first
+                passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
+                if passed:
+                    best.add(passed[0]["nodeid"])
+            return best
+        if data.get("format") != "pytest-hparams-baseline":
+            raise KeyError("format")
+        by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
+        for nodeid, entry in data["trials"].items():
+            by_test.setdefault(entry["test"], []).append((nodeid, entry["metrics"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SweepError(
+            f"{path} is not a pytest-hparams baseline or JSON report ({type(e).__name__}: {e}); "
+            "give a file written by --hparams-save-baseline or --hparams-json"
+        ) from None
+    best = set()
+    for test, trials in by_test.items():
+        name, goal = goals.get(test) or (next(iter(trials[0][1]), ""), "max")
+        scored = [(m[name], nodeid) for nodeid, m in trials if name in m]
+        if scored:
+            best.add((max(scored) if goal == "max" else min(scored))[1])
+    return best

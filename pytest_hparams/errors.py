@@ -1,15 +1,40 @@
-"""Errors and warnings meant for the person running the sweep."""
+"""Errors and warnings meant for the person running the sweep.
+
+Every error the plugin raises on purpose is an `HParamsError`, so a caller
+(or a test) can catch the family; the plugin turns each kind into what pytest
+shows for that kind of mistake: a collection error, a usage error, a failed
+trial or a warning.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 
-class HParamsError(ValueError):
-    """A sweep was declared wrongly; the message says what and how to fix it.
+class HParamsError(Exception):
+    """Something about a sweep or its files is wrong; the message says what
+    and how to fix it."""
 
-    The plugin turns it into a one-line collection error naming the test.
-    """
+
+class SweepError(HParamsError, ValueError):
+    """A sweep was declared wrongly: a one-line collection error of its test."""
+
+
+class OverrideError(SweepError):
+    """An `--hparams-set` value does not fit its hparam: a usage error."""
+
+
+class MetricsError(HParamsError):
+    """A swept test returned something that is not a dict of numbers: the trial fails."""
+
+
+class BaselineError(HParamsError):
+    """A baseline file cannot be used; the message says why."""
+
+
+class LogdirError(HParamsError):
+    """The logdir, or one trial's files in it, cannot be written; the message
+    says why and what to do."""
 
 
 class HParamsWarning(pytest.PytestWarning):

@@ -2,45 +2,41 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_hparams import report
+from pytest_hparams import table
 from pytest_hparams.atomic import write_atomically
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import format_value
+from pytest_hparams.records import TrialRecord
 
-JSON_VERSION = 1
+if TYPE_CHECKING:
+    from pytest_hparams.reporter import Reporter
 
-Records = Mapping[str, Sequence[Mapping[str, Any]]]
+JSON_VERSION = 2
 
 
-def json_report(
-    records: Records, definitions: Mapping[str, Mapping[str, Any]], not_run: Sequence[str]
-) -> str:
-    """Every trial of every sweep: test, id, hparams, metrics, outcome, duration, baseline."""
+def json_report(reporter: Reporter, not_run: Sequence[str]) -> str:
+    """Every trial of every sweep: its key, hparams, metrics, outcome, duration, baseline."""
     sweeps = []
-    for test, trials in records.items():
-        definition = definitions[test]
+    for test, trials in reporter.sweeps():
+        definition = reporter.definitions[test]
         sweeps.append(
             {
                 "test": test,
-                "hparams": [h["name"] for h in definition["hparams"]],
+                "hparams": definition["hparams"],
                 "metrics": definition["metrics"],
                 "trials": [
                     {
-                        "nodeid": t["nodeid"],
-                        "id": t["id"],
-                        "hparams": t["hparams"],
-                        "metrics": {k: _json_number(v) for k, v in t["metrics"].items()},
-                        "outcome": t["outcome"],
-                        "duration": round(t["duration"], 6),
-                        "baseline": t.get("baseline"),
+                        **t.to_dict(),
+                        "metrics": {k: _json_number(v) for k, v in t.metrics.items()},
+                        "duration": round(t.duration, 6),
                     }
-                    for t in report.rank(trials, _primary(trials, definition))
+                    for t in table.rank(trials, _primary(trials, definition))
                 ],
             }
         )
@@ -58,30 +54,28 @@ def _json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
-def _primary(trials: Sequence[Mapping[str, Any]], definition: Mapping[str, Any]) -> Metric | None:
-    metrics = report.columns(trials, [Metric.from_dict(m) for m in definition["metrics"]])
+def _primary(trials: Sequence[TrialRecord], definition: Mapping[str, Any]) -> Metric | None:
+    metrics = table.columns(trials, [Metric.from_dict(m) for m in definition["metrics"]])
     return metrics[0] if metrics else None
 
 
-def markdown_report(
-    records: Records, definitions: Mapping[str, Mapping[str, Any]], not_run: Sequence[str]
-) -> str:
+def markdown_report(reporter: Reporter, not_run: Sequence[str]) -> str:
     """The sweep tables as GitHub-flavoured Markdown, best trial first, regressions marked."""
     out = []
-    for test, trials in records.items():
-        definition = definitions[test]
+    for test, trials in reporter.sweeps():
+        definition = reporter.definitions[test]
         declared = [Metric.from_dict(m) for m in definition["metrics"]]
-        metrics = report.shown_columns(trials, declared)
+        metrics = table.shown_columns(trials, declared)
         primary = metrics[0] if metrics else None
         names = [h["name"] for h in definition["hparams"]]
-        ranked = report.rank(trials, primary)
-        winner = report.best(ranked, primary)
-        compared = any(t.get("baseline") for t in trials)
-        out.append(f"### `{test}`\n")
-        summary = report.counts(trials)
+        ranked = table.rank(trials, primary)
+        winner = table.best(ranked, primary)
+        compared = any(t.comparison for t in trials)
+        out.append(f"### `{_md(test)}`\n")
+        summary = table.counts(trials)
         if winner is not None and metrics:
-            value = report.format_value_cell(winner["metrics"][metrics[0].name])
-            summary += f"; best {metrics[0].name} = {value}"
+            value = table.format_value_cell(winner.metrics[metrics[0].name])
+            summary += f"; best {metrics[0].name} = {value} at `{_md(winner.key.params)}`"
         out.append(summary + "\n")
         header = [
             "",
@@ -93,26 +87,26 @@ def markdown_report(
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---"] * len(header)) + "|")
         for t in ranked:
-            base = t.get("baseline") or {}
-            mark = "🏆" if t is winner else "❌" if base.get("verdict") == "regressed" else ""
-            cells = [mark, *(_md(format_value(t["hparams"][n])) for n in names)]
+            base = t.comparison or {}
+            mark = "🏆" if t is winner else "❌" if t.verdict == "regressed" else ""
+            cells = [mark, *(_md(table.cell_text(t.key.hparams.get(n, ""))) for n in names)]
             for m in metrics:
-                cell = report.format_value_cell(t["metrics"].get(m.name))
-                delta = report.delta_cell(base or None, m.name) if base else ""
+                cell = table.format_value_cell(t.metrics.get(m.name))
+                delta = table.delta_cell(base or None, m.name) if base else ""
                 if delta == "same":
                     cell += " (same)"
                 elif delta and delta != "new":
                     cell += f" (vs {delta})"
                 cells.append(cell)
-            cells.append(t["outcome"])
+            cells.append(t.outcome.value)
             if compared:
-                verdict = base.get("verdict", "")
+                verdict = t.verdict
                 cells.append(f"**{verdict}**" if verdict == "regressed" else verdict)
             out.append("| " + " | ".join(cells) + " |")
         if compared:
             out.append(
                 "\n"
-                + report.format_verdict(
+                + table.format_verdict(
                     trials, [n[len(test) :] for n in not_run if n.startswith(test + "[")]
                 )
             )
@@ -121,8 +115,12 @@ def markdown_report(
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    # A value is data, never markup: HTML is escaped, and a pipe or a line
+    # break would end the row.
+    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
 
 
-def write(path: Path, text: str) -> None:
+def write(path: Path, text: str) -> str:
+    """Replaces `path` with `text` whole; returns "" (nothing to add to the report line)."""
     write_atomically(path, text.encode("utf-8"))
+    return ""

@@ -11,6 +11,7 @@ hidden file that replaces the old session only when the trial ends.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -64,6 +65,13 @@ def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
     if not str(path).startswith(os.path.join(str(logdir), "")):
         raise ValueError(f"run directory {path} escapes {logdir}")
     return path
+
+
+def _pending_name(final: str) -> str:
+    # TensorBoard loads every file whose name holds "tfevents", dot-files
+    # too: a rerun's unfinished file must not, or a killed attempt's curve
+    # would show beside the recorded session.
+    return _PENDING + final.replace("tfevents", "pending")
 
 
 def _event_files(directory: Path) -> list[Path]:
@@ -146,7 +154,7 @@ class TrialWriter:
                 final = directory / _event_file_name()
                 if final not in self._old:
                     break
-            target = directory / (_PENDING + final.name) if self._replacing else final
+            target = directory / _pending_name(final.name) if self._replacing else final
             handle = open(target, "wb")  # noqa: SIM115 - closed in finish()/abort()
             handle.write(events.frame(events.event_bytes(time.time())))
             self._files[group] = (handle, final)
@@ -193,6 +201,16 @@ class TrialWriter:
             for handle, _ in self._files.values():
                 Path(handle.name).unlink(missing_ok=True)
 
+    def discard(self) -> None:
+        """Closes and deletes what this writer wrote: the trial did not run
+        (it was skipped), so neither a new session nor the loss of a recorded
+        one would be true."""
+        self._close()
+        for handle, _ in self._files.values():
+            Path(handle.name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: Keras' or the test's own files
+            self.path.rmdir()
+
     def _close(self) -> None:
         for handle, _ in self._files.values():
             handle.close()
@@ -205,7 +223,11 @@ def read_session(path: Path) -> tuple[dict[str, Value], int, dict[str, float]] |
     """
     if not path.is_dir():
         return None
-    files = sorted(p for p in path.iterdir() if "tfevents" in p.name and p.is_file())
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if "tfevents" in p.name and not p.name.startswith(_PENDING) and p.is_file()
+    )
     return parse_run([f.read_bytes() for f in files])
 
 

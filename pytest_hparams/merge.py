@@ -1,8 +1,9 @@
 """`python -m pytest_hparams merge`: one report and one table from CI shards.
 
 Each shard of a CI matrix (`--hparams-shard K/N`) writes its own
-`--hparams-json` report; this joins them, prints the tables as pytest would,
-and can write the merged JSON, the Markdown summary and a baseline.
+`--hparams-json` report; this joins them into the same `Reporter` that pytest
+uses, prints its tables, and can write the merged JSON, the Markdown summary
+and a baseline.
 """
 
 from __future__ import annotations
@@ -12,57 +13,55 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pytest_hparams import baseline, export, report
-from pytest_hparams.metrics import Metric
+from pytest_hparams import baseline, export
+from pytest_hparams.errors import BaselineError
+from pytest_hparams.options import Settings
+from pytest_hparams.records import TrialRecord
+from pytest_hparams.reporter import Reporter
 
-Loaded = tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]], list[str]]
+
+class MergeError(ValueError):
+    """A report cannot be merged; the message names the file and why."""
 
 
-def load_reports(paths: Sequence[Path]) -> Loaded:
-    """Records and definitions by test, from `--hparams-json` files.
+def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
+    """Adds every trial of `--hparams-json` files to `reporter`.
 
     Raises:
-      ValueError: If a file is not such a report; the message names it.
+      MergeError: If a file is not such a report, or two files hold the same
+        trial (shards that did not partition the sweep).
     """
-    records: dict[str, dict[str, dict[str, Any]]] = {}
-    definitions: dict[str, dict[str, Any]] = {}
+    seen: dict[str, Path] = {}
     not_run: set[str] = set()
-    ran: set[str] = set()
     for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: cannot be read as JSON ({e})") from None
+            raise MergeError(f"{path}: cannot be read as JSON ({e})") from None
         if not isinstance(data, dict) or data.get("format") != "pytest-hparams-report":
-            raise ValueError(f"{path}: not a pytest-hparams JSON report (--hparams-json)")
+            raise MergeError(f"{path}: not a pytest-hparams JSON report (--hparams-json)")
         if data.get("version") != export.JSON_VERSION:
-            raise ValueError(
-                f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}"
+            raise MergeError(
+                f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}; "
+                "write the shards' reports with this version of pytest-hparams"
             )
         not_run.update(data.get("baseline_not_run", []))
         for sweep in data["sweeps"]:
-            test = sweep["test"]
-            definitions.setdefault(
-                test,
-                {
-                    "hparams": [{"name": n} for n in sweep["hparams"]],
-                    "metrics": sweep["metrics"],
-                },
-            )
+            definition = {"hparams": sweep["hparams"], "metrics": sweep["metrics"]}
+            reporter.add_definition(sweep["test"], definition)
             for trial in sweep["trials"]:
-                metrics = {k: float(v) for k, v in trial["metrics"].items()}
-                # A trial in two shards: the later file wins.
-                records.setdefault(test, {})[trial["nodeid"]] = {
-                    **trial,
-                    "test": test,
-                    "metrics": metrics,
-                }
-                ran.add(trial["nodeid"])
-    merged = {test: list(by_id.values()) for test, by_id in records.items()}
-    # An entry one shard did not run was most likely run by another.
-    return merged, definitions, sorted(not_run - ran)
+                record = TrialRecord.from_dict(trial)
+                if record.nodeid in seen:
+                    raise MergeError(
+                        f"{record.nodeid} is in both {seen[record.nodeid]} and {path}: the "
+                        "shards ran it twice, so they did not split the same sweep; run every "
+                        "shard with the same tests, options and plugins"
+                    )
+                seen[record.nodeid] = path
+                reporter.add(record)
+    # Entries one shard did not run were most likely run by another.
+    reporter.baseline_not_run = not_run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,38 +73,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, help="write the merged JSON report here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown summary here")
     parser.add_argument("--save-baseline", type=Path, help="write (or update) a baseline file")
-    parser.add_argument("--top", type=int, default=10, help="rows per sweep; 0 shows all")
+    parser.add_argument(
+        "--top", type=int, default=None, help="rows per sweep; 0 shows all (default: as pytest)"
+    )
     args = parser.parse_args(argv)
 
-    try:
-        records, definitions, not_run = load_reports(args.reports)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for test, trials in records.items():
-        definition = definitions[test]
-        metrics = [Metric.from_dict(m) for m in definition["metrics"]]
-        print(f"== hparams: {test} ==")
-        names = [h["name"] for h in definition["hparams"]]
-        for line in report.format_table(trials, names, metrics, args.top):
-            print(line)
-        if any(t.get("baseline") for t in trials):
-            missing = [n[len(test) :] for n in not_run if n.startswith(test + "[")]
-            print(report.format_verdict(trials, missing))
-    if args.output:
-        export.write(args.output, export.json_report(records, definitions, not_run))
-    if args.markdown:
-        export.write(args.markdown, export.markdown_report(records, definitions, not_run))
-    if args.save_baseline:
+    settings = Settings()
+    settings.top = args.top
+    settings.json_path = args.output
+    settings.markdown_path = args.markdown
+    if args.save_baseline is not None:
         try:
-            existing = baseline.load(args.save_baseline) if args.save_baseline.exists() else {}
-        except baseline.BaselineError as e:
+            if args.save_baseline.exists():
+                settings.saved = baseline.load(args.save_baseline)
+        except BaselineError as e:
             print(f"error: {args.save_baseline} {e}; nothing written", file=sys.stderr)
             return 2
-        entries = baseline.updated(existing, [t for ts in records.values() for t in ts])
-        baseline.save(args.save_baseline, entries)
-        print(f"baseline saved: {args.save_baseline} ({len(entries)} trials)")
-    bad = [
-        t for ts in records.values() for t in ts if t["outcome"] in ("failed", "error", "crashed")
-    ]
-    return 1 if bad else 0
+        settings.save_baseline = args.save_baseline
+    reporter = Reporter(settings)
+    try:
+        load_reports(args.reports, reporter)
+    except MergeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    reporter.write_reports()
+    for text, markup in reporter.lines():
+        print(f"== {text} ==" if markup.get("sep") else text)
+    if not reporter.ok:
+        return 1
+    return 1 if any(r.outcome.bad for r in reporter.all_records) else 0

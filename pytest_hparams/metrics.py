@@ -107,6 +107,18 @@ class Metric:
                 return f"Metric {self.name!r}: {bound} must be a number (got {value!r})"
         if self.min is not None and self.max is not None and self.min > self.max:
             return f"Metric {self.name!r}: min {self.min!r} is greater than max {self.max!r}"
+        group = self.group
+        parts = group.replace("\\", "/").split("/") if isinstance(group, str) else []
+        if group and (
+            not isinstance(group, str)
+            or group.startswith(("/", "\\"))
+            or ":" in group
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            return (
+                f"Metric {self.name!r}: group must be a relative directory inside the trial's "
+                f"run, such as 'validation' (got {group!r})"
+            )
         if self.tolerance is not None:
             try:
                 parse_tolerance(self.tolerance)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,8 +54,12 @@ def tolerance_spec(text: str) -> tuple[str, Tolerance]:
     name, sep, raw = text.rpartition(":")
     if not sep:
         name, raw = "*", text
+    elif not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no metric before ':'; write METRIC:0.02, METRIC:5% or 5% for all"
+        )
     try:
-        return name.strip() or "*", parse_tolerance(raw)
+        return name.strip(), parse_tolerance(raw)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"{e}; write METRIC:0.02, METRIC:5% or 5%") from None
 
@@ -73,7 +78,8 @@ def addoption(parser: pytest.Parser) -> None:
         metavar="N",
         type=non_negative_int,
         default=None,
-        help="Rows of each sweep's table, best first; 0 shows all. Default: 10",
+        help="Rows of each sweep's table, best first; 0 shows all. "
+        "Default: every row up to 20 trials, else the best 10",
     )
     group.addoption(
         "--hparams-no-table",
@@ -146,7 +152,11 @@ def addoption(parser: pytest.Parser) -> None:
         type="string",
         default="",
     )
-    parser.addini("hparams_top", "Rows of each sweep's table; 0 shows all", default="10")
+    parser.addini(
+        "hparams_top",
+        "Rows of each sweep's table; 0 shows all (default: all up to 20, else the best 10)",
+        default="",
+    )
     parser.addini(
         "hparams_baseline",
         "Baseline file to compare against, relative to the ini file",
@@ -166,7 +176,7 @@ class Settings:
 
     def __init__(self, show_table: bool = True) -> None:
         self.store: storage.LocalStore | None = None  # where the logdir's files live
-        self.top = 10
+        self.top: int | None = None  # the table's own default
         self.show_table = show_table
         self.baseline: dict[str, baseline.Entry] | None = None
         self.save_baseline: Path | None = None
@@ -192,9 +202,13 @@ class Settings:
             return parse_tolerance(metric.tolerance)
         return Tolerance(0.0)
 
-    @property
-    def cli_tolerance_names(self) -> set[str]:
-        return {n for n in (self.tolerances[0] if self.tolerances else {}) if n != "*"}
+    def tolerance_names(self) -> list[tuple[str, set[str]]]:
+        """The metrics each layer of tolerances names, with the layer's source."""
+        sources = ("--hparams-tolerance", "hparams_tolerance (ini)")
+        return [
+            (source, {n for n in layer if n != "*"})
+            for source, layer in zip(sources, self.tolerances)
+        ]
 
 
 def read(config: pytest.Config) -> Settings:
@@ -214,6 +228,13 @@ def read(config: pytest.Config) -> Settings:
                 f"--hparams-only-best: {settings.only_best} does not exist; give a baseline "
                 "(--hparams-save-baseline) or a JSON report (--hparams-json)"
             )
+        from pytest_hparams.collect import read_best
+        from pytest_hparams.errors import SweepError
+
+        try:  # read now, so a malformed file is a usage error before anything runs
+            read_best(settings.only_best, {})
+        except SweepError as e:
+            raise pytest.UsageError(f"--hparams-only-best: {e}") from None
     if settings.resume and settings.store is None:
         raise pytest.UsageError(
             "--hparams-resume needs the logdir to resume from; add --hparams-logdir DIR"
@@ -257,20 +278,36 @@ def read(config: pytest.Config) -> Settings:
 
 def _load(path: Path, source: str) -> dict[str, baseline.Entry]:
     from pytest_hparams import baseline
+    from pytest_hparams.errors import BaselineError
 
     try:
         return baseline.load(path)
-    except baseline.BaselineError as e:
+    except BaselineError as e:
         raise pytest.UsageError(
             f"{source}: {path} {e}; fix the file, or write a new one with --hparams-save-baseline"
         ) from None
 
 
 def _check_output(path: Path, source: str) -> None:
+    """Refuses, before anything runs, a report path that could not be written
+    at the end: the sweep's results would be lost with it."""
     if path.is_dir():
         raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
+    import tempfile
+
+    # A real write, not os.access: root passes every access check, yet a
+    # read-only mount or a full disk still refuses the file.
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(path))
+    except OSError as e:
+        raise pytest.UsageError(
+            f"{source}: cannot write {path} ({e.strerror or e}); choose a writable path"
+        ) from None
 
 
 def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
@@ -283,19 +320,27 @@ def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
         raw, source = ini, "hparams_logdir (ini)"
     else:
         return None
+    if not raw.strip():
+        raise pytest.UsageError(
+            f"{source} is empty (an unset variable?); give a directory such as logs/, "
+            "or leave the option out to record nothing"
+        )
     from pytest_hparams import storage
+    from pytest_hparams.errors import LogdirError
 
     try:
-        return storage.open_store(raw, base)
-    except storage.LogdirError as e:
+        return storage.open_store(raw, base, project=config.rootpath)
+    except LogdirError as e:
         raise pytest.UsageError(f"{source}: {e}") from None
 
 
-def _top(config: pytest.Config) -> int:
+def _top(config: pytest.Config) -> int | None:
     cli = config.getoption("hparams_top")
     if cli is not None:
         return int(cli)
     raw = config.getini("hparams_top")
+    if not str(raw).strip():
+        return None
     try:
         return non_negative_int(str(raw))
     except argparse.ArgumentTypeError:

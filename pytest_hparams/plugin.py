@@ -1,26 +1,36 @@
 """The pytest plugin (entry point `hparams`): short hooks that delegate.
 
+Two objects hold a session's state, split by process role as pytest-xdist
+splits its own: a `TrialRunner` in every process runs trials, and a
+`Reporter`, registered only in the process that reports (the controller
+under xdist), turns their records into the config, baselines and tables.
+
 This module loads in every pytest run of a project that installs the plugin,
-so the sweep machinery (collect, space, trial) is imported by the hooks only
-when a test is actually swept; see benchmarks/RESULTS.md for the cost.
+so the sweep machinery is imported by the hooks only when a test is swept;
+see benchmarks/RESULTS.md for the cost.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_hparams import MARK, options
-from pytest_hparams.recorder import REPORT_ATTR, STARTED_ATTR, Recorder
 
 if TYPE_CHECKING:
-    from pytest_hparams.trial import Trial, TrialSpec
+    from pytest_hparams.records import TrialKey
+    from pytest_hparams.reporter import Reporter
+    from pytest_hparams.runner import TrialRunner
+    from pytest_hparams.trial import Trial
 
-RECORDER_KEY = pytest.StashKey[Recorder]()
-SPEC_KEY: pytest.StashKey[TrialSpec | None] = pytest.StashKey()
+RUNNER_KEY: pytest.StashKey[TrialRunner] = pytest.StashKey()
+REPORTER_KEY: pytest.StashKey[Reporter] = pytest.StashKey()
+# A swept item's identity, set once at collection.
+TRIAL_KEY: pytest.StashKey[TrialKey] = pytest.StashKey()
 PHASES_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -34,65 +44,84 @@ def pytest_configure(config: pytest.Config) -> None:
         "hparams(*hparams, metrics=None, **values): applied by @hparam_grid and "
         "@hparam_random: run the test once per trial and record it (pytest-hparams)",
     )
-    recorder = Recorder(config, options.read(config))
-    config.stash[RECORDER_KEY] = recorder
-    config.pluginmanager.register(recorder, "hparams-recorder")
+    from pytest_hparams.runner import TrialRunner
+
+    settings = options.read(config)
+    config.stash[RUNNER_KEY] = TrialRunner(config, settings)
+    if not hasattr(config, "workerinput"):  # the process that reports
+        from pytest_hparams.reporter import Reporter
+
+        reporter = config.stash[REPORTER_KEY] = Reporter(settings)
+        reporter.quiet = config.get_verbosity() < 0
+        config.pluginmanager.register(reporter, "hparams-reporter")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    recorder = config.stash.get(RECORDER_KEY, None)
-    if recorder is not None:
-        recorder.close()
-        config.pluginmanager.unregister(recorder)
-        del config.stash[RECORDER_KEY]
+    runner = config.stash.get(RUNNER_KEY, None)
+    if runner is not None:
+        runner.close()
+        del config.stash[RUNNER_KEY]
+    reporter = config.stash.get(REPORTER_KEY, None)
+    if reporter is not None:
+        config.pluginmanager.unregister(reporter)
+        del config.stash[REPORTER_KEY]
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # A logdir inside the project holds a directory per trial; walking them
     # for test files made every later run slower (3 s per 1,000 trials here).
-    recorder = config.stash.get(RECORDER_KEY, None)
-    if (
-        recorder is not None
-        and recorder.store is not None
-        and collection_path == recorder.store.root
-    ):
+    runner = config.stash.get(RUNNER_KEY, None)
+    if runner is not None and runner.store is not None and collection_path == runner.store.root:
         return True
     return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    result = yield
+    # pytest runs a unittest.TestCase's methods itself, never through
+    # parametrize: a sweep on one would run once, unswept.
+    unittest = sys.modules.get("unittest")
+    if unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase):
+        from pytest_hparams.collect import refuse_unittest
+
+        refuse_unittest(collector, obj)
+    return result
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARK) is not None:
         from pytest_hparams import collect
+        from pytest_hparams.errors import OverrideError
 
-        recorder = metafunc.config.stash[RECORDER_KEY]
+        runner = metafunc.config.stash[RUNNER_KEY]
+        test = metafunc.definition.nodeid
         try:
-            sweep = collect.parametrize(metafunc, recorder.settings.overrides)
-        except collect.OverrideError as e:
-            recorder.problems.append(f"--hparams-set: {e}")
-            return
-        recorder.swept += 1
-        recorder.declared.update(m.name for m in sweep.metrics)
-        recorder.hparam_names.update(sweep.names)
+            runner.sweeps[test] = collect.parametrize(metafunc, runner.settings.overrides)
+        except OverrideError as e:
+            runner.problems.append(f"--hparams-set: {e}")
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and plugins that reorder or deselect
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    recorder = config.stash[RECORDER_KEY]
-    recorder.check_collected()
-    if recorder.settings.only_best is not None:
-        from pytest_hparams import collect
+    runner = config.stash[RUNNER_KEY]
+    if not runner.sweeps and not runner.problems:
+        return
+    from pytest_hparams import collect
 
-        keep, drop = collect.only_best(items, recorder.settings.only_best)
-        if not keep:
-            raise pytest.UsageError(
-                f"--hparams-only-best: no trial in {recorder.settings.only_best} matches a "
-                "collected sweep; check the file and the tests selected"
-            )
+    keys = collect.keys_of(items, runner.sweeps)
+    for item in items:
+        key = keys.get(item.nodeid)
+        if key is not None:
+            item.stash[TRIAL_KEY] = key
+    runner.check_collected(keys)
+    settings = runner.settings
+    if settings.only_best is not None:
+        keep, drop = collect.only_best(items, settings.only_best, runner.goals())
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    if recorder.settings.shard is not None:
-        from pytest_hparams import collect
-
-        keep, drop = collect.shard(items, *recorder.settings.shard)
+    if settings.shard is not None:
+        keep, drop = collect.shard(items, keys, *settings.shard)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
@@ -100,41 +129,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    recorder = item.config.stash[RECORDER_KEY]
-    if recorder.settings.resume:
-        spec = _spec(item)
-        if spec is not None and recorder.resume(spec):
-            # A mark, not pytest.skip(): pytest's own setup hook (tryfirst too,
-            # registered before this plugin, so called after it) skips the
-            # item and reports it at the test's line, not at this plugin's.
-            reason = "resumed: this trial's session in the logdir ended with SUCCESS"
-            item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def _spec(item: pytest.Item) -> TrialSpec | None:
-    # Built on first use while the item runs, not for every collected item:
-    # collecting a 10,000-trial grid stays close to plain parametrize.
-    if SPEC_KEY in item.stash:
-        return item.stash[SPEC_KEY]
-    mark = item.get_closest_marker(MARK)
-    spec = None
-    if mark is not None:
-        from pytest_hparams import collect
-
-        spec = collect.spec_for(item, mark, item.config.stash[RECORDER_KEY].settings.overrides)
-    item.stash[SPEC_KEY] = spec
-    if spec is not None:
+    key = item.stash.get(TRIAL_KEY, None)
+    if key is None:
+        return
+    if PHASES_KEY not in item.stash:  # once, however often a plugin reruns it
         # JUnit XML shows them as properties of the trial's testcase.
-        item.user_properties.extend((f"hparam.{k}", v) for k, v in spec.hparams.items())
-    return spec
+        item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
+    item.stash[PHASES_KEY] = {}
+    runner = item.config.stash[RUNNER_KEY]
+    if runner.settings.resume and runner.resume(key):
+        # A mark, not pytest.skip(): pytest's own setup hook (tryfirst too,
+        # registered before this plugin, so called after it) skips the item
+        # and reports it at the test's line, not at this plugin's.
+        reason = "resumed: this trial's session in the logdir ended with SUCCESS"
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    spec = _spec(pyfuncitem)
-    if spec is None:
+    key = pyfuncitem.stash.get(TRIAL_KEY, None)
+    if key is None:
         return None
-    pyfuncitem.config.stash[RECORDER_KEY].call(pyfuncitem, spec)
+    pyfuncitem.config.stash[RUNNER_KEY].call(pyfuncitem, key)
     # Handled: pytest's own pyfunc_call would warn that the test returned a value.
     return True
 
@@ -144,26 +160,34 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    spec = _spec(item)
-    if spec is not None:
+    key = item.stash.get(TRIAL_KEY, None)
+    if key is not None:
+        from pytest_hparams.runner import RECORD_ATTR, STARTED_ATTR
+
+        runner = item.config.stash[RUNNER_KEY]
         phases = item.stash.setdefault(PHASES_KEY, {})
         phases[report.when] = report
         if report.when == "setup":
-            setattr(report, STARTED_ATTR, item.config.stash[RECORDER_KEY].started_record(spec))
+            setattr(report, STARTED_ATTR, runner.started(key))
         elif report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
-            record = item.config.stash[RECORDER_KEY].finish(item, spec, phases)
-            setattr(report, REPORT_ATTR, record)
+            record = runner.finish(item, key, phases)
+            if record is not None:
+                setattr(report, RECORD_ATTR, record.to_dict())
     return report
 
 
 @pytest.fixture
-def trial(request: pytest.FixtureRequest) -> Trial:
+def trial(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Trial:
     """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
-    spec = _spec(request.node)
-    if spec is None:
+    key = request.node.stash.get(TRIAL_KEY, None)
+    if key is None:
         pytest.fail(
             "the `trial` fixture is only available to tests decorated with @hparam_grid",
             pytrace=False,
         )
-    return request.config.stash[RECORDER_KEY].trial(spec)
+    # Without a logdir, trial.logdir is a directory of pytest's own temporary
+    # tree, kept and pruned by pytest like tmp_path's.
+    return request.config.stash[RUNNER_KEY].trial(
+        key, lambda: tmp_path_factory.mktemp("hparams-trial")
+    )

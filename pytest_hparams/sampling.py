@@ -11,7 +11,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
-from pytest_hparams.errors import HParamsError
+from pytest_hparams.errors import SweepError
 from pytest_hparams.space import (
     Domain,
     HParamDef,
@@ -76,16 +76,16 @@ def sample_sweep(
       A space with fewer than n points gives every point once.
 
     Raises:
-      HParamsError: With a one-line message naming the problem and the fix.
+      SweepError: With a one-line message naming the problem and the fix.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise HParamsError(f"@hparam_random needs a number of trials >= 1 (got {n!r})")
+        raise SweepError(f"@hparam_random needs a number of trials >= 1 (got {n!r})")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise HParamsError(f"@hparam_random seed must be an int (got {seed!r})")
+        raise SweepError(f"@hparam_random seed must be an int (got {seed!r})")
     declared = declared_hparams(positional)
     names = [*declared, *(k for k in domains if k not in declared)]
     if not names:
-        raise HParamsError(
+        raise SweepError(
             "@hparam_random needs at least one hparam, "
             "e.g. @hparam_random(8, lr=LogUniform(1e-4, 0.1))"
         )
@@ -96,7 +96,7 @@ def sample_sweep(
         hp = declared.get(name)
         raw = domains.get(name, hp.domain if hp is not None else None)
         if raw is None:
-            raise HParamsError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
+            raise SweepError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
         samplers[name], shown[name] = _sampler(name, raw)
         if hp is not None and hp.domain is not None:
             shown[name] = tb_domain_of(name, hp.domain)
@@ -130,7 +130,7 @@ def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
     if isinstance(raw, LogUniform):
         problem = raw.problem()
         if problem:
-            raise HParamsError(f"{name!r}: {problem}")
+            raise SweepError(f"{name!r}: {problem}")
         low, high = math.log(raw.low), math.log(raw.high)
         domain = Domain("interval", "number", min_value=float(raw.low), max_value=float(raw.high))
         return (lambda rng: _round(math.exp(rng.uniform(low, high)))), domain
@@ -148,15 +148,15 @@ def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
     if isinstance(raw, (list, tuple, range)):
         choices = [scalar_value(name, v) for v in raw]
         if not choices:
-            raise HParamsError(f"{name!r} has no values to choose from")
+            raise SweepError(f"{name!r} has no values to choose from")
         if len({dtype_of(v) for v in choices}) > 1:
-            raise HParamsError(f"{name!r} values must all be one type (got {choices!r})")
+            raise SweepError(f"{name!r} values must all be one type (got {choices!r})")
         domain = Domain("discrete", dtype_of(choices[0]), values=sorted_values(set(choices)))
         return (lambda rng: rng.choice(choices)), domain
     if isinstance(raw, (bool, int, float, str)):
         fixed = scalar_value(name, raw)
         return (lambda rng: fixed), Domain("discrete", dtype_of(fixed), values=(fixed,))
-    raise HParamsError(
+    raise SweepError(
         f"{name!r} must be a list (a choice), a fixed value, LogUniform, or a TensorBoard "
         f"RealInterval, IntInterval or Discrete (got {type(raw).__name__} {raw!r})"
     )

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Union
 
-from pytest_hparams.errors import HParamsError
+from pytest_hparams.errors import SweepError
 from pytest_hparams.metrics import Metric
 
 Value = Union[bool, int, float, str]
@@ -202,7 +202,7 @@ def build_sweep(
       The validated `Sweep`.
 
     Raises:
-      HParamsError: With a one-line message naming the problem and the fix.
+      SweepError: With a one-line message naming the problem and the fix.
     """
     declared = declared_hparams(positional)
     hparams: list[HParamDef] = []
@@ -214,7 +214,7 @@ def build_sweep(
         if name in values:
             grid = _grid_values(name, values[name])
         elif tb_domain is None:
-            raise HParamsError(
+            raise SweepError(
                 f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
             )
         else:
@@ -224,7 +224,7 @@ def build_sweep(
         else:
             outside = [v for v in grid if not domain.contains(v)]
             if outside:
-                raise HParamsError(
+                raise SweepError(
                     f"{name!r} value {outside[0]!r} lies outside its HParam domain "
                     f"{domain.describe()}; widen the domain or drop the value"
                 )
@@ -239,23 +239,23 @@ def build_sweep(
             )
         )
     if not hparams:
-        raise HParamsError(
+        raise SweepError(
             "@hparam_grid needs at least one hparam, e.g. @hparam_grid(units=[16, 32])"
         )
     return Sweep(tuple(hparams), parse_metrics(metrics))
 
 
 def declared_hparams(positional: Sequence[Any]) -> dict[str, Any]:
-    """TensorBoard HParam objects by name; raises HParamsError for anything else."""
+    """TensorBoard HParam objects by name; raises SweepError for anything else."""
     declared: dict[str, Any] = {}
     for hp in positional:
         if tb_kind(hp) != "HParam":
-            raise HParamsError(
+            raise SweepError(
                 f"positional arguments must be TensorBoard HParam objects (got {hp!r}); "
                 "give plain values as keywords, e.g. units=[16, 32]"
             )
         if hp.name in declared:
-            raise HParamsError(f"hparam {hp.name!r} is declared twice")
+            raise SweepError(f"hparam {hp.name!r} is declared twice")
         declared[hp.name] = hp
     return declared
 
@@ -264,7 +264,7 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
     """Parses `--hparams-set` text to the type of the hparam's values.
 
     Raises:
-      HParamsError: Naming the value and the type it should have had.
+      SweepError: Naming the value and the type it should have had.
     """
     out: list[Value] = []
     for text in raw:
@@ -276,12 +276,12 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
                 try:
                     value = float(text)
                 except ValueError:
-                    raise HParamsError(
+                    raise SweepError(
                         f"{hparam.name}={text!r} is not a number, as {hparam.name!r} values are"
                     ) from None
         elif hparam.domain.dtype == "bool":
             if text.lower() not in ("true", "false", "1", "0"):
-                raise HParamsError(f"{hparam.name}={text!r} is not true or false")
+                raise SweepError(f"{hparam.name}={text!r} is not true or false")
             value = text.lower() in ("true", "1")
         else:
             value = text
@@ -291,12 +291,12 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
 
 def check_name(name: object) -> None:
     if not isinstance(name, str) or not name.isidentifier():
-        raise HParamsError(
+        raise SweepError(
             f"hparam names must be Python identifiers, since each is passed as an argument "
             f"(got {name!r})"
         )
     if name in ("hparams", "trial"):
-        raise HParamsError(
+        raise SweepError(
             f"{name!r} cannot be an hparam name: it is the argument pytest-hparams uses to "
             f"pass {'all values as a dict' if name == 'hparams' else 'the trial object'}; rename it"
         )
@@ -310,26 +310,26 @@ def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
         elif kind == "IntInterval":
             raw = range(raw.min_value, raw.max_value + 1)
         else:
-            raise HParamsError(
+            raise SweepError(
                 f"{name!r} is a RealInterval, which has no grid points; list them, "
                 f"e.g. @hparam_grid(HP_{name.upper()}, {name}=[0.01, 0.1])"
             )
     if isinstance(raw, (set, frozenset, dict)) or not isinstance(raw, (list, tuple, range)):
         kind = type(raw).__name__
-        raise HParamsError(
+        raise SweepError(
             f"{name!r} must be a list, tuple, range or TensorBoard domain (got {kind} {raw!r}); "
             f"for a single value write {name}=[{raw!r}]"
         )
     grid = tuple(scalar_value(name, v) for v in raw)
     if not grid:
-        raise HParamsError(f"{name!r} has no values; give at least one")
+        raise SweepError(f"{name!r} has no values; give at least one")
     first = grid[0]
     seen: set[Value] = set()
     for v in grid:
         if dtype_of(v) != dtype_of(first):
-            raise HParamsError(f"{name!r} values must all be one type (got {first!r} and {v!r})")
+            raise SweepError(f"{name!r} values must all be one type (got {first!r} and {v!r})")
         if v in seen:
-            raise HParamsError(f"{name!r} lists {v!r} more than once; give each value once")
+            raise SweepError(f"{name!r} lists {v!r} more than once; give each value once")
         seen.add(v)
     return grid
 
@@ -341,9 +341,9 @@ def scalar_value(name: str, value: object) -> Value:
         value = value.item()
     if isinstance(value, (bool, int, float, str)):
         if isinstance(value, float) and not math.isfinite(value):
-            raise HParamsError(f"{name!r} value {value!r} is not a finite number")
+            raise SweepError(f"{name!r} value {value!r} is not a finite number")
         return value
-    raise HParamsError(
+    raise SweepError(
         f"{name!r} values must be bool, int, float or str (got {type(value).__name__} {value!r})"
     )
 
@@ -365,16 +365,16 @@ def tb_domain_of(name: str, dom: Any) -> Domain:
     if kind == "Discrete":
         values = tuple(scalar_value(name, v) for v in dom.values)
         if not values:
-            raise HParamsError(f"HParam {name!r} has an empty Discrete domain")
+            raise SweepError(f"HParam {name!r} has an empty Discrete domain")
         return Domain("discrete", dtype_of(values[0]), values=sorted_values(set(values)))
-    raise HParamsError(f"HParam {name!r} has an unsupported domain {dom!r}")
+    raise SweepError(f"HParam {name!r} has an unsupported domain {dom!r}")
 
 
 def parse_metrics(raw: object) -> tuple[Metric, ...]:
     if raw is None:
         return ()
     if isinstance(raw, (str, Metric)) or not isinstance(raw, (list, tuple)):
-        raise HParamsError(
+        raise SweepError(
             f"metrics must be a list of names or Metric objects (got {raw!r}), "
             "e.g. metrics=['accuracy', Metric('loss', goal='min')]"
         )
@@ -393,13 +393,13 @@ def parse_metrics(raw: object) -> tuple[Metric, ...]:
                 group=info.name.group,
             )
         else:
-            raise HParamsError(
+            raise SweepError(
                 f"metrics entries must be names or Metric objects (got {type(m).__name__} {m!r})"
             )
         problem = metric.problem()
         if problem:
-            raise HParamsError(problem)
+            raise SweepError(problem)
         if any(o.name == metric.name and o.group == metric.group for o in out):
-            raise HParamsError(f"metric {metric.name!r} is declared twice")
+            raise SweepError(f"metric {metric.name!r} is declared twice")
         out.append(metric)
     return tuple(out)

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_hparams.errors import LogdirError
+
 if TYPE_CHECKING:
     from pytest_hparams.space import Value
 
@@ -28,10 +30,8 @@ if TYPE_CHECKING:
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 REMOTE_EXTRA = "pip install 'pytest-hparams[remote]'"
-
-
-class LogdirError(Exception):
-    """The logdir cannot be used; the message says why and what to do."""
+# Held while the experiment config is merged; TensorBoard ignores it.
+LOCK_FILE = ".pytest-hparams.lock"
 
 
 def is_url(text: str) -> bool:
@@ -68,6 +68,17 @@ class LocalStore:
         from pytest_hparams.logdir import read_session
 
         return read_session(self.root.joinpath(*run.split("/")))
+
+    def lock(self) -> contextlib.AbstractContextManager[object]:
+        """Holds the logdir against other pytest processes on this machine
+        while the experiment config is read, merged and written.
+
+        Raises:
+          LogdirError: If the lock is not had within a minute.
+        """
+        from filelock import FileLock
+
+        return _Locked(FileLock(str(self.root / LOCK_FILE), timeout=60), self.shown)
 
     def publish(self, run_dir: Path, finished: bool) -> None:
         """Makes a trial's run directory (under `root`) visible where
@@ -157,6 +168,11 @@ class RemoteStore(LocalStore):
     def staging(self) -> str | None:
         return str(self.root)
 
+    def lock(self) -> contextlib.AbstractContextManager[object]:
+        # Object stores have no lock through fsspec: the README says what
+        # shards that share one prefix need.
+        return contextlib.nullcontext()
+
     def close(self) -> None:
         _remove_empty(self.root)
 
@@ -195,6 +211,29 @@ class RemoteStore(LocalStore):
         except FileNotFoundError:
             return []
         return sorted(e["name"] for e in entries if e.get("type") == "file")
+
+
+class _Locked:
+    """A FileLock whose timeout is a LogdirError naming the logdir."""
+
+    def __init__(self, lock: Any, shown: str) -> None:
+        self._lock = lock
+        self._shown = shown
+
+    def __enter__(self) -> object:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise LogdirError(
+                f"another process has held {self._shown}/{LOCK_FILE} for a minute; "
+                "if none is running, delete that file"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 def _remove_empty(root: Path) -> None:
@@ -246,8 +285,12 @@ def _open(url: str) -> tuple[Any, str]:
     return fs, str(path)
 
 
-def open_store(raw: str, base: Path) -> LocalStore:
+def open_store(raw: str, base: Path, project: Path | None = None) -> LocalStore:
     """The store for a logdir option: a URL, or a directory relative to `base`.
+
+    A local logdir may lie inside the project (`project`, pytest's rootdir)
+    but may not be it or hold it: run directories are named after test files,
+    and would be made beside them.
 
     Raises:
       LogdirError: With the reason and the fix.
@@ -257,6 +300,13 @@ def open_store(raw: str, base: Path) -> LocalStore:
     if raw.startswith("file://"):
         raw = raw[len("file://") :]
     path = Path(base, raw).resolve()
+    home = project.resolve() if project is not None else None
+    if home is not None and (path == home or path in home.parents):
+        where = "the project directory" if path == home else "a directory above the project"
+        raise LogdirError(
+            f"{raw!r} is {where} ({path}): trials would be written among the test files; "
+            "choose a subdirectory such as logs/"
+        )
     if path.exists() and not path.is_dir():
         raise LogdirError(f"{path} is a file, not a directory; choose a directory")
     try:

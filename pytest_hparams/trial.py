@@ -4,40 +4,24 @@ on what a swept test returns."""
 from __future__ import annotations
 
 import contextlib
+import difflib
+import math
 import numbers
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from pytest_hparams.errors import LogdirError, MetricsError
 from pytest_hparams.metrics import Metric
 from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
+    from pytest_hparams.records import TrialKey
     from pytest_hparams.storage import LocalStore
 
-
-class MetricsError(Exception):
-    """A swept test returned something that is not a dict of numbers."""
-
-
-class TrialSpec(NamedTuple):
-    """What collection knows of a swept item."""
-
-    test: str  # the node id without the parameter part
-    nodeid: str
-    id: str  # the hparam part of the pytest id
-    case: str  # the rest of the pytest id (other parametrize arguments)
-    hparams: dict[str, Value]
-    sweep: Sweep
-    argnames: tuple[str, ...] = ()
-    # sweep.definition(), built once per sweep: it travels in every report.
-    definition: dict[str, Any] | None = None
-
-    @property
-    def pytest_id(self) -> str:
-        return f"{self.id}-{self.case}" if self.case else self.id
+# TensorBoard keeps scalars as float32: a larger value reads back as inf.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class Trial:
@@ -50,30 +34,43 @@ class Trial:
         same on every run and in every xdist worker.
     """
 
-    def __init__(self, spec: TrialSpec, store: LocalStore | None) -> None:
-        self.spec = spec
-        self.hparams: dict[str, Value] = dict(spec.hparams)
-        self.id = spec.nodeid
-        self.seed = trial_seed(spec.nodeid)
+    def __init__(
+        self,
+        key: TrialKey,
+        sweep: Sweep,
+        store: LocalStore | None,
+        scratch: Callable[[], Path] | None = None,
+    ) -> None:
+        self.key = key
+        self.hparams: dict[str, Value] = dict(key.hparams)
+        self.id = key.nodeid
+        self.seed = trial_seed(key.nodeid)
         self._store = store
         self._root = store.root if store is not None else None
+        self._scratch = scratch  # a temporary directory, without a logdir
         self._logdir: Path | None = None
         self._fresh = False  # this trial created its run directory
         self._writer: TrialWriter | None = None
+        # Set when a file of this trial's run could not be written: the trial
+        # goes on unrecorded, and the runner warns once with the reason.
+        self.write_error: LogdirError | None = None
         self.metrics: dict[str, float] = {}
+        self.logged: set[str] = set()  # metric names written by log()
         self.comparison: dict[str, Any] | None = None  # the baseline verdict, if any
-        self._groups = {m.name: m.group for m in spec.sweep.metrics if m.group}
+        self._groups = {m.name: m.group for m in sweep.metrics if m.group}
 
     @property
     def logdir(self) -> Path:
         """The trial's run directory (a temporary one without --hparams-logdir)."""
         if self._logdir is None:
             if self._root is None:
-                self._logdir = Path(tempfile.mkdtemp(prefix="hparams-trial-"))
+                if self._scratch is None:
+                    raise RuntimeError("this trial has no logdir and no temporary directory")
+                self._logdir = self._scratch()
             else:
                 from pytest_hparams.logdir import run_dir
 
-                self._logdir = run_dir(self._root, self.spec.test, self.spec.pytest_id)
+                self._logdir = run_dir(self._root, self.key.test, self.key.params)
                 try:
                     self._logdir.mkdir(parents=True)
                     self._fresh = True
@@ -92,9 +89,14 @@ class Trial:
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError(f"trial.log step must be an int (got {step!r})")
         values = {k: _number(k, v) for k, v in metrics.items()}
+        self.logged.update(values)
         writer = self.open()
         if writer is not None:
-            writer.scalars(step, values, self._groups)
+            try:
+                writer.scalars(step, values, self._groups)
+            except OSError as e:
+                writer.abort()
+                self._failed(e)
 
     def keras_callbacks(self, **tensorboard_options: Any) -> list[Any]:
         """Keras callbacks that write the training curves into this trial's run.
@@ -132,39 +134,68 @@ class Trial:
         return [tf.keras.callbacks.TensorBoard(**options), LastEpoch()]
 
     def open(self) -> TrialWriter | None:
-        """Starts the trial's session in the logdir (once); None without one."""
-        if self._writer is None and self._root is not None:
+        """Starts the trial's session in the logdir (once); None without one,
+        or once a write of this trial has failed."""
+        if self._writer is None and self._root is not None and self.write_error is None:
             from pytest_hparams.logdir import TrialWriter
 
-            hparams = {**self.hparams, SWEEP_HPARAM: self.spec.test}
-            self._writer = TrialWriter(self.logdir, self.spec.nodeid, hparams, fresh=self._fresh)
+            hparams = {**self.hparams, SWEEP_HPARAM: self.key.test}
+            try:
+                self._writer = TrialWriter(self.logdir, self.key.nodeid, hparams, fresh=self._fresh)
+            except OSError as e:
+                self._failed(e)
         return self._writer
 
     def finish(self, success: bool) -> None:
         """Ends the trial's session as SUCCESS or FAILURE (nothing without a logdir).
 
-        Raises:
-          storage.LogdirError: If a remote logdir could not take the run.
+        A file that cannot be written (a full disk, a read-only directory)
+        leaves the trial unrecorded, with the reason in `write_error`; a
+        remote logdir that refuses the run does the same.
         """
         writer = self.open()
         if writer is not None:
             from pytest_hparams import events
 
             status = events.STATUS_SUCCESS if success else events.STATUS_FAILURE
-            writer.finish(status, self.metrics, self._groups)
             self._writer = None
-            self._publish(finished=True)
+            try:
+                writer.finish(status, self.metrics, self._groups)
+                self._publish(finished=True)
+            except (OSError, LogdirError) as e:
+                writer.abort()
+                self._failed(e)
 
     def abort(self) -> None:
-        """Ends the trial without a session end: it reads as unknown."""
-        if self._writer is not None:
-            from pytest_hparams.storage import LogdirError
+        """Ends the trial without a session end: it reads as unknown.
 
-            self._writer.abort()
-            self._writer = None
+        When it was rerunning a recorded trial, the recorded session stays.
+        """
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.abort()
             # Cut short anyway; if the upload fails the staged files stay here.
-            with contextlib.suppress(LogdirError):
+            with contextlib.suppress(OSError, LogdirError):
                 self._publish(finished=False)
+
+    def discard(self) -> None:
+        """Drops what this run of the trial wrote (it was skipped): a session
+        recorded before stays, and a first run leaves no session behind."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.discard()
+
+    def _failed(self, error: Exception) -> None:
+        if isinstance(error, LogdirError):
+            self.write_error = error
+        else:
+            where = getattr(error, "filename", None) or self._logdir or self._root
+            reason = getattr(error, "strerror", None) or str(error)
+            self.write_error = LogdirError(
+                f"{self.id}: could not write its TensorBoard run at {where} "
+                f"({type(error).__name__}: {reason}); the trial ran but is not recorded"
+            )
+        self._writer = None
 
     def _publish(self, finished: bool) -> None:
         if self._store is not None:
@@ -214,9 +245,56 @@ def _number(key: str, value: Any) -> float:
     # are what travels between xdist processes.
     if not _is_number(value):
         raise MetricsError(
-            f"metric {key!r} must be a number (got {type(value).__name__} {value!r})"
+            f"metric {key!r} must be a number (got {type(value).__name__} {one_line(value)})"
         )
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int such as 10**400
+        raise MetricsError(
+            f"metric {key!r} is too large for a float (got an int of {len(str(value))} digits)"
+        ) from None
+
+
+def one_line(value: object, limit: int = 60) -> str:
+    """A value's repr on one line, cut to `limit` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def out_of_range(metrics: Mapping[str, float]) -> str:
+    """The metrics TensorBoard cannot show as they are, as one phrase, or ""."""
+    bad = []
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            bad.append(f"{name}={value}")
+        elif abs(value) > FLOAT32_MAX:
+            bad.append(f"{name}={value:g} (beyond float32: TensorBoard shows inf)")
+    return "returned non-finite " + ", ".join(bad) if bad else ""
+
+
+def missing_metrics(
+    metrics: Mapping[str, float], declared: tuple[Metric, ...], logged: set[str]
+) -> str:
+    """Declared metrics a trial neither returned nor logged, with a close match
+    among the returned keys, as one phrase, or "".
+
+    A metric with a group is left out: Keras' callback or `trial.log` write
+    those into the group's directory, and TensorBoard reads them from there.
+    """
+    missing = [m.name for m in declared if not m.group and m.name not in {*metrics, *logged}]
+    if not missing:
+        return ""
+    if not metrics:
+        names = ", ".join(repr(n) for n in missing)
+        return (
+            f"returned no metrics but declares {names}; return them, e.g. {{{missing[0]!r}: ...}}"
+        )
+    parts = []
+    for name in missing:
+        close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.5)
+        parts.append(f"{name!r}" + (f" (it returned {close[0]!r}: a typo?)" if close else ""))
+    returned = ", ".join(repr(k) for k in metrics)
+    return f"did not return the declared metric {', '.join(parts)}; it returned {returned}"
 
 
 def bound_problems(metrics: Mapping[str, float], declared: tuple[Metric, ...]) -> list[str]:

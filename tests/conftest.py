@@ -31,11 +31,6 @@ from tensorboard.plugins.hparams import (
     list_session_groups,
 )
 
-import pytest_hparams.collect
-import pytest_hparams.events
-import pytest_hparams.export
-import pytest_hparams.logdir  # noqa: F401
-
 pytest_plugins = ["pytester"]
 
 # TensorBoard's backend reads through TensorFlow when it is installed, and
@@ -245,3 +240,13 @@ def tensorboard_server() -> Iterator[Callable[..., TensorBoardServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    # pytest-randomly is installed for the tests that run sweeps under it;
+    # every other inner run keeps pytest's collection order, as the expected
+    # tables and id lists assume. (pytester clears PYTEST_ADDOPTS as it
+    # starts, so this is set after it.) A test that wants it deletes this.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester

@@ -9,10 +9,15 @@ import pytest
 
 from pytest_hparams import baseline
 from pytest_hparams.metrics import Metric, Tolerance
+from pytest_hparams.records import Outcome, TrialKey, TrialRecord
 
 
-def record(nodeid: str, **metrics: float) -> dict[str, object]:
-    return {"test": nodeid.split("[")[0], "nodeid": nodeid, "hparams": {"a": 1}, "metrics": metrics}
+def record(
+    nodeid: str, outcome: Outcome = Outcome.PASSED, verdict: str = "", **metrics: float
+) -> TrialRecord:
+    test, _, params = nodeid.partition("[")
+    key = TrialKey(nodeid, test, params.rstrip("]"), {"a": 1})
+    return TrialRecord(key, outcome, metrics, comparison={"verdict": verdict} if verdict else None)
 
 
 def test_an_unchanged_run_writes_an_identical_sorted_file(tmp_path: Path) -> None:
@@ -41,6 +46,33 @@ def test_updating_replaces_trials_that_ran_and_keeps_the_rest() -> None:
         "t[a:1]": {"acc": 0.1},
         "t[a:2]": {"acc": 0.9},
     }
+
+
+def test_a_regressed_or_failed_trial_never_moves_its_own_entry() -> None:
+    old = baseline.updated({}, [record("t[a:1]", acc=0.9), record("t[a:2]", acc=0.9)])
+    new = baseline.updated(
+        old,
+        [
+            record("t[a:1]", Outcome.FAILED, "regressed", acc=0.1),
+            record("t[a:2]", Outcome.ERROR, acc=0.2),
+        ],
+    )
+    assert new == old
+
+
+def test_a_nan_never_replaces_a_finite_baseline_value() -> None:
+    old = baseline.updated({}, [record("t[a:1]", acc=0.9, loss=0.5)])
+    new = baseline.updated(old, [record("t[a:1]", acc=float("nan"), loss=0.4)])
+    assert new["t[a:1]"]["metrics"] == {"acc": 0.9, "loss": 0.4}
+
+
+def test_a_float32_round_trip_is_the_same_value_not_a_regression() -> None:
+    base = 0.13880000000000001
+    read_back = 0.1387999951839447  # what TensorBoard's float32 gives back
+    comparison = baseline.compare(
+        {"acc": read_back}, {"metrics": {"acc": base}}, [Metric("acc")], lambda m: Tolerance(0.0)
+    )
+    assert comparison["verdict"] == "ok"
 
 
 @pytest.mark.parametrize(

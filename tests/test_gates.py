@@ -258,10 +258,10 @@ def test_json_report_holds_every_trial_with_its_baseline_comparison(
     data = json.loads((sweep.path / "report.json").read_text())
     (sweep_report,) = data["sweeps"]
     assert sweep_report["test"] == "test_model.py::test_model"
-    assert sweep_report["hparams"] == ["units", "opt"]
+    assert [h["name"] for h in sweep_report["hparams"]] == ["units", "opt"]
     trials = sweep_report["trials"]
     assert len(trials) == 4
-    assert trials[0]["id"] == "units:16-opt:adam"  # best passed trial first
+    assert trials[0]["params"] == "units:16-opt:adam"  # best passed trial first
     failed = trials[-1]
     assert failed["hparams"] == {"units": 32, "opt": "adam"}
     assert failed["outcome"] == "failed"

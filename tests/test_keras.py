@@ -66,10 +66,11 @@ def test_keras_callbacks_without_tensorflow_name_the_extra(tmp_path: Path) -> No
     blocker.write_text("raise ModuleNotFoundError(\"No module named 'tensorflow'\")\n")
     code = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "from pytest_hparams.trial import Trial, TrialSpec\n"
+        "from pytest_hparams.trial import Trial\n"
+        "from pytest_hparams.records import TrialKey\n"
         "from pytest_hparams.space import build_sweep\n"
         "sweep = build_sweep([], {'a': [1]})\n"
-        "trial = Trial(TrialSpec('t', 't[a:1]', 'a:1', '', {'a': 1}, sweep), None)\n"
+        "trial = Trial(TrialKey('t[a:1]', 't', 'a:1', {'a': 1}), sweep, None)\n"
         "try:\n"
         "    trial.keras_callbacks()\n"
         "except ModuleNotFoundError as e:\n"

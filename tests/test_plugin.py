@@ -213,8 +213,8 @@ def test_trial_fixture_outside_a_sweep_is_an_error(pytester: pytest.Pytester) ->
             "keep one",
         ),
         (
-            "@pytest.fixture\ndef lr(): return 1\n\n@hparam_grid(lr=[0.1])\ndef test_x(lr): pass",
-            "'lr' is swept by @hparam_grid but is also a fixture; rename the hparam or the fixture",
+            "@hparam_grid(a=[1])\nasync def test_x(a): pass",
+            "@hparam_grid needs a plain `def` test, not `async def`; run the coroutine inside it*",
         ),
         (
             "@hparam_grid(a=[1])\n@hparam_grid(b=[2])\ndef test_x(a, b): pass",

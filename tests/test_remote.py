@@ -18,6 +18,8 @@ import fsspec
 import pytest
 from conftest import GRID, MIXED_OUTCOMES, Dashboard, free_port
 
+from pytest_hparams.storage import LOCK_FILE
+
 Read = Callable[[Path], Dashboard]
 
 
@@ -84,8 +86,13 @@ def s3_files(prefix: str) -> list[str]:
 
 
 def layout(files: list[str]) -> list[str]:
-    """Each file's directory: file names hold the host, the pid and the time."""
-    return sorted(f.rsplit("/", 1)[0] if "/" in f else "." for f in files)
+    """Each file's directory: file names hold the host, the pid and the time.
+
+    A local logdir's lock file is left out: object stores take no lock.
+    """
+    return sorted(
+        f.rsplit("/", 1)[0] if "/" in f else "." for f in files if not f.endswith(LOCK_FILE)
+    )
 
 
 def served(groups: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pytest_hparams.metrics import Metric
-from pytest_hparams.report import format_best_line, format_table, rank
+from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+from pytest_hparams.table import format_best_line, format_table, rank
 
 
-def record(units: int, outcome: str = "passed", **metrics: float) -> dict[str, Any]:
-    return {
-        "test": "t.py::test_train",
-        "nodeid": f"t.py::test_train[units:{units}]",
-        "id": f"units:{units}",
-        "case": "",
-        "hparams": {"units": units},
-        "metrics": metrics,
-        "outcome": outcome,
-        "duration": 1.5,
-    }
+def record(units: int, outcome: str = "passed", case: str = "", **metrics: float) -> TrialRecord:
+    params = f"units:{units}" + (f"-{case}" if case else "")
+    key = TrialKey(
+        f"t.py::test_train[{params}]", "t.py::test_train", params, {"units": units}, case
+    )
+    return TrialRecord(key, Outcome(outcome), metrics, 1.5)
 
 
 def test_rows_are_sorted_by_the_primary_metric_and_the_best_is_marked() -> None:
@@ -36,7 +30,7 @@ def test_rows_are_sorted_by_the_primary_metric_and_the_best_is_marked() -> None:
 def test_a_min_goal_ranks_the_smallest_first() -> None:
     records = [record(16, loss=0.3), record(32, loss=0.1)]
     ranked = rank(records, Metric("loss"))
-    assert [r["hparams"]["units"] for r in ranked] == [32, 16]
+    assert [r.key.hparams["units"] for r in ranked] == [32, 16]
 
 
 def test_failed_trials_are_listed_after_passed_ones_and_never_best() -> None:
@@ -55,11 +49,39 @@ def test_non_finite_metrics_are_flagged_and_not_ranked_best() -> None:
 
 
 def test_a_long_sweep_shows_the_best_rows_and_counts_the_rest_but_keeps_failures() -> None:
-    records = [record(u, accuracy=u / 100) for u in range(20)] + [record(99, "failed")]
+    records = [record(u, accuracy=u / 100) for u in range(30)] + [record(99, "failed")]
     lines = format_table(records, ["units"], [Metric("accuracy")], top=3)
     body = lines[1:-2]
     assert [line.split()[-1] for line in body] == ["passed"] * 3 + ["failed"]
-    assert lines[-2] == "... 17 more not shown (--hparams-top 0 shows all)"
+    assert lines[-2] == "... 27 more not shown (--hparams-top 0 shows all)"
+
+
+def test_a_sweep_of_up_to_twenty_trials_shows_every_row() -> None:
+    records = [record(u, accuracy=u / 100) for u in range(20)]
+    lines = format_table(records, ["units"], [Metric("accuracy")])
+    assert len(lines) == 1 + 20 + 1
+    assert not any("more not shown" in line for line in lines)
+
+
+def test_ties_are_ranked_by_node_id_not_by_the_order_trials_ran() -> None:
+    records = [record(u, accuracy=0.5) for u in (3, 1, 2)]
+    ranked = rank(records, Metric("accuracy"))
+    assert [r.key.hparams["units"] for r in ranked] == [1, 2, 3]
+    assert rank(list(reversed(records)), Metric("accuracy")) == ranked
+
+
+def test_the_best_line_names_the_parametrize_case_too() -> None:
+    records = [record(1, case="mnist", acc=0.9), record(1, case="cifar", acc=0.5)]
+    assert format_best_line("t.py::test_train", records, [Metric("acc")]).endswith(
+        "best acc=0.9 at [units:1-mnist]"
+    )
+
+
+def test_control_characters_in_values_print_as_escapes() -> None:
+    key = TrialKey("t[x]", "t", "x", {"name": "a\x1b[31mred\nb"})
+    lines = format_table([TrialRecord(key, Outcome.PASSED, {"acc": 1.0})], ["name"], [])
+    assert "\x1b" not in "".join(lines) and "\n" not in "".join(lines)
+    assert "a\\x1b[31mred\\nb" in lines[1]
 
 
 def test_undeclared_metrics_get_columns_after_declared_ones() -> None:
@@ -76,7 +98,7 @@ def test_without_declared_metrics_the_first_returned_key_ranks() -> None:
 
 
 def test_other_parametrize_values_get_a_case_column() -> None:
-    records = [dict(record(16, accuracy=0.5), case="mnist")]
+    records = [record(16, case="mnist", accuracy=0.5)]
     lines = format_table(records, ["units"], [Metric("accuracy")])
     assert lines[0].split()[1] == "case"
     assert "mnist" in lines[1]

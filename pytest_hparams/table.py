@@ -1,19 +1,25 @@
 """The sweep table: pure formatting of trial records into lines of text.
 
-A trial record is the plain dict that travels in pytest's teardown report:
-test, nodeid, id, case, hparams, metrics, outcome, duration.
+Shared by the terminal summary, the Markdown report and `merge`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import format_value
+from pytest_hparams.records import Outcome, TrialRecord
+from pytest_hparams.space import Value, format_value
 
-Record = Mapping[str, Any]
+Record = TrialRecord
+#: By default a sweep's table shows every row up to this many trials; a larger
+#: sweep shows its best DEFAULT_TOP rows and counts the rest.
+ALL_ROWS_UP_TO = 20
+DEFAULT_TOP = 10
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metric]:
@@ -21,7 +27,7 @@ def columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metri
     out = list(declared)
     names = {m.name for m in out}
     for record in records:
-        for key in record["metrics"]:
+        for key in record.metrics:
             if key not in names:
                 names.add(key)
                 out.append(Metric(key))
@@ -32,30 +38,29 @@ def shown_columns(records: Sequence[Record], declared: Sequence[Metric]) -> list
     """The columns of a table: a declared metric no trial returned (one that
     Keras writes, say) gets none, unless it is the primary one."""
     metrics = columns(records, declared)
-    return [
-        m for i, m in enumerate(metrics) if i == 0 or any(m.name in r["metrics"] for r in records)
-    ]
+    return [m for i, m in enumerate(metrics) if i == 0 or any(m.name in r.metrics for r in records)]
 
 
 def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
-    """Passed trials best first by the primary metric, then the rest, failures last."""
+    """Passed trials best first by the primary metric, then the rest, failures
+    last; ties by node id, so the order never depends on the order trials ran."""
 
-    def key(record: Record) -> tuple[int, float]:
-        if record["outcome"] not in ("passed", "resumed"):
-            return (3 if record["outcome"] == "skipped" else 2, 0.0)
-        value = record["metrics"].get(primary.name) if primary else None
+    def key(record: Record) -> tuple[int, float, str]:
+        if not record.outcome.ok:
+            return (3 if record.outcome is Outcome.SKIPPED else 2, 0.0, record.nodeid)
+        value = record.metrics.get(primary.name) if primary else None
         if value is None or not math.isfinite(value):
-            return (1, 0.0)
+            return (1, 0.0, record.nodeid)
         assert primary is not None
-        return (0, -value if primary.goal == "max" else value)
+        return (0, -value if primary.goal == "max" else value, record.nodeid)
 
     return sorted(records, key=key)
 
 
 def best(ranked: Sequence[Record], primary: Metric | None) -> Record | None:
     """The best passed trial of a ranked list, or None if none has a finite value."""
-    if ranked and ranked[0]["outcome"] in ("passed", "resumed") and primary is not None:
-        value = ranked[0]["metrics"].get(primary.name)
+    if ranked and ranked[0].outcome.ok and primary is not None:
+        value = ranked[0].metrics.get(primary.name)
         if value is not None and math.isfinite(value):
             return ranked[0]
     return None
@@ -77,11 +82,10 @@ def format_duration(seconds: float) -> str:
 
 
 def counts(records: Sequence[Record]) -> str:
-    tally: dict[str, int] = {}
+    tally: dict[Outcome, int] = {}
     for record in records:
-        tally[record["outcome"]] = tally.get(record["outcome"], 0) + 1
-    order = ("passed", "resumed", "failed", "error", "crashed", "skipped")
-    parts = [f"{tally[o]} {o}" for o in order if o in tally]
+        tally[record.outcome] = tally.get(record.outcome, 0) + 1
+    parts = [f"{tally[o]} {o.value}" for o in Outcome if o in tally]
     noun = "trial" if len(records) == 1 else "trials"
     return f"{len(records)} {noun}: " + ", ".join(parts)
 
@@ -90,7 +94,7 @@ def format_table(
     records: Sequence[Record],
     hparam_names: Sequence[str],
     declared: Sequence[Metric],
-    top: int = 10,
+    top: int | None = None,
 ) -> list[str]:
     """Formats one sweep's trials as aligned text lines.
 
@@ -99,7 +103,9 @@ def format_table(
       hparam_names: The hparam columns, in declaration order.
       declared: The declared metrics; the first is the primary one.
       top: How many of the best rows to show (0: all). Failed trials beyond
-        it are still shown, up to as many again; the rest are counted.
+        it are still shown, up to as many again; the rest are counted. None
+        shows every row of a sweep of up to `ALL_ROWS_UP_TO` trials, and the
+        best `DEFAULT_TOP` of a larger one.
 
     Returns:
       The lines, without trailing newlines.
@@ -108,13 +114,11 @@ def format_table(
     primary = metrics[0] if metrics else None
     ranked = rank(records, primary)
     winner = best(ranked, primary)
-    shown = (
-        ranked
-        if top <= 0
-        else ranked[:top] + [r for r in ranked[top:] if r["outcome"] in ("failed", "error")][:top]
-    )
-    has_case = any(r.get("case") for r in records)
-    compared = [r["baseline"] for r in records if r.get("baseline")]
+    if top is None:
+        top = 0 if len(ranked) <= ALL_ROWS_UP_TO else DEFAULT_TOP
+    shown = ranked if top <= 0 else ranked[:top] + [r for r in ranked[top:] if r.outcome.bad][:top]
+    has_case = any(r.key.case for r in records)
+    compared = [r.comparison for r in records if r.comparison]
     with_base = {name for c in compared for name in c["metrics"]}
 
     header = ["", *hparam_names, *(["case"] if has_case else [])]
@@ -127,16 +131,16 @@ def format_table(
     for record in shown:
         row = [
             "*" if record is winner else "",
-            *(format_value(record["hparams"][n]) for n in hparam_names),
-            *([record.get("case", "")] if has_case else []),
+            *(cell_text(record.key.hparams.get(n, "")) for n in hparam_names),
+            *([cell_text(record.key.case)] if has_case else []),
         ]
         for m in metrics:
-            row.append(format_value_cell(record["metrics"].get(m.name)))
+            row.append(format_value_cell(record.metrics.get(m.name)))
             if m.name in with_base:
-                row.append(delta_cell(record.get("baseline"), m.name))
-        row += [format_duration(record["duration"]), record["outcome"]]
+                row.append(delta_cell(record.comparison, m.name))
+        row += [format_duration(record.duration), record.outcome.value]
         if compared:
-            row.append((record.get("baseline") or {}).get("verdict", ""))
+            row.append(record.verdict)
         rows.append(row)
     numeric = {0} | {i for i in range(1, len(header)) if all(_is_numeric(row[i]) for row in rows)}
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -167,7 +171,7 @@ def format_verdict(records: Sequence[Record], not_run: Sequence[str]) -> str:
     """The sweep's one-line baseline verdict: regressed N, improved N, new N, ok N."""
     tally = {"regressed": 0, "improved": 0, "new": 0, "ok": 0}
     for record in records:
-        verdict = (record.get("baseline") or {}).get("verdict")
+        verdict = record.verdict
         if verdict in tally:
             tally[verdict] += 1
     text = "baseline: " + ", ".join(f"{n} {v}" for v, n in tally.items())
@@ -177,7 +181,7 @@ def format_verdict(records: Sequence[Record], not_run: Sequence[str]) -> str:
     return text
 
 
-def delta_cell(comparison: Record | None, name: str) -> str:
+def delta_cell(comparison: Mapping[str, Any] | None, name: str) -> str:
     """The baseline value and the change from it: `0.87 -0.03 worse`, `0.87 same`."""
     if not comparison:
         return ""
@@ -189,17 +193,29 @@ def delta_cell(comparison: Record | None, name: str) -> str:
     base = format_value_cell(entry["baseline"])
     if entry["delta"] is None:
         return f"{base} worse" if entry["verdict"] == "regressed" else base
-    if entry["delta"] == 0:
+    if same(entry["delta"], entry["baseline"]):
         return "same"
     word = {"regressed": " worse", "improved": " better"}.get(entry["verdict"], "")
     return f"{base} {entry['delta']:+.3g}{word}"
 
 
+def same(delta: float, base: float) -> bool:
+    """Whether a change is rounding, not a move: TensorBoard keeps float32,
+    so a value read back from a logdir differs from a float64 in the 8th digit."""
+    return abs(delta) <= 1e-6 * max(1.0, abs(base))
+
+
+def cell_text(value: Value) -> str:
+    """A value as one printable line: control characters shown as escapes."""
+    text = format_value(value)
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _best_sentence(winner: Record | None, primary: Metric | None) -> str:
     if winner is None or primary is None:
         return ""
-    value = format_value_cell(winner["metrics"][primary.name])
-    return f"; best {primary.name}={value} at [{winner['id']}]"
+    value = format_value_cell(winner.metrics[primary.name])
+    return f"; best {primary.name}={value} at [{cell_text(winner.key.params)}]"
 
 
 def _metric_title(metric: Metric, primary: bool) -> str:

@@ -1,0 +1,281 @@
+"""The reporting process's view of a run: every trial's record, and all that
+is made from them once: the logdir's experiment config, the baseline saved,
+the JSON and Markdown reports, and the terminal tables.
+
+A `Reporter` is registered only where pytest reports (the controller under
+xdist, as pytest's junitxml registers its `LogXML`), and
+`python -m pytest_hparams merge` drives the same class with the records of
+several JSON reports, so a merged table is the table pytest prints.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_hparams.errors import HParamsError
+from pytest_hparams.runner import RECORD_ATTR, STARTED_ATTR
+
+if TYPE_CHECKING:
+    from pytest_hparams.options import Settings
+    from pytest_hparams.records import TrialRecord
+
+# xdist reports an item whose worker died with this phase name, outside
+# pytest's `when` literals; that report is all the controller gets of it.
+XDIST_CRASH_PHASE = "???"
+
+Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
+
+
+class Reporter:
+    """Turns trial records into the config, baselines, reports and tables.
+
+    Args:
+      settings: The run's options (`options.read`, or `merge`'s own).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.quiet = False  # pytest -q: one line per sweep
+        self.records: dict[str, dict[str, TrialRecord]] = {}  # by sweep, then node id
+        self.definitions: dict[str, dict[str, Any]] = {}
+        self.failed_writes: list[str] = []  # reports that could not be written
+        self.written: list[str] = []
+        self._started: dict[str, dict[str, Any]] = {}  # trials begun but not ended
+        self._metric_names: set[str] = set()
+        self._config_error: str | None = None
+        # merge: the baseline entries the shards' reports say they did not run.
+        self.baseline_not_run: set[str] | None = None
+
+    # --- records arriving -----------------------------------------------------
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        started = getattr(report, STARTED_ATTR, None)
+        if started is not None:
+            self._started[report.nodeid] = started
+            self.add_definition(started["test"], started["definition"])
+        data = getattr(report, RECORD_ATTR, None)
+        if data is not None:
+            from pytest_hparams.records import TrialRecord
+
+            self.add(TrialRecord.from_dict(data))
+        elif str(report.when) == XDIST_CRASH_PHASE and report.nodeid in self._started:
+            self.add(self._crashed(self._started[report.nodeid]))
+
+    def add_definition(self, test: str, definition: Mapping[str, Any]) -> None:
+        if test not in self.definitions:
+            self.definitions[test] = dict(definition)
+            self._update_config()
+
+    def add(self, record: TrialRecord) -> None:
+        """Keeps a trial's record; a later record of the same trial (a rerun
+        by pytest-rerunfailures) replaces the earlier one."""
+        self._started.pop(record.nodeid, None)
+        self.records.setdefault(record.test, {})[record.nodeid] = record
+        new = record.metrics.keys() - self._metric_names
+        if new or self._config_error:
+            self._metric_names.update(new)
+            self._update_config()
+
+    def _crashed(self, started: Mapping[str, Any]) -> TrialRecord:
+        from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+
+        key = TrialKey.from_dict(started)
+        store = self.settings.store
+        if store is not None:
+            from pytest_hparams.logdir import run_path
+
+            store.mark_crashed(run_path(key.test, key.params), started.get("staging"))
+        return TrialRecord(key, Outcome.CRASHED)
+
+    def _update_config(self) -> None:
+        """Merges this run's sweeps and metrics into the logdir's experiment config.
+
+        The read, merge and write hold the logdir's lock, so two pytest
+        processes recording into one local logdir both end up in its config.
+        A config that could not be read is never written over: it holds the
+        sweeps of earlier runs; the merge is tried again with the next record.
+        """
+        store = self.settings.store
+        if store is None or not self.definitions:
+            return
+        from pytest_hparams.logdir import CONFIG_FILE, ExperimentConfig
+
+        try:
+            with store.lock():
+                experiment = ExperimentConfig(store.read(CONFIG_FILE))
+                changed = False
+                for test, definition in self.definitions.items():
+                    changed |= experiment.add_sweep(test, definition)
+                changed |= experiment.add_metrics(sorted(self._metric_names))
+                if changed:
+                    store.write(CONFIG_FILE, experiment.encode())
+            self._config_error = None
+        except (OSError, HParamsError) as e:
+            self._config_error = (
+                f"hparams: could not write the experiment config to {store.shown} "
+                f"({type(e).__name__}: {e}); the next run of these sweeps into it writes it"
+            )
+
+    # --- the end of the run -------------------------------------------------------
+
+    @property
+    def all_records(self) -> list[TrialRecord]:
+        return [r for by_id in self.records.values() for r in by_id.values()]
+
+    def sweeps(self) -> Iterator[tuple[str, list[TrialRecord]]]:
+        for test, by_id in self.records.items():
+            yield test, list(by_id.values())
+
+    def not_run(self) -> list[str]:
+        """Baseline entries this run did not record."""
+        entries = self.settings.baseline
+        if entries is None and self.baseline_not_run is None:
+            return []
+        ran = {r.nodeid for r in self.all_records}
+        return sorted(k for k in entries or self.baseline_not_run or () if k not in ran)
+
+    def write_reports(self) -> None:
+        """Writes the baseline, JSON and Markdown reports that were asked for.
+
+        Each is written whole or not at all; one that fails does not stop the
+        others, and is named in `failed_writes`.
+        """
+        from pytest_hparams import baseline, export
+
+        if self._config_error:
+            self._update_config()  # one more try
+            if self._config_error:
+                self.failed_writes.append(self._config_error)
+        settings = self.settings
+        records = self.all_records
+        not_run = self.not_run()
+        jobs: list[tuple[str, Path | None, Callable[[Path], str]]] = [
+            (
+                "baseline saved",
+                settings.save_baseline,
+                lambda path: baseline.save_records(path, settings.saved, records),
+            ),
+            (
+                "json report",
+                settings.json_path,
+                lambda path: export.write(path, export.json_report(self, not_run)),
+            ),
+            (
+                "markdown summary",
+                settings.markdown_path,
+                lambda path: export.write(path, export.markdown_report(self, not_run)),
+            ),
+        ]
+        for name, path, write in jobs:
+            if path is None:
+                continue
+            try:
+                detail = write(path)
+            except (OSError, HParamsError, ValueError) as e:
+                reason = getattr(e, "strerror", None) or str(e)
+                self.failed_writes.append(
+                    f"hparams: could not write the {name.removesuffix(' saved')} to {shown(path)} "
+                    f"({type(e).__name__}: {reason})"
+                )
+            else:
+                self.written.append(f"{name}: {shown(path)}{detail}")
+
+    def lines(self, quiet: bool = False) -> list[Line]:
+        """The terminal summary: one table per sweep (one line each if quiet),
+        the baseline verdicts, the logdir and what was written."""
+        from pytest_hparams import table
+        from pytest_hparams.metrics import Metric
+
+        settings = self.settings
+        out: list[Line] = []
+        not_run = self.not_run()
+        gated = settings.baseline is not None or any(r.comparison for r in self.all_records)
+        if settings.show_table and self.records:
+            if quiet:
+                out.append(("hparams", {"sep": True}))
+            for test, records in self.sweeps():
+                definition = self.definitions[test]
+                metrics = [Metric.from_dict(m) for m in definition["metrics"]]
+                missing = [n[len(test) :] for n in not_run if n.startswith(test + "[")]
+                if quiet:
+                    line = table.format_best_line(test, records, metrics)
+                    if gated:
+                        line += "; " + table.format_verdict(records, missing)
+                    out.append((line, {}))
+                    continue
+                out.append((f"hparams: {test}", {"sep": True}))
+                names = [h["name"] for h in definition["hparams"]]
+                for text in table.format_table(records, names, metrics, settings.top):
+                    markup = {}
+                    if text.endswith(" regressed"):
+                        markup = {"red": True}
+                    elif text.endswith(" improved"):
+                        markup = {"green": True}
+                    out.append((text, markup))
+                if gated:
+                    out.append((table.format_verdict(records, missing), {}))
+        if gated and self.records:
+            out.extend((text, {}) for text in self._baseline_notes(not_run, quiet))
+        store = settings.store
+        if store is not None and self.records:
+            out.append((f"logdir: {shown(store.shown)}", {}))
+            out.append((f"view:   tensorboard --logdir {shlex.quote(shown(store.shown))}", {}))
+        elif self.records and not quiet and settings.show_table:
+            out.append(("record the trials for TensorBoard with --hparams-logdir DIR", {}))
+        out.extend((text, {}) for text in self.written)
+        out.extend((text, {"red": True}) for text in self.failed_writes)
+        return out
+
+    def _baseline_notes(self, not_run: list[str], quiet: bool) -> Iterable[str]:
+        entries = self.settings.baseline
+        if entries and not any(r.nodeid in entries for r in self.all_records):
+            yield (
+                f"baseline: none of its {len(entries)} trials is a trial of this run: "
+                "it is another project's, or the tests were renamed; "
+                "write one for these sweeps with --hparams-save-baseline"
+            )
+            return
+        elsewhere = [n for n in not_run if n.split("[", 1)[0] not in self.records]
+        if elsewhere and not quiet:
+            tests = sorted({n.split("[", 1)[0] for n in elsewhere})
+            yield f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run"
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.records:
+            return
+        self.write_reports()
+        if self.failed_writes and session.exitstatus == pytest.ExitCode.OK:
+            # What a CI gate reads was not written: the run must not pass.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for text, markup in self.lines(self.quiet):
+            if markup.pop("sep", False):
+                terminalreporter.write_sep("=", text)
+            else:
+                terminalreporter.write_line(text, **markup)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every report asked for was written."""
+        return not self.failed_writes
+
+
+def shown(path: Path | str) -> str:
+    """A path as the user would type it: relative to here when inside it."""
+    if "://" in str(path):
+        return str(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if relative.startswith("..") else relative

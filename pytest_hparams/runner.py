@@ -1,0 +1,240 @@
+"""The trial lifecycle in one pytest process (the only one, or an xdist
+worker): which collected items are trials, running their function, writing
+their TensorBoard runs, and the record each trial's teardown report carries.
+
+Everything done with the records afterwards (the experiment config, baselines,
+reports, the table) happens in `reporter.py`, in the reporting process only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_hparams.collect import Compiled
+    from pytest_hparams.options import Settings
+    from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+    from pytest_hparams.storage import LocalStore
+    from pytest_hparams.trial import Trial
+
+# Set on the teardown report of every swept item: pytest serialises a report's
+# attributes, so xdist carries it to the controller.
+RECORD_ATTR = "hparams_trial"
+# Set on the setup report: if the worker dies mid-trial, the controller still
+# knows which trial it was (xdist's crash report carries only the node id).
+STARTED_ATTR = "hparams_started"
+
+
+class TrialRunner:
+    """Registered for the session in every process, like pytest's own plugins.
+
+    Attributes:
+      sweeps: Each swept function's compiled sweep, by its node id.
+      problems: Usage errors found while collecting, raised once it ends.
+    """
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.sweeps: dict[str, Compiled] = {}
+        self.problems: list[str] = []
+        self._trials: dict[str, Trial] = {}
+        self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
+
+    @property
+    def store(self) -> LocalStore | None:
+        return self.settings.store
+
+    # --- collection ------------------------------------------------------------
+
+    def check_collected(self, keys: Mapping[str, TrialKey]) -> None:
+        """Refuses options that name what no collected sweep has, before anything runs."""
+        if self.problems:
+            raise pytest.UsageError(self.problems[0])
+        if not self.sweeps:
+            return
+        hparams = {n for c in self.sweeps.values() for n in c.sweep.names}
+        unknown_set = sorted({n for n, _ in self.settings.overrides} - hparams)
+        if unknown_set:
+            raise pytest.UsageError(
+                f"--hparams-set names {unknown_set[0]!r}, which no collected sweep has "
+                f"(hparams: {', '.join(sorted(hparams))}); fix the name"
+            )
+        declared = {m.name for c in self.sweeps.values() for m in c.sweep.metrics}
+        for source, names in self.settings.tolerance_names():
+            unknown = sorted(names - declared)
+            if unknown:
+                raise pytest.UsageError(
+                    f"{source} names {unknown[0]!r}, which no collected sweep declares "
+                    f"(declared: {', '.join(sorted(declared)) or 'none'}); "
+                    "declare it with metrics=[...] or fix the name"
+                )
+
+    def goals(self) -> dict[str, tuple[str, str]]:
+        """Each collected sweep's primary metric and its goal."""
+        return {
+            test: (c.sweep.metrics[0].name, c.sweep.metrics[0].goal)
+            for test, c in self.sweeps.items()
+            if c.sweep.metrics
+        }
+
+    # --- one trial ---------------------------------------------------------------
+
+    def trial(self, key: TrialKey, scratch: Any = None) -> Trial:
+        """The trial object of a running item (made on first use)."""
+        trial = self._trials.get(key.nodeid)
+        if trial is None:
+            from pytest_hparams.trial import Trial
+
+            sweep = self.sweeps[key.test].sweep
+            trial = self._trials[key.nodeid] = Trial(key, sweep, self.store, scratch)
+        return trial
+
+    def resume(self, key: TrialKey) -> bool:
+        """Whether a trial's recorded session ended with SUCCESS and the same
+        hparams; if so, its metrics are kept for its record."""
+        from pytest_hparams import events
+        from pytest_hparams.logdir import run_path
+        from pytest_hparams.space import SWEEP_HPARAM
+
+        assert self.store is not None
+        recorded = self.store.session(run_path(key.test, key.params))
+        if recorded is None:
+            return False
+        hparams, status, metrics = recorded
+        hparams.pop(SWEEP_HPARAM, None)
+        if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
+            self._resumed[key.nodeid] = metrics
+            return True
+        return False
+
+    def call(self, item: pytest.Function, key: TrialKey) -> None:
+        """Runs a swept test function, keeps its metrics, and applies the gates."""
+        from pytest_hparams.trial import coerce_metrics, missing_metrics, out_of_range
+
+        compiled = self.sweeps[key.test]
+        trial = self.trial(key)
+        trial.open()
+        kwargs = {n: item.funcargs[n] for n in compiled.argnames if n in item.funcargs}
+        try:
+            result = item.obj(**kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C, SystemExit: never a SUCCESS
+                self._trials.pop(key.nodeid).abort()
+            raise
+        declared = compiled.sweep.metrics
+        try:
+            trial.metrics = coerce_metrics(result, declared)
+        except Exception as e:  # MetricsError, or a __float__ that raised
+            problems = [str(e)]
+        else:
+            problems = self._gates(trial, key)
+        item.user_properties.extend((f"metric.{k}", v) for k, v in trial.metrics.items())
+        for warning in (
+            out_of_range(trial.metrics),
+            missing_metrics(trial.metrics, declared, trial.logged) if not problems else "",
+        ):
+            if warning:
+                warn_at(item, f"{key.nodeid} {warning}")
+        if problems:  # failed outside any except block, so no chained traceback shows
+            pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
+
+    def _gates(self, trial: Trial, key: TrialKey) -> list[str]:
+        from pytest_hparams import baseline
+        from pytest_hparams.trial import bound_problems
+
+        declared = self.sweeps[key.test].sweep.metrics
+        problems = bound_problems(trial.metrics, declared)
+        entries = self.settings.baseline
+        if entries is not None:
+            trial.comparison = baseline.compare(
+                trial.metrics, entries.get(key.nodeid), declared, self.settings.tolerance
+            )
+            problems += trial.comparison["messages"]
+        return problems
+
+    def started(self, key: TrialKey) -> dict[str, Any]:
+        """What the setup report carries: enough to end the trial if its worker dies."""
+        return {
+            **key.to_dict(),
+            "definition": self.sweeps[key.test].definition,
+            # Where a remote logdir's trial is staged, should its worker die.
+            "staging": self.store.staging if self.store is not None else None,
+        }
+
+    def finish(
+        self, item: pytest.Function, key: TrialKey, reports: Mapping[str, pytest.TestReport]
+    ) -> TrialRecord | None:
+        """Ends a trial after its teardown; returns its record, or None when
+        no test body ran (`--setup-only`, `--setup-plan`): nothing is recorded."""
+        from pytest_hparams.records import Outcome, TrialRecord
+
+        trial = self._trials.pop(key.nodeid, None)
+        outcome = outcome_of(reports)
+        recorded = self._resumed.pop(key.nodeid, None)
+        if outcome is None:
+            if trial is not None:
+                trial.discard()
+            return None
+        if trial is None:
+            trial = self.trial(key)
+            del self._trials[key.nodeid]
+        if outcome is Outcome.SKIPPED:
+            trial.discard()
+            if recorded is not None:
+                outcome, trial.metrics = Outcome.RESUMED, recorded
+                if self.settings.baseline is not None:
+                    self._gates(trial, key)  # the verdict is shown; a resumed trial never fails
+        else:
+            # A fixture error counts as a failed trial, as in the table.
+            trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
+        if trial.write_error is not None:
+            warn_at(item, str(trial.write_error))
+        duration = sum(r.duration for r in reports.values())
+        return TrialRecord(key, outcome, dict(trial.metrics), duration, trial.comparison)
+
+    def close(self) -> None:
+        """Closes trials cut short (Ctrl-C in a fixture): they read as unknown."""
+        for trial in self._trials.values():
+            trial.abort()
+        self._trials.clear()
+        if self.store is not None:
+            self.store.close()
+
+
+def outcome_of(reports: Mapping[str, pytest.TestReport]) -> Outcome | None:
+    """A trial's outcome from its phase reports; None when it had no call
+    phase and nothing failed or skipped (pytest's `--setup-only`)."""
+    from pytest_hparams.records import Outcome
+
+    call = reports.get("call")
+    if call is not None and hasattr(call, "wasxfail"):  # set by pytest's xfail handling
+        return Outcome.XFAILED if call.skipped else Outcome.XPASSED
+    if call is not None and call.failed:
+        return Outcome.FAILED
+    if any(r.failed for r in reports.values()):
+        return Outcome.ERROR
+    if any(r.skipped for r in reports.values()):
+        return Outcome.SKIPPED
+    if call is None:
+        return None
+    return Outcome.PASSED
+
+
+def warn_at(item: pytest.Item, message: str) -> None:
+    """Warns with an HParamsWarning placed at the test's own line."""
+    from pytest_hparams.errors import HParamsWarning
+
+    function = getattr(item, "function", None)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        warnings.warn(HParamsWarning(message), stacklevel=2)
+        return
+    # Point at the test, not at this plugin, in the warnings summary.
+    warnings.warn_explicit(
+        HParamsWarning(message), HParamsWarning, code.co_filename, code.co_firstlineno
+    )
