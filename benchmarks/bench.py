@@ -359,7 +359,9 @@ def _met(ok: bool) -> str:
 def format_text(rows: list[Row]) -> str:
     table = [HEADER, *(r.cells() for r in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in table
+    )
 
 
 def format_markdown(rows: list[Row]) -> str:

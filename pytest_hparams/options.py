@@ -207,7 +207,7 @@ class Settings:
         sources = ("--hparams-tolerance", "hparams_tolerance (ini)")
         return [
             (source, {n for n in layer if n != "*"})
-            for source, layer in zip(sources, self.tolerances)
+            for source, layer in zip(sources, self.tolerances, strict=False)
         ]
 
 

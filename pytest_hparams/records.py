@@ -54,7 +54,7 @@ class TrialKey(NamedTuple):
         )
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """How a trial ended, as its table row, JSON entry and merge exit code say."""
 
     PASSED = "passed"

@@ -14,12 +14,12 @@ import hashlib
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, Union
+from typing import Any, Literal, NamedTuple
 
 from pytest_hparams.errors import SweepError
 from pytest_hparams.metrics import Metric
 
-Value = Union[bool, int, float, str]
+Value = bool | int | float | str
 DType = Literal["bool", "number", "str"]
 
 #: The hparam every recorded trial carries so the dashboard can tell sweeps apart.
@@ -154,7 +154,7 @@ class Sweep(NamedTuple):
             return
         names = self.names
         for combo in itertools.product(*(h.values for h in self.hparams)):
-            yield dict(zip(names, combo))
+            yield dict(zip(names, combo, strict=False))
 
     def definition(self) -> dict[str, Any]:
         """The sweep as plain data, fit to travel between xdist processes."""

@@ -148,7 +148,7 @@ def format_table(
     def line(cells: Sequence[str]) -> str:
         return " ".join(
             str(c).rjust(w) if i in numeric and i > 0 else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
         ).rstrip()
 
     lines = [line(header), *(line(row) for row in rows)]
