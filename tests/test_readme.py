@@ -1,0 +1,53 @@
+"""The README's Quickstart, run as a new user pastes it: its code, its command
+and the table it shows must agree with what pytest prints."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+# A duration as pytest and the table print it ("0.00s", "12.34s"): the one
+# thing in the Quickstart's output that differs between runs.
+DURATION = re.compile(r"\d+\.\d+s")
+
+
+def quickstart_block(language: str) -> str:
+    """The first ```<language> block after the Quickstart heading."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Quickstart\n") :]
+    start = section.index(f"\n```{language}\n") + len(f"\n```{language}\n")
+    return section[start : section.index("\n```\n", start)]
+
+
+def quickstart_command() -> list[str]:
+    """The arguments of the Quickstart's `pytest` command, without `pytest`."""
+    (line,) = [line for line in quickstart_block("bash").splitlines() if line.startswith("pytest ")]
+    return shlex.split(line)[1:]
+
+
+def as_pattern(line: str) -> str:
+    # fnmatch reads "[" as a character class; durations vary, and a
+    # separator's "=" padding grows with the duration's width.
+    pattern = DURATION.sub("*", line.replace("[", "[[]"))
+    if pattern.startswith("="):
+        pattern = "*" + pattern.strip("= ") + "*"
+    return pattern
+
+
+def test_the_quickstart_runs_as_pasted_and_prints_the_readme_table(
+    pytester: pytest.Pytester,
+) -> None:
+    args = quickstart_command()
+    (test_file,) = [arg for arg in args if arg.endswith(".py")]
+    pytester.makepyfile(**{test_file.removesuffix(".py"): quickstart_block("python")})
+    # The default table will show every row of a sweep this size; until it
+    # does, ask for all of them as the README shows.
+    result = pytester.runpytest(*args, "--hparams-top", "0")
+    result.assert_outcomes(passed=12)
+    expected = quickstart_block("text").splitlines()
+    result.stdout.fnmatch_lines([as_pattern(line) for line in expected], consecutive=True)
+    assert (pytester.path / "logs").is_dir()
