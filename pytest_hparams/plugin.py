@@ -37,11 +37,17 @@ def pytest_configure(config: pytest.Config) -> None:
     recorder = Recorder(config, options.read(config))
     config.stash[RECORDER_KEY] = recorder
     config.pluginmanager.register(recorder, "hparams-recorder")
+    import pytest_hparams  # the decorators tell a sweep from one under -p no:hparams by it
+
+    pytest_hparams._active_runs += 1
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = config.stash.get(RECORDER_KEY, None)
     if recorder is not None:
+        import pytest_hparams
+
+        pytest_hparams._active_runs -= 1
         recorder.close()
         config.pluginmanager.unregister(recorder)
         del config.stash[RECORDER_KEY]
