@@ -1,5 +1,6 @@
-"""The README's Quickstart, run as a new user pastes it: its code, its command
-and the table it shows must agree with what pytest prints."""
+"""The README's promises, run as a new user runs them: the Quickstart's code,
+command and table agree with what pytest prints, and `--lf` and `--sw` work on
+a sweep as on any test."""
 
 from __future__ import annotations
 
@@ -51,3 +52,35 @@ def test_the_quickstart_runs_as_pasted_and_prints_the_readme_table(
     expected = quickstart_block("text").splitlines()
     result.stdout.fnmatch_lines([as_pattern(line) for line in expected], consecutive=True)
     assert (pytester.path / "logs").is_dir()
+
+
+ONE_FAILING_TRIAL = """
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=[1, 2, 3])
+def test_sweep(a):
+    assert a != 2
+    return {"score": a}
+"""
+
+
+def test_last_failed_reruns_only_the_failed_trial(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=ONE_FAILING_TRIAL)
+    pytester.runpytest().assert_outcomes(passed=2, failed=1)
+    result = pytester.runpytest("--lf", "-v")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "run-last-failure: rerun previous 1 failure",
+            "*test_sweep[[]a:2[]] FAILED*",
+            "1 trial: 1 failed",
+        ]
+    )
+
+
+def test_stepwise_stops_at_the_failed_trial_and_resumes_from_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=ONE_FAILING_TRIAL)
+    pytester.runpytest("--sw", "-p", "no:randomly").assert_outcomes(passed=1, failed=1)
+    result = pytester.runpytest("--sw", "-p", "no:randomly", "-v")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*test_sweep[[]a:2[]] FAILED*"])
