@@ -46,6 +46,39 @@ _LAZY = {
     "Trial": "pytest_hparams.trial",
     "LogUniform": "pytest_hparams.sampling",
 }
+#: pytest runs in this process whose plugin is configured (pytest_configure to
+#: pytest_unconfigure): a count, as pytester's in-process runs nest in another.
+_active_runs = 0
+
+
+def _disabled_sweep(decorator: str) -> Callable[[_F], _F] | None:
+    """A decorator for a sweep that cannot run, or None when it can.
+
+    Only this module loads under `-p no:hparams`, so without this pytest
+    reports "fixture 'num_units' not found", which says nothing of the cause.
+    Outside pytest (PYTEST_VERSION unset) the sweep is left alone.
+    """
+    import os
+
+    if _active_runs or "PYTEST_VERSION" not in os.environ:
+        return None
+    message = (
+        f"pytest-hparams is disabled (-p no:hparams), so this @{decorator} sweep cannot run; "
+        "remove -p no:hparams, or add -p hparams under PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+    )
+
+    def replace(function: _F) -> _F:
+        # *args take `self` in a test class and request no fixtures; no
+        # __wrapped__, or pytest would read the swept arguments through it.
+        def disabled(*args: object, **kwargs: object) -> None:
+            pytest.fail(message, pytrace=False)
+
+        for name in ("__name__", "__qualname__", "__module__", "__doc__"):
+            setattr(disabled, name, getattr(function, name))
+        disabled.__dict__.update(function.__dict__)  # marks applied below this one
+        return disabled  # type: ignore[return-value]
+
+    return replace
 
 
 def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[_F], _F]:
@@ -64,6 +97,9 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
       A decorator that marks the test. Mistakes are reported as collection
       errors of that test, with one line saying what to fix.
     """
+    disabled = _disabled_sweep("hparam_grid")
+    if disabled is not None:
+        return disabled
     return getattr(pytest.mark, MARK)(*hparams, metrics=metrics, **values)  # type: ignore[no-any-return]
 
 
@@ -85,6 +121,9 @@ def hparam_random(
     Returns:
       A decorator that marks the test.
     """
+    disabled = _disabled_sweep("hparam_random")
+    if disabled is not None:
+        return disabled
     mark = getattr(pytest.mark, MARK)
     return mark(*hparams, metrics=metrics, _sample=(n, seed), **domains)  # type: ignore[no-any-return]
 

@@ -54,11 +54,17 @@ def pytest_configure(config: pytest.Config) -> None:
         reporter = config.stash[REPORTER_KEY] = Reporter(settings)
         reporter.quiet = config.get_verbosity() < 0
         config.pluginmanager.register(reporter, "hparams-reporter")
+    import pytest_hparams  # the decorators tell a sweep from one under -p no:hparams by it
+
+    pytest_hparams._active_runs += 1
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     runner = config.stash.get(RUNNER_KEY, None)
     if runner is not None:
+        import pytest_hparams
+
+        pytest_hparams._active_runs -= 1
         runner.close()
         del config.stash[RUNNER_KEY]
     reporter = config.stash.get(REPORTER_KEY, None)

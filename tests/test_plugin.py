@@ -48,6 +48,47 @@ def test_without_the_plugin_the_decorator_does_not_sweep(pytester: pytest.Pytest
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
+def test_under_no_hparams_each_sweep_fails_with_one_line_naming_the_cause(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_grid=GRID,
+        test_other="""
+        from pytest_hparams import hparam_random
+
+        class TestModel:
+            @hparam_random(3, lr=[0.1, 0.2])
+            def test_random(self, lr):
+                return {"score": lr}
+
+        def test_plain():
+            pass
+        """,
+    )
+    # A process of its own: in this one the suite's run has the plugin on.
+    result = pytester.runpytest_subprocess("-p", "no:hparams", "-p", "no:randomly")
+    result.assert_outcomes(failed=2, passed=1)
+    disabled = "pytest-hparams is disabled (-p no:hparams), so this @{} sweep cannot run; remove*"
+    result.stdout.fnmatch_lines([disabled.format("hparam_grid"), disabled.format("hparam_random")])
+    result.stdout.no_fnmatch_line("*fixture*not found*")
+    result.stdout.no_fnmatch_line("*Unknown pytest.mark*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_outside_pytest_the_decorators_only_mark(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_hparams
+
+    monkeypatch.setattr(pytest_hparams, "_active_runs", 0)
+    monkeypatch.delenv("PYTEST_VERSION")
+
+    @pytest_hparams.hparam_grid(a=[1, 2])
+    def test_x(a: int) -> int:
+        return a
+
+    assert test_x(2) == 2
+    assert [mark.name for mark in test_x.pytestmark] == ["hparams"]  # type: ignore[attr-defined]
+
+
 def test_composes_with_parametrize_fixtures_marks_and_classes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mix="""
