@@ -54,6 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
         reporter = config.stash[REPORTER_KEY] = Reporter(settings)
         reporter.quiet = config.get_verbosity() < 0
         config.pluginmanager.register(reporter, "hparams-reporter")
+        if config.pluginmanager.hasplugin("xdist"):
+            from pytest_hparams.reporter import XdistHooks
+
+            config.pluginmanager.register(XdistHooks(reporter), "hparams-xdist")
     import pytest_hparams  # the decorators tell a sweep from one under -p no:hparams by it
 
     pytest_hparams._active_runs += 1
@@ -70,6 +74,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.stash.get(REPORTER_KEY, None)
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
+        if config.pluginmanager.has_plugin("hparams-xdist"):
+            config.pluginmanager.unregister(name="hparams-xdist")
         del config.stash[REPORTER_KEY]
 
 
@@ -120,6 +126,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         key = keys.get(item.nodeid)
         if key is not None:
             item.stash[TRIAL_KEY] = key
+    try:
+        _select(config, items, keys)
+    except pytest.UsageError as e:
+        if not hasattr(config, "workerinput"):
+            raise
+        # On an xdist worker a UsageError is an INTERNALERROR: the worker runs
+        # nothing and hands the message to the controller, which exits with it.
+        from pytest_hparams.reporter import USAGE_ERROR_OUTPUT
+
+        config.workeroutput[USAGE_ERROR_OUTPUT] = str(e)  # type: ignore[attr-defined]
+        config.hook.pytest_deselected(items=list(items))
+        items.clear()
+
+
+def _select(config: pytest.Config, items: list[pytest.Item], keys: dict[str, TrialKey]) -> None:
+    """Checks the options against what was collected; applies shards and only-best."""
+    from pytest_hparams import collect
+
+    runner = config.stash[RUNNER_KEY]
     runner.check_collected(keys)
     settings = runner.settings
     if settings.only_best is not None:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 XDIST_CRASH_PHASE = "???"
 
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
+# The key of an xdist worker's `workeroutput` that carries a usage error
+# found while it collected (the controller does not collect).
+USAGE_ERROR_OUTPUT = "hparams_usage_error"
 
 
 class Reporter:
@@ -49,6 +52,7 @@ class Reporter:
         self._started: dict[str, dict[str, Any]] = {}  # trials begun but not ended
         self._metric_names: set[str] = set()
         self._config_error: str | None = None
+        self.usage_error: str | None = None  # found by xdist workers as they collected
         # merge: the baseline entries the shards' reports say they did not run.
         self.baseline_not_run: set[str] | None = None
 
@@ -249,6 +253,9 @@ class Reporter:
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.usage_error is not None:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
         if not self.records:
             return
         self.write_reports()
@@ -258,6 +265,9 @@ class Reporter:
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.usage_error is not None:
+            terminalreporter.write_line(f"ERROR: {self.usage_error}", red=True)
+            return
         for text, markup in self.lines(self.quiet):
             if markup.pop("sep", False):
                 terminalreporter.write_sep("=", text)
@@ -279,3 +289,16 @@ def shown(path: Path | str) -> str:
     except ValueError:  # another drive on Windows
         return str(path)
     return str(path) if relative.startswith("..") else relative
+
+
+class XdistHooks:
+    """The controller's xdist hooks, registered only where xdist is."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        if USAGE_ERROR_OUTPUT in output and self.reporter.usage_error is None:
+            self.reporter.usage_error = str(output[USAGE_ERROR_OUTPUT])

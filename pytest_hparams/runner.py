@@ -122,9 +122,8 @@ class TrialRunner:
         kwargs = {n: item.funcargs[n] for n in compiled.argnames if n in item.funcargs}
         try:
             result = item.obj(**kwargs)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # Ctrl-C, SystemExit: never a SUCCESS
-                self._trials.pop(key.nodeid).abort()
+        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
+            self._trials.pop(key.nodeid).abort()  # cut short: never a SUCCESS
             raise
         declared = compiled.sweep.metrics
         try:
@@ -193,7 +192,7 @@ class TrialRunner:
             # A fixture error counts as a failed trial, as in the table.
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
         if trial.write_error is not None:
-            warn_at(item, str(trial.write_error))
+            warn_at(item, str(trial.write_error), reporting=True)
         duration = sum(r.duration for r in reports.values())
         return TrialRecord(key, outcome, dict(trial.metrics), duration, trial.comparison)
 
@@ -225,16 +224,24 @@ def outcome_of(reports: Mapping[str, pytest.TestReport]) -> Outcome | None:
     return Outcome.PASSED
 
 
-def warn_at(item: pytest.Item, message: str) -> None:
-    """Warns with an HParamsWarning placed at the test's own line."""
+def warn_at(item: pytest.Item, message: str, reporting: bool = False) -> None:
+    """Warns with an HParamsWarning placed at the test's own line.
+
+    Args:
+      reporting: Set when called from a report hook: there a warning that
+        `-W error` turned into an exception would be an INTERNALERROR, so it
+        is only shown (in pytest's warnings summary), never raised.
+    """
     from pytest_hparams.errors import HParamsWarning
 
-    function = getattr(item, "function", None)
-    code = getattr(function, "__code__", None)
-    if code is None:
-        warnings.warn(HParamsWarning(message), stacklevel=2)
-        return
-    # Point at the test, not at this plugin, in the warnings summary.
-    warnings.warn_explicit(
-        HParamsWarning(message), HParamsWarning, code.co_filename, code.co_firstlineno
-    )
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    with warnings.catch_warnings():
+        if reporting:
+            warnings.simplefilter("always", HParamsWarning)
+        if code is None:
+            warnings.warn(HParamsWarning(message), stacklevel=2)
+            return
+        # Point at the test, not at this plugin, in the warnings summary.
+        warnings.warn_explicit(
+            HParamsWarning(message), HParamsWarning, code.co_filename, code.co_firstlineno
+        )

@@ -316,9 +316,17 @@ def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
             )
     if isinstance(raw, (set, frozenset, dict)) or not isinstance(raw, (list, tuple, range)):
         kind = type(raw).__name__
+        if isinstance(raw, (set, frozenset)):
+            fix = f"a set has no order, so ids would differ between runs: write {name}=sorted(...)"
+        elif hasattr(raw, "tolist"):  # a numpy array or a tensor
+            fix = f"write {name}=values.tolist()"
+        elif isinstance(raw, dict):
+            fix = f"list the values: {name}=[...]"
+        else:
+            fix = f"for a single value write {name}=[{one_line(raw)}]"
         raise SweepError(
-            f"{name!r} must be a list, tuple, range or TensorBoard domain (got {kind} {raw!r}); "
-            f"for a single value write {name}=[{raw!r}]"
+            f"{name!r} must be a list, tuple, range or TensorBoard domain "
+            f"(got {kind} {one_line(raw)}); {fix}"
         )
     grid = tuple(scalar_value(name, v) for v in raw)
     if not grid:
@@ -337,15 +345,23 @@ def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
 def scalar_value(name: str, value: object) -> Value:
     # numpy scalars (np.float32(0.1), np.int64(3)) arrive from np.linspace and
     # friends; keep plain Python types, which xdist can send between processes.
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        value = value.item()
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()  # type: ignore[attr-defined]
     if isinstance(value, (bool, int, float, str)):
         if isinstance(value, float) and not math.isfinite(value):
             raise SweepError(f"{name!r} value {value!r} is not a finite number")
         return value
+    fix = f"; write {name}=values.tolist()" if hasattr(value, "tolist") else ""
     raise SweepError(
-        f"{name!r} values must be bool, int, float or str (got {type(value).__name__} {value!r})"
+        f"{name!r} values must be bool, int, float or str "
+        f"(got {type(value).__name__} {one_line(value)}){fix}"
     )
+
+
+def one_line(value: object, limit: int = 60) -> str:
+    """A value's repr on one line (a numpy array's spans several), cut to `limit`."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def dtype_of(value: Value) -> DType:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_hparams.errors import LogdirError, MetricsError
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, trial_seed
+from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
@@ -161,9 +161,15 @@ class Trial:
             self._writer = None
             try:
                 writer.finish(status, self.metrics, self._groups)
+            except OSError as e:
+                # Not a session that reads as unknown: the trial did end, and
+                # a session recorded before stays as it was.
+                writer.discard()
+                self._failed(e)
+                return
+            try:
                 self._publish(finished=True)
-            except (OSError, LogdirError) as e:
-                writer.abort()
+            except LogdirError as e:  # the staged files stay, and the message says where
                 self._failed(e)
 
     def abort(self) -> None:
@@ -253,12 +259,6 @@ def _number(key: str, value: Any) -> float:
         raise MetricsError(
             f"metric {key!r} is too large for a float (got an int of {len(str(value))} digits)"
         ) from None
-
-
-def one_line(value: object, limit: int = 60) -> str:
-    """A value's repr on one line, cut to `limit` characters."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def out_of_range(metrics: Mapping[str, float]) -> str:

@@ -31,7 +31,27 @@ from tensorboard.plugins.hparams import (
     list_session_groups,
 )
 
+import pytest_hparams.baseline
+import pytest_hparams.collect
+import pytest_hparams.events
+import pytest_hparams.export
+import pytest_hparams.logdir
+import pytest_hparams.records
+import pytest_hparams.table
+import pytest_hparams.trial
+
 pytest_plugins = ["pytester"]
+# Loaded once, before any pytester run (see the comment above numpy's import).
+LOADED_ONCE = (
+    pytest_hparams.baseline,
+    pytest_hparams.collect,
+    pytest_hparams.events,
+    pytest_hparams.export,
+    pytest_hparams.logdir,
+    pytest_hparams.records,
+    pytest_hparams.table,
+    pytest_hparams.trial,
+)
 
 # TensorBoard's backend reads through TensorFlow when it is installed, and
 # TensorFlow aborts the process when its native modules load a second time,

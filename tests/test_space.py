@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy
 import numpy as np
 import pytest
 from tensorboard.plugins.hparams import summary_v2 as hp
@@ -66,6 +67,22 @@ def test_keyword_gives_points_and_hparam_gives_interval_domain() -> None:
         ([], {"flag": [True, 1]}, "must all be one type"),
         ([], {"lr": 0.1}, "for a single value write lr=[0.1]"),
         ([], {"lr": {0.1, 0.2}}, "must be a list, tuple, range or TensorBoard domain (got set"),
+        (
+            [],
+            {"lr": {0.1, 0.2}},
+            "a set has no order, so ids would differ between runs: write lr=sorted(...)",
+        ),
+        (
+            [],
+            {"lr": numpy.array([[0.1], [0.2]])},
+            "(got ndarray array([[0.1], [0.2]])); write lr=values.tolist()",
+        ),
+        (
+            [],
+            {"lr": [numpy.array([0.1, 0.2])]},
+            "'lr' values must be bool, int, float or str (got ndarray array([0.1, 0.2])); "
+            "write lr=values.tolist()",
+        ),
         ([], {"x": [float("nan")]}, "'x' value nan is not a finite number"),
         ([], {"hparams": [1]}, "'hparams' cannot be an hparam name"),
         ([], {"trial": [1]}, "'trial' cannot be an hparam name"),
