@@ -152,22 +152,136 @@ def project(root: Path, name: str, files: dict[str, str]) -> Path:
 # --- the five measurements ---------------------------------------------------------
 
 
-def per_trial_overhead(root: Path, n: int, repeat: int) -> Row:
-    swept = project(root, "overhead_swept", {"test_swept.py": swept_module(n)})
-    plain = project(root, "overhead_plain", {"test_plain.py": plain_module(n)})
+def flat_swept_module(n: int) -> str:
+    return textwrap.dedent(f"""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=list(range({n})), metrics=["m"])
+        def test_swept(a):
+            return {{'m': 1.0}}
+        """)
+
+
+def flat_plain_module(n: int) -> str:
+    return textwrap.dedent(f"""
+        import pytest
+
+        @pytest.mark.parametrize("a", list(range({n})))
+        def test_plain(a):
+            pass
+        """)
+
+
+def per_trial_overhead(root: Path, n: int, repeat: int, flat: bool = False) -> Row:
+    """A recorded no-op sweep against the same items as plain parametrize.
+
+    The grid form (four hparams against four stacked parametrize decorators)
+    has pytest's costlier items; the flat form (one hparam against one
+    parametrize) its cheapest, where the plugin's share shows most.
+    """
+    form = "flat" if flat else "grid"
+    swept_text = flat_swept_module(n) if flat else swept_module(n)
+    plain_text = flat_plain_module(n) if flat else plain_module(n)
+    swept = project(root, f"overhead_swept_{form}", {"test_swept.py": swept_text})
+    plain = project(root, f"overhead_plain_{form}", {"test_plain.py": plain_text})
     ours, theirs, _, _ = medians(
         repeat,
-        lambda i: run_measured(pytest_cmd("--hparams-logdir", str(root / f"overhead{i}")), swept),
+        lambda i: run_measured(
+            pytest_cmd("--hparams-logdir", str(root / f"overhead_{form}{i}")), swept
+        ),
         lambda i: run_measured(pytest_cmd(), plain),
     )
     ratio = ours / theirs
+    floor = statistics.median(fs_floor(root / f"floor_{form}{i}", n) for i in range(3))
+    best = (theirs + n * floor) / theirs
+    shape = "one hparam vs one parametrize" if flat else "4-hparam grid vs 4 parametrize"
     return Row(
-        f"{n:,}-trial no-op sweep, recorded (whole run)",
+        f"{n:,}-trial no-op sweep, recorded (whole run), {shape}",
         f"{ours:.2f} s",
         f"{theirs:.2f} s plain parametrize",
         f"{ratio:.2f}x",
         "<= 1.3x",
-        _met(ratio <= 1.3),
+        _met(ratio <= 1.3)
+        + f"; plugin {(ours - theirs) / n * 1000:.2f} ms/trial, of which the file-system"
+        f" floor {floor * 1000:.2f} ms (alone: {best:.2f}x)",
+    )
+
+
+def fs_floor(root: Path, n: int) -> float:
+    """Seconds per trial of only the unavoidable work of recording one, in the
+    same temporary directory: make its run directory, create its event file,
+    write a session's worth of bytes (~420) and close it."""
+    runs = root / "test_swept.py" / "test_swept"
+    runs.mkdir(parents=True)
+    data = b"x" * 420
+    start = time.perf_counter()
+    for i in range(n):
+        run = runs / f"a={i}"
+        os.mkdir(run)
+        with open(run / f"events.out.tfevents.0.host.{i}.pytest-hparams", "wb") as handle:
+            handle.write(data)
+    return (time.perf_counter() - start) / n
+
+
+CPU_BOUND = """
+{header}
+def work(seconds):
+    # A fixed amount of pure-Python work, about `seconds` long here.
+    total = 0
+    for i in range(int(seconds * 9_000_000)):
+        total += i % 7
+    return total
+
+{decorator}
+def test_cpu(a):
+    work({seconds})
+    {ret}
+"""
+
+
+def under_xdist(root: Path, trials: int, seconds: float, repeat: int) -> Row:
+    """A CPU-bound sweep under `-n 2`, with the plugin and a logdir, against
+    plain parametrize under `-n 2`: a guard on the plugin's fixed costs."""
+    values = list(range(trials))
+    swept = project(
+        root,
+        "xdist_swept",
+        {
+            "test_cpu.py": CPU_BOUND.format(
+                header="from pytest_hparams import hparam_grid",
+                decorator=f"@hparam_grid(a={values})",
+                seconds=seconds,
+                ret="return {'m': float(a)}",
+            )
+        },
+    )
+    plain = project(
+        root,
+        "xdist_plain",
+        {
+            "test_cpu.py": CPU_BOUND.format(
+                header="import pytest",
+                decorator=f"@pytest.mark.parametrize('a', {values})",
+                seconds=seconds,
+                ret="pass",
+            )
+        },
+    )
+    ours, theirs, _, _ = medians(
+        repeat,
+        lambda i: run_measured(
+            pytest_cmd("-n", "2", "--hparams-logdir", str(root / f"xdist{i}")), swept
+        ),
+        lambda i: run_measured(pytest_cmd("-n", "2", "-p", "no:hparams"), plain),
+    )
+    ratio = ours / theirs
+    return Row(
+        f"{trials} CPU-bound trials of ~{seconds:g} s under `-n 2`, recorded",
+        f"{ours:.2f} s",
+        f"{theirs:.2f} s plain parametrize `-n 2`",
+        f"{ratio:.2f}x",
+        "report (a guard)",
+        "-",
     )
 
 
@@ -375,26 +489,43 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--repeat", type=int, default=5, help="runs per side (median)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--only", choices=["overhead"], help="only the per-trial overhead rows (both forms)"
+    )
     args = parser.parse_args()
     repeat = 1 if args.tiny else args.repeat
     sizes = (
-        {"trials": 10, "tutorial": 10, "grid": 100, "scale": 10}
+        {"trials": 10, "tutorial": 10, "grid": 100, "scale": 10, "cpu_seconds": 0.05}
         if args.tiny
-        else {"trials": 1000, "tutorial": 100, "grid": 10_000, "scale": 10_000}
+        else {"trials": 1000, "tutorial": 100, "grid": 10_000, "scale": 10_000, "cpu_seconds": 1.4}
     )
 
     root = Path(tempfile.mkdtemp(prefix="hparams-bench-"))
+    if args.only == "overhead":
+        try:
+            rows = [
+                per_trial_overhead(root, sizes["trials"], repeat),
+                per_trial_overhead(root, sizes["trials"], repeat, flat=True),
+            ]
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        print(format_markdown(rows) if args.markdown else format_text(rows))
+        return
     try:
         # Peak memory first: Linux carries a process's peak RSS across fork and
         # exec, so children forked after this script loads TensorBoard's
         # backend (to count sessions) would all report its peak.
         grid = large_grid(root, sizes["grid"], repeat)
-        rows = [per_trial_overhead(root, sizes["trials"], repeat)]
+        rows = [
+            per_trial_overhead(root, sizes["trials"], repeat),
+            per_trial_overhead(root, sizes["trials"], repeat, flat=True),
+        ]
         tutorial_row, tutorial_bytes = against_tutorial(root, sizes["tutorial"], repeat)
         rows.append(tutorial_row)
         rows.append(startup(root, max(repeat, 3) * 2))
         rows += grid
         rows.append(dashboard_scale(root, sizes["scale"], tutorial_bytes))
+        rows.append(under_xdist(root, 8, sizes["cpu_seconds"], repeat))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(
