@@ -35,6 +35,7 @@ FORMAT = "pytest-hparams-baseline"
 VERSION = 1
 
 Entry = dict[str, Any]
+_MOVES = (Outcome.PASSED, Outcome.RESUMED)  # outcomes whose metrics a baseline takes
 
 
 def load(path: Path) -> dict[str, Entry]:
@@ -84,14 +85,15 @@ def dumps(trials: Mapping[str, Entry]) -> bytes:
 def updated(existing: Mapping[str, Entry], records: Iterable[TrialRecord]) -> dict[str, Entry]:
     """The existing trials, with those this run measured replaced.
 
-    Only a trial that passed moves its entry: a failed or regressed one keeps
+    Only a trial that passed (or was resumed from a session that passed)
+    moves its entry: a failed or regressed one keeps
     the entry it was judged against, or a regression saved into the baseline
     it regressed from would pass on the next run. A metric that is not finite
     (NaN) keeps its recorded value.
     """
     trials = dict(existing)
     for record in records:
-        if record.outcome is not Outcome.PASSED or record.verdict == "regressed":
+        if record.outcome not in _MOVES or record.verdict == "regressed":
             continue
         old = trials.get(record.nodeid, {}).get("metrics", {})
         metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}

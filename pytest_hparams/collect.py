@@ -127,7 +127,8 @@ def _required_args(function: Any, cls: type | None) -> tuple[str, ...]:
     if (
         cls is not None
         and params
-        and not isinstance(cls.__dict__.get(function.__name__), staticmethod)
+        # getattr_static: a staticmethod inherited from a base class counts too.
+        and not isinstance(inspect.getattr_static(cls, function.__name__, None), staticmethod)
     ):
         params = params[1:]
     return tuple(

@@ -35,6 +35,7 @@ def json_report(reporter: Reporter, not_run: Sequence[str]) -> str:
                         **t.to_dict(),
                         "metrics": {k: _json_number(v) for k, v in t.metrics.items()},
                         "duration": round(t.duration, 6),
+                        "baseline": _json_safe(t.comparison),
                     }
                     for t in table.rank(trials, _primary(trials, definition))
                 ],
@@ -52,6 +53,18 @@ def json_report(reporter: Reporter, not_run: Sequence[str]) -> str:
 def _json_number(value: float) -> float | str:
     # JSON has no NaN or infinity; spell them out rather than emit invalid JSON.
     return value if math.isfinite(value) else str(value)
+
+
+def _json_safe(data: Any) -> Any:
+    """`data` with every non-finite float spelled out (a comparison holds the
+    NaN a regressed trial returned)."""
+    if isinstance(data, float):
+        return _json_number(data)
+    if isinstance(data, dict):
+        return {k: _json_safe(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_json_safe(v) for v in data]
+    return data
 
 
 def _primary(trials: Sequence[TrialRecord], definition: Mapping[str, Any]) -> Metric | None:
@@ -77,9 +90,11 @@ def markdown_report(reporter: Reporter, not_run: Sequence[str]) -> str:
             value = table.format_value_cell(winner.metrics[metrics[0].name])
             summary += f"; best {metrics[0].name} = {value} at `{_md(winner.key.params)}`"
         out.append(summary + "\n")
+        has_case = any(t.key.case for t in trials)
         header = [
             "",
             *names,
+            *(["case"] if has_case else []),
             *(m.name for m in metrics),
             "outcome",
             *(["baseline"] if compared else []),
@@ -90,6 +105,8 @@ def markdown_report(reporter: Reporter, not_run: Sequence[str]) -> str:
             base = t.comparison or {}
             mark = "🏆" if t is winner else "❌" if t.verdict == "regressed" else ""
             cells = [mark, *(_md(table.cell_text(t.key.hparams.get(n, ""))) for n in names)]
+            if has_case:
+                cells.append(_md(table.cell_text(t.key.case)))
             for m in metrics:
                 cell = table.format_value_cell(t.metrics.get(m.name))
                 delta = table.delta_cell(base or None, m.name) if base else ""

@@ -122,13 +122,17 @@ class TrialWriter:
 
     Args:
       path: The run directory.
-      group_name: The session group shown in the dashboard (the node id).
+      group_name: The session group: the dashboard's Trial ID (`TrialKey.label`).
       hparams: The trial's values, including the sweep's name.
       fresh: Whether the caller just created `path`, so nothing old is in it.
     """
 
     def __init__(
-        self, path: Path, group_name: str, hparams: Mapping[str, Value], fresh: bool = False
+        self,
+        path: Path,
+        group_name: str,
+        hparams: Mapping[str, Value],
+        fresh: bool = False,
     ) -> None:
         self.path = path
         old = [] if fresh else _event_files(path)

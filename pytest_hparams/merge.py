@@ -46,12 +46,24 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                 f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}; "
                 "write the shards' reports with this version of pytest-hparams"
             )
-        not_run.update(data.get("baseline_not_run", []))
-        for sweep in data["sweeps"]:
-            definition = {"hparams": sweep["hparams"], "metrics": sweep["metrics"]}
-            reporter.add_definition(sweep["test"], definition)
-            for trial in sweep["trials"]:
-                record = TrialRecord.from_dict(trial)
+        try:
+            not_run.update(data.get("baseline_not_run", []))
+            sweeps = [
+                (
+                    sweep["test"],
+                    {"hparams": sweep["hparams"], "metrics": sweep["metrics"]},
+                    [TrialRecord.from_dict(t) for t in sweep["trials"]],
+                )
+                for sweep in data["sweeps"]
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise MergeError(
+                f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "
+                "give the files that --hparams-json wrote"
+            ) from None
+        for test, definition, records in sweeps:
+            reporter.add_definition(test, definition)
+            for record in records:
                 if record.nodeid in seen:
                     raise MergeError(
                         f"{record.nodeid} is in both {seen[record.nodeid]} and {path}: the "

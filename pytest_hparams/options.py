@@ -242,14 +242,15 @@ def read(config: pytest.Config) -> Settings:
 
     cli_baseline = config.getoption("hparams_baseline")
     ini_baseline = config.getini("hparams_baseline")
+    compared: Path | None = None
     if cli_baseline is not None or ini_baseline:
-        path = Path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
+        compared = _path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
         source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
-        settings.baseline = _load(path, source)
+        settings.baseline = _load(compared, source)
 
     save = config.getoption("hparams_save_baseline")
     if save is not None:
-        path = Path(here, save)
+        path = _path(here, save)
         # Read now: a file we could not merge into is refused before anything
         # runs, and what it holds is merged when the session ends.
         if path.exists():
@@ -260,9 +261,18 @@ def read(config: pytest.Config) -> Settings:
     for option in ("json", "markdown"):
         raw = config.getoption(f"hparams_{option}")
         if raw is not None:
-            path = Path(here, raw)
+            path = _path(here, raw)
             _check_output(path, f"--hparams-{option}")
+            if path.resolve() in {
+                p.resolve() for p in (compared, settings.save_baseline, settings.json_path) if p
+            }:
+                raise pytest.UsageError(
+                    f"--hparams-{option}: {path} is also a baseline or another report; "
+                    "give each report its own file"
+                )
             setattr(settings, f"{option}_path", path)
+    if settings.store is not None and not isinstance(settings.store, _remote_type()):
+        _check_not_holding_tests(config, settings.store.root)
 
     cli = dict(config.getoption("hparams_tolerance"))
     ini: dict[str, Tolerance] = {}
@@ -274,6 +284,28 @@ def read(config: pytest.Config) -> Settings:
         ini[name] = tol
     settings.tolerances = [cli, ini]
     return settings
+
+
+def _path(here: Path, raw: str) -> Path:
+    """A path option's file, relative to the invocation directory; `~` expands."""
+    return Path(here, os.path.expanduser(raw))
+
+
+def _remote_type() -> type:
+    from pytest_hparams.storage import RemoteStore
+
+    return RemoteStore
+
+
+def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
+    """Refuses a logdir that holds the tests being run: it is never collected."""
+    for arg in config.args:
+        target = Path(config.invocation_params.dir, arg.split("::", 1)[0]).resolve()
+        if target == root or root in target.parents:
+            raise pytest.UsageError(
+                f"--hparams-logdir: {root} holds the tests being run ({arg}), and a logdir is "
+                "never collected; choose a directory of its own, such as logs/"
+            )
 
 
 def _load(path: Path, source: str) -> dict[str, baseline.Entry]:

@@ -38,6 +38,19 @@ class TrialKey(NamedTuple):
     hparams: Mapping[str, Value]
     case: str = ""
 
+    @property
+    def label(self) -> str:
+        """The trial's session group name: TensorBoard's "Trial ID" column.
+
+        The values come first, because the dashboard's column is narrow and
+        cuts the rest; the node id after them keeps the name unique in any
+        logdir, across sweeps and `parametrize` cases.
+        """
+        from pytest_hparams.space import format_value
+
+        values = ", ".join(format_value(v) for v in self.hparams.values())
+        return f"{values} · {self.nodeid}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "nodeid": self.nodeid,

@@ -163,7 +163,7 @@ class Reporter:
         jobs: list[tuple[str, Path | None, Callable[[Path], str]]] = [
             (
                 "baseline saved",
-                settings.save_baseline,
+                settings.save_baseline if records else None,
                 lambda path: baseline.save_records(path, settings.saved, records),
             ),
             (
@@ -242,7 +242,8 @@ class Reporter:
         if entries and not any(r.nodeid in entries for r in self.all_records):
             yield (
                 f"baseline: none of its {len(entries)} trials is a trial of this run: "
-                "it is another project's, or the tests were renamed; "
+                "it is another project's, or the tests were renamed, or pytest chose another "
+                "rootdir (write path options as --opt=PATH); "
                 "write one for these sweeps with --hparams-save-baseline"
             )
             return
@@ -256,8 +257,8 @@ class Reporter:
         if self.usage_error is not None:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        if not self.records:
-            return
+        # Written even when no trial ran (a shard with none, -k): a report
+        # left from an earlier run would otherwise pass for this one's.
         self.write_reports()
         if self.failed_writes and session.exitstatus == pytest.ExitCode.OK:
             # What a CI gate reads was not written: the run must not pass.

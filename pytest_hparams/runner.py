@@ -91,7 +91,8 @@ class TrialRunner:
             from pytest_hparams.trial import Trial
 
             sweep = self.sweeps[key.test].sweep
-            trial = self._trials[key.nodeid] = Trial(key, sweep, self.store, scratch)
+            trial = Trial(key, sweep, self.store, scratch)
+            self._trials[key.nodeid] = trial
         return trial
 
     def resume(self, key: TrialKey) -> bool:
@@ -132,6 +133,10 @@ class TrialRunner:
             problems = [str(e)]
         else:
             problems = self._gates(trial, key)
+        # A rerun's attempt replaces the one before: JUnit XML shows the last.
+        item.user_properties[:] = [
+            p for p in item.user_properties if not p[0].startswith("metric.")
+        ]
         item.user_properties.extend((f"metric.{k}", v) for k, v in trial.metrics.items())
         for warning in (
             out_of_range(trial.metrics),

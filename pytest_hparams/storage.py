@@ -299,7 +299,7 @@ def open_store(raw: str, base: Path, project: Path | None = None) -> LocalStore:
         return RemoteStore(raw)
     if raw.startswith("file://"):
         raw = raw[len("file://") :]
-    path = Path(base, raw).resolve()
+    path = Path(base, os.path.expanduser(raw)).resolve()
     home = project.resolve() if project is not None else None
     if home is not None and (path == home or path in home.parents):
         where = "the project directory" if path == home else "a directory above the project"

@@ -141,7 +141,8 @@ class Trial:
 
             hparams = {**self.hparams, SWEEP_HPARAM: self.key.test}
             try:
-                self._writer = TrialWriter(self.logdir, self.key.nodeid, hparams, fresh=self._fresh)
+                logdir = self.logdir
+                self._writer = TrialWriter(logdir, self.key.label, hparams, fresh=self._fresh)
             except OSError as e:
                 self._failed(e)
         return self._writer

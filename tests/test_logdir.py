@@ -27,7 +27,10 @@ def test_every_trial_is_a_session_with_its_hparams_and_metrics(
     assert board.metric_names == {"accuracy", "loss"}
     assert len(board.groups) == 12
     group = board.group("test_train[num_units:32-learning_rate:0.1-optimizer:adam]")
-    assert group.name == "test_grid.py::test_train[num_units:32-learning_rate:0.1-optimizer:adam]"
+    # The Trial ID: the values first (the dashboard's column is narrow), then the node id.
+    assert group.name == (
+        "32, 0.1, adam · test_grid.py::test_train[num_units:32-learning_rate:0.1-optimizer:adam]"
+    )
     assert board.hparams(group) == {
         "num_units": 32.0,
         "learning_rate": 0.1,

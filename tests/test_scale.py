@@ -211,11 +211,14 @@ def test_a_killed_sweep_resumes_with_no_trial_lost_or_duplicated(
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hparams-logdir", "logs"]
     process = subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(logs.glob("test_sweep.py/test_sweep/*"))) < 5:
+    # A trial has started once its run holds an event file (the directory of
+    # the next one may already be made ahead of it).
+    runs = "test_sweep.py/test_sweep/*/events.out.tfevents*"
+    while time.monotonic() < deadline and len(list(logs.glob(runs))) < 5:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    started = len(list(logs.glob("test_sweep.py/test_sweep/*")))
+    started = len(list(logs.glob(runs)))
     assert 5 <= started < 10, "the sweep was not killed mid-way"
 
     result = subprocess.run(

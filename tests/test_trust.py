@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from conftest import GRID, Dashboard
@@ -55,7 +56,8 @@ def dashboard_statuses(dashboard: Callable[[Path], Dashboard], logdir: Path) -> 
     out = {}
     for group in board.groups:
         (session,) = group.sessions
-        out[group.name] = Dashboard.status(group)
+        nodeid = group.name.partition(" · ")[2]
+        out[nodeid] = Dashboard.status(group)
         assert session.name  # one run per session
     return out
 
@@ -189,12 +191,31 @@ def test_a_run_that_runs_no_test_body_records_nothing(
     pytester.makepyfile(test_grid=GRID)
     pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
     before = {g.name: Dashboard.metrics(g) for g in dashboard(pytester.path / "logs").groups}
+    assert len(before) == 12
     result = pytester.runpytest("--hparams-logdir", "logs", option, "--hparams-json", "r.json")
     assert result.ret == 0
     result.stdout.no_fnmatch_line("*trials:*")
     after = {g.name: Dashboard.metrics(g) for g in dashboard(pytester.path / "logs").groups}
     assert after == before and all(m["accuracy"] for m in after.values())
-    assert not (pytester.path / "r.json").exists()
+    assert json.loads((pytester.path / "r.json").read_text())["sweeps"] == []
+
+
+SLOW_CONFIG = """
+import time
+from pytest_hparams import logdir
+
+real_encode = logdir.ExperimentConfig.encode
+
+def slow_encode(self):
+    time.sleep(0.3)
+    return real_encode(self)
+
+def pytest_configure(config):
+    logdir.ExperimentConfig.encode = slow_encode
+
+def pytest_unconfigure(config):
+    logdir.ExperimentConfig.encode = real_encode
+"""
 
 
 def test_two_processes_recording_different_sweeps_into_one_logdir_keep_both_in_the_config(
@@ -210,6 +231,9 @@ def test_two_processes_recording_different_sweeps_into_one_logdir_keep_both_in_t
                 ).join(["from pytest_hparams import hparam_grid\n", ""])
             }
         )
+    # Each process holds its read-merge-write open for a while, so without a
+    # lock the two always overlap and one's sweeps vanish from the config.
+    pytester.makeconftest(SLOW_CONFIG)
     logdir = pytester.path / "logs"
     procs = [
         subprocess.Popen(
@@ -652,3 +676,149 @@ def test_trial_logdir_without_a_logdir_lies_in_pytests_temporary_tree(
     pytester.runpytest("--basetemp", str(pytester.path / "base")).assert_outcomes(passed=2)
     made = [p for p in (pytester.path / "base").glob("hparams-trial*") if not p.is_symlink()]
     assert len(made) == 2
+
+
+def test_the_dashboards_trial_id_starts_with_the_values_and_is_unique_in_the_logdir(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makepyfile(test_x=NON_ASCII, test_grid=GRID)
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=20)
+    names = [g.name for g in dashboard(pytester.path / "logs").groups]
+    assert len(set(names)) == 20
+    assert (
+        "16, 0.01, adam · test_grid.py::test_train[num_units:16-learning_rate:0.01-optimizer:adam]"
+        in names
+    )
+    assert "café, 1 · test_x.py::test_x[cafe:caf\\xe9-n:1-a]" in names
+
+
+def test_a_nan_regression_still_writes_the_json_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_n="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_n(a):
+            return {"score": float("nan") if os.environ.get("NAN") and a == 2 else 1.0}
+        """
+    )
+    pytester.runpytest("--hparams-save-baseline", "b.json").assert_outcomes(passed=2)
+    monkeypatch.setenv("NAN", "1")
+    result = pytester.runpytest("--hparams-baseline", "b.json", "--hparams-json", "r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    data = json.loads((pytester.path / "r.json").read_text())
+    (failed,) = [t for t in data["sweeps"][0]["trials"] if t["outcome"] == "failed"]
+    assert failed["metrics"] == {"score": "nan"}
+    assert failed["baseline"]["metrics"]["score"]["value"] == "nan"
+
+
+def test_resumed_trials_keep_their_place_in_a_saved_baseline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    result = pytester.runpytest(
+        "--hparams-logdir", "logs", "--hparams-resume", "--hparams-save-baseline", "b.json"
+    )
+    result.stdout.fnmatch_lines(["baseline saved: b.json (12 trials)"])
+
+
+def test_a_swept_staticmethod_inherited_by_a_subclass_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_s="""
+        from pytest_hparams import hparam_grid
+
+        class TestA:
+            @staticmethod
+            @hparam_grid(b=[1, 2])
+            def test_s(b):
+                return {"score": b}
+
+        class TestB(TestA):
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+
+
+def test_a_run_that_records_no_trial_replaces_an_earlier_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID, test_plain="def test_plain():\n    pass\n")
+    pytester.runpytest("--hparams-json", "r.json").assert_outcomes(passed=13)
+    pytester.runpytest("--hparams-json", "r.json", "-k", "plain").assert_outcomes(passed=1)
+    assert json.loads((pytester.path / "r.json").read_text())["sweeps"] == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"format": "pytest-hparams-report", "version": 2}',
+        '{"format": "pytest-hparams-report", "version": 2, "sweeps": [{"test": "t"}]}',
+        '{"format": "pytest-hparams-report", "version": 2, "sweeps": [{"test": "t", '
+        '"hparams": [], "metrics": [], "trials": [{"nodeid": "t[a]", "outcome": "weird"}]}]}',
+    ],
+)
+def test_merge_refuses_a_malformed_report_in_one_line(
+    pytester: pytest.Pytester, content: str
+) -> None:
+    pytester.makefile(".json", bad=content)
+    result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "bad.json")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(["error: bad.json: a malformed pytest-hparams report (*)*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_a_rerun_trial_carries_only_its_last_metrics_in_junit_xml(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_r="""
+        from pathlib import Path
+        from pytest_hparams import hparam_grid, Metric
+
+        @hparam_grid(a=[1], metrics=[Metric("score", min=0.5)])
+        def test_r(a):
+            first = not Path("ran").exists()
+            Path("ran").write_text("x")
+            return {"score": 0.1 if first else 0.9}
+        """
+    )
+    result = pytester.runpytest("-p", "rerunfailures", "--reruns", "1", "--junitxml", "j.xml")
+    result.assert_outcomes(passed=1)
+    # JUnit XML has a testcase per attempt; the passing one carries its own metric only.
+    cases = ElementTree.parse(pytester.path / "j.xml").getroot().iter("testcase")
+    last = list(cases)[-1]
+    props = [(p.get("name"), p.get("value")) for p in last.iter("property")]
+    assert props == [("hparam.a", "1"), ("metric.score", "0.9")]
+
+
+def test_the_markdown_summary_has_the_case_column_the_table_has(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_x=NON_ASCII)
+    pytester.runpytest("--hparams-markdown", "r.md").assert_outcomes(passed=8)
+    text = (pytester.path / "r.md").read_text()
+    assert "| case |" in text and "| data=a |" in text and "| data=b |" in text
+
+
+def test_a_logdir_that_holds_the_tests_being_run_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.mkpydir("tests").joinpath("test_grid.py").write_text(GRID)
+    result = pytester.runpytest("tests", "--hparams-logdir", "tests")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --hparams-logdir: *tests holds the tests being run*"])
+
+
+def test_a_report_may_not_overwrite_the_baseline_it_is_compared_with(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-save-baseline", "b.json").assert_outcomes(passed=12)
+    saved = (pytester.path / "b.json").read_text()
+    result = pytester.runpytest("--hparams-baseline", "b.json", "--hparams-json", "b.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --hparams-json: *b.json is also a baseline or another*"])
+    assert (pytester.path / "b.json").read_text() == saved
