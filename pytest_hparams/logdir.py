@@ -25,7 +25,7 @@ from typing import IO, Any
 from pytest_hparams import events
 from pytest_hparams.atomic import write_atomically
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains
+from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains, sweep_label
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."
@@ -284,7 +284,7 @@ class ExperimentConfig:
             "name": SWEEP_HPARAM,
             "display_name": "sweep",
             "description": "The pytest test that ran the trial",
-            "domain": {"kind": "discrete", "dtype": "str", "values": [sweep]},
+            "domain": {"kind": "discrete", "dtype": "str", "values": [sweep_label(sweep)]},
         }
         for hp in [*definition["hparams"], tag]:
             self._merge_hparam(hp)

@@ -180,6 +180,16 @@ def trial_id(hparams: Mapping[str, Value]) -> str:
     return "-".join(f"{name}:{format_value(v)}" for name, v in hparams.items())
 
 
+def sweep_label(test: str) -> str:
+    """The sweep's value in the dashboard's `sweep` column: the function's
+    name first (the column is narrow), then where it lives.
+
+    `tests/test_x.py::TestA::test_train` gives `test_train · tests/test_x.py::TestA`.
+    """
+    where, _, name = test.rpartition("::")
+    return f"{name} · {where}" if where else test
+
+
 def trial_seed(key: str) -> int:
     """A seed derived from the trial's key: equal in every run and process."""
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_hparams.errors import LogdirError, MetricsError
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
+from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, sweep_label, trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
@@ -139,7 +139,7 @@ class Trial:
         if self._writer is None and self._root is not None and self.write_error is None:
             from pytest_hparams.logdir import TrialWriter
 
-            hparams = {**self.hparams, SWEEP_HPARAM: self.key.test}
+            hparams = {**self.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
             try:
                 logdir = self.logdir
                 self._writer = TrialWriter(logdir, self.key.label, hparams, fresh=self._fresh)
