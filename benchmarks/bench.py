@@ -228,7 +228,7 @@ CPU_BOUND = """
 def work(seconds):
     # A fixed amount of pure-Python work, about `seconds` long here.
     total = 0
-    for i in range(int(seconds * 9_000_000)):
+    for i in range(int(seconds * 14_000_000)):
         total += i % 7
     return total
 

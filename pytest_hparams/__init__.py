@@ -81,7 +81,9 @@ def _disabled_sweep(decorator: str) -> Callable[[_F], _F] | None:
     return replace
 
 
-def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[_F], _F]:
+def hparam_grid(
+    *hparams: Any, metrics: Any = None, repeats: int = 1, **values: Any
+) -> Callable[[_F], _F]:
     """Runs the decorated test once per combination of hparam values.
 
     Args:
@@ -90,6 +92,9 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
         description go to the dashboard.
       metrics: Names, `Metric` or TensorBoard `hp.Metric` objects; the first
         is the primary metric the summary table ranks by.
+      repeats: How often to run each combination, each repeat with its own
+        `trial.seed`; TensorBoard groups a combination's repeats into one
+        session group, and the table and baseline gate use their mean.
       **values: Each hparam's values: a list, tuple or range of bool, int,
         float or str, or a TensorBoard `Discrete`/`IntInterval` domain.
 
@@ -100,11 +105,17 @@ def hparam_grid(*hparams: Any, metrics: Any = None, **values: Any) -> Callable[[
     disabled = _disabled_sweep("hparam_grid")
     if disabled is not None:
         return disabled
-    return getattr(pytest.mark, MARK)(*hparams, metrics=metrics, **values)  # type: ignore[no-any-return]
+    mark = getattr(pytest.mark, MARK)
+    return mark(*hparams, metrics=metrics, _repeats=repeats, **values)  # type: ignore[no-any-return]
 
 
 def hparam_random(
-    n: int, *hparams: Any, seed: int = 0, metrics: Any = None, **domains: Any
+    n: int,
+    *hparams: Any,
+    seed: int = 0,
+    metrics: Any = None,
+    repeats: int = 1,
+    **domains: Any,
 ) -> Callable[[_F], _F]:
     """Runs the decorated test on n trials sampled from the domains.
 
@@ -114,6 +125,7 @@ def hparam_random(
       seed: The sampler's seed: the same seed gives the same trials on every
         run, machine and xdist worker.
       metrics: As for `hparam_grid`.
+      repeats: As for `hparam_grid`.
       **domains: `LogUniform(low, high)`, a TensorBoard `RealInterval`
         (uniform), `IntInterval` or `Discrete`, a list (a uniform choice), or
         a fixed value.
@@ -125,7 +137,9 @@ def hparam_random(
     if disabled is not None:
         return disabled
     mark = getattr(pytest.mark, MARK)
-    return mark(*hparams, metrics=metrics, _sample=(n, seed), **domains)  # type: ignore[no-any-return]
+    return mark(  # type: ignore[no-any-return]
+        *hparams, metrics=metrics, _sample=(n, seed), _repeats=repeats, **domains
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -71,8 +71,24 @@ def _valid_entry(entry: object) -> bool:
     return (
         isinstance(entry, dict)
         and isinstance(entry.get("metrics"), dict)
-        and all(isinstance(v, (int, float)) for v in entry["metrics"].values())
+        and all(_number(v) for v in entry["metrics"].values())
+        and all(_valid_stats(s) for s in (entry.get("stats") or {}).values())
     )
+
+
+def _valid_stats(stats: object) -> bool:
+    return (
+        isinstance(stats, dict)
+        and isinstance(stats.get("n"), int)
+        and _number(stats.get("mean"))
+        and _number(stats.get("std"))
+        and isinstance(stats.get("values"), list)
+        and all(_number(v) for v in stats["values"])
+    )
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def dumps(trials: Mapping[str, Entry]) -> bytes:
@@ -82,17 +98,47 @@ def dumps(trials: Mapping[str, Entry]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
 
 
-def updated(existing: Mapping[str, Entry], records: Iterable[TrialRecord]) -> dict[str, Entry]:
+def repeated(entry: Mapping[str, Any] | None) -> bool:
+    """Whether a baseline entry holds two or more repeats of some metric."""
+    stats = (entry or {}).get("stats") or {}
+    return any(s.get("n", 0) >= 2 for s in stats.values())
+
+
+def updated(
+    existing: Mapping[str, Entry],
+    records: Iterable[TrialRecord],
+    regressed: Iterable[str] = (),
+) -> dict[str, Entry]:
     """The existing trials, with those this run measured replaced.
 
     Only a trial that passed (or was resumed from a session that passed)
-    moves its entry: a failed or regressed one keeps
-    the entry it was judged against, or a regression saved into the baseline
-    it regressed from would pass on the next run. A metric that is not finite
-    (NaN) keeps its recorded value.
+    moves its entry: a failed or regressed one keeps the entry it was judged
+    against, or a regression saved into the baseline it regressed from would
+    pass on the next run. A metric that is not finite (NaN) keeps its
+    recorded value. Repeats make one entry per combination: each metric's
+    mean, and its n, mean, std and values under "stats"; a combination in
+    `regressed` keeps its entry.
     """
+    from pytest_hparams.repeats import combine
+
     trials = dict(existing)
-    for record in records:
+    all_records = list(records)
+    skip = set(regressed)
+    for combination in combine(r for r in all_records if r.key.repeat is not None):
+        if combination.combo in skip or any(r.verdict == "regressed" for r in combination.records):
+            continue
+        summaries = {n: s for n, s in combination.summaries().items() if s.n}
+        if summaries:
+            key = combination.key
+            trials[combination.combo] = {
+                "test": key.test,
+                "hparams": dict(key.hparams),
+                "metrics": {n: s.mean for n, s in summaries.items()},
+                "stats": {n: s.to_dict() for n, s in summaries.items()},
+            }
+    for record in all_records:
+        if record.key.repeat is not None:
+            continue
         if record.outcome not in _MOVES or record.verdict == "regressed":
             continue
         old = trials.get(record.nodeid, {}).get("metrics", {})
@@ -111,9 +157,14 @@ def save(path: Path, trials: Mapping[str, Entry]) -> None:
     write_atomically(path, dumps(trials))
 
 
-def save_records(path: Path, existing: Mapping[str, Entry], records: Iterable[TrialRecord]) -> str:
+def save_records(
+    path: Path,
+    existing: Mapping[str, Entry],
+    records: Iterable[TrialRecord],
+    regressed: Iterable[str] = (),
+) -> str:
     """Merges a run's records into the baseline at `path`; returns " (N trials)"."""
-    trials = updated(existing, records)
+    trials = updated(existing, records, regressed)
     save(path, trials)
     return f" ({len(trials)} trials)"
 

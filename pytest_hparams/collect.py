@@ -20,12 +20,29 @@ from pytest_hparams.space import Sweep, build_sweep, format_value, parse_overrid
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
 
 
+#: The parameter that numbers a combination's repeats (`repeat:K` in ids).
+REPEAT_PARAM = "hparams_repeat"
+
+
 class Compiled(NamedTuple):
     """What every trial of one swept function shares, built once per session."""
 
     sweep: Sweep
     definition: dict[str, Any]  # sweep.definition(): it travels in reports
     argnames: tuple[str, ...]  # the arguments the plugin passes to the function
+    repeats: int = 1
+
+
+def repeats_of(mark: pytest.Mark) -> int:
+    """The `repeats=` of a sweep's mark.
+
+    Raises:
+      SweepError: If it is not a whole number >= 1.
+    """
+    repeats = mark.kwargs.get("_repeats", 1)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise SweepError(f"repeats must be a whole number >= 1 (got {repeats!r})")
+    return repeats
 
 
 def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
@@ -38,6 +55,7 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
     kwargs = dict(mark.kwargs)
     metrics = kwargs.pop("metrics", None)
     sample = kwargs.pop("_sample", None)
+    kwargs.pop("_repeats", None)
 
     def build(values: dict[str, Any]) -> Sweep:
         if sample is not None:
@@ -57,8 +75,15 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
         raise OverrideError(str(e)) from None
 
 
-def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Compiled:
+def parametrize(
+    metafunc: pytest.Metafunc, overrides: Overrides = (), repeats: int | None = None
+) -> Compiled:
     """Parametrizes a swept function, or fails its collection with one line.
+
+    Args:
+      metafunc: pytest's view of the function.
+      overrides: `--hparams-set` values.
+      repeats: `--hparams-repeats`, which wins over the mark's `repeats=`.
 
     Raises:
       OverrideError: If `overrides` do not fit; the function is then
@@ -79,8 +104,9 @@ def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Compile
         )
     try:
         sweep = compile_mark(marks[0], overrides)
+        count = repeats or repeats_of(marks[0])
     except OverrideError:
-        parametrize(metafunc)
+        parametrize(metafunc, repeats=repeats)
         raise
     except SweepError as e:
         error = str(e)
@@ -112,8 +138,16 @@ def parametrize(metafunc: pytest.Metafunc, overrides: Overrides = ()) -> Compile
         argnames.append("hparams")
     else:
         values = [tuple(c[n] for n in argnames) for c in combos]
-    metafunc.parametrize(argnames, values, ids=[trial_id(c) for c in combos])
-    return Compiled(sweep, sweep.definition(), _required_args(function, metafunc.cls))
+    ids = [trial_id(c) for c in combos]
+    if count > 1:
+        # Each repeat is its own item, numbered by a parameter the function
+        # does not take (pytest-repeat adds its step number the same way).
+        metafunc.fixturenames.append(REPEAT_PARAM)
+        argnames.append(REPEAT_PARAM)
+        values = [(*v, k) for v in values for k in range(count)]
+        ids = [f"{i}-repeat:{k}" for i in ids for k in range(count)]
+    metafunc.parametrize(argnames, values, ids=ids)
+    return Compiled(sweep, sweep.definition(), _required_args(function, metafunc.cls), count)
 
 
 def _fail(message: str) -> None:
@@ -206,15 +240,22 @@ def sweep_of(item: pytest.Item) -> str | None:
 
 
 def key_of(item: pytest.Function, test: str, sweep: Sweep) -> TrialKey:
-    """A swept item's identity: from its node id and its parameters, nothing parsed."""
+    """A swept item's identity: from its node id and its parameters, nothing parsed.
+
+    A repeat's combination (its session group, its baseline entry) is named
+    from the same parts: the sweep, the values and the other parameters.
+    """
     params: Mapping[str, Any] = item.callspec.params
     source = params.get("hparams", params)
     names = sweep.names
     hparams = {n: source[n] for n in names}
-    case = ", ".join(
-        f"{k}={_shown(v)}" for k, v in params.items() if k not in names and k != "hparams"
-    )
-    return TrialKey(item.nodeid, test, item.callspec.id, hparams, case)
+    own = {*names, "hparams", REPEAT_PARAM}
+    case = ", ".join(f"{k}={_shown(v)}" for k, v in params.items() if k not in own)
+    repeat = params.get(REPEAT_PARAM)
+    combo = item.nodeid
+    if repeat is not None:
+        combo = f"{test}[{trial_id(hparams)}{'-' + case if case else ''}]"
+    return TrialKey(item.nodeid, test, item.callspec.id, hparams, case, repeat, combo)
 
 
 def _shown(value: object) -> str:
@@ -228,20 +269,22 @@ def shard(
 ) -> tuple[list[pytest.Item], list[pytest.Item]]:
     """Splits items for shard k of n, whatever order other plugins put them in.
 
-    Each sweep's trials, sorted by node id, are dealt round-robin: every
-    trial lands in exactly one shard, and a sweep's shards differ in size by
-    one at most. Tests that are not swept run in shard 1 only.
+    Each sweep's combinations, sorted, are dealt round-robin: every trial
+    lands in exactly one shard, a combination's repeats in the same one (so
+    each shard's baseline gate sees all of them), and a sweep's shards differ
+    by one combination at most. Tests that are not swept run in shard 1 only.
     """
     position: dict[str, int] = {}
-    by_test: dict[str, list[str]] = {}
-    for key in keys.values():
-        by_test.setdefault(key.test, []).append(key.nodeid)
-    for nodeids in by_test.values():
-        position.update((nodeid, i) for i, nodeid in enumerate(sorted(nodeids)))
+    by_test: dict[str, set[str]] = {}
+    for trial in keys.values():
+        by_test.setdefault(trial.test, set()).add(trial.combo or trial.nodeid)
+    for combos in by_test.values():
+        position.update((combo, i) for i, combo in enumerate(sorted(combos)))
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
-        index = position.get(item.nodeid)
+        key = keys.get(item.nodeid)
+        index = position.get(key.combo or key.nodeid) if key is not None else None
         mine = k == 1 if index is None else index % n == k - 1
         (keep if mine else drop).append(item)
     return keep, drop

@@ -15,6 +15,7 @@ from pytest_hparams.metrics import Metric
 from pytest_hparams.records import TrialRecord
 
 if TYPE_CHECKING:
+    from pytest_hparams.repeats import Combination
     from pytest_hparams.reporter import Reporter
 
 JSON_VERSION = 2
@@ -41,6 +42,10 @@ def json_report(reporter: Reporter, not_run: Sequence[str]) -> str:
                 ],
             }
         )
+    for sweep in sweeps:
+        combos = reporter.combinations.get(sweep["test"])
+        if combos:
+            sweep["combinations"] = [_combination(c) for c in combos]
     data = {
         "format": "pytest-hparams-report",
         "version": JSON_VERSION,
@@ -48,6 +53,23 @@ def json_report(reporter: Reporter, not_run: Sequence[str]) -> str:
         "baseline_not_run": list(not_run),
     }
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def _combination(combo: Combination) -> dict[str, Any]:
+    """A repeated combination: its repeats' n, mean and std per metric."""
+    key = combo.key
+    return {
+        "combo": combo.combo,
+        "hparams": dict(key.hparams),
+        "case": key.case,
+        "repeats": len(combo.records),
+        "outcomes": combo.outcomes(),
+        "metrics": {
+            name: {"n": s.n, "mean": _json_number(s.mean), "std": _json_number(s.std)}
+            for name, s in combo.summaries().items()
+        },
+        "baseline": _json_safe(combo.comparison),
+    }
 
 
 def _json_number(value: float) -> float | str:
@@ -78,6 +100,11 @@ def markdown_report(reporter: Reporter, not_run: Sequence[str]) -> str:
     for test, trials in reporter.sweeps():
         definition = reporter.definitions[test]
         declared = [Metric.from_dict(m) for m in definition["metrics"]]
+        combos = reporter.combinations.get(test)
+        if combos:
+            names = [h["name"] for h in definition["hparams"]]
+            out += _markdown_combinations(test, combos, names, declared)
+            continue
         metrics = table.shown_columns(trials, declared)
         primary = metrics[0] if metrics else None
         names = [h["name"] for h in definition["hparams"]]
@@ -129,6 +156,42 @@ def markdown_report(reporter: Reporter, not_run: Sequence[str]) -> str:
             )
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _markdown_combinations(
+    test: str, combos: Sequence[Combination], names: Sequence[str], declared: Sequence[Metric]
+) -> list[str]:
+    """A repeated sweep: one row per combination, mean ± std over its repeats."""
+    records = [r for c in combos for r in c.records]
+    metrics = table.shown_columns(records, declared)
+    primary = metrics[0] if metrics else None
+    ranked = table.rank_combinations(combos, primary)
+    compared = any(c.comparison for c in combos)
+    has_case = any(c.key.case for c in combos)
+    header = [
+        "",
+        *names,
+        *(["case"] if has_case else []),
+        *(m.name for m in metrics),
+        "outcome",
+        *(["baseline"] if compared else []),
+    ]
+    out = [f"### `{_md(test)}`\n", f"{len(combos)} combinations, {table.counts(records)}\n"]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "|".join(["---"] * len(header)) + "|")
+    for i, combo in enumerate(ranked):
+        mark = "🏆" if i == 0 and primary else "❌" if combo.verdict == "regressed" else ""
+        cells = [mark, *(_md(table.cell_text(combo.key.hparams.get(n, ""))) for n in names)]
+        if has_case:
+            cells.append(_md(table.cell_text(combo.key.case)))
+        cells += [table.mean_cell(combo.summary(m.name)) for m in metrics]
+        cells.append(combo.outcomes())
+        if compared:
+            verdict = combo.verdict
+            cells.append(f"**{verdict}**" if verdict == "regressed" else verdict)
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    return out
 
 
 def _md(text: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pytest_hparams import baseline, export
 from pytest_hparams.errors import BaselineError
-from pytest_hparams.options import Settings
+from pytest_hparams.options import Settings, alpha_spec, gate_spec, tolerance_spec
 from pytest_hparams.records import TrialRecord
 from pytest_hparams.reporter import Reporter
 
@@ -88,10 +88,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--top", type=int, default=None, help="rows per sweep; 0 shows all (default: as pytest)"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="gate the merged repeats on this baseline, as pytest's --hparams-baseline does "
+        "(needed for --gate best, or when a combination's repeats ran in several reports)",
+    )
+    parser.add_argument(
+        "--tolerance", type=tolerance_spec, action="append", default=[], help="as pytest's"
+    )
+    parser.add_argument("--alpha", type=alpha_spec, default=0.05, help="as pytest's")
+    parser.add_argument("--gate", type=gate_spec, default="each", help="as pytest's")
     args = parser.parse_args(argv)
 
     settings = Settings()
     settings.top = args.top
+    settings.tolerances = [dict(args.tolerance)]
+    settings.alpha = args.alpha
+    settings.gate = args.gate
+    if args.baseline is not None:
+        try:
+            settings.baseline = baseline.load(args.baseline)
+        except BaselineError as e:
+            print(f"error: {args.baseline} {e}", file=sys.stderr)
+            return 2
     settings.json_path = args.output
     settings.markdown_path = args.markdown
     if args.save_baseline is not None:
@@ -108,9 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MergeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    reporter.decide_gate()
     reporter.write_reports()
     for text, markup in reporter.lines():
         print(f"== {text} ==" if markup.get("sep") else text)
-    if not reporter.ok:
+    if not reporter.ok or reporter.gate_failures:
         return 1
     return 1 if any(r.outcome.bad for r in reporter.all_records) else 0

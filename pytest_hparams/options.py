@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import pytest
 
@@ -22,6 +23,44 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def seed_spec(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def alpha_spec(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a significance level between 0 and 1, like 0.05; got {text!r}"
+        )
+    return value
+
+
+def gate_spec(text: str) -> str:
+    if text not in GATES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(GATES)}; got {text!r}")
+    return text
+
+
+GATES = ("each", "best")
 
 
 def shard_spec(text: str) -> tuple[int, int]:
@@ -146,6 +185,36 @@ def addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Skip trials whose session in the logdir ended with SUCCESS; report their metrics",
     )
+    group.addoption(
+        "--hparams-repeats",
+        metavar="N",
+        type=positive_int,
+        default=None,
+        help="Run every combination of every sweep N times (overrides repeats=). "
+        "Default: each sweep's repeats=",
+    )
+    group.addoption(
+        "--hparams-seed",
+        metavar="S",
+        type=seed_spec,
+        default=None,
+        help="Salt every trial.seed with S; ids do not change. Default: 0",
+    )
+    group.addoption(
+        "--hparams-alpha",
+        metavar="A",
+        type=alpha_spec,
+        default=None,
+        help="Significance level of the baseline gate's test on repeats. Default: 0.05",
+    )
+    group.addoption(
+        "--hparams-gate",
+        metavar="each|best",
+        type=gate_spec,
+        default=None,
+        help="Gate every combination on the baseline (each), or only the sweep's best "
+        "against the baseline's best (best). Default: 'each'",
+    )
     parser.addini(
         "hparams_logdir",
         "Directory (relative to the ini file) or fsspec URL for TensorBoard records",
@@ -169,6 +238,10 @@ def addoption(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+    parser.addini("hparams_repeats", "Run every combination N times", default="")
+    parser.addini("hparams_seed", "Salt for every trial.seed (default 0)", default="")
+    parser.addini("hparams_alpha", "Significance level of the gate on repeats", default="")
+    parser.addini("hparams_gate", "each (default) or best", default="")
 
 
 class Settings:
@@ -187,6 +260,10 @@ class Settings:
         self.resume = False
         self.overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
         self.only_best: Path | None = None
+        self.repeats: int | None = None  # --hparams-repeats: overrides repeats=
+        self.seed = 0
+        self.alpha = 0.05
+        self.gate = "each"
         # Layers of tolerances, first match wins: the command line, then the ini.
         self.tolerances: list[dict[str, Tolerance]] = []
 
@@ -217,6 +294,10 @@ def read(config: pytest.Config) -> Settings:
     settings = Settings(show_table=not config.getoption("hparams_no_table"))
     settings.store = _store(config, here)
     settings.top = _top(config)
+    settings.repeats = _cli_or_ini(config, "repeats", positive_int, None)
+    settings.seed = _cli_or_ini(config, "seed", seed_spec, 0)
+    settings.alpha = _cli_or_ini(config, "alpha", alpha_spec, 0.05)
+    settings.gate = _cli_or_ini(config, "gate", gate_spec, "each")
     settings.shard = config.getoption("hparams_shard")
     settings.resume = config.getoption("hparams_resume")
     settings.overrides = tuple(dict(config.getoption("hparams_set")).items())
@@ -364,6 +445,23 @@ def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
         return storage.open_store(raw, base, project=config.rootpath)
     except LogdirError as e:
         raise pytest.UsageError(f"{source}: {e}") from None
+
+
+T = TypeVar("T")
+
+
+def _cli_or_ini(config: pytest.Config, name: str, parse: Callable[[str], T], default: T) -> T:
+    """`--hparams-NAME`, else the ini's `hparams_NAME`, else `default`."""
+    cli = config.getoption(f"hparams_{name}")
+    if cli is not None:
+        return cast(T, cli)
+    raw = str(config.getini(f"hparams_{name}")).strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as e:
+        raise pytest.UsageError(f"hparams_{name} (ini): {e}") from None
 
 
 def _top(config: pytest.Config) -> int | None:

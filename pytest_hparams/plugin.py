@@ -109,7 +109,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         runner = metafunc.config.stash[RUNNER_KEY]
         test = metafunc.definition.nodeid
         try:
-            runner.sweeps[test] = collect.parametrize(metafunc, runner.settings.overrides)
+            settings = runner.settings
+            runner.sweeps[test] = collect.parametrize(
+                metafunc, settings.overrides, settings.repeats
+            )
         except OverrideError as e:
             runner.problems.append(f"--hparams-set: {e}")
 
@@ -166,6 +169,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if PHASES_KEY not in item.stash:  # once, however often a plugin reruns it
         # JUnit XML shows them as properties of the trial's testcase.
         item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
+        if key.repeat is not None:
+            item.user_properties.append(("repeat", key.repeat))
     item.stash[PHASES_KEY] = {}
     runner = item.config.stash[RUNNER_KEY]
     if runner.settings.resume and runner.resume(key):

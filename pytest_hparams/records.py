@@ -30,6 +30,11 @@ class TrialKey(NamedTuple):
       hparams: The trial's swept values, from `item.callspec.params`.
       case: The item's other parameters (`@pytest.mark.parametrize`, or a
         plugin's such as pytest-repeat), as `name=value` text for the table.
+      repeat: Which repeat of its combination the trial is (`repeats=`), or
+        None when combinations run once.
+      combo: The combination the trial belongs to: its node id when
+        combinations run once, else the same without the repeat. Its
+        repeats share one TensorBoard session group and one baseline entry.
     """
 
     nodeid: str
@@ -37,6 +42,8 @@ class TrialKey(NamedTuple):
     params: str
     hparams: Mapping[str, Value]
     case: str = ""
+    repeat: int | None = None
+    combo: str = ""
 
     @property
     def label(self) -> str:
@@ -49,7 +56,7 @@ class TrialKey(NamedTuple):
         from pytest_hparams.space import format_value
 
         values = ", ".join(format_value(v) for v in self.hparams.values())
-        return f"{values} · {self.nodeid}"
+        return f"{values} · {self.combo or self.nodeid}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,12 +65,20 @@ class TrialKey(NamedTuple):
             "params": self.params,
             "hparams": dict(self.hparams),
             "case": self.case,
+            "repeat": self.repeat,
+            "combo": self.combo or self.nodeid,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialKey:
         return cls(
-            data["nodeid"], data["test"], data["params"], dict(data["hparams"]), data["case"]
+            data["nodeid"],
+            data["test"],
+            data["params"],
+            dict(data["hparams"]),
+            data["case"],
+            data.get("repeat"),
+            data.get("combo") or data["nodeid"],
         )
 
 

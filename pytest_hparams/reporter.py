@@ -10,6 +10,7 @@ several JSON reports, so a merged table is the table pytest prints.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,8 +23,10 @@ from pytest_hparams.errors import HParamsError
 from pytest_hparams.runner import RECORD_ATTR, STARTED_ATTR
 
 if TYPE_CHECKING:
+    from pytest_hparams.metrics import Metric
     from pytest_hparams.options import Settings
     from pytest_hparams.records import TrialRecord
+    from pytest_hparams.repeats import Combination
 
 # xdist reports an item whose worker died with this phase name, outside
 # pytest's `when` literals; that report is all the controller gets of it.
@@ -53,6 +56,9 @@ class Reporter:
         self._metric_names: set[str] = set()
         self._config_error: str | None = None
         self.usage_error: str | None = None  # found by xdist workers as they collected
+        # The baseline gate on repeats, decided once all of them are known.
+        self.combinations: dict[str, list[Combination]] = {}
+        self.gate_failures: list[str] = []
         # merge: the baseline entries the shards' reports say they did not run.
         self.baseline_not_run: set[str] | None = None
 
@@ -142,8 +148,79 @@ class Reporter:
         entries = self.settings.baseline
         if entries is None and self.baseline_not_run is None:
             return []
-        ran = {r.nodeid for r in self.all_records}
-        return sorted(k for k in entries or self.baseline_not_run or () if k not in ran)
+        return sorted(k for k in entries or self.baseline_not_run or () if k not in self._ran())
+
+    def _ran(self) -> set[str]:
+        """The node ids and combinations this run recorded (baseline keys)."""
+        return {k for r in self.all_records for k in (r.nodeid, r.key.combo)}
+
+    def decide_gate(self) -> None:
+        """Compares repeated combinations (and, with `--hparams-gate best`, each
+        sweep's best) with the baseline, where every repeat is known: on the
+        controller under xdist, and in `merge` for shards."""
+        from pytest_hparams import baseline, repeats, table
+        from pytest_hparams.metrics import Metric
+
+        settings = self.settings
+        entries = settings.baseline
+        for test, records in self.sweeps():
+            if not repeats.repeated(records):
+                continue
+            self.combinations[test] = repeats.combine(records)
+        if entries is None:
+            return
+        for test, records in self.sweeps():
+            declared = [Metric.from_dict(m) for m in self.definitions[test]["metrics"]]
+            combos = self.combinations.get(test) or repeats.combine(records)
+            if settings.gate == "best":
+                primary = table.columns(records, declared)[:1]
+                self._gate_best(test, combos, primary[0] if primary else None, declared)
+                continue
+            for combo in self.combinations.get(test, []):
+                entry = entries.get(combo.combo)
+                if not baseline.repeated(entry):
+                    continue  # n = 1 on a side: each repeat was judged as its own trial
+                combo.comparison = repeats.compare(
+                    combo, entry, declared, settings.tolerance, settings.alpha
+                )
+                self.gate_failures += [f"{combo.combo} {m}" for m in combo.comparison["messages"]]
+
+    def _gate_best(
+        self,
+        test: str,
+        combos: list[Combination],
+        primary: Metric | None,
+        declared: list[Metric],
+    ) -> None:
+        """`--hparams-gate best`: the sweep's best combination against the baseline's best."""
+        from pytest_hparams import repeats
+
+        settings = self.settings
+        entries = {k: e for k, e in (settings.baseline or {}).items() if e.get("test") == test}
+        if primary is None or not entries:
+            return
+        sign = 1.0 if primary.goal == "max" else -1.0
+
+        def score(mean: float) -> float:
+            return sign * mean if mean == mean else -math.inf
+
+        ranked = sorted(combos, key=lambda c: (-score(c.summary(primary.name).mean), c.combo))
+        base_key = max(
+            (k for k, e in entries.items() if primary.name in e["metrics"]),
+            key=lambda k: (score(entries[k]["metrics"][primary.name]), k),
+            default=None,
+        )
+        if not ranked or base_key is None:
+            return
+        best = ranked[0]
+        best.comparison = repeats.compare(
+            best, entries[base_key], [primary], settings.tolerance, settings.alpha
+        )
+        best.comparison["against"] = base_key
+        self.gate_failures += [
+            f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
+            for m in best.comparison["messages"]
+        ]
 
     def write_reports(self) -> None:
         """Writes the baseline, JSON and Markdown reports that were asked for.
@@ -164,7 +241,9 @@ class Reporter:
             (
                 "baseline saved",
                 settings.save_baseline if records else None,
-                lambda path: baseline.save_records(path, settings.saved, records),
+                lambda path: baseline.save_records(
+                    path, settings.saved, records, self.regressed_combinations()
+                ),
             ),
             (
                 "json report",
@@ -208,15 +287,16 @@ class Reporter:
                 definition = self.definitions[test]
                 metrics = [Metric.from_dict(m) for m in definition["metrics"]]
                 missing = [n[len(test) :] for n in not_run if n.startswith(test + "[")]
+                combos = self.combinations.get(test)
                 if quiet:
-                    line = table.format_best_line(test, records, metrics)
+                    line = table.format_best_line(test, records, metrics, combos)
                     if gated:
-                        line += "; " + table.format_verdict(records, missing)
+                        line += "; " + table.format_verdict(combos or records, missing)
                     out.append((line, {}))
                     continue
                 out.append((f"hparams: {test}", {"sep": True}))
                 names = [h["name"] for h in definition["hparams"]]
-                for text in table.format_table(records, names, metrics, settings.top):
+                for text in table.format_table(records, names, metrics, settings.top, combos):
                     markup = {}
                     if text.endswith(" regressed"):
                         markup = {"red": True}
@@ -224,7 +304,7 @@ class Reporter:
                         markup = {"green": True}
                     out.append((text, markup))
                 if gated:
-                    out.append((table.format_verdict(records, missing), {}))
+                    out.append((table.format_verdict(combos or records, missing), {}))
         if gated and self.records:
             out.extend((text, {}) for text in self._baseline_notes(not_run, quiet))
         store = settings.store
@@ -233,13 +313,16 @@ class Reporter:
             out.append((f"view:   tensorboard --logdir {shlex.quote(shown(store.shown))}", {}))
         elif self.records and not quiet and settings.show_table:
             out.append(("record the trials for TensorBoard with --hparams-logdir DIR", {}))
+        if self.gate_failures:
+            out.append(("hparams baseline gate: FAILED", {"sep": True}))
+            out.extend((text, {"red": True}) for text in self.gate_failures)
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
         return out
 
     def _baseline_notes(self, not_run: list[str], quiet: bool) -> Iterable[str]:
         entries = self.settings.baseline
-        if entries and not any(r.nodeid in entries for r in self.all_records):
+        if entries and not self._ran() & entries.keys():
             yield (
                 f"baseline: none of its {len(entries)} trials is a trial of this run: "
                 "it is another project's, or the tests were renamed, or pytest chose another "
@@ -257,9 +340,14 @@ class Reporter:
         if self.usage_error is not None:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
+        self.decide_gate()
         # Written even when no trial ran (a shard with none, -k): a report
         # left from an earlier run would otherwise pass for this one's.
         self.write_reports()
+        if self.gate_failures and session.exitstatus == pytest.ExitCode.OK:
+            # No single item carries a verdict over repeats: the run fails,
+            # as pytest-cov's --cov-fail-under fails it.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.failed_writes and session.exitstatus == pytest.ExitCode.OK:
             # What a CI gate reads was not written: the run must not pass.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -274,6 +362,14 @@ class Reporter:
                 terminalreporter.write_sep("=", text)
             else:
                 terminalreporter.write_line(text, **markup)
+
+    def regressed_combinations(self) -> list[str]:
+        return [
+            c.combo
+            for combos in self.combinations.values()
+            for c in combos
+            if c.verdict == "regressed"
+        ]
 
     @property
     def ok(self) -> bool:

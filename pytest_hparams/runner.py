@@ -91,7 +91,7 @@ class TrialRunner:
             from pytest_hparams.trial import Trial
 
             sweep = self.sweeps[key.test].sweep
-            trial = Trial(key, sweep, self.store, scratch)
+            trial = Trial(key, sweep, self.store, scratch, self.settings.seed)
             self._trials[key.nodeid] = trial
         return trial
 
@@ -154,9 +154,13 @@ class TrialRunner:
         declared = self.sweeps[key.test].sweep.metrics
         problems = bound_problems(trial.metrics, declared)
         entries = self.settings.baseline
-        if entries is not None:
+        if entries is not None and self.settings.gate == "each":
+            entry = entries.get(key.combo or key.nodeid)
+            if key.repeat is not None and baseline.repeated(entry):
+                # Repeats against repeats: decided where all of them are known.
+                return problems
             trial.comparison = baseline.compare(
-                trial.metrics, entries.get(key.nodeid), declared, self.settings.tolerance
+                trial.metrics, entry, declared, self.settings.tolerance
             )
             problems += trial.comparison["messages"]
         return problems

@@ -299,16 +299,23 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
     return out
 
 
+_RESERVED = {
+    "hparams": "the argument that passes all values as a dict",
+    "trial": "the trial fixture",
+    "hparams_repeat": "the number of a combination's repeat",
+}
+
+
 def check_name(name: object) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise SweepError(
             f"hparam names must be Python identifiers, since each is passed as an argument "
             f"(got {name!r})"
         )
-    if name in ("hparams", "trial"):
+    if name in _RESERVED:
         raise SweepError(
-            f"{name!r} cannot be an hparam name: it is the argument pytest-hparams uses to "
-            f"pass {'all values as a dict' if name == 'hparams' else 'the trial object'}; rename it"
+            f"{name!r} cannot be an hparam name: pytest-hparams uses it for "
+            f"{_RESERVED[name]}; rename it"
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pytest_hparams.metrics import Metric
 from pytest_hparams.records import Outcome, TrialRecord
+from pytest_hparams.repeats import Combination, Summary, combine, repeated
 from pytest_hparams.space import Value, format_value
 
 Record = TrialRecord
@@ -95,6 +96,7 @@ def format_table(
     hparam_names: Sequence[str],
     declared: Sequence[Metric],
     top: int | None = None,
+    combos: Sequence[Combination] | None = None,
 ) -> list[str]:
     """Formats one sweep's trials as aligned text lines.
 
@@ -110,6 +112,8 @@ def format_table(
     Returns:
       The lines, without trailing newlines.
     """
+    if combos is not None or repeated(records):
+        return format_combinations(combos or combine(records), hparam_names, declared, top)
     metrics = shown_columns(records, declared)
     primary = metrics[0] if metrics else None
     ranked = rank(records, primary)
@@ -142,16 +146,7 @@ def format_table(
         if compared:
             row.append(record.verdict)
         rows.append(row)
-    numeric = {0} | {i for i in range(1, len(header)) if all(_is_numeric(row[i]) for row in rows)}
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return " ".join(
-            str(c).rjust(w) if i in numeric and i > 0 else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
-        ).rstrip()
-
-    lines = [line(header), *(line(row) for row in rows)]
+    lines = [_align(header, rows), *(_align(row, rows, header) for row in rows)]
     hidden = len(records) - len(shown)
     if hidden:
         lines.append(f"... {hidden} more not shown (--hparams-top 0 shows all)")
@@ -159,19 +154,106 @@ def format_table(
     return lines
 
 
-def format_best_line(test: str, records: Sequence[Record], declared: Sequence[Metric]) -> str:
+def _align(cells: Sequence[str], rows: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
+    table = [header or cells, *rows]
+    numeric = {0} | {
+        i for i in range(1, len(cells)) if rows and all(_is_numeric(row[i]) for row in rows)
+    }
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(cells))]
+    return " ".join(
+        str(c).rjust(w) if i in numeric and i > 0 else str(c).ljust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+    ).rstrip()
+
+
+def rank_combinations(combos: Sequence[Combination], primary: Metric | None) -> list[Combination]:
+    """Combinations best first by the primary metric's mean over their
+    passed repeats; ties by name; those with no passed repeat last."""
+
+    def key(combo: Combination) -> tuple[int, float, str]:
+        mean = combo.summary(primary.name).mean if primary else math.nan
+        if not math.isfinite(mean):
+            return (1, 0.0, combo.combo)
+        assert primary is not None
+        return (0, -mean if primary.goal == "max" else mean, combo.combo)
+
+    return sorted(combos, key=key)
+
+
+def mean_cell(summary: Summary) -> str:
+    """`0.912 ± 0.004 (n=3)`; `-` without a value."""
+    if summary.n == 0:
+        return "-"
+    return f"{summary.mean:.4g} ± {summary.std:.2g} (n={summary.n})"
+
+
+def format_combinations(
+    combos: Sequence[Combination],
+    hparam_names: Sequence[str],
+    declared: Sequence[Metric],
+    top: int | None = None,
+) -> list[str]:
+    """A repeated sweep's table: one row per combination, its metrics as
+    mean ± standard deviation over the repeats that passed, ranked by the
+    primary metric's mean."""
+    records = [r for c in combos for r in c.records]
+    metrics = shown_columns(records, declared)
+    primary = metrics[0] if metrics else None
+    ranked = rank_combinations(combos, primary)
+    winner = ranked[0] if ranked and primary and ranked[0].summary(primary.name).n else None
+    if top is None:
+        top = 0 if len(ranked) <= ALL_ROWS_UP_TO else DEFAULT_TOP
+    shown = ranked if top <= 0 else ranked[:top]
+    has_case = any(c.key.case for c in combos)
+    compared = any(c.verdict for c in combos)
+    header = ["", *hparam_names, *(["case"] if has_case else [])]
+    header += [_metric_title(m, m is primary) for m in metrics]
+    header += ["duration", "outcome", *(["baseline"] if compared else [])]
+    rows = []
+    for combo in shown:
+        row = [
+            "*" if combo is winner else "",
+            *(cell_text(combo.key.hparams.get(n, "")) for n in hparam_names),
+            *([cell_text(combo.key.case)] if has_case else []),
+        ]
+        row += [mean_cell(combo.summary(m.name)) for m in metrics]
+        row += [format_duration(combo.duration), combo.outcomes()]
+        if compared:
+            row.append(combo.verdict)
+        rows.append(row)
+    lines = [_align(header, rows), *(_align(row, rows, header) for row in rows)]
+    if len(ranked) > len(shown):
+        lines.append(f"... {len(ranked) - len(shown)} more not shown (--hparams-top 0 shows all)")
+    sentence = ""
+    if winner is not None and primary is not None:
+        value = mean_cell(winner.summary(primary.name))
+        where = winner.combo.removeprefix(winner.key.test)
+        sentence = f"; best {primary.name}={value} at {cell_text(where)}"
+    noun = "combination" if len(combos) == 1 else "combinations"
+    return [*lines, f"{len(combos)} {noun}, {counts(records)}{sentence}"]
+
+
+def format_best_line(
+    test: str,
+    records: Sequence[Record],
+    declared: Sequence[Metric],
+    combos: Sequence[Combination] | None = None,
+) -> str:
     """The `-q` form: one line naming the sweep's best trial."""
+    if combos is not None or repeated(records):
+        return f"{test}: {format_combinations(combos or combine(records), [], declared)[-1]}"
     metrics = columns(records, declared)
     primary = metrics[0] if metrics else None
     winner = best(rank(records, primary), primary)
     return f"{test}: {counts(records)}{_best_sentence(winner, primary)}"
 
 
-def format_verdict(records: Sequence[Record], not_run: Sequence[str]) -> str:
-    """The sweep's one-line baseline verdict: regressed N, improved N, new N, ok N."""
+def format_verdict(items: Sequence[Record | Combination], not_run: Sequence[str]) -> str:
+    """The sweep's one-line baseline verdict: regressed N, improved N, new N, ok N
+    (of its trials, or of its combinations when they repeat)."""
     tally = {"regressed": 0, "improved": 0, "new": 0, "ok": 0}
-    for record in records:
-        verdict = record.verdict
+    for item in items:
+        verdict = item.verdict
         if verdict in tally:
             tally[verdict] += 1
     text = "baseline: " + ", ".join(f"{n} {v}" for v, n in tally.items())

@@ -31,7 +31,9 @@ class Trial:
       hparams: The trial's values, keyed by hparam name.
       id: The pytest node id, unique in the session and stable across runs.
       seed: A 31-bit int derived from the trial's key, for seeding RNGs: the
-        same on every run and in every xdist worker.
+        same on every run and in every xdist worker, different for every
+        repeat, and changed for all by `--hparams-seed`.
+      repeat: Which repeat of its combination this is (0 without `repeats=`).
     """
 
     def __init__(
@@ -40,11 +42,14 @@ class Trial:
         sweep: Sweep,
         store: LocalStore | None,
         scratch: Callable[[], Path] | None = None,
+        salt: int = 0,
     ) -> None:
         self.key = key
         self.hparams: dict[str, Value] = dict(key.hparams)
         self.id = key.nodeid
-        self.seed = trial_seed(key.nodeid)
+        # Salt 0 keeps the seeds of runs made before --hparams-seed existed.
+        self.seed = trial_seed(key.nodeid if not salt else f"{key.nodeid}#seed={salt}")
+        self.repeat = key.repeat or 0
         self._store = store
         self._root = store.root if store is not None else None
         self._scratch = scratch  # a temporary directory, without a logdir
