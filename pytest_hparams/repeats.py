@@ -29,7 +29,8 @@ class Summary(NamedTuple):
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Summary:
-        finite = tuple(v for v in values if math.isfinite(v))
+        # Sorted: repeats arrive in any order (xdist), and the summary must not.
+        finite = tuple(sorted(v for v in values if math.isfinite(v)))
         if not finite:
             return cls(0, math.nan, math.nan, ())
         std = statistics.stdev(finite) if len(finite) > 1 else 0.0

@@ -21,6 +21,7 @@ from typing import Any
 # fresh `metrics.Metric` with a stale one.
 import numpy  # noqa: F401
 import pytest
+import scipy.stats
 from tensorboard import context
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
@@ -43,6 +44,7 @@ import pytest_hparams.trial
 pytest_plugins = ["pytester"]
 # Loaded once, before any pytester run (see the comment above numpy's import).
 LOADED_ONCE = (
+    scipy.stats,  # the gate on repeats imports it; it cannot load twice either
     pytest_hparams.baseline,
     pytest_hparams.collect,
     pytest_hparams.events,
