@@ -27,9 +27,11 @@ EPOCHS = 8
     HP_LEARNING_RATE,
     HP_OPTIMIZER,
     learning_rate=[0.01, 0.1],
+    # One run of each combination: the tolerance has to absorb the noise
+    # between machines and TensorFlow builds (compare test_seeded_sweep.py).
     metrics=[
-        Metric("accuracy", display_name="Test accuracy"),
-        Metric("loss", goal="min", display_name="Test loss"),
+        Metric("accuracy", display_name="Test accuracy", tolerance=0.03),
+        Metric("loss", goal="min", display_name="Test loss", tolerance="30%"),
         # Written by Keras through trial.keras_callbacks(), into <run>/validation.
         Metric("epoch_accuracy", group="validation", display_name="Validation accuracy"),
     ],

@@ -207,11 +207,16 @@ def compare(
         }
         if message:
             messages.append(message)
-    verdicts = {m["verdict"] for m in out.values()}
+    return comparison(out, messages)
+
+
+def comparison(metrics: dict[str, Any], messages: list[str]) -> dict[str, Any]:
+    """A comparison's overall verdict from its metrics': regressed wins, then improved."""
+    verdicts = {m["verdict"] for m in metrics.values()}
     overall = (
         "regressed" if "regressed" in verdicts else "improved" if "improved" in verdicts else "ok"
     )
-    return {"verdict": overall, "metrics": out, "messages": messages}
+    return {"verdict": overall, "metrics": metrics, "messages": messages}
 
 
 def _judge(metric: Metric, value: float | None, base: float, tol: Tolerance) -> tuple[str, str]:

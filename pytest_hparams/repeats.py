@@ -204,11 +204,9 @@ def compare(
         }
         if message:
             messages.append(message)
-    verdicts = {m["verdict"] for m in out.values()}
-    overall = (
-        "regressed" if "regressed" in verdicts else "improved" if "improved" in verdicts else "ok"
-    )
-    return {"verdict": overall, "metrics": out, "messages": messages}
+    from pytest_hparams.baseline import comparison
+
+    return comparison(out, messages)
 
 
 def _flip(goal: str) -> str:

@@ -38,3 +38,14 @@ def test_the_benchmark_script_measures_every_row_on_tiny_sizes() -> None:
     assert "file-system floor" in rows[1] and "file-system floor" in rows[2]
     assert "heavy modules imported: none" in rows[4]
     assert "10 sessions read back" in rows[7]
+
+
+def test_the_noise_simulation_prints_its_table() -> None:
+    script = SCRIPT.parent / "noise.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--runs", "40"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| rule | n | false alarms (A/A) |")
+    assert [row.split(" | ")[1] for row in rows[1:]] == ["1", "3", "5", "10"]

@@ -89,3 +89,21 @@ def test_the_committed_baseline_fails_a_sweep_that_got_worse(tmp_path: Path) -> 
     assert "8 failed" in result.stdout
     assert "accuracy regressed: " in result.stdout
     assert "baseline: 8 regressed, 0 improved, 0 new, 0 ok" in result.stdout
+
+
+def test_the_seeded_sweep_passes_its_baseline_on_new_seeds(tmp_path: Path) -> None:
+    result = run_example("test_seeded_sweep.py", tmp_path, "--hparams-seed", "1")
+    assert result.returncode == 0, result.stdout
+    assert "4 combinations, 20 trials: 20 passed; best accuracy=" in result.stdout
+    assert "baseline: 0 regressed, 0 improved, 0 new, 4 ok" in result.stdout
+
+
+def test_the_seeded_sweep_fails_a_real_degradation_with_the_test_it_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXAMPLE_SGD_EPOCHS", "3")
+    result = run_example("test_seeded_sweep.py", tmp_path)
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
+    assert "hparams baseline gate: FAILED" in result.stdout
+    assert "one-sided Welch's t-test p=" in result.stdout
+    assert "beyond tolerance 0.01" in result.stdout
