@@ -72,23 +72,30 @@ def _valid_entry(entry: object) -> bool:
         isinstance(entry, dict)
         and isinstance(entry.get("metrics"), dict)
         and all(_number(v) for v in entry["metrics"].values())
-        and all(_valid_stats(s) for s in (entry.get("stats") or {}).values())
+        and isinstance(entry.get("stats", {}), dict)
+        and all(_valid_stats(s) for s in entry.get("stats", {}).values())
     )
 
 
 def _valid_stats(stats: object) -> bool:
+    if not isinstance(stats, dict):
+        return False
+    values = stats.get("values")
+    n = stats.get("n")
     return (
-        isinstance(stats, dict)
-        and isinstance(stats.get("n"), int)
+        isinstance(n, int)
+        and not isinstance(n, bool)
+        and isinstance(values, list)
+        and len(values) == n >= 1
+        and all(_number(v) for v in values)
         and _number(stats.get("mean"))
         and _number(stats.get("std"))
-        and isinstance(stats.get("values"), list)
-        and all(_number(v) for v in stats["values"])
+        and stats["std"] >= 0
     )
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def dumps(trials: Mapping[str, Entry]) -> bytes:
@@ -125,8 +132,16 @@ def updated(
     all_records = list(records)
     skip = set(regressed)
     for combination in combine(r for r in all_records if r.key.repeat is not None):
-        if combination.combo in skip or any(r.verdict == "regressed" for r in combination.records):
-            continue
+        if combination.combo in skip or any(
+            r.verdict == "regressed" or r.outcome not in _MOVES for r in combination.records
+        ):
+            continue  # every repeat must have passed: a baseline of survivors flatters
+        old_n = max(
+            (s.get("n", 0) for s in trials.get(combination.combo, {}).get("stats", {}).values()),
+            default=0,
+        )
+        if len(combination.records) < old_n:
+            continue  # a partial run (-k "repeat:0") does not shrink the entry
         summaries = {n: s for n, s in combination.summaries().items() if s.n}
         if summaries:
             key = combination.key

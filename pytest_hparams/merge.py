@@ -61,6 +61,10 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                 f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "
                 "give the files that --hparams-json wrote"
             ) from None
+        for sweep in data["sweeps"]:
+            for combo in sweep.get("combinations") or []:
+                if isinstance(combo, dict) and isinstance(combo.get("baseline"), dict):
+                    reporter.reported_verdicts[str(combo.get("combo"))] = combo["baseline"]
         for test, definition, records in sweeps:
             reporter.add_definition(test, definition)
             for record in records:

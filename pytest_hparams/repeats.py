@@ -175,14 +175,19 @@ def compare(
     declared: Sequence[Metric],
     tolerance: Any,
     alpha: float,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Compares a combination's repeats with its baseline entry.
 
     Returns:
       {"verdict": "new" | "ok" | "improved" | "regressed",
        "metrics": {name: {"run", "baseline", "p", "tolerance", "verdict"}},
-       "messages": [one line per regressed metric]}
+       "messages": [one line per regressed metric]},
+      or None when no repeat ran to the end (all skipped, or failed: the
+      failed items already fail the run).
     """
+    ran = [r for r in combination.records if r.outcome.ok]
+    if not ran:
+        return None
     if entry is None:
         return {"verdict": "new", "metrics": {}, "messages": []}
     by_name = {m.name: m for m in declared}
@@ -194,7 +199,14 @@ def compare(
         base = Summary.from_dict(stats[name]) if name in stats else Summary(1, mean, 0.0, (mean,))
         run = combination.summary(name)
         tol = tolerance(metric)
-        verdict, message, p = judge(metric, run, base, tol, alpha)
+        lost = sum(1 for r in ran if not math.isfinite(r.metrics.get(name, math.nan)))
+        if lost:
+            # A repeat that diverged (NaN) or did not return the metric is a
+            # regression, as it is for a single trial, not a smaller sample.
+            verdict, p = "regressed", None
+            message = f"{name} is missing or not finite in {lost} of {len(ran)} repeats"
+        else:
+            verdict, message, p = judge(metric, run, base, tol, alpha)
         out[name] = {
             "run": run.to_dict(),
             "baseline": base.to_dict(),

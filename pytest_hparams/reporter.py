@@ -59,8 +59,10 @@ class Reporter:
         # The baseline gate on repeats, decided once all of them are known.
         self.combinations: dict[str, list[Combination]] = {}
         self.gate_failures: list[str] = []
-        # merge: the baseline entries the shards' reports say they did not run.
+        # merge: the baseline entries the shards' reports say they did not run,
+        # and the verdicts they gave their repeated combinations.
         self.baseline_not_run: set[str] | None = None
+        self.reported_verdicts: dict[str, dict[str, Any]] = {}
 
     # --- records arriving -----------------------------------------------------
 
@@ -168,6 +170,13 @@ class Reporter:
                 continue
             self.combinations[test] = repeats.combine(records)
         if entries is None:
+            # merge without --baseline: the shards' own verdicts stand (each
+            # shard held all repeats of its combinations).
+            for combo in (c for combos in self.combinations.values() for c in combos):
+                reported = self.reported_verdicts.get(combo.combo)
+                if reported:
+                    combo.comparison = reported
+                    self.gate_failures += [f"{combo.combo} {m}" for m in reported["messages"]]
             return
         for test, records in self.sweeps():
             declared = [Metric.from_dict(m) for m in self.definitions[test]["metrics"]]
@@ -183,7 +192,10 @@ class Reporter:
                 combo.comparison = repeats.compare(
                     combo, entry, declared, settings.tolerance, settings.alpha
                 )
-                self.gate_failures += [f"{combo.combo} {m}" for m in combo.comparison["messages"]]
+                if combo.comparison is not None:
+                    self.gate_failures += [
+                        f"{combo.combo} {m}" for m in combo.comparison["messages"]
+                    ]
 
     def _gate_best(
         self,
@@ -199,28 +211,47 @@ class Reporter:
         entries = {k: e for k, e in (settings.baseline or {}).items() if e.get("test") == test}
         if primary is None or not entries:
             return
+        if settings.shard is not None:
+            # A shard sees some combinations only: the sweep's best is
+            # decided by `merge --gate best` over every shard's report.
+            return
         sign = 1.0 if primary.goal == "max" else -1.0
 
-        def score(mean: float) -> float:
-            return sign * mean if mean == mean else -math.inf
+        def rank(mean: float, name: str) -> tuple[float, str]:
+            # Best first; ties go to the smaller name on both sides.
+            return (-sign * mean if math.isfinite(mean) else math.inf, name)
 
-        ranked = sorted(combos, key=lambda c: (-score(c.summary(primary.name).mean), c.combo))
-        base_key = max(
-            (k for k, e in entries.items() if primary.name in e["metrics"]),
-            key=lambda k: (score(entries[k]["metrics"][primary.name]), k),
-            default=None,
-        )
-        if not ranked or base_key is None:
+        ranked = sorted(combos, key=lambda c: rank(c.summary(primary.name).mean, c.combo))
+        candidates = [k for k, e in entries.items() if primary.name in e["metrics"]]
+        if not candidates:
+            self.gate_failures.append(
+                f"{test}: --hparams-gate best cannot compare: the baseline holds no "
+                f"{primary.name!r}, the primary metric; save a new baseline"
+            )
             return
+        base_key = min(candidates, key=lambda k: rank(entries[k]["metrics"][primary.name], k))
+        if not ranked:
+            return
+        # Every combination's change is shown; only the best's can fail the run.
+        for combo in combos:
+            entry = entries.get(combo.combo)
+            if entry is not None:
+                combo.comparison = repeats.compare(
+                    combo, entry, declared, settings.tolerance, settings.alpha
+                )
         best = ranked[0]
-        best.comparison = repeats.compare(
-            best, entries[base_key], [primary], settings.tolerance, settings.alpha
+        comparison = repeats.compare(
+            best, entries[base_key], declared, settings.tolerance, settings.alpha
         )
-        best.comparison["against"] = base_key
-        self.gate_failures += [
-            f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
-            for m in best.comparison["messages"]
-        ]
+        if comparison is not None:
+            best.comparison = {**comparison, "against": base_key}
+            self.gate_failures += [
+                f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
+                for m in comparison["messages"]
+            ]
+        for combo in combos:  # one trial each: the table shows trials
+            if len(combo.records) == 1 and combo.records[0].key.repeat is None:
+                combo.records[0].comparison = combo.comparison
 
     def write_reports(self) -> None:
         """Writes the baseline, JSON and Markdown reports that were asked for.

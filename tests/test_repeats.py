@@ -354,3 +354,169 @@ def test_resume_skips_the_repeats_that_passed_and_keeps_their_values(
     result = noisy.runpytest("--hparams-logdir", "logs", "--hparams-resume", "-rs")
     result.assert_outcomes(passed=12, skipped=8)
     result.stdout.fnmatch_lines(["*4 combinations, 20 trials: 12 passed, 8 resumed*"])
+
+
+# --- found by an adversarial pass ------------------------------------------------
+
+TWO_METRICS = """
+import os, random
+from pytest_hparams import hparam_grid, Metric
+
+SHIFT = float(os.environ.get("SHIFT", "0"))
+NAN = os.environ.get("NAN", "")
+SKIP = os.environ.get("SKIP", "")
+
+@hparam_grid(a=[1, 2], repeats=3,
+             metrics=[Metric("acc"), Metric("latency", goal="min", tolerance=0.5)])
+def test_m(a, trial, request):
+    import pytest
+    if SKIP and f"a:{a}-" in request.node.nodeid:
+        pytest.skip("not today")
+    rng = random.Random(trial.seed)
+    acc = 0.8 + a / 100 + rng.gauss(0, 0.001)
+    if NAN and f"a:{a}-repeat:0" in request.node.nodeid:
+        acc = float("nan")
+    return {"acc": acc, "latency": 10.0 - SHIFT * 5 + rng.gauss(0, 0.01)}
+"""
+
+
+@pytest.fixture
+def two(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_m=TWO_METRICS)
+    pytester.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=6)
+    return pytester
+
+
+def test_gate_best_judges_every_metric_by_its_declared_goal_and_tolerance(
+    two: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIFT", "1")  # latency halves: better, not worse
+    result = gate(two, "--hparams-gate", "best", "--hparams-json", "r.json")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    combos = json.loads((two.path / "r.json").read_text())["sweeps"][0]["combinations"]
+    best = next(c for c in combos if c["combo"].endswith("[a:2]"))
+    assert best["baseline"]["metrics"]["latency"]["verdict"] == "improved"
+    assert best["baseline"]["against"] == "test_m.py::test_m[a:2]"
+    other = next(c for c in combos if c["combo"].endswith("[a:1]"))
+    assert other["baseline"]["verdict"] == "improved"  # shown, though it cannot fail
+
+
+def test_gate_best_breaks_ties_the_same_way_on_both_sides(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_tie="""
+        from pytest_hparams import hparam_grid, Metric
+
+        @hparam_grid(a=[1, 2], repeats=3,
+                     metrics=[Metric("acc"), Metric("latency", goal="min")])
+        def test_tie(a):
+            return {"acc": 0.9, "latency": 5.0 * a}
+        """
+    )
+    pytester.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=6)
+    assert pytester.runpytest("--hparams-baseline", "base.json", "--hparams-gate", "best").ret == 0
+
+
+def test_a_shard_leaves_gate_best_to_merge(two: pytest.Pytester) -> None:
+    for k in (1, 2):
+        result = gate(
+            two,
+            "--hparams-gate",
+            "best",
+            "--hparams-shard",
+            f"{k}/2",
+            "--hparams-json",
+            f"s{k}.json",
+        )
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    merged = two.run(
+        sys.executable,
+        "-m",
+        "pytest_hparams",
+        "merge",
+        "s1.json",
+        "s2.json",
+        "--baseline",
+        "base.json",
+        "--gate",
+        "best",
+    )
+    assert merged.ret == 0
+
+
+def test_merge_without_a_baseline_keeps_the_shards_verdicts_on_repeats(
+    two: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIFT", "-1")  # latency doubles
+    for k in (1, 2):
+        assert gate(two, "--hparams-shard", f"{k}/2", "--hparams-json", f"s{k}.json").ret == 1
+    merged = two.run(
+        sys.executable,
+        "-m",
+        "pytest_hparams",
+        "merge",
+        "s1.json",
+        "s2.json",
+        "--save-baseline",
+        "merged.json",
+    )
+    assert merged.ret == 1
+    merged.stdout.fnmatch_lines(["*latency regressed*"])
+    # Both combinations regressed: neither moves into the saved baseline.
+    assert json.loads((two.path / "merged.json").read_text())["trials"] == {}
+
+
+def test_a_repeat_that_returned_nan_is_a_regression_not_a_smaller_sample(
+    two: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAN", "1")
+    result = gate(two, "-W", "ignore::pytest_hparams.HParamsWarning")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*acc is missing or not finite in 1 of 3 repeats*"])
+
+
+def test_gate_best_says_so_when_the_baseline_lacks_the_primary_metric(
+    two: pytest.Pytester,
+) -> None:
+    data = json.loads((two.path / "base.json").read_text())
+    for entry in data["trials"].values():
+        del entry["metrics"]["acc"]
+        del entry["stats"]["acc"]
+    (two.path / "base.json").write_text(json.dumps(data))
+    result = gate(two, "--hparams-gate", "best")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*--hparams-gate best cannot compare: the baseline holds no 'acc'*"]
+    )
+
+
+def test_a_combination_whose_repeats_were_all_skipped_is_not_judged(
+    two: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKIP", "1")
+    assert gate(two).ret == pytest.ExitCode.OK
+
+
+def test_saving_a_partial_run_never_shrinks_a_combinations_entry(two: pytest.Pytester) -> None:
+    before = json.loads((two.path / "base.json").read_text())["trials"]
+    two.runpytest("-k", "repeat:0", "--hparams-save-baseline", "base.json")
+    assert json.loads((two.path / "base.json").read_text())["trials"] == before
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        [1],
+        "x",
+        {"acc": {"n": 3, "mean": 1.0, "std": 0.0, "values": []}},
+        {"acc": {"n": 2, "mean": 1.0, "std": -1.0, "values": [1.0, 1.0]}},
+    ],
+)
+def test_malformed_stats_in_a_baseline_are_a_usage_error(two: pytest.Pytester, stats: Any) -> None:
+    data = json.loads((two.path / "base.json").read_text())
+    next(iter(data["trials"].values()))["stats"] = stats
+    (two.path / "base.json").write_text(json.dumps(data))
+    result = gate(two)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ['ERROR: --hparams-baseline: *base.json has a malformed "trials" table*']
+    )
