@@ -181,6 +181,9 @@ def save_records(
     """Merges a run's records into the baseline at `path`; returns " (N trials)"."""
     trials = updated(existing, records, regressed)
     save(path, trials)
+    combos = sum(1 for entry in trials.values() if entry.get("stats"))
+    if combos:
+        return f" ({len(trials)} entries, {combos} of them combinations of repeats)"
     return f" ({len(trials)} trials)"
 
 
