@@ -178,6 +178,10 @@ def gate(noisy: pytest.Pytester, *args: str) -> pytest.RunResult:
     return noisy.runpytest("--hparams-baseline", "base.json", *args)
 
 
+def merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.run(sys.executable, "-m", "pytest_hparams", "merge", *args)
+
+
 @pytest.fixture
 def saved(noisy: pytest.Pytester) -> pytest.Pytester:
     noisy.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=20)
@@ -256,11 +260,8 @@ def test_shards_keep_repeats_together_and_merge_gives_the_same_verdicts(
         sweeps = json.loads((saved.path / name).read_text())["sweeps"]
         combos = [t["combo"] for sweep in sweeps for t in sweep["trials"]]
         assert all(combos.count(c) == 5 for c in combos)  # every repeat in one shard
-    merged = saved.run(
-        sys.executable,
-        "-m",
-        "pytest_hparams",
-        "merge",
+    merged = merge(
+        saved,
         "s1.json",
         "s2.json",
         "s3.json",
@@ -428,11 +429,8 @@ def test_a_shard_leaves_gate_best_to_merge(two: pytest.Pytester) -> None:
             f"s{k}.json",
         )
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    merged = two.run(
-        sys.executable,
-        "-m",
-        "pytest_hparams",
-        "merge",
+    merged = merge(
+        two,
         "s1.json",
         "s2.json",
         "--baseline",
@@ -449,11 +447,8 @@ def test_merge_without_a_baseline_keeps_the_shards_verdicts_on_repeats(
     monkeypatch.setenv("SHIFT", "-1")  # latency doubles
     for k in (1, 2):
         assert gate(two, "--hparams-shard", f"{k}/2", "--hparams-json", f"s{k}.json").ret == 1
-    merged = two.run(
-        sys.executable,
-        "-m",
-        "pytest_hparams",
-        "merge",
+    merged = merge(
+        two,
         "s1.json",
         "s2.json",
         "--save-baseline",
