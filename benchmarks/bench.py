@@ -243,29 +243,19 @@ def under_xdist(root: Path, trials: int, seconds: float, repeat: int) -> Row:
     """A CPU-bound sweep under `-n 2`, with the plugin and a logdir, against
     plain parametrize under `-n 2`: a guard on the plugin's fixed costs."""
     values = list(range(trials))
-    swept = project(
-        root,
+
+    def cpu_project(name: str, header: str, decorator: str, ret: str) -> Path:
+        text = CPU_BOUND.format(header=header, decorator=decorator, seconds=seconds, ret=ret)
+        return project(root, name, {"test_cpu.py": text})
+
+    swept = cpu_project(
         "xdist_swept",
-        {
-            "test_cpu.py": CPU_BOUND.format(
-                header="from pytest_hparams import hparam_grid",
-                decorator=f"@hparam_grid(a={values})",
-                seconds=seconds,
-                ret="return {'m': float(a)}",
-            )
-        },
+        "from pytest_hparams import hparam_grid",
+        f"@hparam_grid(a={values})",
+        "return {'m': float(a)}",
     )
-    plain = project(
-        root,
-        "xdist_plain",
-        {
-            "test_cpu.py": CPU_BOUND.format(
-                header="import pytest",
-                decorator=f"@pytest.mark.parametrize('a', {values})",
-                seconds=seconds,
-                ret="pass",
-            )
-        },
+    plain = cpu_project(
+        "xdist_plain", "import pytest", f"@pytest.mark.parametrize('a', {values})", "pass"
     )
     ours, theirs, _, _ = medians(
         repeat,

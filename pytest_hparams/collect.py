@@ -277,14 +277,14 @@ def shard(
     position: dict[str, int] = {}
     by_test: dict[str, set[str]] = {}
     for trial in keys.values():
-        by_test.setdefault(trial.test, set()).add(trial.combo or trial.nodeid)
+        by_test.setdefault(trial.test, set()).add(trial.group)
     for combos in by_test.values():
         position.update((combo, i) for i, combo in enumerate(sorted(combos)))
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         key = keys.get(item.nodeid)
-        index = position.get(key.combo or key.nodeid) if key is not None else None
+        index = position.get(key.group) if key is not None else None
         mine = k == 1 if index is None else index % n == k - 1
         (keep if mine else drop).append(item)
     return keep, drop

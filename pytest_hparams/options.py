@@ -293,7 +293,7 @@ def read(config: pytest.Config) -> Settings:
     here = config.invocation_params.dir
     settings = Settings(show_table=not config.getoption("hparams_no_table"))
     settings.store = _store(config, here)
-    settings.top = _top(config)
+    settings.top = _cli_or_ini(config, "top", non_negative_int, None)
     settings.repeats = _cli_or_ini(config, "repeats", positive_int, None)
     settings.seed = _cli_or_ini(config, "seed", seed_spec, 0)
     settings.alpha = _cli_or_ini(config, "alpha", alpha_spec, 0.05)
@@ -462,18 +462,3 @@ def _cli_or_ini(config: pytest.Config, name: str, parse: Callable[[str], T], def
         return parse(raw)
     except argparse.ArgumentTypeError as e:
         raise pytest.UsageError(f"hparams_{name} (ini): {e}") from None
-
-
-def _top(config: pytest.Config) -> int | None:
-    cli = config.getoption("hparams_top")
-    if cli is not None:
-        return int(cli)
-    raw = config.getini("hparams_top")
-    if not str(raw).strip():
-        return None
-    try:
-        return non_negative_int(str(raw))
-    except argparse.ArgumentTypeError:
-        raise pytest.UsageError(
-            f"hparams_top (ini): expected a whole number >= 0, got {raw!r}"
-        ) from None

@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_hparams.runner import TrialRunner
 
     settings = options.read(config)
-    config.stash[RUNNER_KEY] = TrialRunner(config, settings)
+    config.stash[RUNNER_KEY] = TrialRunner(settings)
     if not hasattr(config, "workerinput"):  # the process that reports
         from pytest_hparams.reporter import Reporter
 
@@ -148,7 +148,7 @@ def _select(config: pytest.Config, items: list[pytest.Item], keys: dict[str, Tri
     from pytest_hparams import collect
 
     runner = config.stash[RUNNER_KEY]
-    runner.check_collected(keys)
+    runner.check_collected()
     settings = runner.settings
     if settings.only_best is not None:
         keep, drop = collect.only_best(items, settings.only_best, runner.goals())

@@ -46,6 +46,11 @@ class TrialKey(NamedTuple):
     combo: str = ""
 
     @property
+    def group(self) -> str:
+        """The combination's name: `combo`, or the node id for a key made without one."""
+        return self.combo or self.nodeid
+
+    @property
     def label(self) -> str:
         """The trial's session group name: TensorBoard's "Trial ID" column.
 
@@ -56,7 +61,7 @@ class TrialKey(NamedTuple):
         from pytest_hparams.space import format_value
 
         values = ", ".join(format_value(v) for v in self.hparams.values())
-        return f"{values} · {self.combo or self.nodeid}"
+        return f"{values} · {self.group}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,7 +71,7 @@ class TrialKey(NamedTuple):
             "hparams": dict(self.hparams),
             "case": self.case,
             "repeat": self.repeat,
-            "combo": self.combo or self.nodeid,
+            "combo": self.group,
         }
 
     @classmethod

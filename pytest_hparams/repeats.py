@@ -99,7 +99,7 @@ def combine(records: Iterable[TrialRecord]) -> list[Combination]:
     """The records grouped by combination, in the order first seen."""
     out: dict[str, Combination] = {}
     for record in records:
-        combo = record.key.combo or record.nodeid
+        combo = record.key.group
         out.setdefault(combo, Combination(combo)).records.append(record)
     return list(out.values())
 

@@ -71,7 +71,8 @@ class Reporter:
         started = getattr(report, STARTED_ATTR, None)
         if started is not None:
             self._started[report.nodeid] = started
-            self.add_definition(started["test"], started["definition"])
+            if "definition" in started:  # the first trial of its sweep in its process
+                self.add_definition(started["test"], started["definition"])
         data = getattr(report, RECORD_ATTR, None)
         if data is not None:
             from pytest_hparams.records import TrialRecord
@@ -150,11 +151,12 @@ class Reporter:
         entries = self.settings.baseline
         if entries is None and self.baseline_not_run is None:
             return []
-        return sorted(k for k in entries or self.baseline_not_run or () if k not in self._ran())
+        ran = self._ran()
+        return sorted(k for k in entries or self.baseline_not_run or () if k not in ran)
 
     def _ran(self) -> set[str]:
         """The node ids and combinations this run recorded (baseline keys)."""
-        return {k for r in self.all_records for k in (r.nodeid, r.key.combo)}
+        return {k for r in self.all_records for k in (r.nodeid, r.key.group)}
 
     def decide_gate(self) -> None:
         """Compares repeated combinations (and, with `--hparams-gate best`, each

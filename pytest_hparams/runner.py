@@ -37,13 +37,13 @@ class TrialRunner:
       problems: Usage errors found while collecting, raised once it ends.
     """
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        self.config = config
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sweeps: dict[str, Compiled] = {}
         self.problems: list[str] = []
         self._trials: dict[str, Trial] = {}
         self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
+        self._announced: set[str] = set()  # sweeps whose definition a report carried
 
     @property
     def store(self) -> LocalStore | None:
@@ -51,7 +51,7 @@ class TrialRunner:
 
     # --- collection ------------------------------------------------------------
 
-    def check_collected(self, keys: Mapping[str, TrialKey]) -> None:
+    def check_collected(self) -> None:
         """Refuses options that name what no collected sweep has, before anything runs."""
         if self.problems:
             raise pytest.UsageError(self.problems[0])
@@ -155,7 +155,7 @@ class TrialRunner:
         problems = bound_problems(trial.metrics, declared)
         entries = self.settings.baseline
         if entries is not None and self.settings.gate == "each":
-            entry = entries.get(key.combo or key.nodeid)
+            entry = entries.get(key.group)
             if key.repeat is not None and baseline.repeated(entry):
                 # Repeats against repeats: decided where all of them are known.
                 return problems
@@ -166,13 +166,17 @@ class TrialRunner:
         return problems
 
     def started(self, key: TrialKey) -> dict[str, Any]:
-        """What the setup report carries: enough to end the trial if its worker dies."""
-        return {
+        """What the setup report carries: enough to end the trial if its worker
+        dies, and its sweep's definition the first time this process runs it."""
+        started = {
             **key.to_dict(),
-            "definition": self.sweeps[key.test].definition,
             # Where a remote logdir's trial is staged, should its worker die.
             "staging": self.store.staging if self.store is not None else None,
         }
+        if key.test not in self._announced:
+            self._announced.add(key.test)
+            started["definition"] = self.sweeps[key.test].definition
+        return started
 
     def finish(
         self, item: pytest.Function, key: TrialKey, reports: Mapping[str, pytest.TestReport]

@@ -182,6 +182,12 @@ def merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.run(sys.executable, "-m", "pytest_hparams", "merge", *args)
 
 
+def comparisons(report: Path) -> dict[str, Any]:
+    """Each combination's baseline comparison in a JSON report, by name."""
+    sweep = json.loads(report.read_text())["sweeps"][0]
+    return {c["combo"]: c["baseline"] for c in sweep["combinations"]}
+
+
 @pytest.fixture
 def saved(noisy: pytest.Pytester) -> pytest.Pytester:
     noisy.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=20)
@@ -241,12 +247,8 @@ def test_the_gate_gives_the_same_verdicts_under_xdist(
         "parallel.json",
     )
     assert serial.ret == parallel.ret
-
-    def verdicts(name: str) -> dict[str, Any]:
-        sweep = json.loads((saved.path / name).read_text())["sweeps"][0]
-        return {c["combo"]: c["baseline"] for c in sweep["combinations"]}
-
-    assert verdicts("serial.json") == verdicts("parallel.json")
+    serial_verdicts = comparisons(saved.path / "serial.json")
+    assert serial_verdicts == comparisons(saved.path / "parallel.json")
 
 
 def test_shards_keep_repeats_together_and_merge_gives_the_same_verdicts(
@@ -271,12 +273,10 @@ def test_shards_keep_repeats_together_and_merge_gives_the_same_verdicts(
         "merged.json",
     )
 
-    def verdicts(name: str) -> dict[str, str]:
-        sweep = json.loads((saved.path / name).read_text())["sweeps"][0]
-        return {c["combo"]: c["baseline"]["verdict"] for c in sweep["combinations"]}
-
-    assert verdicts("merged.json") == verdicts("all.json")
-    assert (merged.ret == 1) == ("regressed" in verdicts("all.json").values())
+    verdicts = {c: v["verdict"] for c, v in comparisons(saved.path / "all.json").items()}
+    merged_verdicts = comparisons(saved.path / "merged.json")
+    assert {c: v["verdict"] for c, v in merged_verdicts.items()} == verdicts
+    assert (merged.ret == 1) == ("regressed" in verdicts.values())
 
 
 def test_a_baseline_of_single_values_judges_each_repeat_by_todays_rule(
