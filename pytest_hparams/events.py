@@ -1,9 +1,13 @@
-"""TensorBoard records: pure builders of event protos and TFRecord framing.
+"""TensorBoard records: pure builders of event records and TFRecord framing.
 
-Nothing here touches files. TensorFlow is never imported: the protos are
-TensorBoard's own generated modules, and the TFRecord framing (with its
-masked CRC-32C) is the documented format, written out below because
-TensorBoard's `EventFileWriter` reaches for TensorFlow whenever it is installed.
+Nothing here touches files, and writing never imports protobuf or
+TensorFlow. The few messages a trial writes are encoded below by hand, from
+the field numbers of TensorBoard's .proto files: building them with the
+generated classes cost some 25 ms of imports a run and ~30 us a trial
+(benchmarks/RESULTS.md), and TensorBoard's own `EventFileWriter` reaches for
+TensorFlow whenever it is installed. Reading back (`parse_*`) uses
+TensorBoard's generated modules; the tests parse every record we write with
+them too.
 """
 
 from __future__ import annotations
@@ -11,9 +15,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-
-from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
-from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from pytest_hparams.metrics import Metric
 from pytest_hparams.space import Domain, Value
@@ -23,32 +24,100 @@ SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
 FILE_VERSION = "brain.Event:2"
 
-STATUS_UNKNOWN = api_pb2.STATUS_UNKNOWN
-STATUS_SUCCESS = api_pb2.STATUS_SUCCESS
-STATUS_FAILURE = api_pb2.STATUS_FAILURE
+# tensorboard.hparams.Status
+STATUS_UNKNOWN = 0
+STATUS_SUCCESS = 1
+STATUS_FAILURE = 2
 
-_DTYPES = {
-    "bool": api_pb2.DATA_TYPE_BOOL,
-    "number": api_pb2.DATA_TYPE_FLOAT64,
-    "str": api_pb2.DATA_TYPE_STRING,
-}
+# tensorboard.hparams.DataType
+_DTYPES = {"str": 1, "bool": 2, "number": 3}
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+_DT_FLOAT = 1  # tensorboard.DataType
+_DATA_CLASS_SCALAR = 1  # tensorboard.DataClass
+
+# --- protobuf wire format ----------------------------------------------------
+# A field is a key (number << 3 | wire type), then a varint, 8 bytes (a
+# double), 4 bytes (a float), or a length and that many bytes (strings and
+# messages). Default values may be written or left out: a reader sees the same.
+
+_DOUBLE = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
+
+
+_BYTES = [bytes((i,)) for i in range(0x80)]  # the one-byte varints
+
+
+def _varint(n: int) -> bytes:
+    if 0 <= n < 0x80:
+        return _BYTES[n]
+    n &= 0xFFFFFFFFFFFFFFFF  # a negative int64 takes ten bytes, two's complement
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Every field number here is below 16, so a field's key is one byte.
+def _message(field: int, payload: bytes) -> bytes:
+    return _BYTES[field << 3 | 2] + _varint(len(payload)) + payload
+
+
+def _string(field: int, text: str) -> bytes:
+    return _message(field, text.encode("utf-8"))
+
+
+def _double(field: int, x: float) -> bytes:
+    return _BYTES[field << 3 | 1] + _DOUBLE.pack(x)
+
+
+def _int(field: int, n: int) -> bytes:
+    return _BYTES[field << 3] + _varint(n)
+
+
+def _float32(x: float) -> bytes:
+    try:
+        return _FLOAT.pack(x)
+    except OverflowError:  # past float32: inf, as a C cast (and protobuf) makes it
+        return _FLOAT.pack(float("inf") if x > 0 else float("-inf"))
+
+
+def _value(v: Value) -> bytes:
+    """A google.protobuf.Value: number_value 2, string_value 3, bool_value 4."""
+    if isinstance(v, bool):
+        return _int(4, int(v))
+    if isinstance(v, (int, float)):
+        return _double(2, float(v))
+    return _string(3, v)
+
 
 # The hparams plugin stores its data in summary metadata; the tensor only has
-# to be valid, and an empty float vector is the smallest valid one.
-_NULL_TENSOR = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
-_NULL_TENSOR.tensor_shape.dim.add(size=0)
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-    data_class=summary_pb2.DATA_CLASS_SCALAR,
-)
+# to be valid, and an empty float vector is the smallest valid one:
+# TensorProto{dtype: DT_FLOAT, tensor_shape{dim{size: 0}}}.
+_NULL_TENSOR = _int(1, _DT_FLOAT) + _message(2, _message(2, b""))
+# SummaryMetadata{plugin_data{plugin_name: "scalars"}, data_class: SCALAR}
+_SCALAR_METADATA = _message(1, _string(1, "scalars")) + _int(4, _DATA_CLASS_SCALAR)
+_HPARAMS_PLUGIN = _string(1, "hparams")  # PluginData.plugin_name
+
+
+def _summary_value(tag: str, metadata: bytes, tensor: bytes) -> bytes:
+    """One Summary.value: tag 1, tensor 8, metadata 9. A Summary is a run of these."""
+    return _message(1, _string(1, tag) + _message(8, tensor) + _message(9, metadata))
+
+
+def _hparams_summary(tag: str, data: bytes) -> bytes:
+    # metadata.plugin_data{plugin_name: "hparams", content: HParamsPluginData}
+    # (its version 0 is the default, so left out).
+    metadata = _message(1, _HPARAMS_PLUGIN + _message(2, data))
+    return _summary_value(tag, metadata, _NULL_TENSOR)
 
 
 def experiment_summary(
     hparams: Sequence[Mapping[str, Any]],
     metrics: Sequence[Metric],
     time_created_secs: float,
-) -> summary_pb2.Summary:
+) -> bytes:
     """Builds the experiment config (`_hparams_/experiment`) for the root run.
 
     Args:
@@ -57,99 +126,75 @@ def experiment_summary(
       metrics: The metrics, in column order.
       time_created_secs: Seconds since the epoch.
     """
-    experiment = api_pb2.Experiment(time_created_secs=time_created_secs)
+    parts = []
     for hp in hparams:
-        info = experiment.hparam_infos.add(
-            name=hp["name"],
-            display_name=hp.get("display_name", ""),
-            description=hp.get("description", ""),
+        # HParamInfo: name 1, display_name 2, description 3, type 4,
+        # domain_discrete 5 (a ListValue), domain_interval 6.
+        info = (
+            _string(1, hp["name"])
+            + _string(2, hp.get("display_name", ""))
+            + _string(3, hp.get("description", ""))
         )
         if hp.get("domain") is None:
-            info.type = api_pb2.DATA_TYPE_STRING
-            continue
-        domain = Domain.from_dict(hp["domain"])
-        info.type = _DTYPES[domain.dtype]
-        if domain.kind == "interval":
-            info.domain_interval.min_value = domain.min_value
-            info.domain_interval.max_value = domain.max_value
+            info += _int(4, _DTYPES["str"])
         else:
-            info.domain_discrete.extend(domain.values)
+            domain = Domain.from_dict(hp["domain"])
+            info += _int(4, _DTYPES[domain.dtype])
+            if domain.kind == "interval":
+                low, high = domain.min_value, domain.max_value
+                assert low is not None and high is not None  # set on every interval
+                info += _message(6, _double(1, low) + _double(2, high))
+            else:
+                info += _message(5, b"".join(_message(1, _value(v)) for v in domain.values))
+        parts.append(_message(4, info))  # Experiment.hparam_infos
     for metric in metrics:
-        experiment.metric_infos.add(
-            name=api_pb2.MetricName(group=metric.group, tag=metric.name),
-            display_name=metric.display_name,
-            description=metric.description,
-        )
-    return _hparams_summary(
-        EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)
-    )
+        # MetricInfo: name 1 (MetricName: group 1, tag 2), display_name 3, description 4.
+        name = _string(1, metric.group) + _string(2, metric.name)
+        info = _message(1, name) + _string(3, metric.display_name) + _string(4, metric.description)
+        parts.append(_message(5, info))  # Experiment.metric_infos
+    experiment = b"".join(parts) + _double(3, time_created_secs)
+    return _hparams_summary(EXPERIMENT_TAG, _message(2, experiment))
 
 
 def session_start_summary(
     group_name: str, hparams: Mapping[str, Value], start_time_secs: float
-) -> summary_pb2.Summary:
+) -> bytes:
     """Builds a trial's `session_start_info`, with its own readable group name."""
-    info = plugin_data_pb2.SessionStartInfo(group_name=group_name, start_time_secs=start_time_secs)
-    for name, value in hparams.items():
-        if isinstance(value, bool):
-            info.hparams[name].bool_value = value
-        elif isinstance(value, (int, float)):
-            info.hparams[name].number_value = value
-        else:
-            info.hparams[name].string_value = value
-    return _hparams_summary(
-        SESSION_START_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=info)
+    # SessionStartInfo: hparams 1 (a map: entries of key 1, value 2),
+    # group_name 4, start_time_secs 5.
+    info = b"".join(
+        _message(1, _string(1, name) + _message(2, _value(value)))
+        for name, value in hparams.items()
     )
+    info += _string(4, group_name) + _double(5, start_time_secs)
+    return _hparams_summary(SESSION_START_TAG, _message(3, info))
 
 
-def session_end_summary(status: int, end_time_secs: float) -> summary_pb2.Summary:
-    """Builds a trial's `session_end_info` with an `api_pb2.Status`."""
-    info = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end_time_secs)
-    return _hparams_summary(
-        SESSION_END_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info)
-    )
+def session_end_summary(status: int, end_time_secs: float) -> bytes:
+    """Builds a trial's `session_end_info` with a `tensorboard.hparams.Status`."""
+    info = _int(1, status) + _double(2, end_time_secs)  # SessionEndInfo
+    return _hparams_summary(SESSION_END_TAG, _message(4, info))
 
 
-def add_scalar(summary: summary_pb2.Summary | None, tag: str, value: float) -> summary_pb2.Summary:
-    """Adds a scalar to `summary` (or a new one): one event can carry several."""
-    if summary is None:
-        summary = summary_pb2.Summary()
-    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value])
-    tensor.tensor_shape.SetInParent()
-    summary.value.add(tag=tag, metadata=_SCALAR_METADATA, tensor=tensor)
-    return summary
-
-
-def scalar_summary(tag: str, value: float) -> summary_pb2.Summary:
+def scalar_summary(tag: str, value: float) -> bytes:
     """A scalar as `tf.summary.scalar` writes one: a float32 rank-0 tensor.
 
     TensorBoard's data server reads scalars only as float32 (a float64
     tensor is silently dropped), so values are stored rounded to float32.
+    Summaries concatenate: one event can carry several scalars.
     """
-    return add_scalar(None, tag, value)
+    # TensorProto: dtype 1, tensor_shape 2 (empty: rank 0), float_val 5 (packed).
+    tensor = _int(1, _DT_FLOAT) + _message(2, b"") + _message(5, _float32(value))
+    return _summary_value(tag, _SCALAR_METADATA, tensor)
 
 
-def event_bytes(
-    wall_time: float, step: int = 0, summary: summary_pb2.Summary | None = None
-) -> bytes:
-    """A serialized `Event`: the file-version header when `summary` is None."""
+def event_bytes(wall_time: float, step: int = 0, summary: bytes | None = None) -> bytes:
+    """A serialized `Event` (wall_time 1, step 2, file_version 3, summary 5):
+    the file-version header when `summary` is None."""
+    head = _double(1, wall_time) + (_int(2, step) if step else b"")
     if summary is None:
-        event = event_pb2.Event(wall_time=wall_time, step=step, file_version=FILE_VERSION)
-    else:
-        event = event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
-    return event.SerializeToString()  # type: ignore[no-any-return]
-
-
-def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary:
-    data.version = 0
-    summary = summary_pb2.Summary()
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name="hparams", content=data.SerializeToString()
-        )
-    )
-    summary.value.add(tag=tag, metadata=metadata, tensor=_NULL_TENSOR)
-    return summary
+        return head + _string(3, FILE_VERSION)
+    return head + _message(5, summary)
 
 
 def parse_experiment(records: Iterator[bytes]) -> tuple[list[dict[str, Any]], list[Metric]] | None:
@@ -158,6 +203,9 @@ def parse_experiment(records: Iterator[bytes]) -> tuple[list[dict[str, Any]], li
     Returns:
       (hparams as `HParamDef.to_dict()` dicts, metrics), or None if absent.
     """
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     for record in records:
         event = event_pb2.Event.FromString(record)
         for value in event.summary.value:
@@ -174,6 +222,9 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
     The final metrics are the scalars written in the same event as the
     session end. A run with no session end has status STATUS_UNKNOWN.
     """
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     hparams: dict[str, Value] = {}
     status = STATUS_UNKNOWN
     metrics: dict[str, float] = {}
@@ -199,7 +250,7 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
     return hparams, status, metrics
 
 
-def _experiment_to_plain(exp: api_pb2.Experiment) -> tuple[list[dict[str, Any]], list[Metric]]:
+def _experiment_to_plain(exp: Any) -> tuple[list[dict[str, Any]], list[Metric]]:
     hparams: list[dict[str, Any]] = []
     for info in exp.hparam_infos:
         dtype = _DTYPE_NAMES.get(info.type)

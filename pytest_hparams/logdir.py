@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pytest_hparams import events
 from pytest_hparams.atomic import write_atomically
@@ -50,21 +50,34 @@ def safe_name(text: str) -> str:
     return f"{clean[:_MAX_NAME]}~{digest}"
 
 
+def test_path(test: str) -> str:
+    """A swept function's folder relative to the logdir, `/`-separated: its
+    node id as nested folders."""
+    return "/".join(safe_name(p) for p in re.split(r"/|::", test) if p)
+
+
 def run_path(test: str, trial_id: str) -> str:
     """A trial's run directory relative to the logdir, `/`-separated: the
-    test's node id as nested folders, then the trial."""
-    parts = [p for p in re.split(r"/|::", test) if p]
-    return "/".join([*(safe_name(p) for p in parts), safe_name(trial_id)])
+    test's folder, then the trial."""
+    return f"{test_path(test)}/{safe_name(trial_id)}"
+
+
+def test_dir(logdir: str, test: str) -> str:
+    """The folder of one swept function's runs under a local logdir.
+
+    A trial's run directory is `os.path.join(test_dir(...), safe_name(trial_id))`.
+    """
+    path = os.path.join(logdir, *test_path(test).split("/"))
+    # safe_name already rules out separators and dot-names; this is the
+    # guarantee, kept next to the code that relies on it.
+    if not path.startswith(os.path.join(logdir, "")):
+        raise ValueError(f"run directory {path} escapes {logdir}")
+    return path
 
 
 def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
     """The run directory of one trial under a local logdir."""
-    path = logdir.joinpath(*run_path(test, trial_id).split("/"))
-    # safe_name already rules out separators and dot-names; this is the
-    # guarantee, kept next to the code that relies on it.
-    if not str(path).startswith(os.path.join(str(logdir), "")):
-        raise ValueError(f"run directory {path} escapes {logdir}")
-    return path
+    return Path(test_dir(str(logdir), test), safe_name(trial_id))
 
 
 def _pending_name(final: str) -> str:
@@ -74,22 +87,22 @@ def _pending_name(final: str) -> str:
     return _PENDING + final.replace("tfevents", "pending")
 
 
-def _event_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
+def _event_files(directory: str) -> list[str]:
+    if not os.path.isdir(directory):
         return []
     return [
-        Path(root, name)
+        os.path.join(root, name)
         for root, _, names in os.walk(directory)
         for name in names
         if "tfevents" in name or name.startswith(_PENDING)
     ]
 
 
-def _by_group(values: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, Any]:
-    summaries: dict[str, Any] = {}
+def _by_group(values: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, bytes]:
+    summaries: dict[str, bytes] = {}
     for name, value in values.items():
         group = groups.get(name, "")
-        summaries[group] = events.add_scalar(summaries.get(group), name, value)
+        summaries[group] = summaries.get(group, b"") + events.scalar_summary(name, value)
     return summaries
 
 
@@ -111,14 +124,27 @@ def _event_file_name(kind: str = "") -> str:
     )
 
 
-def _one_event_file(summary: Any) -> bytes:
+def _one_event_file(summary: bytes) -> bytes:
     """A whole event file: the file-version header and one event at step 0."""
     now = time.time()
     return events.frame(events.event_bytes(now)) + events.frame(events.event_bytes(now, 0, summary))
 
 
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    while written < len(data):  # a short write: the disk filled up, or a signal
+        written += os.write(fd, data[written:])
+
+
 class TrialWriter:
     """Owns the event files of one trial's run.
+
+    Every record goes to its file at once, unbuffered: the session start is
+    on disk before the test body runs, so a process killed mid-trial leaves
+    a session that reads as unknown, not an empty file.
 
     Args:
       path: The run directory.
@@ -129,71 +155,80 @@ class TrialWriter:
 
     def __init__(
         self,
-        path: Path,
+        path: str,
         group_name: str,
         hparams: Mapping[str, Value],
         fresh: bool = False,
     ) -> None:
         self.path = path
         old = [] if fresh else _event_files(path)
-        for stale in [p for p in old if p.name.startswith(_PENDING)]:
-            stale.unlink(missing_ok=True)
-        self._old = {p for p in old if not p.name.startswith(_PENDING)}
+        for stale in old:
+            if os.path.basename(stale).startswith(_PENDING):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+        self._old = {p for p in old if not os.path.basename(p).startswith(_PENDING)}
         # A first run writes in place, so curves show live in TensorBoard; a
         # rerun writes aside and replaces the recorded session only at the end.
         self._replacing = bool(self._old)
-        self._files: dict[str, tuple[IO[bytes], Path]] = {}
+        # By metric group: the open file, the path written, the path it ends at.
+        self._files: dict[str, tuple[int, str, str]] = {}
+        self._closed = False
         self.last_step = 0
+        self._write("", 0, events.session_start_summary(group_name, hparams, time.time()))
+
+    def _open(self, group: str) -> int:
+        directory = os.path.join(self.path, group) if group else self.path
+        if group:
+            os.makedirs(directory, exist_ok=True)
+        # The old session's files are deleted by name at the end: the new
+        # name must differ even when pid and second repeat (containers).
+        while True:
+            final = os.path.join(directory, _event_file_name())
+            if final not in self._old:
+                break
+        target = (
+            os.path.join(directory, _pending_name(os.path.basename(final)))
+            if self._replacing
+            else final
+        )
+        fd = os.open(target, _OPEN_FLAGS, 0o666)
+        self._files[group] = (fd, target, final)
+        return fd
+
+    def _write(self, group: str, step: int, summary: bytes) -> None:
         now = time.time()
-        self._write("", 0, events.session_start_summary(group_name, hparams, now))
-
-    def _file(self, group: str) -> IO[bytes]:
-        if group not in self._files:
-            directory = self.path / group if group else self.path
-            if group:
-                directory.mkdir(parents=True, exist_ok=True)
-            # The old session's files are deleted by name at the end: the new
-            # name must differ even when pid and second repeat (containers).
-            while True:
-                final = directory / _event_file_name()
-                if final not in self._old:
-                    break
-            target = directory / _pending_name(final.name) if self._replacing else final
-            handle = open(target, "wb")  # noqa: SIM115 - closed in finish()/abort()
-            handle.write(events.frame(events.event_bytes(time.time())))
-            self._files[group] = (handle, final)
-        return self._files[group][0]
-
-    def _write(self, group: str, step: int, summary: Any) -> None:
-        handle = self._file(group)
-        handle.write(events.frame(events.event_bytes(time.time(), step, summary)))
+        record = events.frame(events.event_bytes(now, step, summary))
+        entry = self._files.get(group)
+        if entry is None:  # a new file starts with the file-version header
+            fd = self._open(group)
+            record = events.frame(events.event_bytes(now)) + record
+        else:
+            fd = entry[0]
+        _write_all(fd, record)
 
     def scalars(self, step: int, values: Mapping[str, float], groups: Mapping[str, str]) -> None:
         """Writes one point of each metric's curve, into its metric group."""
         for group, summary in _by_group(values, groups).items():
             self._write(group, step, summary)
         self.last_step = max(self.last_step, step)
-        for handle, _ in self._files.values():
-            handle.flush()
 
     def finish(self, status: int, metrics: Mapping[str, float], groups: Mapping[str, str]) -> None:
         """Writes the final metrics and the session end, closes and publishes."""
         # TensorBoard's data server drops points at or after a new point's
         # step, so the final values go at the last logged step, not at 0.
         summaries = _by_group(metrics, groups)
-        end = events.session_end_summary(status, time.time())
-        main = summaries.pop("", None)
-        if main is not None:
-            end.value.extend(main.value)  # one event: the final values and the end
+        # One event holds the final values and the session end.
+        end = summaries.pop("", b"") + events.session_end_summary(status, time.time())
         for group, summary in summaries.items():
             self._write(group, self.last_step, summary)
         self._write("", self.last_step, end)
         self._close()
         if self._replacing:
-            for handle, final in self._files.values():
-                os.replace(Path(handle.name), final)
+            for _, written, final in self._files.values():
+                os.replace(written, final)
             for old in self._old:
-                old.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old)
 
     def abort(self) -> None:
         """Closes without a session end: the trial reads as unknown.
@@ -202,22 +237,27 @@ class TrialWriter:
         """
         self._close()
         if self._replacing:
-            for handle, _ in self._files.values():
-                Path(handle.name).unlink(missing_ok=True)
+            for _, written, _ in self._files.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(written)
 
     def discard(self) -> None:
         """Closes and deletes what this writer wrote: the trial did not run
         (it was skipped), so neither a new session nor the loss of a recorded
         one would be true."""
         self._close()
-        for handle, _ in self._files.values():
-            Path(handle.name).unlink(missing_ok=True)
+        for _, written, _ in self._files.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(written)
         with contextlib.suppress(OSError):  # not empty: Keras' or the test's own files
-            self.path.rmdir()
+            os.rmdir(self.path)
 
     def _close(self) -> None:
-        for handle, _ in self._files.values():
-            handle.close()
+        if not self._closed:
+            self._closed = True
+            for fd, _, _ in self._files.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def read_session(path: Path) -> tuple[dict[str, Value], int, dict[str, float]] | None:
@@ -248,10 +288,11 @@ def mark_crashed(path: Path) -> None:
 
     A rerun's hidden file is dropped instead: the session recorded before stays.
     """
-    pending = [p for p in _event_files(path) if p.name.startswith(_PENDING)]
+    pending = [p for p in _event_files(str(path)) if os.path.basename(p).startswith(_PENDING)]
     if pending:
         for p in pending:
-            p.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
         return
     if not path.is_dir():
         return

@@ -33,6 +33,12 @@ REPORTER_KEY: pytest.StashKey[Reporter] = pytest.StashKey()
 TRIAL_KEY: pytest.StashKey[TrialKey] = pytest.StashKey()
 PHASES_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
+# Set on the teardown report of every swept item: its `TrialRecord`, turned
+# into a dict where the report is serialized (xdist carries it to the controller).
+RECORD_ATTR = "hparams_trial"
+# Set on the setup report where a trial's start must travel (see `TrialRunner.started`).
+STARTED_ATTR = "hparams_started"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.addoption(parser)
@@ -47,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_hparams.runner import TrialRunner
 
     settings = options.read(config)
-    config.stash[RUNNER_KEY] = TrialRunner(settings)
+    config.stash[RUNNER_KEY] = TrialRunner(settings, worker=hasattr(config, "workerinput"))
     if not hasattr(config, "workerinput"):  # the process that reports
         from pytest_hparams.reporter import Reporter
 
@@ -198,19 +204,32 @@ def pytest_runtest_makereport(
     report = yield
     key = item.stash.get(TRIAL_KEY, None)
     if key is not None:
-        from pytest_hparams.runner import RECORD_ATTR, STARTED_ATTR
-
         runner = item.config.stash[RUNNER_KEY]
         phases = item.stash.setdefault(PHASES_KEY, {})
         phases[report.when] = report
         if report.when == "setup":
-            setattr(report, STARTED_ATTR, runner.started(key))
+            started = runner.started(key)
+            if started is not None:
+                setattr(report, STARTED_ATTR, started)
         elif report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
             record = runner.finish(item, key, phases)
             if record is not None:
-                setattr(report, RECORD_ATTR, record.to_dict())
+                setattr(report, RECORD_ATTR, record)
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(
+    config: pytest.Config, report: pytest.TestReport
+) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
+    data = yield
+    # The record travels as a plain dict: to the xdist controller, and into
+    # what other plugins write (pytest-reportlog's JSON lines).
+    record = getattr(report, RECORD_ATTR, None)
+    if data is not None and record is not None:
+        data[RECORD_ATTR] = record.to_dict()
+    return data
 
 
 @pytest.fixture

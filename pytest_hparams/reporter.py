@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_hparams.errors import HParamsError
-from pytest_hparams.runner import RECORD_ATTR, STARTED_ATTR
+from pytest_hparams.plugin import RECORD_ATTR, STARTED_ATTR
 
 if TYPE_CHECKING:
     from pytest_hparams.metrics import Metric
@@ -70,20 +70,26 @@ class Reporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         started = getattr(report, STARTED_ATTR, None)
         if started is not None:
-            self._started[report.nodeid] = started
             if "definition" in started:  # the first trial of its sweep in its process
                 self.add_definition(started["test"], started["definition"])
-        data = getattr(report, RECORD_ATTR, None)
-        if data is not None:
-            from pytest_hparams.records import TrialRecord
+            if "nodeid" in started:  # a worker's: kept in case the worker dies
+                self._started[report.nodeid] = started
+        record = getattr(report, RECORD_ATTR, None)
+        if record is not None:
+            if isinstance(record, dict):  # from an xdist worker
+                from pytest_hparams.records import TrialRecord
 
-            self.add(TrialRecord.from_dict(data))
+                record = TrialRecord.from_dict(record)
+            self.add(record)
         elif str(report.when) == XDIST_CRASH_PHASE and report.nodeid in self._started:
             self.add(self._crashed(self._started[report.nodeid]))
 
     def add_definition(self, test: str, definition: Mapping[str, Any]) -> None:
         if test not in self.definitions:
             self.definitions[test] = dict(definition)
+            # Declared metrics go into the config with the sweep: a trial
+            # returning them changes nothing there.
+            self._metric_names.update(m["name"] for m in definition["metrics"])
             self._update_config()
 
     def add(self, record: TrialRecord) -> None:

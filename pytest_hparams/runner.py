@@ -8,6 +8,7 @@ reports, the table) happens in `reporter.py`, in the reporting process only.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,29 +22,25 @@ if TYPE_CHECKING:
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
 
-# Set on the teardown report of every swept item: pytest serialises a report's
-# attributes, so xdist carries it to the controller.
-RECORD_ATTR = "hparams_trial"
-# Set on the setup report: if the worker dies mid-trial, the controller still
-# knows which trial it was (xdist's crash report carries only the node id).
-STARTED_ATTR = "hparams_started"
-
 
 class TrialRunner:
     """Registered for the session in every process, like pytest's own plugins.
 
     Attributes:
+      worker: Whether this process is an xdist worker, whose reports travel.
       sweeps: Each swept function's compiled sweep, by its node id.
       problems: Usage errors found while collecting, raised once it ends.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: bool = False) -> None:
         self.settings = settings
+        self.worker = worker  # an xdist worker: its reports go to another process
         self.sweeps: dict[str, Compiled] = {}
         self.problems: list[str] = []
         self._trials: dict[str, Trial] = {}
         self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
         self._announced: set[str] = set()  # sweeps whose definition a report carried
+        self._test_dirs: dict[str, str] = {}  # each sweep's folder in a local logdir
 
     @property
     def store(self) -> LocalStore | None:
@@ -91,9 +88,19 @@ class TrialRunner:
             from pytest_hparams.trial import Trial
 
             sweep = self.sweeps[key.test].sweep
-            trial = Trial(key, sweep, self.store, scratch, self.settings.seed)
+            run = self._run_dir(key) if self.store is not None else None
+            trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
             self._trials[key.nodeid] = trial
         return trial
+
+    def _run_dir(self, key: TrialKey) -> str:
+        from pytest_hparams.logdir import safe_name, test_dir
+
+        assert self.store is not None
+        folder = self._test_dirs.get(key.test)
+        if folder is None:
+            folder = self._test_dirs[key.test] = test_dir(str(self.store.root), key.test)
+        return os.path.join(folder, safe_name(key.params))
 
     def resume(self, key: TrialKey) -> bool:
         """Whether a trial's recorded session ended with SUCCESS and the same
@@ -165,16 +172,22 @@ class TrialRunner:
             problems += trial.comparison["messages"]
         return problems
 
-    def started(self, key: TrialKey) -> dict[str, Any]:
-        """What the setup report carries: enough to end the trial if its worker
-        dies, and its sweep's definition the first time this process runs it."""
-        started = {
-            **key.to_dict(),
-            # Where a remote logdir's trial is staged, should its worker die.
-            "staging": self.store.staging if self.store is not None else None,
-        }
+    def started(self, key: TrialKey) -> dict[str, Any] | None:
+        """What the setup report carries, or None: on an xdist worker, enough
+        for the controller to end the trial should the worker die; anywhere,
+        the sweep's definition the first time this process runs it."""
+        if not self.worker and key.test in self._announced:
+            return None
+        started: dict[str, Any] = {}
+        if self.worker:
+            started = {
+                **key.to_dict(),
+                # Where a remote logdir's trial is staged, should its worker die.
+                "staging": self.store.staging if self.store is not None else None,
+            }
         if key.test not in self._announced:
             self._announced.add(key.test)
+            started["test"] = key.test
             started["definition"] = self.sweeps[key.test].definition
         return started
 

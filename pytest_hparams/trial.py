@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import math
 import numbers
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,17 +45,24 @@ class Trial:
         store: LocalStore | None,
         scratch: Callable[[], Path] | None = None,
         salt: int = 0,
+        run: str | None = None,
     ) -> None:
+        # run: the trial's run directory, when the caller has it (the runner
+        # makes each sweep's folder name once, not once a trial).
         self.key = key
         self.hparams: dict[str, Value] = dict(key.hparams)
         self.id = key.nodeid
-        # Salt 0 keeps the seeds of runs made before --hparams-seed existed.
-        self.seed = trial_seed(key.nodeid if not salt else f"{key.nodeid}#seed={salt}")
         self.repeat = key.repeat or 0
+        self._salt = salt
         self._store = store
-        self._root = store.root if store is not None else None
+        if run is None and store is not None:
+            from pytest_hparams.logdir import run_dir
+
+            run = str(run_dir(store.root, key.test, key.params))
+        self._run = run
         self._scratch = scratch  # a temporary directory, without a logdir
         self._logdir: Path | None = None
+        self._made = False  # the run directory exists (made here, or found)
         self._fresh = False  # this trial created its run directory
         self._writer: TrialWriter | None = None
         # Set when a file of this trial's run could not be written: the trial
@@ -64,23 +73,38 @@ class Trial:
         self.comparison: dict[str, Any] | None = None  # the baseline verdict, if any
         self._groups = {m.name: m.group for m in sweep.metrics if m.group}
 
+    @functools.cached_property
+    def seed(self) -> int:
+        # Salt 0 keeps the seeds of runs made before --hparams-seed existed.
+        key = self.key.nodeid
+        return trial_seed(key if not self._salt else f"{key}#seed={self._salt}")
+
+    def _make_run(self) -> str:
+        """Makes the trial's run directory (once) and returns it."""
+        assert self._run is not None
+        if not self._made:
+            try:
+                try:
+                    os.mkdir(self._run)
+                except FileNotFoundError:  # the sweep's first trial: its folders too
+                    os.makedirs(os.path.dirname(self._run), exist_ok=True)
+                    os.mkdir(self._run)
+                self._fresh = True
+            except FileExistsError:
+                pass
+            self._made = True
+        return self._run
+
     @property
     def logdir(self) -> Path:
         """The trial's run directory (a temporary one without --hparams-logdir)."""
         if self._logdir is None:
-            if self._root is None:
+            if self._run is None:
                 if self._scratch is None:
                     raise RuntimeError("this trial has no logdir and no temporary directory")
                 self._logdir = self._scratch()
             else:
-                from pytest_hparams.logdir import run_dir
-
-                self._logdir = run_dir(self._root, self.key.test, self.key.params)
-                try:
-                    self._logdir.mkdir(parents=True)
-                    self._fresh = True
-                except FileExistsError:
-                    pass
+                self._logdir = Path(self._make_run())
         return self._logdir
 
     def log(self, step: int, **metrics: float) -> None:
@@ -141,13 +165,13 @@ class Trial:
     def open(self) -> TrialWriter | None:
         """Starts the trial's session in the logdir (once); None without one,
         or once a write of this trial has failed."""
-        if self._writer is None and self._root is not None and self.write_error is None:
+        if self._writer is None and self._run is not None and self.write_error is None:
             from pytest_hparams.logdir import TrialWriter
 
             hparams = {**self.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
             try:
-                logdir = self.logdir
-                self._writer = TrialWriter(logdir, self.key.label, hparams, fresh=self._fresh)
+                run = self._make_run()
+                self._writer = TrialWriter(run, self.key.label, hparams, fresh=self._fresh)
             except OSError as e:
                 self._failed(e)
         return self._writer
@@ -201,7 +225,7 @@ class Trial:
         if isinstance(error, LogdirError):
             self.write_error = error
         else:
-            where = getattr(error, "filename", None) or self._logdir or self._root
+            where = getattr(error, "filename", None) or self._run
             reason = getattr(error, "strerror", None) or str(error)
             self.write_error = LogdirError(
                 f"{self.id}: could not write its TensorBoard run at {where} "
@@ -210,8 +234,8 @@ class Trial:
         self._writer = None
 
     def _publish(self, finished: bool) -> None:
-        if self._store is not None:
-            self._store.publish(self.logdir, finished)
+        if self._store is not None and self._run is not None:
+            self._store.publish(self._run, finished)
 
     def __repr__(self) -> str:
         return f"<Trial {self.id}>"

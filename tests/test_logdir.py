@@ -273,6 +273,65 @@ def test_a_crashed_process_leaves_every_finished_trial_readable(
     assert board.metric_names == {"score"}
 
 
+def test_a_trial_killed_before_it_logs_anything_already_shows_as_started(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    # Its session start is written before the body runs, not buffered until
+    # the trial ends: SIGKILL leaves a session TensorBoard reads as unknown.
+    pytester.makepyfile(
+        test_stop="""
+        import os, signal
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3])
+        def test_stop(a):
+            if a == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    assert result.ret == -9
+    board = dashboard(pytester.path / "logs")
+    statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
+    assert statuses == {"a:1]": "STATUS_SUCCESS", "a:2]": "STATUS_UNKNOWN"}
+
+
+def test_a_trials_record_serializes_for_plugins_that_write_reports(
+    pytester: pytest.Pytester,
+) -> None:
+    # xdist and pytest-reportlog serialize reports through this hook.
+    pytester.makepyfile(
+        test_one="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1])
+        def test_one(a):
+            return {"score": 0.5}
+        """
+    )
+    pytester.makeconftest(
+        """
+        import json
+
+        CONFIG = []
+
+        def pytest_configure(config):
+            CONFIG.append(config)
+
+        def pytest_runtest_logreport(report):
+            if report.when == "teardown":
+                hook = CONFIG[0].hook
+                data = hook.pytest_report_to_serializable(config=CONFIG[0], report=report)
+                record = json.loads(json.dumps(data))["hparams_trial"]
+                print("SERIALIZED", record["outcome"], record["metrics"], record["hparams"])
+        """
+    )
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*SERIALIZED passed {'score': 0.5} {'a': 1}*"])
+
+
 def test_importing_the_plugin_imports_neither_tensorflow_nor_tensorboard() -> None:
     code = (
         "import sys, pytest_hparams, pytest_hparams.plugin;"
