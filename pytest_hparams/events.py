@@ -92,25 +92,31 @@ def _value(v: Value) -> bytes:
     return _string(3, v)
 
 
-# The hparams plugin stores its data in summary metadata; the tensor only has
-# to be valid, and an empty float vector is the smallest valid one:
-# TensorProto{dtype: DT_FLOAT, tensor_shape{dim{size: 0}}}.
-_NULL_TENSOR = _int(1, _DT_FLOAT) + _message(2, _message(2, b""))
-# SummaryMetadata{plugin_data{plugin_name: "scalars"}, data_class: SCALAR}
-_SCALAR_METADATA = _message(1, _string(1, "scalars")) + _int(4, _DATA_CLASS_SCALAR)
+# Fields that never change, encoded once. The hparams plugin stores its data
+# in summary metadata; the tensor only has to be valid, and an empty float
+# vector is the smallest valid one: TensorProto{dtype: DT_FLOAT,
+# tensor_shape{dim{size: 0}}}, as Summary.Value's tensor (field 8).
+_NULL_TENSOR = _message(8, _int(1, _DT_FLOAT) + _message(2, _message(2, b"")))
+# Summary.Value's metadata (field 9): SummaryMetadata{plugin_data{plugin_name:
+# "scalars"}, data_class: SCALAR}.
+_SCALAR_METADATA = _message(9, _message(1, _string(1, "scalars")) + _int(4, _DATA_CLASS_SCALAR))
+# A scalar's TensorProto up to its value: dtype 1, tensor_shape 2 (empty: rank
+# 0), then float_val 5, packed, four bytes long.
+_SCALAR_TENSOR_HEAD = _int(1, _DT_FLOAT) + _message(2, b"") + _BYTES[5 << 3 | 2] + _BYTES[4]
 _HPARAMS_PLUGIN = _string(1, "hparams")  # PluginData.plugin_name
 
 
-def _summary_value(tag: str, metadata: bytes, tensor: bytes) -> bytes:
-    """One Summary.value: tag 1, tensor 8, metadata 9. A Summary is a run of these."""
-    return _message(1, _string(1, tag) + _message(8, tensor) + _message(9, metadata))
+def _summary_value(tag: str, fields: bytes) -> bytes:
+    """One Summary.value: tag 1, then its tensor (8) and metadata (9) fields.
+    A Summary is a run of these."""
+    return _message(1, _string(1, tag) + fields)
 
 
 def _hparams_summary(tag: str, data: bytes) -> bytes:
     # metadata.plugin_data{plugin_name: "hparams", content: HParamsPluginData}
     # (its version 0 is the default, so left out).
-    metadata = _message(1, _HPARAMS_PLUGIN + _message(2, data))
-    return _summary_value(tag, metadata, _NULL_TENSOR)
+    metadata = _message(9, _message(1, _HPARAMS_PLUGIN + _message(2, data)))
+    return _summary_value(tag, _NULL_TENSOR + metadata)
 
 
 def experiment_summary(
@@ -183,9 +189,8 @@ def scalar_summary(tag: str, value: float) -> bytes:
     tensor is silently dropped), so values are stored rounded to float32.
     Summaries concatenate: one event can carry several scalars.
     """
-    # TensorProto: dtype 1, tensor_shape 2 (empty: rank 0), float_val 5 (packed).
-    tensor = _int(1, _DT_FLOAT) + _message(2, b"") + _message(5, _float32(value))
-    return _summary_value(tag, _SCALAR_METADATA, tensor)
+    tensor = _SCALAR_TENSOR_HEAD + _float32(value)
+    return _summary_value(tag, _message(8, tensor) + _SCALAR_METADATA)
 
 
 def event_bytes(wall_time: float, step: int = 0, summary: bytes | None = None) -> bytes:

@@ -279,6 +279,8 @@ def _is_number(value: object) -> bool:
 def _number(key: str, value: Any) -> float:
     # numpy scalars and 0-d tensors convert through __float__; plain floats
     # are what travels between xdist processes.
+    if type(value) is float:  # the common case, without the ABC check below
+        return value
     if not _is_number(value):
         raise MetricsError(
             f"metric {key!r} must be a number (got {type(value).__name__} {one_line(value)})"
