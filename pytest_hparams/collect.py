@@ -202,12 +202,15 @@ def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
 def keys_of(items: list[pytest.Item], sweeps: Mapping[str, Compiled]) -> dict[str, TrialKey]:
     """The `TrialKey` of every swept item, by node id."""
     keys: dict[str, TrialKey] = {}
+    names: dict[str, tuple[str, ...]] = {}  # each sweep's hparams, listed once
     for item in items:
         test = sweep_of(item)
         compiled = sweeps.get(test) if test is not None else None
         if compiled is not None and hasattr(item, "callspec"):
             assert isinstance(item, pytest.Function) and test is not None
-            keys[item.nodeid] = key_of(item, test, compiled.sweep)
+            if test not in names:
+                names[test] = compiled.sweep.names
+            keys[item.nodeid] = key_of(item, test, names[test])
     return keys
 
 
@@ -239,7 +242,7 @@ def sweep_of(item: pytest.Item) -> str | None:
     return f"{item.parent.nodeid}::{item.originalname}"
 
 
-def key_of(item: pytest.Function, test: str, sweep: Sweep) -> TrialKey:
+def key_of(item: pytest.Function, test: str, names: tuple[str, ...]) -> TrialKey:
     """A swept item's identity: from its node id and its parameters, nothing parsed.
 
     A repeat's combination (its session group, its baseline entry) is named
@@ -247,10 +250,9 @@ def key_of(item: pytest.Function, test: str, sweep: Sweep) -> TrialKey:
     """
     params: Mapping[str, Any] = item.callspec.params
     source = params.get("hparams", params)
-    names = sweep.names
     hparams = {n: source[n] for n in names}
-    own = {*names, "hparams", REPEAT_PARAM}
-    case = ", ".join(f"{k}={_shown(v)}" for k, v in params.items() if k not in own)
+    others = [k for k in params if k not in hparams and k != "hparams" and k != REPEAT_PARAM]
+    case = ", ".join(f"{k}={_shown(params[k])}" for k in others) if others else ""
     repeat = params.get(REPEAT_PARAM)
     combo = item.nodeid
     if repeat is not None:

@@ -212,8 +212,12 @@ class TrialWriter:
             self._write(group, step, summary)
         self.last_step = max(self.last_step, step)
 
-    def finish(self, status: int, metrics: Mapping[str, float], groups: Mapping[str, str]) -> None:
-        """Writes the final metrics and the session end, closes and publishes."""
+    def finish(
+        self, success: bool, metrics: Mapping[str, float], groups: Mapping[str, str]
+    ) -> None:
+        """Writes the final metrics and the session end (SUCCESS or FAILURE),
+        closes and publishes."""
+        status = events.STATUS_SUCCESS if success else events.STATUS_FAILURE
         # TensorBoard's data server drops points at or after a new point's
         # step, so the final values go at the last logged step, not at 0.
         summaries = _by_group(metrics, groups)

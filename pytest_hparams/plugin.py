@@ -54,6 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     settings = options.read(config)
     config.stash[RUNNER_KEY] = TrialRunner(settings, worker=hasattr(config, "workerinput"))
+    if settings.resume:
+        config.pluginmanager.register(Resume(), "hparams-resume")
     if not hasattr(config, "workerinput"):  # the process that reports
         from pytest_hparams.reporter import Reporter
 
@@ -77,6 +79,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         pytest_hparams._active_runs -= 1
         runner.close()
         del config.stash[RUNNER_KEY]
+        if config.pluginmanager.has_plugin("hparams-resume"):
+            config.pluginmanager.unregister(name="hparams-resume")
     reporter = config.stash.get(REPORTER_KEY, None)
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
@@ -135,6 +139,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         key = keys.get(item.nodeid)
         if key is not None:
             item.stash[TRIAL_KEY] = key
+            # JUnit XML shows them as properties of the trial's testcase.
+            item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
+            if key.repeat is not None:
+                item.user_properties.append(("repeat", key.repeat))
     try:
         _select(config, items, keys)
     except pytest.UsageError as e:
@@ -167,24 +175,19 @@ def _select(config: pytest.Config, items: list[pytest.Item], keys: dict[str, Tri
             items[:] = keep
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    key = item.stash.get(TRIAL_KEY, None)
-    if key is None:
-        return
-    if PHASES_KEY not in item.stash:  # once, however often a plugin reruns it
-        # JUnit XML shows them as properties of the trial's testcase.
-        item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
-        if key.repeat is not None:
-            item.user_properties.append(("repeat", key.repeat))
-    item.stash[PHASES_KEY] = {}
-    runner = item.config.stash[RUNNER_KEY]
-    if runner.settings.resume and runner.resume(key):
-        # A mark, not pytest.skip(): pytest's own setup hook (tryfirst too,
-        # registered before this plugin, so called after it) skips the item
-        # and reports it at the test's line, not at this plugin's.
-        reason = "resumed: this trial's session in the logdir ended with SUCCESS"
-        item.add_marker(pytest.mark.skip(reason=reason))
+class Resume:
+    """Skips the trials `--hparams-resume` finds recorded; registered only
+    with that option, so other runs pay for no setup hook."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        key = item.stash.get(TRIAL_KEY, None)
+        if key is not None and item.config.stash[RUNNER_KEY].resume(key):
+            # A mark, not pytest.skip(): pytest's own setup hook (tryfirst
+            # too, registered before this one, so called after it) skips the
+            # item and reports it at the test's line, not at this plugin's.
+            reason = "resumed: this trial's session in the logdir ended with SUCCESS"
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -205,7 +208,10 @@ def pytest_runtest_makereport(
     key = item.stash.get(TRIAL_KEY, None)
     if key is not None:
         runner = item.config.stash[RUNNER_KEY]
-        phases = item.stash.setdefault(PHASES_KEY, {})
+        if report.when == "setup":  # a run of the item begins (a rerun too)
+            phases = item.stash[PHASES_KEY] = {}
+        else:
+            phases = item.stash.setdefault(PHASES_KEY, {})
         phases[report.when] = report
         if report.when == "setup":
             started = runner.started(key)

@@ -168,6 +168,10 @@ class Reporter:
         """Compares repeated combinations (and, with `--hparams-gate best`, each
         sweep's best) with the baseline, where every repeat is known: on the
         controller under xdist, and in `merge` for shards."""
+        if self.settings.baseline is None and not any(
+            r.key.repeat is not None for r in self.all_records
+        ):
+            return  # nothing to decide: spare every run the statistics' import
         from pytest_hparams import baseline, repeats, table
         from pytest_hparams.metrics import Metric
 

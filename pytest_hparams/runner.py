@@ -155,13 +155,14 @@ class TrialRunner:
             pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
 
     def _gates(self, trial: Trial, key: TrialKey) -> list[str]:
-        from pytest_hparams import baseline
         from pytest_hparams.trial import bound_problems
 
         declared = self.sweeps[key.test].sweep.metrics
         problems = bound_problems(trial.metrics, declared)
         entries = self.settings.baseline
         if entries is not None and self.settings.gate == "each":
+            from pytest_hparams import baseline
+
             entry = entries.get(key.group)
             if key.repeat is not None and baseline.repeated(entry):
                 # Repeats against repeats: decided where all of them are known.
@@ -241,9 +242,10 @@ def outcome_of(reports: Mapping[str, pytest.TestReport]) -> Outcome | None:
         return Outcome.XFAILED if call.skipped else Outcome.XPASSED
     if call is not None and call.failed:
         return Outcome.FAILED
-    if any(r.failed for r in reports.values()):
+    outcomes = {r.outcome for r in reports.values()}
+    if "failed" in outcomes:
         return Outcome.ERROR
-    if any(r.skipped for r in reports.values()):
+    if "skipped" in outcomes:
         return Outcome.SKIPPED
     if call is None:
         return None

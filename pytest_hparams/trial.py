@@ -185,12 +185,9 @@ class Trial:
         """
         writer = self.open()
         if writer is not None:
-            from pytest_hparams import events
-
-            status = events.STATUS_SUCCESS if success else events.STATUS_FAILURE
             self._writer = None
             try:
-                writer.finish(status, self.metrics, self._groups)
+                writer.finish(success, self.metrics, self._groups)
             except OSError as e:
                 # Not a session that reads as unknown: the trial did end, and
                 # a session recorded before stays as it was.
