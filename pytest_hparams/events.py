@@ -358,15 +358,14 @@ def _masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
 def frame(data: bytes) -> bytes:
     """Wraps one serialized event as a TFRecord."""
-    header = struct.pack("<Q", len(data))
-    return (
-        header
-        + struct.pack("<I", _masked_crc32c(header))
-        + data
-        + struct.pack("<I", _masked_crc32c(data))
-    )
+    header = _U64.pack(len(data))
+    return header + _U32.pack(_masked_crc32c(header)) + data + _U32.pack(_masked_crc32c(data))
 
 
 def unframe(blob: bytes) -> Iterator[bytes]:

@@ -220,6 +220,7 @@ def pytest_runtest_makereport(
         elif report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
             record = runner.finish(item, key, phases)
+            del item.stash[PHASES_KEY]  # this run of the item is over
             if record is not None:
                 setattr(report, RECORD_ATTR, record)
     return report

@@ -110,7 +110,7 @@ class Outcome(enum.StrEnum):
         return self in (Outcome.FAILED, Outcome.ERROR, Outcome.CRASHED)
 
 
-@dataclass
+@dataclass(slots=True)
 class TrialRecord:
     """One trial as the reporting process keeps it.
 

@@ -8,7 +8,6 @@ run and the baseline both hold two or more repeats of a combination.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -33,6 +32,9 @@ class Summary(NamedTuple):
         finite = tuple(sorted(v for v in values if math.isfinite(v)))
         if not finite:
             return cls(0, math.nan, math.nan, ())
+        # Imported here: the table imports this module in every run, repeats or not.
+        import statistics
+
         std = statistics.stdev(finite) if len(finite) > 1 else 0.0
         return cls(len(finite), statistics.fmean(finite), std, finite)
 
@@ -119,6 +121,8 @@ def welch_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
     Raises:
       ModuleNotFoundError: If scipy is not installed; the message names the extra.
     """
+    import statistics
+
     worse = "less" if goal == "max" else "greater"
     if statistics.pstdev(run) == 0 and statistics.pstdev(base) == 0:
         difference = statistics.fmean(run) - statistics.fmean(base)
