@@ -189,7 +189,7 @@ def per_trial_overhead(root: Path, n: int, repeat: int, flat: bool = False) -> R
 
     def ours(i: int) -> tuple[float, int]:
         measured = run_measured(
-            pytest_cmd("--hparams-logdir", str(root / f"overhead_{form}{i}")), swept
+            pytest_cmd(f"--hparams-logdir={root / f'overhead_{form}{i}'}"), swept
         )
         # The disk of a VM is the noisy part: its floor is taken right after
         # each run, in the same directory, and the median of those is shown.
@@ -203,7 +203,7 @@ def per_trial_overhead(root: Path, n: int, repeat: int, flat: bool = False) -> R
         in_memory = Path(tempfile.mkdtemp(prefix="bench-", dir=memory))
         sides.append(
             lambda i: run_measured(
-                pytest_cmd("--hparams-logdir", str(in_memory / f"overhead_{form}{i}")), swept
+                pytest_cmd(f"--hparams-logdir={in_memory / f'overhead_{form}{i}'}"), swept
             )
         )
     results = medians_of(repeat, *sides)

@@ -4,8 +4,10 @@ or interrupts it, and nothing a user recorded lost or faked."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -328,6 +330,29 @@ def test_an_empty_or_project_logdir_is_a_usage_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert sorted(p.name for p in pytester.path.iterdir()) == ["test_grid.py"]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a directory outside /tmp")
+def test_an_existing_logdir_that_pytest_takes_for_the_rootdir_says_to_write_it_with_equals(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Written as two words, an existing directory looks like a test path to
+    # pytest; with no common ancestor but / it becomes the rootdir itself.
+    pytester.makepyfile(test_grid=GRID)
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        result = pytester.runpytest_subprocess("--hparams-logdir", str(elsewhere))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [
+                f"ERROR: --hparams-logdir {elsewhere} was taken by pytest for the project's "
+                f"root (*); write it as --hparams-logdir={elsewhere}"
+            ]
+        )
+        equals = pytester.runpytest_subprocess(f"--hparams-logdir={elsewhere}")
+        equals.assert_outcomes(passed=12)
+    finally:
+        shutil.rmtree(elsewhere)
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
