@@ -14,7 +14,6 @@ import pytest
 from pytest_hparams import MARK
 from pytest_hparams.errors import OverrideError, SweepError
 from pytest_hparams.records import TrialKey
-from pytest_hparams.sampling import sample_sweep
 from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
 
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
@@ -59,6 +58,8 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
 
     def build(values: dict[str, Any]) -> Sweep:
         if sample is not None:
+            from pytest_hparams.sampling import sample_sweep
+
             return sample_sweep(sample[0], sample[1], mark.args, values, metrics)
         return build_sweep(mark.args, values, metrics)
 

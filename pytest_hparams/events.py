@@ -115,11 +115,18 @@ def _summary_value(tag: str, fields: bytes) -> bytes:
     return _message(1, _string(1, tag) + fields)
 
 
+# Each hparams tag as Summary.Value's field 1, with the null tensor after it.
+_HPARAMS_HEADS = {
+    tag: _string(1, tag) + _NULL_TENSOR
+    for tag in (EXPERIMENT_TAG, SESSION_START_TAG, SESSION_END_TAG)
+}
+
+
 def _hparams_summary(tag: str, data: bytes) -> bytes:
     # metadata.plugin_data{plugin_name: "hparams", content: HParamsPluginData}
     # (its version 0 is the default, so left out).
     metadata = _message(9, _message(1, _HPARAMS_PLUGIN + _message(2, data)))
-    return _summary_value(tag, _NULL_TENSOR + metadata)
+    return _message(1, _HPARAMS_HEADS[tag] + metadata)
 
 
 def experiment_summary(

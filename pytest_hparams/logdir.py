@@ -183,14 +183,11 @@ class TrialWriter:
         # The old session's files are deleted by name at the end: the new
         # name must differ even when pid and second repeat (containers).
         while True:
-            final = os.path.join(directory, _event_file_name())
+            name = _event_file_name()
+            final = f"{directory}{os.sep}{name}"  # os.path.join's checks cost more, here
             if final not in self._old:
                 break
-        target = (
-            os.path.join(directory, _pending_name(os.path.basename(final)))
-            if self._replacing
-            else final
-        )
+        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
         fd = os.open(target, _OPEN_FLAGS, 0o666)
         self._files[group] = (fd, target, final)
         return fd

@@ -81,8 +81,10 @@ class Reporter:
 
                 record = TrialRecord.from_dict(record)
             self.add(record)
-        elif str(report.when) == XDIST_CRASH_PHASE and report.nodeid in self._started:
-            self.add(self._crashed(self._started[report.nodeid]))
+        elif self._started and str(report.when) == XDIST_CRASH_PHASE:
+            started = self._started.get(report.nodeid)
+            if started is not None:
+                self.add(self._crashed(started))
 
     def add_definition(self, test: str, definition: Mapping[str, Any]) -> None:
         if test not in self.definitions:
@@ -271,13 +273,16 @@ class Reporter:
         Each is written whole or not at all; one that fails does not stop the
         others, and is named in `failed_writes`.
         """
-        from pytest_hparams import baseline, export
-
         if self._config_error:
             self._update_config()  # one more try
             if self._config_error:
                 self.failed_writes.append(self._config_error)
         settings = self.settings
+        asked = (settings.save_baseline, settings.json_path, settings.markdown_path)
+        if asked == (None, None, None):
+            return  # and no run pays for importing the writers
+        from pytest_hparams import baseline, export
+
         records = self.all_records
         not_run = self.not_run()
         jobs: list[tuple[str, Path | None, Callable[[Path], str]]] = [

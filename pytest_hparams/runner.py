@@ -100,7 +100,7 @@ class TrialRunner:
         folder = self._test_dirs.get(key.test)
         if folder is None:
             folder = self._test_dirs[key.test] = test_dir(str(self.store.root), key.test)
-        return os.path.join(folder, safe_name(key.params))
+        return f"{folder}{os.sep}{safe_name(key.params)}"
 
     def resume(self, key: TrialKey) -> bool:
         """Whether a trial's recorded session ended with SUCCESS and the same

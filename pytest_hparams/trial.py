@@ -246,7 +246,7 @@ def coerce_metrics(result: object, declared: tuple[Metric, ...]) -> dict[str, fl
     """
     if result is None:
         return {}
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, Mapping):
         if _is_number(result):
             if len(declared) != 1:
                 raise MetricsError(
@@ -310,7 +310,8 @@ def missing_metrics(
     A metric with a group is left out: Keras' callback or `trial.log` write
     those into the group's directory, and TensorBoard reads them from there.
     """
-    missing = [m.name for m in declared if not m.group and m.name not in {*metrics, *logged}]
+    written = {*metrics, *logged}
+    missing = [m.name for m in declared if not m.group and m.name not in written]
     if not missing:
         return ""
     if not metrics:
