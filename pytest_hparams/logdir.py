@@ -174,7 +174,11 @@ class TrialWriter:
         self._files: dict[str, tuple[int, str, str]] = {}
         self._closed = False
         self.last_step = 0
-        self._write("", 0, events.session_start_summary(group_name, hparams, time.time()))
+        try:
+            self._write("", 0, events.session_start_summary(group_name, hparams, time.time()))
+        except BaseException:
+            self.discard()  # no open file, and no empty one left to load (a full disk)
+            raise
 
     def _open(self, group: str) -> int:
         directory = os.path.join(self.path, group) if group else self.path

@@ -234,7 +234,9 @@ def pytest_report_to_serializable(
     # The record travels as a plain dict: to the xdist controller, and into
     # what other plugins write (pytest-reportlog's JSON lines).
     record = getattr(report, RECORD_ATTR, None)
-    if data is not None and record is not None:
+    # A report from a worker carries the dict already (a controller-side
+    # plugin such as pytest-reportlog serializes it again).
+    if data is not None and record is not None and not isinstance(record, dict):
         data[RECORD_ATTR] = record.to_dict()
     return data
 

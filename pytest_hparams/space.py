@@ -367,6 +367,22 @@ def scalar_value(name: str, value: object) -> Value:
     if isinstance(value, (bool, int, float, str)):
         if isinstance(value, float) and not math.isfinite(value):
             raise SweepError(f"{name!r} value {value!r} is not a finite number")
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                float(value)  # TensorBoard keeps numbers as float64
+            except OverflowError:
+                raise SweepError(
+                    f"{name!r} value is an int of {len(str(abs(value)))} digits, beyond "
+                    "float64 (TensorBoard's number type); give a smaller value or a str"
+                ) from None
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SweepError(
+                    f"{name!r} value {value!r} is not valid text (it holds a lone surrogate); "
+                    "decode the bytes it came from with errors='replace'"
+                ) from None
         return value
     fix = f"; write {name}=values.tolist()" if hasattr(value, "tolist") else ""
     raise SweepError(

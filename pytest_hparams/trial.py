@@ -114,9 +114,14 @@ class Trial:
 
         Raises:
           TypeError: If `step` is not an int or a value is not a number.
+          ValueError: If `step` does not fit in 32 bits (TensorBoard reads it so).
         """
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError(f"trial.log step must be an int (got {step!r})")
+        if not -(2**31) <= step < 2**31:
+            # TensorBoard's HParams view reads a metric's step as an int32:
+            # one step past it fails the whole logdir's table.
+            raise ValueError(f"trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got {step})")
         values = {k: _number(k, v) for k, v in metrics.items()}
         self.logged.update(values)
         writer = self.open()
@@ -124,7 +129,9 @@ class Trial:
             try:
                 writer.scalars(step, values, self._groups)
             except OSError as e:
-                writer.abort()
+                # Dropped, like a trial whose end cannot be written: a torn
+                # curve must not read as a session of the trial.
+                writer.discard()
                 self._failed(e)
 
     def keras_callbacks(self, **tensorboard_options: Any) -> list[Any]:

@@ -297,10 +297,12 @@ def test_a_trial_killed_before_it_logs_anything_already_shows_as_started(
     assert statuses == {"a:1]": "STATUS_SUCCESS", "a:2]": "STATUS_UNKNOWN"}
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["in-process", "xdist"])
 def test_a_trials_record_serializes_for_plugins_that_write_reports(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, xdist: tuple[str, ...]
 ) -> None:
-    # xdist and pytest-reportlog serialize reports through this hook.
+    # xdist and pytest-reportlog serialize reports through this hook; under
+    # xdist the controller's copy is serialized a second time.
     pytester.makepyfile(
         test_one="""
         from pytest_hparams import hparam_grid
@@ -323,13 +325,36 @@ def test_a_trials_record_serializes_for_plugins_that_write_reports(
             if report.when == "teardown":
                 hook = CONFIG[0].hook
                 data = hook.pytest_report_to_serializable(config=CONFIG[0], report=report)
-                record = json.loads(json.dumps(data))["hparams_trial"]
+                record = json.loads(json.dumps(data["hparams_trial"]))
                 print("SERIALIZED", record["outcome"], record["metrics"], record["hparams"])
         """
     )
-    result = pytester.runpytest("-s")
+    result = pytester.runpytest("-s", *xdist)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*SERIALIZED passed {'score': 0.5} {'a': 1}*"])
+
+
+def test_a_step_tensorboards_hparams_view_cannot_read_fails_the_trial_in_one_line(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_step="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(step=[10, 2**31])
+        def test_step(step, trial):
+            trial.log(step, acc=0.9)
+            return {"acc": 0.9}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir", "logs")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*ValueError: trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got 2147483648)"]
+    )
+    board = dashboard(pytester.path / "logs")  # the view still reads
+    statuses = sorted(board.status(g) for g in board.groups)
+    assert statuses == ["STATUS_FAILURE", "STATUS_SUCCESS"]
 
 
 def test_importing_the_plugin_imports_neither_tensorflow_nor_tensorboard() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import numpy
 import numpy as np
 import pytest
@@ -239,3 +241,22 @@ def test_domains_of_two_sweeps_merge_into_one_that_holds_both(
     a: Domain, b: Domain, merged: Domain | None
 ) -> None:
     assert merge_domains(a, b) == merged
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            10**400,
+            "'v' value is an int of 401 digits, beyond float64 *; give a smaller value or a str",
+        ),
+        ("bad\ud800", "'v' value 'bad\\ud800' is not valid text (it holds a lone surrogate); *"),
+    ],
+    ids=["huge-int", "lone-surrogate"],
+)
+def test_a_value_tensorboard_cannot_store_is_refused_at_declaration(
+    value: object, message: str
+) -> None:
+    with pytest.raises(HParamsError) as info:
+        build_sweep((), {"v": [value, 1 if isinstance(value, int) else "ok"]})
+    assert fnmatch.fnmatch(str(info.value), message), str(info.value)

@@ -311,6 +311,82 @@ def test_a_trial_whose_files_cannot_be_written_is_a_warning_and_the_sweep_goes_o
     }
 
 
+def test_a_trial_whose_curve_cannot_be_written_leaves_no_session(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    # A torn curve and no session end would read as an unknown session of
+    # a trial the warning says is not recorded.
+    pytester.makeconftest(
+        """
+        import errno
+        from pytest_hparams import logdir
+
+        real = logdir.TrialWriter.scalars
+
+        def scalars(self, step, values, groups):
+            if "a=2" in self.path and step == 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(self, step, values, groups)
+
+        def pytest_configure(config):
+            logdir.TrialWriter.scalars = scalars
+        """
+    )
+    pytester.makepyfile(
+        test_c="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_c(a, trial):
+            for step in range(3):
+                trial.log(step, acc=0.5)
+            return {"acc": a}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir", "logs")
+    result.assert_outcomes(passed=2, warnings=1)
+    statuses = dashboard_statuses(dashboard, pytester.path / "logs")
+    assert statuses == {"test_c.py::test_c[a:1]": "STATUS_SUCCESS"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts fds in Linux's /proc")
+def test_a_trial_whose_first_write_fails_leaves_no_file_and_no_open_descriptor(
+    pytester: pytest.Pytester,
+) -> None:
+    # A full disk: the event file opens, its first write fails.
+    pytester.makeconftest(
+        """
+        import errno
+        from pytest_hparams import logdir
+
+        def full(fd, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def pytest_configure(config):
+            logdir._write_all = full
+        """
+    )
+    pytester.makepyfile(
+        test_fd="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=list(range(20)))
+        def test_fd(a):
+            return {"fds": len(os.listdir("/proc/self/fd"))}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--hparams-logdir", "logs", "--hparams-json", "r.json", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=20, warnings=20)
+    report = json.loads((pytester.path / "r.json").read_text())
+    fds = [t["metrics"]["fds"] for t in report["sweeps"][0]["trials"]]
+    assert max(fds) - min(fds) <= 1, fds  # not one more per trial
+    runs = pytester.path / "logs" / "test_fd.py"
+    assert not runs.exists() or not [p for p in runs.rglob("*") if p.is_file()]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
