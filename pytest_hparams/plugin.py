@@ -139,10 +139,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         key = keys.get(item.nodeid)
         if key is not None:
             item.stash[TRIAL_KEY] = key
-            # JUnit XML shows them as properties of the trial's testcase.
-            item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
-            if key.repeat is not None:
-                item.user_properties.append(("repeat", key.repeat))
     try:
         _select(config, items, keys)
     except pytest.UsageError as e:
@@ -209,6 +205,12 @@ def pytest_runtest_makereport(
     if key is not None:
         runner = item.config.stash[RUNNER_KEY]
         if report.when == "setup":  # a run of the item begins (a rerun too)
+            if PHASES_KEY not in item.stash:  # its first: a rerun keeps these
+                # JUnit XML shows them as properties of the trial's testcase
+                # (it reads them from the teardown report, made after this).
+                item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
+                if key.repeat is not None:
+                    item.user_properties.append(("repeat", key.repeat))
             phases = item.stash[PHASES_KEY] = {}
         else:
             phases = item.stash.setdefault(PHASES_KEY, {})
@@ -220,7 +222,6 @@ def pytest_runtest_makereport(
         elif report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
             record = runner.finish(item, key, phases)
-            del item.stash[PHASES_KEY]  # this run of the item is over
             if record is not None:
                 setattr(report, RECORD_ATTR, record)
     return report
