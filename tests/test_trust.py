@@ -330,6 +330,9 @@ def test_a_trial_whose_curve_cannot_be_written_leaves_no_session(
 
         def pytest_configure(config):
             logdir.TrialWriter.scalars = scalars
+
+        def pytest_unconfigure(config):  # pytester runs in this process
+            logdir.TrialWriter.scalars = real
         """
     )
     pytester.makepyfile(
@@ -359,11 +362,16 @@ def test_a_trial_whose_first_write_fails_leaves_no_file_and_no_open_descriptor(
         import errno
         from pytest_hparams import logdir
 
+        real = logdir._write_all
+
         def full(fd, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
         def pytest_configure(config):
             logdir._write_all = full
+
+        def pytest_unconfigure(config):
+            logdir._write_all = real
         """
     )
     pytester.makepyfile(
