@@ -63,21 +63,14 @@ def run_path(test: str, trial_id: str) -> str:
 
 
 def test_dir(logdir: str, test: str) -> str:
-    """The folder of one swept function's runs under a local logdir.
-
-    A trial's run directory is `os.path.join(test_dir(...), safe_name(trial_id))`.
-    """
+    """The folder of one swept function's runs under a local logdir: a
+    trial's run directory is this folder, then `safe_name(trial_id)`."""
     path = os.path.join(logdir, *test_path(test).split("/"))
     # safe_name already rules out separators and dot-names; this is the
     # guarantee, kept next to the code that relies on it.
     if not path.startswith(os.path.join(logdir, "")):
         raise ValueError(f"run directory {path} escapes {logdir}")
     return path
-
-
-def run_dir(logdir: Path, test: str, trial_id: str) -> Path:
-    """The run directory of one trial under a local logdir."""
-    return Path(test_dir(str(logdir), test), safe_name(trial_id))
 
 
 def _pending_name(final: str) -> str:

@@ -211,15 +211,14 @@ def pytest_runtest_makereport(
                 item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
                 if key.repeat is not None:
                     item.user_properties.append(("repeat", key.repeat))
-            phases = item.stash[PHASES_KEY] = {}
-        else:
-            phases = item.stash.setdefault(PHASES_KEY, {})
-        phases[report.when] = report
-        if report.when == "setup":
+            item.stash[PHASES_KEY] = {"setup": report}
             started = runner.started(key)
             if started is not None:
                 setattr(report, STARTED_ATTR, started)
-        elif report.when == "teardown":
+            return report
+        phases = item.stash.setdefault(PHASES_KEY, {})
+        phases[report.when] = report
+        if report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
             record = runner.finish(item, key, phases)
             if record is not None:

@@ -47,18 +47,14 @@ class Trial:
         salt: int = 0,
         run: str | None = None,
     ) -> None:
-        # run: the trial's run directory, when the caller has it (the runner
-        # makes each sweep's folder name once, not once a trial).
+        # run: the trial's run directory under the store's root (None without
+        # a store); the runner names it, each sweep's folder made once.
         self.key = key
         self.hparams: dict[str, Value] = dict(key.hparams)
         self.id = key.nodeid
         self.repeat = key.repeat or 0
         self._salt = salt
         self._store = store
-        if run is None and store is not None:
-            from pytest_hparams.logdir import run_dir
-
-            run = str(run_dir(store.root, key.test, key.params))
         self._run = run
         self._scratch = scratch  # a temporary directory, without a logdir
         self._logdir: Path | None = None

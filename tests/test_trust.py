@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -202,22 +203,28 @@ def test_a_run_that_runs_no_test_body_records_nothing(
     assert json.loads((pytester.path / "r.json").read_text())["sweeps"] == []
 
 
-SLOW_CONFIG = """
-import time
-from pytest_hparams import logdir
+def patching_conftest(target: str, replacement: str) -> str:
+    """A conftest that swaps `logdir.<target>` for the function `replacement`
+    defines (it may call `real`, the original) for one pytest run, and puts
+    the original back: pytester runs in this process, so a patch left in
+    place would reach the tests that run after."""
+    return (
+        "import errno, time\nfrom pytest_hparams import logdir\n\n"
+        f"real = logdir.{target}\n\n"
+        + textwrap.dedent(replacement).strip()
+        + f"\n\n\ndef pytest_configure(config):\n    logdir.{target} = replacement\n"
+        f"\n\ndef pytest_unconfigure(config):\n    logdir.{target} = real\n"
+    )
 
-real_encode = logdir.ExperimentConfig.encode
 
-def slow_encode(self):
-    time.sleep(0.3)
-    return real_encode(self)
-
-def pytest_configure(config):
-    logdir.ExperimentConfig.encode = slow_encode
-
-def pytest_unconfigure(config):
-    logdir.ExperimentConfig.encode = real_encode
-"""
+SLOW_CONFIG = patching_conftest(
+    "ExperimentConfig.encode",
+    """
+    def replacement(self):
+        time.sleep(0.3)
+        return real(self)
+    """,
+)
 
 
 def test_two_processes_recording_different_sweeps_into_one_logdir_keep_both_in_the_config(
@@ -262,23 +269,15 @@ def test_two_processes_recording_different_sweeps_into_one_logdir_keep_both_in_t
     assert len(board.groups) == 24
 
 
-DISK_FULL = """
-import errno
-from pytest_hparams import logdir
-
-real_finish = logdir.TrialWriter.finish
-
-def finish(self, *args, **kwargs):
-    if "a=2" in str(self.path):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-    return real_finish(self, *args, **kwargs)
-
-def pytest_configure(config):
-    logdir.TrialWriter.finish = finish
-
-def pytest_unconfigure(config):
-    logdir.TrialWriter.finish = real_finish
-"""
+DISK_FULL = patching_conftest(
+    "TrialWriter.finish",
+    """
+    def replacement(self, *args, **kwargs):
+        if "a=2" in str(self.path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return real(self, *args, **kwargs)
+    """,
+)
 
 
 def test_a_trial_whose_files_cannot_be_written_is_a_warning_and_the_sweep_goes_on(
@@ -317,23 +316,15 @@ def test_a_trial_whose_curve_cannot_be_written_leaves_no_session(
     # A torn curve and no session end would read as an unknown session of
     # a trial the warning says is not recorded.
     pytester.makeconftest(
-        """
-        import errno
-        from pytest_hparams import logdir
-
-        real = logdir.TrialWriter.scalars
-
-        def scalars(self, step, values, groups):
-            if "a=2" in self.path and step == 1:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(self, step, values, groups)
-
-        def pytest_configure(config):
-            logdir.TrialWriter.scalars = scalars
-
-        def pytest_unconfigure(config):  # pytester runs in this process
-            logdir.TrialWriter.scalars = real
-        """
+        patching_conftest(
+            "TrialWriter.scalars",
+            """
+            def replacement(self, step, values, groups):
+                if "a=2" in self.path and step == 1:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return real(self, step, values, groups)
+            """,
+        )
     )
     pytester.makepyfile(
         test_c="""
@@ -358,21 +349,13 @@ def test_a_trial_whose_first_write_fails_leaves_no_file_and_no_open_descriptor(
 ) -> None:
     # A full disk: the event file opens, its first write fails.
     pytester.makeconftest(
-        """
-        import errno
-        from pytest_hparams import logdir
-
-        real = logdir._write_all
-
-        def full(fd, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def pytest_configure(config):
-            logdir._write_all = full
-
-        def pytest_unconfigure(config):
-            logdir._write_all = real
-        """
+        patching_conftest(
+            "_write_all",
+            """
+            def replacement(fd, data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            """,
+        )
     )
     pytester.makepyfile(
         test_fd="""
