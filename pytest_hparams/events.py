@@ -106,27 +106,46 @@ _SCALAR_METADATA = _message(9, _message(1, _string(1, "scalars")) + _int(4, _DAT
 # A scalar's TensorProto up to its value: dtype 1, tensor_shape 2 (empty: rank
 # 0), then float_val 5, packed, four bytes long.
 _SCALAR_TENSOR_HEAD = _int(1, _DT_FLOAT) + _message(2, b"") + _BYTES[5 << 3 | 2] + _BYTES[4]
+# Summary.Value's tensor (field 8) up to the scalar's four bytes: its length never changes.
+_SCALAR_HEAD = _BYTES[8 << 3 | 2] + _BYTES[len(_SCALAR_TENSOR_HEAD) + 4] + _SCALAR_TENSOR_HEAD
 _HPARAMS_PLUGIN = _string(1, "hparams")  # PluginData.plugin_name
+_FILE_VERSION = _string(3, FILE_VERSION)  # Event.file_version
 
 
-def _summary_value(tag: str, fields: bytes) -> bytes:
-    """One Summary.value: tag 1, then its tensor (8) and metadata (9) fields.
-    A Summary is a run of these."""
-    return _message(1, _string(1, tag) + fields)
+def _wrap(payload: bytes, *keys: bytes) -> bytes:
+    """`payload` nested in messages, innermost first: each of `keys` is a
+    field's one-byte key. One call for what `_message` does a level a call."""
+    for key in keys:
+        n = len(payload)
+        payload = key + (_BYTES[n] if n < 0x80 else _varint(n)) + payload
+    return payload
 
 
-# Each hparams tag as Summary.Value's field 1, with the null tensor after it.
-_HPARAMS_HEADS = {
-    tag: _string(1, tag) + _NULL_TENSOR
-    for tag in (EXPERIMENT_TAG, SESSION_START_TAG, SESSION_END_TAG)
-}
+def _nest(payload: bytes, levels: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """`payload` as the last field of nested messages, innermost first: each
+    level is a field's one-byte key and the fields that come before it."""
+    for key, before in levels:
+        payload = before + payload
+        n = len(payload)
+        payload = key + (_BYTES[n] if n < 0x80 else _varint(n)) + payload
+    return payload
 
 
-def _hparams_summary(tag: str, data: bytes) -> bytes:
-    # metadata.plugin_data{plugin_name: "hparams", content: HParamsPluginData}
-    # (its version 0 is the default, so left out).
-    metadata = _message(9, _message(1, _HPARAMS_PLUGIN + _message(2, data)))
-    return _message(1, _HPARAMS_HEADS[tag] + metadata)
+def _hparams_levels(tag: str, data_key: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """From an `HParamsPluginData` field out to the `Event.summary` holding it."""
+    return (
+        (data_key, b""),  # experiment 2, session_start_info 3 or session_end_info 4
+        (b"\x12", b""),  # PluginData.content (HParamsPluginData's version 0 left out)
+        (b"\x0a", _HPARAMS_PLUGIN),  # SummaryMetadata.plugin_data, after its name
+        (b"\x4a", b""),  # Summary.Value.metadata
+        (b"\x0a", _string(1, tag) + _NULL_TENSOR),  # Summary.value, after tag 1 and tensor 8
+    )
+
+
+_EXPERIMENT_LEVELS = _hparams_levels(EXPERIMENT_TAG, b"\x12")
+_START_LEVELS = _hparams_levels(SESSION_START_TAG, b"\x1a")
+_END_LEVELS = _hparams_levels(SESSION_END_TAG, b"\x22")
+_START_EVENT = (*_START_LEVELS, (b"\x2a", b""))  # and out to Event.summary 5
 
 
 def experiment_summary(
@@ -169,7 +188,25 @@ def experiment_summary(
         info = _message(1, name) + _string(3, metric.display_name) + _string(4, metric.description)
         parts.append(_message(5, info))  # Experiment.metric_infos
     experiment = b"".join(parts) + _double(3, time_created_secs)
-    return _hparams_summary(EXPERIMENT_TAG, _message(2, experiment))
+    return _nest(experiment, _EXPERIMENT_LEVELS)
+
+
+def _entry(name: str, value: Value) -> bytes:
+    """One entry of SessionStartInfo's hparams map (key 1, value 2), as field 1.
+
+    Field by field, without the helpers: this runs for every hparam of every trial.
+    """
+    if value is True or value is False:
+        entry = b"\x12\x02\x20" + _BYTES[value]  # value 2 {bool_value 4}
+    elif isinstance(value, (int, float)):
+        entry = b"\x12\x09\x11" + _DOUBLE.pack(value)  # value 2 {number_value 2}
+    else:
+        entry = _wrap(value.encode("utf-8"), b"\x1a", b"\x12")  # value 2 {string_value 3}
+    key = name.encode("utf-8")
+    n = len(key)
+    entry = b"\x0a" + (_BYTES[n] if n < 0x80 else _varint(n)) + key + entry  # key 1
+    n = len(entry)
+    return b"\x0a" + (_BYTES[n] if n < 0x80 else _varint(n)) + entry
 
 
 def session_start_summary(
@@ -178,18 +215,16 @@ def session_start_summary(
     """Builds a trial's `session_start_info`, with its own readable group name."""
     # SessionStartInfo: hparams 1 (a map: entries of key 1, value 2),
     # group_name 4, start_time_secs 5.
-    info = b"".join(
-        _message(1, _string(1, name) + _message(2, _value(value)))
-        for name, value in hparams.items()
-    )
-    info += _string(4, group_name) + _double(5, start_time_secs)
-    return _hparams_summary(SESSION_START_TAG, _message(3, info))
+    info = b"".join([_entry(name, value) for name, value in hparams.items()])
+    info += _wrap(group_name.encode("utf-8"), b"\x22") + b"\x29" + _DOUBLE.pack(start_time_secs)
+    return _nest(info, _START_LEVELS)
 
 
 def session_end_summary(status: int, end_time_secs: float) -> bytes:
     """Builds a trial's `session_end_info` with a `tensorboard.hparams.Status`."""
-    info = _int(1, status) + _double(2, end_time_secs)  # SessionEndInfo
-    return _hparams_summary(SESSION_END_TAG, _message(4, info))
+    # SessionEndInfo: status 1, end_time_secs 2.
+    info = b"\x08" + _BYTES[status] + b"\x11" + _DOUBLE.pack(end_time_secs)
+    return _nest(info, _END_LEVELS)
 
 
 def scalar_summary(tag: str, value: float) -> bytes:
@@ -199,17 +234,37 @@ def scalar_summary(tag: str, value: float) -> bytes:
     tensor is silently dropped), so values are stored rounded to float32.
     Summaries concatenate: one event can carry several scalars.
     """
-    tensor = _SCALAR_TENSOR_HEAD + _float32(value)
-    return _summary_value(tag, _message(8, tensor) + _SCALAR_METADATA)
+    try:
+        packed = _FLOAT.pack(value)
+    except OverflowError:
+        packed = _float32(value)
+    fields = _wrap(tag.encode("utf-8"), b"\x0a") + _SCALAR_HEAD + packed + _SCALAR_METADATA
+    return _wrap(fields, b"\x0a")
 
 
 def event_bytes(wall_time: float, step: int = 0, summary: bytes | None = None) -> bytes:
     """A serialized `Event` (wall_time 1, step 2, file_version 3, summary 5):
     the file-version header when `summary` is None."""
-    head = _double(1, wall_time) + (_int(2, step) if step else b"")
+    head = b"\x09" + _DOUBLE.pack(wall_time)
+    if step:
+        head += b"\x10" + _varint(step)
     if summary is None:
-        return head + _string(3, FILE_VERSION)
-    return head + _message(5, summary)
+        return head + _FILE_VERSION
+    return head + _wrap(summary, b"\x2a")
+
+
+def start_records(wall_time: float, group_name: str, hparams: Mapping[str, Value]) -> bytes:
+    """The start of a trial's own event file, framed: the file-version header,
+    then the session start, both at `wall_time`.
+
+    The same bytes as `frame(event_bytes(t), event_bytes(t, 0,
+    session_start_summary(group, hparams, t)))`, made with fewer calls: a
+    trial's start is on the path of every trial (benchmarks/RESULTS.md).
+    """
+    time_ = _DOUBLE.pack(wall_time)
+    info = b"".join([_entry(name, value) for name, value in hparams.items()])
+    info += _wrap(group_name.encode("utf-8"), b"\x22") + b"\x29" + time_
+    return frame(b"\x09" + time_ + _FILE_VERSION, b"\x09" + time_ + _nest(info, _START_EVENT))
 
 
 def parse_experiment(records: Iterator[bytes]) -> tuple[list[dict[str, Any]], list[Metric]] | None:
@@ -369,10 +424,21 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
-def frame(data: bytes) -> bytes:
-    """Wraps one serialized event as a TFRecord."""
-    header = _U64.pack(len(data))
-    return header + _U32.pack(_masked_crc32c(header)) + data + _U32.pack(_masked_crc32c(data))
+def frame(*records: bytes) -> bytes:
+    """Wraps serialized events as TFRecords, one after another."""
+    parts: list[bytes] = []
+    for data in records:
+        header = _U64.pack(len(data))
+        # _masked_crc32c, inlined: this runs for every record of every trial.
+        h = _crc32c(header)
+        d = _crc32c(data)
+        parts += (
+            header,
+            _U32.pack((((h >> 15) | (h << 17)) + 0xA282EAD8) & 0xFFFFFFFF),
+            data,
+            _U32.pack((((d >> 15) | (d << 17)) + 0xA282EAD8) & 0xFFFFFFFF),
+        )
+    return b"".join(parts)
 
 
 def unframe(blob: bytes) -> Iterator[bytes]:

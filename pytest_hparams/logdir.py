@@ -92,6 +92,8 @@ def _event_files(directory: str) -> list[str]:
 
 
 def _by_group(values: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, bytes]:
+    if not groups:  # the common case: every metric in the trial's own run
+        return {"": b"".join([events.scalar_summary(n, v) for n, v in values.items()])}
     summaries: dict[str, bytes] = {}
     for name, value in values.items():
         group = groups.get(name, "")
@@ -99,20 +101,24 @@ def _by_group(values: Mapping[str, float], groups: Mapping[str, str]) -> dict[st
     return summaries
 
 
-_host: list[str] = []
+_origin: list[str] = []  # ".<host>.<pid>", made once per process
 
 
-def _hostname() -> str:
-    if not _host:
-        _host.append(socket.gethostname())
-    return _host[0]
+def _forget_origin() -> None:
+    _origin.clear()
 
 
-def _event_file_name(kind: str = "") -> str:
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_origin)  # a forked child has its own pid
+
+
+def _event_file_name(kind: str = "", now: float | None = None) -> str:
     # TensorBoard takes any name holding "tfevents"; the counter keeps names
     # distinct within a process, pid and host across processes.
+    if not _origin:
+        _origin.append(f".{socket.gethostname()}.{os.getpid()}.")
     return (
-        f"events.out.tfevents.{int(time.time())}.{_hostname()}.{os.getpid()}."
+        f"events.out.tfevents.{int(time.time() if now is None else now)}{_origin[0]}"
         f"{next(_counter)}.{kind}pytest-hparams"
     )
 
@@ -154,12 +160,14 @@ class TrialWriter:
         fresh: bool = False,
     ) -> None:
         self.path = path
-        old = [] if fresh else _event_files(path)
-        for stale in old:
-            if os.path.basename(stale).startswith(_PENDING):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(stale)
-        self._old = {p for p in old if not os.path.basename(p).startswith(_PENDING)}
+        self._old: set[str] = set()
+        if not fresh:
+            for file in _event_files(path):
+                if os.path.basename(file).startswith(_PENDING):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(file)
+                else:
+                    self._old.add(file)
         # A first run writes in place, so curves show live in TensorBoard; a
         # rerun writes aside and replaces the recorded session only at the end.
         self._replacing = bool(self._old)
@@ -167,20 +175,21 @@ class TrialWriter:
         self._files: dict[str, tuple[int, str, str]] = {}
         self._closed = False
         self.last_step = 0
+        now = time.time()
         try:
-            self._write("", 0, events.session_start_summary(group_name, hparams, time.time()))
+            _write_all(self._open("", now), events.start_records(now, group_name, hparams))
         except BaseException:
             self.discard()  # no open file, and no empty one left to load (a full disk)
             raise
 
-    def _open(self, group: str) -> int:
-        directory = os.path.join(self.path, group) if group else self.path
+    def _open(self, group: str, now: float) -> int:
+        directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
             os.makedirs(directory, exist_ok=True)
         # The old session's files are deleted by name at the end: the new
         # name must differ even when pid and second repeat (containers).
         while True:
-            name = _event_file_name()
+            name = _event_file_name("", now)
             final = f"{directory}{os.sep}{name}"  # os.path.join's checks cost more, here
             if final not in self._old:
                 break
@@ -194,7 +203,7 @@ class TrialWriter:
         record = events.frame(events.event_bytes(now, step, summary))
         entry = self._files.get(group)
         if entry is None:  # a new file starts with the file-version header
-            fd = self._open(group)
+            fd = self._open(group, now)
             record = events.frame(events.event_bytes(now)) + record
         else:
             fd = entry[0]
@@ -254,8 +263,10 @@ class TrialWriter:
         if not self._closed:
             self._closed = True
             for fd, _, _ in self._files.values():
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105 (contextlib.suppress costs more, for every trial)
                     os.close(fd)
+                except OSError:
+                    pass
 
 
 def read_session(path: Path) -> tuple[dict[str, Value], int, dict[str, float]] | None:

@@ -127,7 +127,8 @@ class TrialRunner:
         compiled = self.sweeps[key.test]
         trial = self.trial(key)
         trial.open()
-        kwargs = {n: item.funcargs[n] for n in compiled.argnames if n in item.funcargs}
+        funcargs = item.funcargs
+        kwargs = {n: funcargs[n] for n in compiled.argnames if n in funcargs}
         try:
             result = item.obj(**kwargs)
         except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
@@ -141,14 +142,13 @@ class TrialRunner:
         else:
             problems = self._gates(trial, key)
         # A rerun's attempt replaces the one before: JUnit XML shows the last.
-        item.user_properties[:] = [
-            p for p in item.user_properties if not p[0].startswith("metric.")
-        ]
-        item.user_properties.extend((f"metric.{k}", v) for k, v in trial.metrics.items())
-        for warning in (
-            out_of_range(trial.metrics),
-            missing_metrics(trial.metrics, declared, trial.logged) if not problems else "",
-        ):
+        properties = [p for p in item.user_properties if not p[0].startswith("metric.")]
+        properties += [(f"metric.{k}", v) for k, v in trial.metrics.items()]
+        item.user_properties[:] = properties
+        warnings = [out_of_range(trial.metrics)]
+        if not problems:
+            warnings.append(missing_metrics(trial.metrics, declared, trial.logged))
+        for warning in warnings:
             if warning:
                 warn_at(item, f"{key.nodeid} {warning}")
         if problems:  # failed outside any except block, so no chained traceback shows
@@ -206,7 +206,7 @@ class TrialRunner:
             if trial is not None:
                 trial.discard()
             return None
-        if trial is None:
+        if trial is None:  # it never reached its call (skipped, or a fixture failed)
             trial = self.trial(key)
             del self._trials[key.nodeid]
         if outcome is Outcome.SKIPPED:
@@ -220,7 +220,7 @@ class TrialRunner:
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
-        duration = sum(r.duration for r in reports.values())
+        duration = sum([r.duration for r in reports.values()])
         return TrialRecord(key, outcome, dict(trial.metrics), duration, trial.comparison)
 
     def close(self) -> None:
@@ -238,10 +238,11 @@ def outcome_of(reports: Mapping[str, pytest.TestReport]) -> Outcome | None:
     from pytest_hparams.records import Outcome
 
     call = reports.get("call")
-    if call is not None and hasattr(call, "wasxfail"):  # set by pytest's xfail handling
-        return Outcome.XFAILED if call.skipped else Outcome.XPASSED
-    if call is not None and call.failed:
-        return Outcome.FAILED
+    if call is not None:  # `outcome`, not the properties: read for every trial
+        if hasattr(call, "wasxfail"):  # set by pytest's xfail handling
+            return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
+        if call.outcome == "failed":
+            return Outcome.FAILED
     outcomes = {r.outcome for r in reports.values()}
     if "failed" in outcomes:
         return Outcome.ERROR

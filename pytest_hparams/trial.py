@@ -171,7 +171,7 @@ class Trial:
         if self._writer is None and self._run is not None and self.write_error is None:
             from pytest_hparams.logdir import TrialWriter
 
-            hparams = {**self.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
+            hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
             try:
                 run = self._make_run()
                 self._writer = TrialWriter(run, self.key.label, hparams, fresh=self._fresh)

@@ -239,3 +239,15 @@ def test_an_experiment_encodes_as_tensorboards_classes_do() -> None:
         wall_time=1.0, summary=_reference_hparams(events.EXPERIMENT_TAG, data)
     )
     assert_same(ours, reference)
+
+
+@pytest.mark.parametrize(
+    "hparams",
+    [{"a": 1}, {"lr": 0.5, "opt": "adam", "deep": False, "n": -3}, {"é" * 70: "x" * 200}],
+)
+def test_a_trials_start_is_its_header_and_session_start_framed(hparams: dict[str, Any]) -> None:
+    group = "1, adam · t.py::test[a:1]" * 6  # long enough for a two-byte length
+    expected = events.frame(events.event_bytes(2.5)) + events.frame(
+        events.event_bytes(2.5, 0, events.session_start_summary(group, hparams, 2.5))
+    )
+    assert events.start_records(2.5, group, hparams) == expected
