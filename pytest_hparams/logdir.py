@@ -29,6 +29,9 @@ from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains, swe
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."
+# An empty file made ahead of its trial (prefetch.py), in which the trial's
+# session starts. Its name holds no "tfevents": TensorBoard never loads it.
+SLOT = ".hparams-slot"
 _MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,=+@-]")
 _counter = itertools.count()
@@ -130,6 +133,7 @@ def _one_event_file(summary: bytes) -> bytes:
 
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+_SLOT_FLAGS = os.O_WRONLY | getattr(os, "O_BINARY", 0)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -150,6 +154,9 @@ class TrialWriter:
       group_name: The session group: the dashboard's Trial ID (`TrialKey.label`).
       hparams: The trial's values, including the sweep's name.
       fresh: Whether the caller just created `path`, so nothing old is in it.
+      slot: A `SLOT` file made ahead in a fresh `path`, if there may be one:
+        the session starts in it, and it takes its name once the start is
+        written (making a file is what costs, on some file systems).
     """
 
     def __init__(
@@ -158,8 +165,10 @@ class TrialWriter:
         group_name: str,
         hparams: Mapping[str, Value],
         fresh: bool = False,
+        slot: str | None = None,
     ) -> None:
         self.path = path
+        self.slot_used = False
         self._old: set[str] = set()
         if not fresh:
             for file in _event_files(path):
@@ -177,12 +186,18 @@ class TrialWriter:
         self.last_step = 0
         now = time.time()
         try:
-            _write_all(self._open("", now), events.start_records(now, group_name, hparams))
+            fd = self._open("", now, slot)
+            _write_all(fd, events.start_records(now, group_name, hparams))
+            if self.slot_used:
+                assert slot is not None
+                final = self._files[""][2]
+                os.rename(slot, final)
+                self._files[""] = (fd, final, final)
         except BaseException:
             self.discard()  # no open file, and no empty one left to load (a full disk)
             raise
 
-    def _open(self, group: str, now: float) -> int:
+    def _open(self, group: str, now: float, slot: str | None = None) -> int:
         directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
             os.makedirs(directory, exist_ok=True)
@@ -194,6 +209,15 @@ class TrialWriter:
             if final not in self._old:
                 break
         target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
+        if slot is not None:
+            try:
+                fd = os.open(slot, _SLOT_FLAGS)
+            except FileNotFoundError:  # the prefetch has not made it (yet)
+                pass
+            else:
+                self.slot_used = True
+                self._files[group] = (fd, slot, final)
+                return fd
         fd = os.open(target, _OPEN_FLAGS, 0o666)
         self._files[group] = (fd, target, final)
         return fd

@@ -171,6 +171,15 @@ def _select(config: pytest.Config, items: list[pytest.Item], keys: dict[str, Tri
             items[:] = keep
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    runner = session.config.stash[RUNNER_KEY]
+    option = session.config.option
+    if runner.sweeps and not (option.collectonly or option.setuponly or option.setupplan):
+        keys = [item.stash[TRIAL_KEY] for item in session.items if TRIAL_KEY in item.stash]
+        runner.prefetch(keys)
+
+
 class Resume:
     """Skips the trials `--hparams-resume` finds recorded; registered only
     with that option, so other runs pay for no setup hook."""

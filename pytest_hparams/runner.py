@@ -18,6 +18,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
+    from pytest_hparams.prefetch import Prefetch
     from pytest_hparams.records import Outcome, TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
@@ -41,6 +42,8 @@ class TrialRunner:
         self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
         self._announced: set[str] = set()  # sweeps whose definition a report carried
         self._test_dirs: dict[str, str] = {}  # each sweep's folder in a local logdir
+        self._run_dirs: dict[str, str] = {}  # each trial's run directory, by node id
+        self._prefetch: Prefetch | None = None
 
     @property
     def store(self) -> LocalStore | None:
@@ -88,19 +91,44 @@ class TrialRunner:
             from pytest_hparams.trial import Trial
 
             sweep = self.sweeps[key.test].sweep
-            run = self._run_dir(key) if self.store is not None else None
-            trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
+            run = None
+            if self.store is not None:
+                run = self._run_dirs.get(key.nodeid) or self._run_dir(key)
+            trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run, self._prefetch)
             self._trials[key.nodeid] = trial
         return trial
 
-    def _run_dir(self, key: TrialKey) -> str:
-        from pytest_hparams.logdir import safe_name, test_dir
+    def _test_dir(self, test: str) -> str:
+        from pytest_hparams.logdir import test_dir
 
         assert self.store is not None
-        folder = self._test_dirs.get(key.test)
+        folder = self._test_dirs.get(test)
         if folder is None:
-            folder = self._test_dirs[key.test] = test_dir(str(self.store.root), key.test)
-        return f"{folder}{os.sep}{safe_name(key.params)}"
+            folder = self._test_dirs[test] = test_dir(str(self.store.root), test)
+        return folder
+
+    def _run_dir(self, key: TrialKey) -> str:
+        from pytest_hparams.logdir import safe_name
+
+        return f"{self._test_dir(key.test)}{os.sep}{safe_name(key.params)}"
+
+    def prefetch(self, keys: list[TrialKey]) -> None:
+        """Starts making the run directories of the trials about to run, in
+        their order, where that saves time (see prefetch.py)."""
+        if self.store is None or self.worker or not keys:
+            # An xdist worker does not know which trials it will be sent.
+            return
+        from pytest_hparams.prefetch import MIN_TRIALS, Prefetch
+
+        if len(keys) < MIN_TRIALS:
+            return
+        new = {t for t in {k.test for k in keys} if not os.path.isdir(self._test_dir(t))}
+        paths = []
+        for key in keys:
+            if key.test in new:
+                path = self._run_dirs[key.nodeid] = self._run_dir(key)
+                paths.append(path)
+        self._prefetch = Prefetch.start(paths, str(self.store.root))
 
     def resume(self, key: TrialKey) -> bool:
         """Whether a trial's recorded session ended with SUCCESS and the same
@@ -228,6 +256,9 @@ class TrialRunner:
         for trial in self._trials.values():
             trial.abort()
         self._trials.clear()
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
         if self.store is not None:
             self.store.close()
 

@@ -19,6 +19,7 @@ from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, sweep_lab
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
+    from pytest_hparams.prefetch import Prefetch
     from pytest_hparams.records import TrialKey
     from pytest_hparams.storage import LocalStore
 
@@ -46,9 +47,11 @@ class Trial:
         scratch: Callable[[], Path] | None = None,
         salt: int = 0,
         run: str | None = None,
+        prefetch: Prefetch | None = None,
     ) -> None:
         # run: the trial's run directory under the store's root (None without
         # a store); the runner names it, each sweep's folder made once.
+        # prefetch: where run directories made ahead of their trials are claimed.
         self.key = key
         self.hparams: dict[str, Value] = dict(key.hparams)
         self.id = key.nodeid
@@ -56,10 +59,12 @@ class Trial:
         self._salt = salt
         self._store = store
         self._run = run
+        self._prefetch = prefetch
         self._scratch = scratch  # a temporary directory, without a logdir
         self._logdir: Path | None = None
         self._made = False  # the run directory exists (made here, or found)
         self._fresh = False  # this trial created its run directory
+        self._claimed = False  # ... or the prefetch made it for this trial
         self._writer: TrialWriter | None = None
         # Set when a file of this trial's run could not be written: the trial
         # goes on unrecorded, and the runner warns once with the reason.
@@ -79,6 +84,7 @@ class Trial:
         """Makes the trial's run directory (once) and returns it."""
         assert self._run is not None
         if not self._made:
+            claimed = self._claimed = self._prefetch is not None and self._prefetch.claim(self._run)
             try:
                 try:
                     os.mkdir(self._run)
@@ -87,7 +93,9 @@ class Trial:
                     os.mkdir(self._run)
                 self._fresh = True
             except FileExistsError:
-                pass
+                # Made ahead for this trial (empty), or by an earlier run: a
+                # rerun must find that run's files.
+                self._fresh = claimed
             self._made = True
         return self._run
 
@@ -169,14 +177,19 @@ class Trial:
         """Starts the trial's session in the logdir (once); None without one,
         or once a write of this trial has failed."""
         if self._writer is None and self._run is not None and self.write_error is None:
-            from pytest_hparams.logdir import TrialWriter
+            from pytest_hparams.logdir import SLOT, TrialWriter
 
             hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
             try:
                 run = self._make_run()
-                self._writer = TrialWriter(run, self.key.label, hparams, fresh=self._fresh)
+                slot = f"{run}{os.sep}{SLOT}" if self._claimed else None
+                self._writer = TrialWriter(run, self.key.label, hparams, self._fresh, slot)
             except OSError as e:
                 self._failed(e)
+            else:
+                if slot is not None and not self._writer.slot_used:
+                    assert self._prefetch is not None
+                    self._prefetch.missed(run)
         return self._writer
 
     def finish(self, success: bool) -> None:

@@ -297,6 +297,82 @@ def test_a_trial_killed_before_it_logs_anything_already_shows_as_started(
     assert statuses == {"a:1]": "STATUS_SUCCESS", "a:2]": "STATUS_UNKNOWN"}
 
 
+# Enough trials for the run directories to be made ahead (prefetch.MIN_TRIALS).
+MANY = """
+import os, signal, time
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=list(range(100)))
+def test_many(a, trial):
+    trial.log(0, score=float(a))
+    if a == 7:
+        {action}
+    return {{"score": a}}
+"""
+
+
+def run_dirs(logdir: Path) -> dict[str, list[str]]:
+    """Each directory under the logdir with the files in it, as paths from the logdir."""
+    return {
+        d.relative_to(logdir).as_posix(): sorted(p.name for p in d.iterdir() if p.is_file())
+        for d in logdir.rglob("*")
+        if d.is_dir()
+    }
+
+
+@pytest.mark.parametrize(
+    "action, args",
+    [("assert False", ("-x",)), (CTRL_C, ())],
+    ids=["stopped by -x", "ctrl-c"],
+)
+def test_directories_made_ahead_for_trials_that_never_ran_are_removed(
+    pytester: pytest.Pytester, dashboard: Read, action: str, args: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(test_many=MANY.format(action=action))
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs", *args)
+    assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED)
+    found = run_dirs(pytester.path / "logs")
+    runs = {path: files for path, files in found.items() if "=" in path}
+    assert sorted(runs, key=lambda p: int(p.rsplit("=", 1)[1])) == [
+        f"test_many.py/test_many/a={i}" for i in range(8)
+    ]
+    # One event file each: no slot left beside it, nothing of a trial that did not run.
+    assert all(len(files) == 1 and "tfevents" in files[0] for files in runs.values()), runs
+    assert set(found) - set(runs) == {"test_many.py", "test_many.py/test_many"}
+    assert len(dashboard(pytester.path / "logs").groups) == 8
+
+
+def test_a_rerun_in_a_directory_made_ahead_replaces_its_first_attempt(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytester.makepyfile(
+        test_many="""
+        from pathlib import Path
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=list(range(100)))
+        def test_many(a, trial):
+            tries = Path(f"tries-{a}")
+            tries.write_text(tries.read_text() + "x" if tries.exists() else "x")
+            attempt = len(tries.read_text())
+            trial.log(attempt, score=float(attempt))
+            assert a != 5 or attempt == 2, "flaky"
+            return {"score": attempt}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs", "-p", "rerunfailures", "--reruns", "1")
+    board = dashboard(pytester.path / "logs")
+    assert len(board.groups) == 100
+    group = board.group("[a:5]")
+    assert (board.status(group), board.metrics(group)) == ("STATUS_SUCCESS", {"score": 2.0})
+    points = board.multiplexer.Tensors(group.sessions[0].name, "score")
+    assert [(p.step, tensor_util.make_ndarray(p.tensor_proto).item()) for p in points] == [
+        (2, 2.0),
+        (2, 2.0),
+    ]  # the second attempt's point and its final value; nothing of the first
+    assert len(run_dirs(pytester.path / "logs")["test_many.py/test_many/a=5"]) == 1
+
+
 @pytest.mark.parametrize("xdist", [(), ("-n", "1")], ids=["in-process", "xdist"])
 def test_a_trials_record_serializes_for_plugins_that_write_reports(
     pytester: pytest.Pytester, xdist: tuple[str, ...]
