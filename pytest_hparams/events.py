@@ -191,22 +191,33 @@ def experiment_summary(
     return _nest(experiment, _EXPERIMENT_LEVELS)
 
 
+# Entries of string values, which recur across a sweep's trials (its name is
+# in every one) and equal no value of another type (1 == 1.0 == True).
+_STRING_ENTRIES: dict[tuple[str, str], bytes] = {}
+
+
 def _entry(name: str, value: Value) -> bytes:
     """One entry of SessionStartInfo's hparams map (key 1, value 2), as field 1.
 
     Field by field, without the helpers: this runs for every hparam of every trial.
     """
-    if value is True or value is False:
-        entry = b"\x12\x02\x20" + _BYTES[value]  # value 2 {bool_value 4}
-    elif isinstance(value, (int, float)):
-        entry = b"\x12\x09\x11" + _DOUBLE.pack(value)  # value 2 {number_value 2}
+    if isinstance(value, str):
+        cached = _STRING_ENTRIES.get((name, value))
+        if cached is not None:
+            return cached
+        field = _wrap(value.encode("utf-8"), b"\x1a", b"\x12")  # value 2 {string_value 3}
+    elif value is True or value is False:
+        field = b"\x12\x02\x20" + _BYTES[value]  # value 2 {bool_value 4}
     else:
-        entry = _wrap(value.encode("utf-8"), b"\x1a", b"\x12")  # value 2 {string_value 3}
+        field = b"\x12\x09\x11" + _DOUBLE.pack(value)  # value 2 {number_value 2}
     key = name.encode("utf-8")
     n = len(key)
-    entry = b"\x0a" + (_BYTES[n] if n < 0x80 else _varint(n)) + key + entry  # key 1
+    entry = b"\x0a" + (_BYTES[n] if n < 0x80 else _varint(n)) + key + field  # key 1
     n = len(entry)
-    return b"\x0a" + (_BYTES[n] if n < 0x80 else _varint(n)) + entry
+    entry = b"\x0a" + (_BYTES[n] if n < 0x80 else _varint(n)) + entry
+    if isinstance(value, str) and len(_STRING_ENTRIES) < 4096:
+        _STRING_ENTRIES[name, value] = entry
+    return entry
 
 
 def session_start_summary(
@@ -424,20 +435,22 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
+_HEADERS: dict[int, bytes] = {}  # a record's length and its masked CRC, by length
+
+
 def frame(*records: bytes) -> bytes:
     """Wraps serialized events as TFRecords, one after another."""
     parts: list[bytes] = []
     for data in records:
-        header = _U64.pack(len(data))
-        # _masked_crc32c, inlined: this runs for every record of every trial.
-        h = _crc32c(header)
-        d = _crc32c(data)
-        parts += (
-            header,
-            _U32.pack((((h >> 15) | (h << 17)) + 0xA282EAD8) & 0xFFFFFFFF),
-            data,
-            _U32.pack((((d >> 15) | (d << 17)) + 0xA282EAD8) & 0xFFFFFFFF),
-        )
+        n = len(data)
+        header = _HEADERS.get(n)
+        if header is None:  # a sweep's records have a few lengths: each is framed once
+            length = _U64.pack(n)
+            header = length + _U32.pack(_masked_crc32c(length))
+            if len(_HEADERS) < 4096:
+                _HEADERS[n] = header
+        d = _crc32c(data)  # _masked_crc32c inlined: this runs for every record of every trial
+        parts += (header, data, _U32.pack((((d >> 15) | (d << 17)) + 0xA282EAD8) & 0xFFFFFFFF))
     return b"".join(parts)
 
 

@@ -154,9 +154,10 @@ class TrialWriter:
       group_name: The session group: the dashboard's Trial ID (`TrialKey.label`).
       hparams: The trial's values, including the sweep's name.
       fresh: Whether the caller just created `path`, so nothing old is in it.
-      slot: A `SLOT` file made ahead in a fresh `path`, if there may be one:
+      slot: Where a `SLOT` file made ahead for this trial may be (prefetch.py):
         the session starts in it, and it takes its name once the start is
-        written (making a file is what costs, on some file systems).
+        written (making a file is what costs, on some file systems). If it is
+        not there yet, the writer makes `path` if need be, and its own file.
     """
 
     def __init__(
@@ -218,6 +219,7 @@ class TrialWriter:
                 self.slot_used = True
                 self._files[group] = (fd, slot, final)
                 return fd
+            os.makedirs(directory, exist_ok=True)  # ... nor, it may be, the directory
         fd = os.open(target, _OPEN_FLAGS, 0o666)
         self._files[group] = (fd, target, final)
         return fd

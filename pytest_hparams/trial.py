@@ -80,11 +80,19 @@ class Trial:
         key = self.key.nodeid
         return trial_seed(key if not self._salt else f"{key}#seed={self._salt}")
 
-    def _make_run(self) -> str:
-        """Makes the trial's run directory (once) and returns it."""
+    def _make_run(self, for_writer: bool = False) -> str:
+        """Makes the trial's run directory (once) and returns it.
+
+        Args:
+          for_writer: A directory made ahead for this trial (prefetch.py) is
+            left to the writer, which finds its slot there, or makes it.
+        """
         assert self._run is not None
         if not self._made:
-            claimed = self._claimed = self._prefetch is not None and self._prefetch.claim(self._run)
+            if not self._claimed and self._prefetch is not None:
+                self._claimed = self._fresh = self._prefetch.claim(self._run)
+                if self._claimed and for_writer:
+                    return self._run
             try:
                 try:
                     os.mkdir(self._run)
@@ -95,7 +103,7 @@ class Trial:
             except FileExistsError:
                 # Made ahead for this trial (empty), or by an earlier run: a
                 # rerun must find that run's files.
-                self._fresh = claimed
+                self._fresh = self._claimed
             self._made = True
         return self._run
 
@@ -181,12 +189,13 @@ class Trial:
 
             hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
             try:
-                run = self._make_run()
+                run = self._make_run(for_writer=True)
                 slot = f"{run}{os.sep}{SLOT}" if self._claimed else None
                 self._writer = TrialWriter(run, self.key.label, hparams, self._fresh, slot)
             except OSError as e:
                 self._failed(e)
             else:
+                self._made = True
                 if slot is not None and not self._writer.slot_used:
                     assert self._prefetch is not None
                     self._prefetch.missed(run)

@@ -342,18 +342,23 @@ def test_directories_made_ahead_for_trials_that_never_ran_are_removed(
     assert len(dashboard(pytester.path / "logs").groups) == 8
 
 
-@pytest.mark.parametrize("made_ahead", [True, False], ids=["slot there", "slot not yet made"])
+@pytest.mark.parametrize(
+    "made_ahead",
+    ["slot", "directory", "nothing"],
+    ids=["slot there", "slot not yet made", "directory not yet made"],
+)
 def test_a_trials_session_starts_in_its_slot_and_takes_an_event_file_name(
-    tmp_path: Path, dashboard: Read, made_ahead: bool
+    tmp_path: Path, dashboard: Read, made_ahead: str
 ) -> None:
     from pytest_hparams.logdir import SLOT, TrialWriter
 
     run = tmp_path / "logs" / "t" / "a=1"
-    run.mkdir(parents=True)
-    if made_ahead:
+    if made_ahead != "nothing":
+        run.mkdir(parents=True)
+    if made_ahead == "slot":
         (run / SLOT).touch()
     writer = TrialWriter(str(run), "1 · t[a:1]", {"a": 1}, fresh=True, slot=str(run / SLOT))
-    assert writer.slot_used is made_ahead
+    assert writer.slot_used is (made_ahead == "slot")
     [started] = [p.name for p in run.iterdir()]
     assert "tfevents" in started  # visible to TensorBoard before the trial's body runs
     writer.finish(True, {"m": 0.5}, {})
