@@ -50,6 +50,8 @@ _BYTES = [bytes((i,)) for i in range(0x80)]  # the one-byte varints
 def _varint(n: int) -> bytes:
     if 0 <= n < 0x80:
         return _BYTES[n]
+    if 0 < n < 0x4000:  # two bytes: most records' lengths
+        return bytes((n & 0x7F | 0x80, n >> 7))
     n &= 0xFFFFFFFFFFFFFFFF  # a negative int64 takes ten bytes, two's complement
     out = bytearray()
     while n > 0x7F:

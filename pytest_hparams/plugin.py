@@ -31,7 +31,6 @@ RUNNER_KEY: pytest.StashKey[TrialRunner] = pytest.StashKey()
 REPORTER_KEY: pytest.StashKey[Reporter] = pytest.StashKey()
 # A swept item's identity, set once at collection.
 TRIAL_KEY: pytest.StashKey[TrialKey] = pytest.StashKey()
-PHASES_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 # Set on the teardown report of every swept item: its `TrialRecord`, turned
 # into a dict where the report is serialized (xdist carries it to the controller).
@@ -53,7 +52,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_hparams.runner import TrialRunner
 
     settings = options.read(config)
-    config.stash[RUNNER_KEY] = TrialRunner(settings, worker=hasattr(config, "workerinput"))
+    runner = config.stash[RUNNER_KEY] = TrialRunner(settings, worker=hasattr(config, "workerinput"))
+    # Its hooks run each trial: as methods they reach the session's state
+    # without a lookup per call (as pytest's LogXML does).
+    config.pluginmanager.register(runner, "hparams-runner")
     if settings.resume:
         config.pluginmanager.register(Resume(), "hparams-resume")
     if not hasattr(config, "workerinput"):  # the process that reports
@@ -78,6 +80,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
         pytest_hparams._active_runs -= 1
         runner.close()
+        config.pluginmanager.unregister(runner)
         del config.stash[RUNNER_KEY]
         if config.pluginmanager.has_plugin("hparams-resume"):
             config.pluginmanager.unregister(name="hparams-resume")
@@ -134,7 +137,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     from pytest_hparams import collect
 
-    keys = collect.keys_of(items, runner.sweeps)
+    keys = runner.keys = collect.keys_of(items, runner.sweeps)
     for item in items:
         key = keys.get(item.nodeid)
         if key is not None:
@@ -193,46 +196,6 @@ class Resume:
             # item and reports it at the test's line, not at this plugin's.
             reason = "resumed: this trial's session in the logdir ended with SUCCESS"
             item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    key = pyfuncitem.stash.get(TRIAL_KEY, None)
-    if key is None:
-        return None
-    pyfuncitem.config.stash[RUNNER_KEY].call(pyfuncitem, key)
-    # Handled: pytest's own pyfunc_call would warn that the test returned a value.
-    return True
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    key = item.stash.get(TRIAL_KEY, None)
-    if key is not None:
-        runner = item.config.stash[RUNNER_KEY]
-        if report.when == "setup":  # a run of the item begins (a rerun too)
-            if PHASES_KEY not in item.stash:  # its first: a rerun keeps these
-                # JUnit XML shows them as properties of the trial's testcase
-                # (it reads them from the teardown report, made after this).
-                item.user_properties.extend((f"hparam.{k}", v) for k, v in key.hparams.items())
-                if key.repeat is not None:
-                    item.user_properties.append(("repeat", key.repeat))
-            item.stash[PHASES_KEY] = {"setup": report}
-            started = runner.started(key)
-            if started is not None:
-                setattr(report, STARTED_ATTR, started)
-            return report
-        phases = item.stash.setdefault(PHASES_KEY, {})
-        phases[report.when] = report
-        if report.when == "teardown":
-            assert isinstance(item, pytest.Function)  # only functions are swept
-            record = runner.finish(item, key, phases)
-            if record is not None:
-                setattr(report, RECORD_ATTR, record)
-    return report
 
 
 @pytest.hookimpl(wrapper=True)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from pytest_hparams.plugin import RECORD_ATTR, STARTED_ATTR
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
     from pytest_hparams.prefetch import Prefetch
-    from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+    from pytest_hparams.records import TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
 
@@ -30,6 +32,7 @@ class TrialRunner:
     Attributes:
       worker: Whether this process is an xdist worker, whose reports travel.
       sweeps: Each swept function's compiled sweep, by its node id.
+      keys: Each swept item's `TrialKey`, by node id (also in its stash).
       problems: Usage errors found while collecting, raised once it ends.
     """
 
@@ -37,6 +40,10 @@ class TrialRunner:
         self.settings = settings
         self.worker = worker  # an xdist worker: its reports go to another process
         self.sweeps: dict[str, Compiled] = {}
+        self.keys: dict[str, TrialKey] = {}
+        # Each trial's phase reports of its latest run, by node id: a rerun
+        # keeps its item's entry, so JUnit properties are added once.
+        self._phases: dict[str, dict[str, pytest.TestReport]] = {}
         self.problems: list[str] = []
         self._trials: dict[str, Trial] = {}
         self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
@@ -83,6 +90,45 @@ class TrialRunner:
         }
 
     # --- one trial ---------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        key = self.keys.get(pyfuncitem.nodeid)
+        if key is None:
+            return None
+        self.call(pyfuncitem, key)
+        # Handled: pytest's own pyfunc_call would warn that the test returned a value.
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        key = self.keys.get(report.nodeid)  # an attribute: no property call, every phase
+        if key is None:
+            return report
+        if report.when == "setup":  # a run of the item begins (a rerun too)
+            phases = self._phases.get(key.nodeid)
+            if phases is None:  # its first run
+                # JUnit XML shows them as properties of the trial's testcase
+                # (it reads them from the teardown report, made after this).
+                item.user_properties += [(f"hparam.{k}", v) for k, v in key.hparams.items()]
+                if key.repeat is not None:
+                    item.user_properties.append(("repeat", key.repeat))
+            self._phases[key.nodeid] = {"setup": report}
+            started = self.started(key)
+            if started is not None:
+                setattr(report, STARTED_ATTR, started)
+            return report
+        phases = self._phases.setdefault(key.nodeid, {})
+        phases[report.when] = report
+        if report.when == "teardown":
+            assert isinstance(item, pytest.Function)  # only functions are swept
+            record = self.finish(item, key, phases)
+            if record is not None:
+                setattr(report, RECORD_ATTR, record)
+        return report
 
     def trial(self, key: TrialKey, scratch: Any = None) -> Trial:
         """The trial object of a running item (made on first use)."""
@@ -150,7 +196,12 @@ class TrialRunner:
 
     def call(self, item: pytest.Function, key: TrialKey) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""
-        from pytest_hparams.trial import coerce_metrics, missing_metrics, out_of_range
+        from pytest_hparams.trial import (
+            bound_problems,
+            coerce_metrics,
+            missing_metrics,
+            out_of_range,
+        )
 
         compiled = self.sweeps[key.test]
         trial = self.trial(key)
@@ -168,7 +219,7 @@ class TrialRunner:
         except Exception as e:  # MetricsError, or a __float__ that raised
             problems = [str(e)]
         else:
-            problems = self._gates(trial, key)
+            problems = bound_problems(trial.metrics, declared) + self._baseline_gate(trial, key)
         # A rerun's attempt replaces the one before: JUnit XML shows the last.
         properties = [p for p in item.user_properties if not p[0].startswith("metric.")]
         properties += [(f"metric.{k}", v) for k, v in trial.metrics.items()]
@@ -182,24 +233,20 @@ class TrialRunner:
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
 
-    def _gates(self, trial: Trial, key: TrialKey) -> list[str]:
-        from pytest_hparams.trial import bound_problems
-
-        declared = self.sweeps[key.test].sweep.metrics
-        problems = bound_problems(trial.metrics, declared)
+    def _baseline_gate(self, trial: Trial, key: TrialKey) -> list[str]:
+        """The trial against its baseline entry (`--hparams-gate each`): sets
+        `trial.comparison`, returns its regressions."""
         entries = self.settings.baseline
-        if entries is not None and self.settings.gate == "each":
-            from pytest_hparams import baseline
+        if entries is None or self.settings.gate != "each":
+            return []
+        from pytest_hparams import baseline
 
-            entry = entries.get(key.group)
-            if key.repeat is not None and baseline.repeated(entry):
-                # Repeats against repeats: decided where all of them are known.
-                return problems
-            trial.comparison = baseline.compare(
-                trial.metrics, entry, declared, self.settings.tolerance
-            )
-            problems += trial.comparison["messages"]
-        return problems
+        entry = entries.get(key.group)
+        if key.repeat is not None and baseline.repeated(entry):
+            return []  # repeats against repeats: decided where all of them are known
+        declared = self.sweeps[key.test].sweep.metrics
+        trial.comparison = baseline.compare(trial.metrics, entry, declared, self.settings.tolerance)
+        return list(trial.comparison["messages"])
 
     def started(self, key: TrialKey) -> dict[str, Any] | None:
         """What the setup report carries, or None: on an xdist worker, enough
@@ -225,7 +272,7 @@ class TrialRunner:
     ) -> TrialRecord | None:
         """Ends a trial after its teardown; returns its record, or None when
         no test body ran (`--setup-only`, `--setup-plan`): nothing is recorded."""
-        from pytest_hparams.records import Outcome, TrialRecord
+        from pytest_hparams.records import Outcome, TrialRecord, outcome_of
 
         trial = self._trials.pop(key.nodeid, None)
         outcome = outcome_of(reports)
@@ -242,7 +289,7 @@ class TrialRunner:
             if recorded is not None:
                 outcome, trial.metrics = Outcome.RESUMED, recorded
                 if self.settings.baseline is not None:
-                    self._gates(trial, key)  # the verdict is shown; a resumed trial never fails
+                    self._baseline_gate(trial, key)  # shown; a resumed trial never fails
         else:
             # A fixture error counts as a failed trial, as in the table.
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
@@ -261,27 +308,6 @@ class TrialRunner:
             self._prefetch = None
         if self.store is not None:
             self.store.close()
-
-
-def outcome_of(reports: Mapping[str, pytest.TestReport]) -> Outcome | None:
-    """A trial's outcome from its phase reports; None when it had no call
-    phase and nothing failed or skipped (pytest's `--setup-only`)."""
-    from pytest_hparams.records import Outcome
-
-    call = reports.get("call")
-    if call is not None:  # `outcome`, not the properties: read for every trial
-        if hasattr(call, "wasxfail"):  # set by pytest's xfail handling
-            return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
-        if call.outcome == "failed":
-            return Outcome.FAILED
-    outcomes = {r.outcome for r in reports.values()}
-    if "failed" in outcomes:
-        return Outcome.ERROR
-    if "skipped" in outcomes:
-        return Outcome.SKIPPED
-    if call is None:
-        return None
-    return Outcome.PASSED
 
 
 def warn_at(item: pytest.Item, message: str, reporting: bool = False) -> None:
