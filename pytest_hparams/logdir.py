@@ -30,7 +30,8 @@ from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains, swe
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."
 # An empty file made ahead of its trial (prefetch.py), in which the trial's
-# session starts. Its name holds no "tfevents": TensorBoard never loads it.
+# session starts; named `.hparams-slot.<pid>` after the pytest process it was
+# made for. Its name holds no "tfevents": TensorBoard never loads it.
 SLOT = ".hparams-slot"
 _MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,=+@-]")
@@ -90,7 +91,9 @@ def _event_files(directory: str) -> list[str]:
         os.path.join(root, name)
         for root, _, names in os.walk(directory)
         for name in names
-        if "tfevents" in name or name.startswith(_PENDING)
+        # A slot left here (another process's, a killed run's, or one made
+        # after its trial began) goes with the session this trial replaces.
+        if "tfevents" in name or name.startswith((_PENDING, SLOT))
     ]
 
 
@@ -133,7 +136,6 @@ def _one_event_file(summary: bytes) -> bytes:
 
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
-_SLOT_FLAGS = os.O_WRONLY | getattr(os, "O_BINARY", 0)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -154,10 +156,10 @@ class TrialWriter:
       group_name: The session group: the dashboard's Trial ID (`TrialKey.label`).
       hparams: The trial's values, including the sweep's name.
       fresh: Whether the caller just created `path`, so nothing old is in it.
-      slot: Where a `SLOT` file made ahead for this trial may be (prefetch.py):
-        the session starts in it, and it takes its name once the start is
-        written (making a file is what costs, on some file systems). If it is
-        not there yet, the writer makes `path` if need be, and its own file.
+      slot: A `SLOT` file made ahead for this trial in a fresh `path`
+        (prefetch.py), open for writing, and its path: the session starts in
+        it, and it takes its name once the start is written (making a file is
+        what costs, on some file systems).
     """
 
     def __init__(
@@ -166,10 +168,9 @@ class TrialWriter:
         group_name: str,
         hparams: Mapping[str, Value],
         fresh: bool = False,
-        slot: str | None = None,
+        slot: tuple[int, str] | None = None,
     ) -> None:
         self.path = path
-        self.slot_used = False
         self._old: set[str] = set()
         if not fresh:
             for file in _event_files(path):
@@ -189,16 +190,15 @@ class TrialWriter:
         try:
             fd = self._open("", now, slot)
             _write_all(fd, events.start_records(now, group_name, hparams))
-            if self.slot_used:
-                assert slot is not None
+            if slot is not None:
                 final = self._files[""][2]
-                os.rename(slot, final)
+                os.rename(slot[1], final)
                 self._files[""] = (fd, final, final)
         except BaseException:
             self.discard()  # no open file, and no empty one left to load (a full disk)
             raise
 
-    def _open(self, group: str, now: float, slot: str | None = None) -> int:
+    def _open(self, group: str, now: float, slot: tuple[int, str] | None = None) -> int:
         directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
             os.makedirs(directory, exist_ok=True)
@@ -209,17 +209,10 @@ class TrialWriter:
             final = f"{directory}{os.sep}{name}"  # os.path.join's checks cost more, here
             if final not in self._old:
                 break
-        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
         if slot is not None:
-            try:
-                fd = os.open(slot, _SLOT_FLAGS)
-            except FileNotFoundError:  # the prefetch has not made it (yet)
-                pass
-            else:
-                self.slot_used = True
-                self._files[group] = (fd, slot, final)
-                return fd
-            os.makedirs(directory, exist_ok=True)  # ... nor, it may be, the directory
+            self._files[group] = (slot[0], slot[1], final)
+            return slot[0]
+        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
         fd = os.open(target, _OPEN_FLAGS, 0o666)
         self._files[group] = (fd, target, final)
         return fd

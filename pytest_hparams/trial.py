@@ -64,7 +64,6 @@ class Trial:
         self._logdir: Path | None = None
         self._made = False  # the run directory exists (made here, or found)
         self._fresh = False  # this trial created its run directory
-        self._claimed = False  # ... or the prefetch made it for this trial
         self._writer: TrialWriter | None = None
         # Set when a file of this trial's run could not be written: the trial
         # goes on unrecorded, and the runner warns once with the reason.
@@ -80,19 +79,10 @@ class Trial:
         key = self.key.nodeid
         return trial_seed(key if not self._salt else f"{key}#seed={self._salt}")
 
-    def _make_run(self, for_writer: bool = False) -> str:
-        """Makes the trial's run directory (once) and returns it.
-
-        Args:
-          for_writer: A directory made ahead for this trial (prefetch.py) is
-            left to the writer, which finds its slot there, or makes it.
-        """
+    def _make_run(self) -> str:
+        """Makes the trial's run directory (once) and returns it."""
         assert self._run is not None
         if not self._made:
-            if not self._claimed and self._prefetch is not None:
-                self._claimed = self._fresh = self._prefetch.claim(self._run)
-                if self._claimed and for_writer:
-                    return self._run
             try:
                 try:
                     os.mkdir(self._run)
@@ -101,9 +91,7 @@ class Trial:
                     os.mkdir(self._run)
                 self._fresh = True
             except FileExistsError:
-                # Made ahead for this trial (empty), or by an earlier run: a
-                # rerun must find that run's files.
-                self._fresh = self._claimed
+                pass
             self._made = True
         return self._run
 
@@ -185,20 +173,20 @@ class Trial:
         """Starts the trial's session in the logdir (once); None without one,
         or once a write of this trial has failed."""
         if self._writer is None and self._run is not None and self.write_error is None:
-            from pytest_hparams.logdir import SLOT, TrialWriter
+            from pytest_hparams.logdir import TrialWriter
 
             hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
+            # Its directory made ahead, with a slot to write in (prefetch.py).
+            slot = None
+            if not self._made and self._prefetch is not None:
+                slot = self._prefetch.claim(self._run)
             try:
-                run = self._make_run(for_writer=True)
-                slot = f"{run}{os.sep}{SLOT}" if self._claimed else None
+                if slot is not None:
+                    self._made = self._fresh = True
+                run = self._make_run()
                 self._writer = TrialWriter(run, self.key.label, hparams, self._fresh, slot)
             except OSError as e:
                 self._failed(e)
-            else:
-                self._made = True
-                if slot is not None and not self._writer.slot_used:
-                    assert self._prefetch is not None
-                    self._prefetch.missed(run)
         return self._writer
 
     def finish(self, success: bool) -> None:

@@ -3,6 +3,7 @@ backend (get_experiment and list_session_groups over an EventMultiplexer)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -342,29 +343,76 @@ def test_directories_made_ahead_for_trials_that_never_ran_are_removed(
     assert len(dashboard(pytester.path / "logs").groups) == 8
 
 
-@pytest.mark.parametrize(
-    "made_ahead",
-    ["slot", "directory", "nothing"],
-    ids=["slot there", "slot not yet made", "directory not yet made"],
-)
 def test_a_trials_session_starts_in_its_slot_and_takes_an_event_file_name(
-    tmp_path: Path, dashboard: Read, made_ahead: str
+    tmp_path: Path, dashboard: Read
 ) -> None:
     from pytest_hparams.logdir import SLOT, TrialWriter
 
     run = tmp_path / "logs" / "t" / "a=1"
-    if made_ahead != "nothing":
-        run.mkdir(parents=True)
-    if made_ahead == "slot":
-        (run / SLOT).touch()
-    writer = TrialWriter(str(run), "1 · t[a:1]", {"a": 1}, fresh=True, slot=str(run / SLOT))
-    assert writer.slot_used is (made_ahead == "slot")
+    run.mkdir(parents=True)
+    slot = run / f"{SLOT}.1"
+    slot.touch()
+    fd = os.open(slot, os.O_WRONLY)
+    writer = TrialWriter(str(run), "1 · t[a:1]", {"a": 1}, fresh=True, slot=(fd, str(slot)))
     [started] = [p.name for p in run.iterdir()]
     assert "tfevents" in started  # visible to TensorBoard before the trial's body runs
     writer.finish(True, {"m": 0.5}, {})
     group = dashboard(tmp_path / "logs").group("t[a:1]")
     assert (Dashboard.status(group), Dashboard.metrics(group)) == ("STATUS_SUCCESS", {"m": 0.5})
     assert [p.name for p in run.iterdir()] == [started]
+
+
+def test_a_slot_left_by_another_process_goes_when_the_trial_records(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    # Another pytest recording the same sweep made this directory and slot
+    # for its trial (or was killed before it ran): this run's trial does not
+    # take the directory for its own new one, and replaces what is there.
+    from pytest_hparams.logdir import SLOT
+
+    pytester.makepyfile(test_many=MANY.format(action="pass"))
+    run = pytester.path / "logs" / "test_many.py" / "test_many" / "a=3"
+    run.mkdir(parents=True)
+    (run / f"{SLOT}.99999").touch()
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=100)
+    assert all(len(files) == 1 for files in run_dirs(pytester.path / "logs").values() if files)
+    assert [p.name for p in run.iterdir() if "tfevents" not in p.name] == []
+    assert len(dashboard(pytester.path / "logs").groups) == 100
+
+
+def test_a_directory_made_ahead_after_its_trial_was_skipped_is_removed(tmp_path: Path) -> None:
+    from pytest_hparams.prefetch import MIN_TRIALS, Prefetch
+
+    root = tmp_path / "logs"
+    runs = [str(root / "t" / f"a={i}") for i in range(MIN_TRIALS)]
+    prefetch = Prefetch.start(runs, str(root))
+    assert prefetch is not None
+    # The first trial runs before the maker has started: no slot for it. It
+    # makes its own directory, is skipped, and removes it; the maker makes
+    # it again, with a slot, after that.
+    assert prefetch.claim(runs[0]) is None
+    prefetch.close()
+    assert list(root.rglob("*")) == []
+
+
+def test_a_tests_own_os_wait_gets_its_own_child(pytester: pytest.Pytester) -> None:
+    # The directories are made by a process that is not pytest's child.
+    pytester.makepyfile(
+        test_wait="""
+        import os, time
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=list(range(100)))
+        def test_fork(a):
+            if a in (0, 50, 99):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(7)
+                assert os.wait() == (pid, 7 << 8)
+            return {"x": a}
+        """
+    )
+    pytester.runpytest_subprocess("--hparams-logdir", "logs").assert_outcomes(passed=100)
 
 
 def test_a_rerun_in_a_directory_made_ahead_replaces_its_first_attempt(
