@@ -4,7 +4,6 @@ on what a swept test returns."""
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import math
 import numbers
@@ -332,6 +331,8 @@ def missing_metrics(
         return (
             f"returned no metrics but declares {names}; return them, e.g. {{{missing[0]!r}: ...}}"
         )
+    import difflib  # here, for a warning: importing it took 0.5 ms of every recorded run
+
     parts = []
     for name in missing:
         close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.5)
