@@ -321,14 +321,15 @@ class Reporter:
     def lines(self, quiet: bool = False) -> list[Line]:
         """The terminal summary: one table per sweep (one line each if quiet),
         the baseline verdicts, the logdir and what was written."""
-        from pytest_hparams import table
-        from pytest_hparams.metrics import Metric
-
         settings = self.settings
         out: list[Line] = []
         not_run = self.not_run()
         gated = settings.baseline is not None or any(r.comparison for r in self.all_records)
         if settings.show_table and self.records:
+            # Here: a run without sweeps (most runs of a project) never imports them.
+            from pytest_hparams import table
+            from pytest_hparams.metrics import Metric
+
             if quiet:
                 out.append(("hparams", {"sep": True}))
             for test, records in self.sweeps():

@@ -515,6 +515,25 @@ def test_importing_the_plugin_imports_neither_tensorflow_nor_tensorboard() -> No
     assert out.stdout.strip() == "[]"
 
 
+def test_a_run_without_sweeps_imports_none_of_the_sweep_machinery(
+    pytester: pytest.Pytester,
+) -> None:
+    # The plugin loads in every pytest run of a project that installs it.
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure(config):
+            heavy = ("collect", "space", "records", "trial", "table", "logdir", "events")
+            loaded = [m for m in heavy if f"pytest_hparams.{m}" in sys.modules]
+            print("SWEEP MODULES", loaded)
+        """
+    )
+    pytester.makepyfile(test_plain="def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess("-s")
+    result.stdout.fnmatch_lines(["SWEEP MODULES []"])
+
+
 def test_a_recorded_sweep_without_tensorflow_code_never_imports_tensorflow(
     pytester: pytest.Pytester,
 ) -> None:
