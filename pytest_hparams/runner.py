@@ -224,12 +224,12 @@ class TrialRunner:
         properties = [p for p in item.user_properties if not p[0].startswith("metric.")]
         properties += [(f"metric.{k}", v) for k, v in trial.metrics.items()]
         item.user_properties[:] = properties
-        warnings = [out_of_range(trial.metrics)]
+        notes = [out_of_range(trial.metrics)]
         if not problems:
-            warnings.append(missing_metrics(trial.metrics, declared, trial.logged))
-        for warning in warnings:
-            if warning:
-                warn_at(item, f"{key.nodeid} {warning}")
+            notes.append(missing_metrics(trial.metrics, declared, trial.logged))
+        for note in notes:
+            if note:
+                warn_at(item, f"{key.nodeid} {note}")
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
 
