@@ -112,6 +112,7 @@ class Prefetch:
     def _spawn(self) -> None:
         batch = self._paths[self._next : self._next + BATCH]
         self._next += len(batch)
+        self._makers = [read for read in self._makers if not _ended(read, 0.0)]
         read, write = os.pipe()
         if write == 3:  # dup2 onto itself would leave it close-on-exec
             write, old = os.dup(write), write
@@ -147,15 +148,22 @@ class Prefetch:
         """Waits for the makers, then removes what was made for trials that did not run."""
         deadline = time.monotonic() + WAIT_SECONDS
         for read in self._makers:
-            while True:
-                ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
-                if not ready or not os.read(read, 4096):
-                    break  # ended (EOF), or hung: what it makes after this stays
-            os.close(read)
+            if not _ended(read, max(0.0, deadline - time.monotonic())):
+                os.close(read)  # hung: what it makes after this stays
         self._makers.clear()
         _remove_unused([*self._missed, *self._pending], self._slot, self._root)
         self._pending.clear()
         self._missed.clear()
+
+
+def _ended(read: int, timeout: float) -> bool:
+    """Whether the maker holding this pipe has ended, waiting up to `timeout`
+    seconds; if so, the pipe is closed."""
+    ready, _, _ = select.select([read], [], [], timeout)
+    if ready and not os.read(read, 1):  # end of file: the maker's end is closed
+        os.close(read)
+        return True
+    return False
 
 
 def _remove_unused(runs: Iterable[str], slot: str, root: str) -> None:

@@ -395,6 +395,31 @@ def test_a_directory_made_ahead_after_its_trial_was_skipped_is_removed(tmp_path:
     assert list(root.rglob("*")) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+def test_a_long_prefetch_holds_no_descriptor_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from pytest_hparams import prefetch
+
+    monkeypatch.setattr(prefetch, "BATCH", 64)
+    root = tmp_path / "logs"
+    runs = [str(root / "t" / f"a={i}") for i in range(64 * 12)]
+    opened = len(os.listdir("/proc/self/fd"))
+    made = prefetch.Prefetch.start(runs, str(root))
+    assert made is not None
+    for start in range(0, len(runs), 64):
+        time.sleep(0.3)  # trials take time: the batch's maker has ended
+        for run in runs[start : start + 64]:
+            slot = made.claim(run)
+            if slot is not None:
+                os.close(slot[0])
+    assert len(os.listdir("/proc/self/fd")) <= opened + 2  # the makers still running
+    made.close()
+    assert len(os.listdir("/proc/self/fd")) == opened
+
+
 def test_a_tests_own_os_wait_gets_its_own_child(pytester: pytest.Pytester) -> None:
     # The directories are made by a process that is not pytest's child.
     pytester.makepyfile(
