@@ -46,7 +46,7 @@ WAIT_SECONDS = 30
 # os.posix_spawn, not subprocess: importing subprocess took 7 ms of every
 # run. Taken when the module loads, before any test runs, so a test that
 # patches it does not change how the plugin makes directories.
-_SPAWN = getattr(os, "posix_spawn", None)
+_SPAWN = getattr(os, "posix_spawn", None) if hasattr(select, "poll") else None
 _SHELL = "/bin/sh"
 # The maker: isolated (-I) and without site (-S), so no .pth file, no
 # sitecustomize and no coverage hook runs in it. A directory that is there
@@ -159,8 +159,9 @@ class Prefetch:
 def _ended(read: int, timeout: float) -> bool:
     """Whether the maker holding this pipe has ended, waiting up to `timeout`
     seconds; if so, the pipe is closed."""
-    ready, _, _ = select.select([read], [], [], timeout)
-    if ready and not os.read(read, 1):  # end of file: the maker's end is closed
+    poll = select.poll()  # not select.select, which takes no descriptor past 1023
+    poll.register(read, select.POLLIN)
+    if poll.poll(timeout * 1000) and not os.read(read, 1):  # end of file: the maker ended
         os.close(read)
         return True
     return False
