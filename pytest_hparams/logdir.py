@@ -91,8 +91,6 @@ def _event_files(directory: str) -> list[str]:
         os.path.join(root, name)
         for root, _, names in os.walk(directory)
         for name in names
-        # A slot left here (another process's, a killed run's, or one made
-        # after its trial began) goes with the session this trial replaces.
         if "tfevents" in name or name.startswith((_PENDING, SLOT))
     ]
 
@@ -174,7 +172,11 @@ class TrialWriter:
         self._old: set[str] = set()
         if not fresh:
             for file in _event_files(path):
-                if os.path.basename(file).startswith(_PENDING):
+                if os.path.basename(file).startswith((_PENDING, SLOT)):
+                    # A killed rerun's file, or a slot made for another
+                    # process's run of this trial (or a killed run's): taken
+                    # away, so that process starts a file of its own and the
+                    # later of the two replaces the other's session.
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(file)
                 else:

@@ -44,9 +44,10 @@ MIN_TRIALS = 64
 WAIT_SECONDS = 30
 
 # os.posix_spawn, not subprocess: importing subprocess took 7 ms of every
-# run. Taken when the module loads, before any test runs, so a test that
-# patches it does not change how the plugin makes directories.
+# run. Both taken when the module loads, before any test runs, so a test that
+# patches them (or sys.executable) does not change how directories are made.
 _SPAWN = getattr(os, "posix_spawn", None) if hasattr(select, "poll") else None
+_PYTHON = sys.executable
 _SHELL = "/bin/sh"
 # The maker: isolated (-I) and without site (-S), so no .pth file, no
 # sitecustomize and no coverage hook runs in it. A directory that is there
@@ -86,7 +87,7 @@ class Prefetch:
     def start(cls, paths: list[str], root: str) -> Prefetch | None:
         """A prefetch of `paths`, or None where it would not help: too few, or
         no os.posix_spawn (Windows, which cannot rename a file that is open)."""
-        if _SPAWN is None or not sys.executable or len(paths) < MIN_TRIALS:
+        if _SPAWN is None or not _PYTHON or len(paths) < MIN_TRIALS:
             return None
         if not os.path.exists(_SHELL):
             return None
@@ -117,7 +118,7 @@ class Prefetch:
         if write == 3:  # dup2 onto itself would leave it close-on-exec
             write, old = os.dup(write), write
             os.close(old)
-        command = [sys.executable, "-I", "-S", "-c", _MAKER, self._slot, *batch]
+        command = [_PYTHON, "-I", "-S", "-c", _MAKER, self._slot, *batch]
         assert _SPAWN is not None
         try:
             # `sh -c '"$@" &' sh CMD...`: sh starts the maker in the

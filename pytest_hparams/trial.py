@@ -62,7 +62,8 @@ class Trial:
         self._scratch = scratch  # a temporary directory, without a logdir
         self._logdir: Path | None = None
         self._made = False  # the run directory exists (made here, or found)
-        self._fresh = False  # this trial created its run directory
+        self._fresh = False  # this trial created its run directory (or claimed it)
+        self._slot: tuple[int, str] | None = None  # claimed, for its writer (prefetch.py)
         self._writer: TrialWriter | None = None
         # Set when a file of this trial's run could not be written: the trial
         # goes on unrecorded, and the runner warns once with the reason.
@@ -79,18 +80,25 @@ class Trial:
         return trial_seed(key if not self._salt else f"{key}#seed={self._salt}")
 
     def _make_run(self) -> str:
-        """Makes the trial's run directory (once) and returns it."""
+        """Makes the trial's run directory (once) and returns it; one made
+        ahead for it (prefetch.py) is claimed, with the slot its session
+        starts in."""
         assert self._run is not None
         if not self._made:
-            try:
-                try:
-                    os.mkdir(self._run)
-                except FileNotFoundError:  # the sweep's first trial: its folders too
-                    os.makedirs(os.path.dirname(self._run), exist_ok=True)
-                    os.mkdir(self._run)
+            if self._prefetch is not None:
+                self._slot = self._prefetch.claim(self._run)
+            if self._slot is not None:
                 self._fresh = True
-            except FileExistsError:
-                pass
+            else:
+                try:
+                    try:
+                        os.mkdir(self._run)
+                    except FileNotFoundError:  # the sweep's first trial: its folders too
+                        os.makedirs(os.path.dirname(self._run), exist_ok=True)
+                        os.mkdir(self._run)
+                    self._fresh = True
+                except FileExistsError:
+                    pass
             self._made = True
         return self._run
 
@@ -175,14 +183,9 @@ class Trial:
             from pytest_hparams.logdir import TrialWriter
 
             hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
-            # Its directory made ahead, with a slot to write in (prefetch.py).
-            slot = None
-            if not self._made and self._prefetch is not None:
-                slot = self._prefetch.claim(self._run)
             try:
-                if slot is not None:
-                    self._made = self._fresh = True
                 run = self._make_run()
+                slot, self._slot = self._slot, None  # the writer's now, whatever happens
                 self._writer = TrialWriter(run, self.key.label, hparams, self._fresh, slot)
             except OSError as e:
                 self._failed(e)
@@ -217,7 +220,9 @@ class Trial:
         When it was rerunning a recorded trial, the recorded session stays.
         """
         writer, self._writer = self._writer, None
-        if writer is not None:
+        if writer is None:
+            self._drop_unwritten()
+        else:
             writer.abort()
             # Cut short anyway; if the upload fails the staged files stay here.
             with contextlib.suppress(OSError, LogdirError):
@@ -227,8 +232,23 @@ class Trial:
         """Drops what this run of the trial wrote (it was skipped): a session
         recorded before stays, and a first run leaves no session behind."""
         writer, self._writer = self._writer, None
-        if writer is not None:
+        if writer is None:
+            self._drop_unwritten()
+        else:
             writer.discard()
+
+    def _drop_unwritten(self) -> None:
+        """Removes the run directory this trial made (or claimed) and never
+        wrote a session in (`trial.logdir` in a fixture, then a skip): its
+        slot, and the directory if nothing else is in it."""
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            os.close(slot[0])
+            with contextlib.suppress(OSError):
+                os.unlink(slot[1])
+        if self._fresh and self._run is not None:
+            with contextlib.suppress(OSError):  # the test's own files stay, with it
+                os.rmdir(self._run)
 
     def _failed(self, error: Exception) -> None:
         if isinstance(error, LogdirError):

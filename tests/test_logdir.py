@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -378,6 +379,115 @@ def test_a_slot_left_by_another_process_goes_when_the_trial_records(
     assert all(len(files) == 1 for files in run_dirs(pytester.path / "logs").values() if files)
     assert [p.name for p in run.iterdir() if "tfevents" not in p.name] == []
     assert len(dashboard(pytester.path / "logs").groups) == 100
+
+
+def test_two_processes_on_one_trial_leave_one_session(tmp_path: Path, dashboard: Read) -> None:
+    # Process A's maker made the directory and A's slot; process B's trial
+    # runs there first. B takes the slot away and writes its own file; A's
+    # trial, its slot gone from under it, is not recorded (a warning), where
+    # it used to leave a second session beside B's.
+    from pytest_hparams.logdir import SLOT, TrialWriter
+
+    run = tmp_path / "logs" / "t" / "a=1"
+    run.mkdir(parents=True)
+    slot = run / f"{SLOT}.1"
+    slot.touch()
+    fd = os.open(slot, os.O_WRONLY)  # A has claimed it
+    b = TrialWriter(str(run), "1 · t[a:1]", {"a": 1})
+    assert not slot.exists()
+    with pytest.raises(FileNotFoundError):
+        TrialWriter(str(run), "1 · t[a:1]", {"a": 1}, fresh=True, slot=(fd, str(slot)))
+    b.finish(True, {"m": 0.5}, {})
+    assert len([p for p in run.iterdir()]) == 1
+    group = dashboard(tmp_path / "logs").group("t[a:1]")
+    assert (Dashboard.status(group), Dashboard.metrics(group)) == ("STATUS_SUCCESS", {"m": 0.5})
+
+
+def test_a_trial_whose_logdir_a_fixture_uses_still_starts_visibly(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_many="""
+        import os
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def outdir(trial):
+            return trial.logdir
+
+        @hparam_grid(a=list(range(100)))
+        def test_many(a, trial, outdir):
+            files = sorted(os.listdir(outdir))
+            assert [f for f in files if "tfevents" in f and not f.startswith(".")] == files
+            return {"m": 1.0}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=100)
+
+
+def test_a_trial_skipped_in_a_fixture_that_used_its_logdir_leaves_no_directory(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_few="""
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def checkpoints(trial):
+            where = trial.logdir / "ckpt"
+            if trial.hparams["a"] % 3 == 0:
+                pytest.skip("no checkpoints for these")
+            return where
+
+        @hparam_grid(a=list(range(10)))
+        def test_few(a, checkpoints):
+            return {"m": 1.0}
+        """
+    )
+    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=6, skipped=4)
+    runs = run_dirs(pytester.path / "logs")
+    assert sorted(p for p in runs if "=" in p) == [
+        f"test_few.py/test_few/a={a}" for a in (1, 2, 4, 5, 7, 8)
+    ]
+
+
+def test_a_test_that_patches_sys_executable_does_not_change_the_directory_maker(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest_hparams.prefetch
+
+        pytest_hparams.prefetch.BATCH = 64  # a second maker starts while the tests run
+        """
+    )
+    pytester.makepyfile(
+        test_many="""
+        import os, sys
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def odd_python(monkeypatch, tmp_path):
+            fake = tmp_path / "python"
+            fake.write_text("#!/bin/sh\\nsleep 60\\n")
+            fake.chmod(0o755)
+            monkeypatch.setattr(sys, "executable", str(fake))
+
+        @hparam_grid(a=list(range(150)))
+        def test_many(a, odd_python):
+            return {"m": 1.0}
+        """
+    )
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    result.assert_outcomes(passed=150)
+    assert time.monotonic() - started < 20  # no 30 s wait for a maker that never ends
+    runs = run_dirs(pytester.path / "logs")
+    assert len([p for p in runs if "=" in p]) == 150
+    assert all(len(f) == 1 for p, f in runs.items() if "=" in p)
 
 
 def test_a_directory_made_ahead_after_its_trial_was_skipped_is_removed(tmp_path: Path) -> None:
