@@ -130,7 +130,7 @@ def _event_file_name(kind: str = "", now: float | None = None) -> str:
 def _one_event_file(summary: bytes) -> bytes:
     """A whole event file: the file-version header and one event at step 0."""
     now = time.time()
-    return events.frame(events.event_bytes(now)) + events.frame(events.event_bytes(now, 0, summary))
+    return events.frame(events.event_bytes(now), events.event_bytes(now, 0, summary))
 
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
@@ -221,14 +221,12 @@ class TrialWriter:
 
     def _write(self, group: str, step: int, summary: bytes) -> None:
         now = time.time()
-        record = events.frame(events.event_bytes(now, step, summary))
+        event = events.event_bytes(now, step, summary)
         entry = self._files.get(group)
         if entry is None:  # a new file starts with the file-version header
-            fd = self._open(group, now)
-            record = events.frame(events.event_bytes(now)) + record
+            _write_all(self._open(group, now), events.frame(events.event_bytes(now), event))
         else:
-            fd = entry[0]
-        _write_all(fd, record)
+            _write_all(entry[0], events.frame(event))
 
     def scalars(self, step: int, values: Mapping[str, float], groups: Mapping[str, str]) -> None:
         """Writes one point of each metric's curve, into its metric group."""

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 RUNNER_KEY: pytest.StashKey[TrialRunner] = pytest.StashKey()
 REPORTER_KEY: pytest.StashKey[Reporter] = pytest.StashKey()
-# A swept item's identity, set once at collection.
-TRIAL_KEY: pytest.StashKey[TrialKey] = pytest.StashKey()
 
 # Set on the teardown report of every swept item: its `TrialRecord`, turned
 # into a dict where the report is serialized (xdist carries it to the controller).
@@ -137,11 +135,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     from pytest_hparams import collect
 
+    # Each swept item's identity, once: the runner finds it by node id.
     keys = runner.keys = collect.keys_of(items, runner.sweeps)
-    for item in items:
-        key = keys.get(item.nodeid)
-        if key is not None:
-            item.stash[TRIAL_KEY] = key
     try:
         _select(config, items, keys)
     except pytest.UsageError as e:
@@ -179,8 +174,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     runner = session.config.stash[RUNNER_KEY]
     option = session.config.option
     if runner.sweeps and not (option.collectonly or option.setuponly or option.setupplan):
-        keys = [item.stash[TRIAL_KEY] for item in session.items if TRIAL_KEY in item.stash]
-        runner.prefetch(keys)
+        keys = runner.keys
+        runner.prefetch([k for i in session.items if (k := keys.get(i.nodeid)) is not None])
 
 
 class Resume:
@@ -189,8 +184,9 @@ class Resume:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        key = item.stash.get(TRIAL_KEY, None)
-        if key is not None and item.config.stash[RUNNER_KEY].resume(key):
+        runner = item.config.stash[RUNNER_KEY]
+        key = runner.keys.get(item.nodeid)
+        if key is not None and runner.resume(key):
             # A mark, not pytest.skip(): pytest's own setup hook (tryfirst
             # too, registered before this one, so called after it) skips the
             # item and reports it at the test's line, not at this plugin's.
@@ -216,7 +212,8 @@ def pytest_report_to_serializable(
 @pytest.fixture
 def trial(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Trial:
     """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
-    key = request.node.stash.get(TRIAL_KEY, None)
+    runner = request.config.stash[RUNNER_KEY]
+    key = runner.keys.get(request.node.nodeid)
     if key is None:
         pytest.fail(
             "the `trial` fixture is only available to tests decorated with @hparam_grid",
@@ -224,6 +221,4 @@ def trial(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         )
     # Without a logdir, trial.logdir is a directory of pytest's own temporary
     # tree, kept and pruned by pytest like tmp_path's.
-    return request.config.stash[RUNNER_KEY].trial(
-        key, lambda: tmp_path_factory.mktemp("hparams-trial")
-    )
+    return runner.trial(key, lambda: tmp_path_factory.mktemp("hparams-trial"))

@@ -32,7 +32,7 @@ class TrialRunner:
     Attributes:
       worker: Whether this process is an xdist worker, whose reports travel.
       sweeps: Each swept function's compiled sweep, by its node id.
-      keys: Each swept item's `TrialKey`, by node id (also in its stash).
+      keys: Each swept item's `TrialKey`, by node id, set once collection ends.
       problems: Usage errors found while collecting, raised once it ends.
     """
 
@@ -164,10 +164,9 @@ class TrialRunner:
         if self.store is None or self.worker or not keys:
             # An xdist worker does not know which trials it will be sent.
             return
-        from pytest_hparams.prefetch import MIN_TRIALS, Prefetch
+        from pytest_hparams.prefetch import Prefetch
 
-        if len(keys) < MIN_TRIALS:
-            return
+        # The run directories are kept: each trial's is named once, here.
         new = {t for t in {k.test for k in keys} if not os.path.isdir(self._test_dir(t))}
         paths = []
         for key in keys:
