@@ -212,8 +212,7 @@ def per_trial_overhead(root: Path, n: int, repeat: int, flat: bool = False) -> R
     floor = statistics.median(floors)
     best = (theirs + n * floor) / theirs
     shape = "one hparam vs one parametrize" if flat else "4-hparam grid vs 4 parametrize"
-    # The floor is that work done in series; the plugin makes run directories
-    # in another process (prefetch.py), so its cost can come in under it.
+    # The floor: the file-system work every recorded trial needs, done alone.
     note = (
         f"; plugin {(ours_s - theirs) / n * 1000:.2f} ms/trial; the file-system"
         f" floor in series {floor * 1000:.2f} ms (alone: {best:.2f}x)"

@@ -128,7 +128,7 @@ def _nest(payload: bytes, levels: tuple[tuple[bytes, bytes], ...]) -> bytes:
         payload = before + payload
         n = len(payload)
         # `_wrap`'s step, written out: this runs at every level of every
-        # trial's records (calling it here cost 12 thousand instructions a trial).
+        # trial's records (benchmarks/RESULTS.md has the cost of the call).
         payload = key + (_BYTES[n] if n < 0x80 else _varint(n)) + payload
     return payload
 
@@ -381,8 +381,8 @@ def _from_proto_value(v: Any) -> Value:
 
 
 def _crc32c_tables() -> list[list[int]]:
-    # Slicing-by-8: eight tables let the loop take eight bytes a step, about
-    # 1.4x faster than a byte at a time in pure Python.
+    # Slicing-by-8: eight tables let the loop take eight bytes a step
+    # rather than one, the fastest pure-Python form.
     first = []
     for byte in range(256):
         crc = byte
@@ -421,8 +421,8 @@ def _crc32c_python(data: bytes) -> int:
 
 
 try:
-    # The C implementation (a default dependency, with wheels for common platforms)
-    # is some 200x faster: a large share of a no-op trial's cost otherwise.
+    # The C implementation (a default dependency, with wheels for common
+    # platforms): in pure Python the CRC is a large share of a short trial's cost.
     from google_crc32c import value as _crc32c
 except ImportError:  # pragma: no cover - depends on the environment
     _crc32c = _crc32c_python

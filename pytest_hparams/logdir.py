@@ -29,10 +29,6 @@ from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains, swe
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."
-# An empty file made ahead of its trial (prefetch.py), in which the trial's
-# session starts; named `.hparams-slot.<pid>` after the pytest process it was
-# made for. Its name holds no "tfevents": TensorBoard never loads it.
-SLOT = ".hparams-slot"
 _MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,=+@-]")
 _counter = itertools.count()
@@ -91,7 +87,7 @@ def _event_files(directory: str) -> list[str]:
         os.path.join(root, name)
         for root, _, names in os.walk(directory)
         for name in names
-        if "tfevents" in name or name.startswith((_PENDING, SLOT))
+        if "tfevents" in name or name.startswith(_PENDING)
     ]
 
 
@@ -154,10 +150,6 @@ class TrialWriter:
       group_name: The session group: the dashboard's Trial ID (`TrialKey.label`).
       hparams: The trial's values, including the sweep's name.
       fresh: Whether the caller just created `path`, so nothing old is in it.
-      slot: A `SLOT` file made ahead for this trial in a fresh `path`
-        (prefetch.py), open for writing, and its path: the session starts in
-        it, and it takes its name once the start is written (making a file is
-        what costs, on some file systems).
     """
 
     def __init__(
@@ -166,17 +158,13 @@ class TrialWriter:
         group_name: str,
         hparams: Mapping[str, Value],
         fresh: bool = False,
-        slot: tuple[int, str] | None = None,
     ) -> None:
         self.path = path
         self._old: set[str] = set()
         if not fresh:
             for file in _event_files(path):
-                if os.path.basename(file).startswith((_PENDING, SLOT)):
-                    # A killed rerun's file, or a slot made for another
-                    # process's run of this trial (or a killed run's): taken
-                    # away, so that process starts a file of its own and the
-                    # later of the two replaces the other's session.
+                if os.path.basename(file).startswith(_PENDING):
+                    # A killed rerun's file: never part of a session.
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(file)
                 else:
@@ -190,17 +178,13 @@ class TrialWriter:
         self.last_step = 0
         now = time.time()
         try:
-            fd = self._open("", now, slot)
+            fd = self._open("", now)
             _write_all(fd, events.start_records(now, group_name, hparams))
-            if slot is not None:
-                final = self._files[""][2]
-                os.rename(slot[1], final)
-                self._files[""] = (fd, final, final)
         except BaseException:
             self.discard()  # no open file, and no empty one left to load (a full disk)
             raise
 
-    def _open(self, group: str, now: float, slot: tuple[int, str] | None = None) -> int:
+    def _open(self, group: str, now: float) -> int:
         directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
             os.makedirs(directory, exist_ok=True)
@@ -211,9 +195,6 @@ class TrialWriter:
             final = f"{directory}{os.sep}{name}"  # os.path.join's checks cost more, here
             if final not in self._old:
                 break
-        if slot is not None:
-            self._files[group] = (slot[0], slot[1], final)
-            return slot[0]
         target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
         fd = os.open(target, _OPEN_FLAGS, 0o666)
         self._files[group] = (fd, target, final)

@@ -92,7 +92,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # A logdir inside the project holds a directory per trial; walking them
-    # for test files made every later run slower (3 s per 1,000 trials here).
+    # for test files made every later run slower, by the size of the logdir.
     runner = config.stash.get(RUNNER_KEY, None)
     if runner is not None and runner.store is not None and collection_path == runner.store.root:
         return True
@@ -167,15 +167,6 @@ def _select(config: pytest.Config, items: list[pytest.Item], keys: dict[str, Tri
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    runner = session.config.stash[RUNNER_KEY]
-    option = session.config.option
-    if runner.sweeps and not (option.collectonly or option.setuponly or option.setupplan):
-        keys = runner.keys
-        runner.prefetch([k for i in session.items if (k := keys.get(i.nodeid)) is not None])
 
 
 class Resume:

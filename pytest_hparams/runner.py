@@ -20,7 +20,6 @@ from pytest_hparams.plugin import RECORD_ATTR, STARTED_ATTR
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
-    from pytest_hparams.prefetch import Prefetch
     from pytest_hparams.records import TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
@@ -49,8 +48,6 @@ class TrialRunner:
         self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
         self._announced: set[str] = set()  # sweeps whose definition a report carried
         self._test_dirs: dict[str, str] = {}  # each sweep's folder in a local logdir
-        self._run_dirs: dict[str, str] = {}  # each trial's run directory, by node id
-        self._prefetch: Prefetch | None = None
 
     @property
     def store(self) -> LocalStore | None:
@@ -139,8 +136,8 @@ class TrialRunner:
             sweep = self.sweeps[key.test].sweep
             run = None
             if self.store is not None:
-                run = self._run_dirs.get(key.nodeid) or self._run_dir(key)
-            trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run, self._prefetch)
+                run = self._run_dir(key)
+            trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
             self._trials[key.nodeid] = trial
         return trial
 
@@ -157,23 +154,6 @@ class TrialRunner:
         from pytest_hparams.logdir import safe_name
 
         return f"{self._test_dir(key.test)}{os.sep}{safe_name(key.params)}"
-
-    def prefetch(self, keys: list[TrialKey]) -> None:
-        """Starts making the run directories of the trials about to run, in
-        their order, where that saves time (see prefetch.py)."""
-        if self.store is None or self.worker or not keys:
-            # An xdist worker does not know which trials it will be sent.
-            return
-        from pytest_hparams.prefetch import Prefetch
-
-        # The run directories are kept: each trial's is named once, here.
-        new = {t for t in {k.test for k in keys} if not os.path.isdir(self._test_dir(t))}
-        paths = []
-        for key in keys:
-            if key.test in new:
-                path = self._run_dirs[key.nodeid] = self._run_dir(key)
-                paths.append(path)
-        self._prefetch = Prefetch.start(paths, str(self.store.root))
 
     def resume(self, key: TrialKey) -> bool:
         """Whether a trial's recorded session ended with SUCCESS and the same
@@ -302,9 +282,6 @@ class TrialRunner:
         for trial in self._trials.values():
             trial.abort()
         self._trials.clear()
-        if self._prefetch is not None:
-            self._prefetch.close()
-            self._prefetch = None
         if self.store is not None:
             self.store.close()
 

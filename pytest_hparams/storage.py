@@ -76,8 +76,8 @@ class LocalStore:
         Raises:
           LogdirError: If the lock is not had within a minute.
         """
-        # fasteners, not filelock: it imports in ~1.5 ms in a pytest process
-        # where filelock takes 9 to 14 ms, paid by every recorded run.
+        # fasteners, not filelock: its import is a fraction of filelock's,
+        # and every recorded run pays it (benchmarks/RESULTS.md).
         from fasteners import InterProcessLock
 
         return _Locked(InterProcessLock(str(self.root / LOCK_FILE)), self.shown)

@@ -18,7 +18,6 @@ from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, sweep_lab
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
-    from pytest_hparams.prefetch import Prefetch
     from pytest_hparams.records import TrialKey
     from pytest_hparams.storage import LocalStore
 
@@ -46,11 +45,9 @@ class Trial:
         scratch: Callable[[], Path] | None = None,
         salt: int = 0,
         run: str | None = None,
-        prefetch: Prefetch | None = None,
     ) -> None:
         # run: the trial's run directory under the store's root (None without
         # a store); the runner names it, each sweep's folder made once.
-        # prefetch: where run directories made ahead of their trials are claimed.
         self.key = key
         self.hparams: dict[str, Value] = dict(key.hparams)
         self.id = key.nodeid
@@ -58,12 +55,10 @@ class Trial:
         self._salt = salt
         self._store = store
         self._run = run
-        self._prefetch = prefetch
         self._scratch = scratch  # a temporary directory, without a logdir
         self._logdir: Path | None = None
         self._made = False  # the run directory exists (made here, or found)
-        self._fresh = False  # this trial created its run directory (or claimed it)
-        self._slot: tuple[int, str] | None = None  # claimed, for its writer (prefetch.py)
+        self._fresh = False  # this trial created its run directory
         self._writer: TrialWriter | None = None
         # Set when a file of this trial's run could not be written: the trial
         # goes on unrecorded, and the runner warns once with the reason.
@@ -80,25 +75,18 @@ class Trial:
         return trial_seed(key if not self._salt else f"{key}#seed={self._salt}")
 
     def _make_run(self) -> str:
-        """Makes the trial's run directory (once) and returns it; one made
-        ahead for it (prefetch.py) is claimed, with the slot its session
-        starts in."""
+        """Makes the trial's run directory (once) and returns it."""
         assert self._run is not None
         if not self._made:
-            if self._prefetch is not None:
-                self._slot = self._prefetch.claim(self._run)
-            if self._slot is not None:
-                self._fresh = True
-            else:
+            try:
                 try:
-                    try:
-                        os.mkdir(self._run)
-                    except FileNotFoundError:  # the sweep's first trial: its folders too
-                        os.makedirs(os.path.dirname(self._run), exist_ok=True)
-                        os.mkdir(self._run)
-                    self._fresh = True
-                except FileExistsError:
-                    pass
+                    os.mkdir(self._run)
+                except FileNotFoundError:  # the sweep's first trial: its folders too
+                    os.makedirs(os.path.dirname(self._run), exist_ok=True)
+                    os.mkdir(self._run)
+                self._fresh = True
+            except FileExistsError:
+                pass
             self._made = True
         return self._run
 
@@ -185,8 +173,7 @@ class Trial:
             hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
             try:
                 run = self._make_run()
-                slot, self._slot = self._slot, None  # the writer's now, whatever happens
-                self._writer = TrialWriter(run, self.key.label, hparams, self._fresh, slot)
+                self._writer = TrialWriter(run, self.key.label, hparams, self._fresh)
             except OSError as e:
                 self._failed(e)
         return self._writer
@@ -238,14 +225,9 @@ class Trial:
             writer.discard()
 
     def _drop_unwritten(self) -> None:
-        """Removes the run directory this trial made (or claimed) and never
-        wrote a session in (`trial.logdir` in a fixture, then a skip): its
-        slot, and the directory if nothing else is in it."""
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            os.close(slot[0])
-            with contextlib.suppress(OSError):
-                os.unlink(slot[1])
+        """Removes the run directory this trial made and never wrote a
+        session in (`trial.logdir` in a fixture, then a skip), if nothing
+        else is in it."""
         if self._fresh and self._run is not None:
             with contextlib.suppress(OSError):  # the test's own files stay, with it
                 os.rmdir(self._run)
@@ -351,7 +333,7 @@ def missing_metrics(
         return (
             f"returned no metrics but declares {names}; return them, e.g. {{{missing[0]!r}: ...}}"
         )
-    import difflib  # here, for a warning: importing it took 0.5 ms of every recorded run
+    import difflib  # here, for a warning: not every recorded run should import it
 
     parts = []
     for name in missing:

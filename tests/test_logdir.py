@@ -3,11 +3,9 @@ backend (get_experiment and list_session_groups over an EventMultiplexer)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,7 +297,6 @@ def test_a_trial_killed_before_it_logs_anything_already_shows_as_started(
     assert statuses == {"a:1]": "STATUS_SUCCESS", "a:2]": "STATUS_UNKNOWN"}
 
 
-# Enough trials for the run directories to be made ahead (prefetch.MIN_TRIALS).
 MANY = """
 import os, signal, time
 from pytest_hparams import hparam_grid
@@ -327,7 +324,7 @@ def run_dirs(logdir: Path) -> dict[str, list[str]]:
     [("assert False", ("-x",)), (CTRL_C, ())],
     ids=["stopped by -x", "ctrl-c"],
 )
-def test_directories_made_ahead_for_trials_that_never_ran_are_removed(
+def test_a_run_cut_short_leaves_run_directories_only_for_trials_that_ran(
     pytester: pytest.Pytester, dashboard: Read, action: str, args: tuple[str, ...]
 ) -> None:
     pytester.makepyfile(test_many=MANY.format(action=action))
@@ -338,69 +335,10 @@ def test_directories_made_ahead_for_trials_that_never_ran_are_removed(
     assert sorted(runs, key=lambda p: int(p.rsplit("=", 1)[1])) == [
         f"test_many.py/test_many/a={i}" for i in range(8)
     ]
-    # One event file each: no slot left beside it, nothing of a trial that did not run.
+    # One event file each, and nothing of a trial that did not run.
     assert all(len(files) == 1 and "tfevents" in files[0] for files in runs.values()), runs
     assert set(found) - set(runs) == {"test_many.py", "test_many.py/test_many"}
     assert len(dashboard(pytester.path / "logs").groups) == 8
-
-
-def test_a_trials_session_starts_in_its_slot_and_takes_an_event_file_name(
-    tmp_path: Path, dashboard: Read
-) -> None:
-    from pytest_hparams.logdir import SLOT, TrialWriter
-
-    run = tmp_path / "logs" / "t" / "a=1"
-    run.mkdir(parents=True)
-    slot = run / f"{SLOT}.1"
-    slot.touch()
-    fd = os.open(slot, os.O_WRONLY)
-    writer = TrialWriter(str(run), "1 · t[a:1]", {"a": 1}, fresh=True, slot=(fd, str(slot)))
-    [started] = [p.name for p in run.iterdir()]
-    assert "tfevents" in started  # visible to TensorBoard before the trial's body runs
-    writer.finish(True, {"m": 0.5}, {})
-    group = dashboard(tmp_path / "logs").group("t[a:1]")
-    assert (Dashboard.status(group), Dashboard.metrics(group)) == ("STATUS_SUCCESS", {"m": 0.5})
-    assert [p.name for p in run.iterdir()] == [started]
-
-
-def test_a_slot_left_by_another_process_goes_when_the_trial_records(
-    pytester: pytest.Pytester, dashboard: Read
-) -> None:
-    # Another pytest recording the same sweep made this directory and slot
-    # for its trial (or was killed before it ran): this run's trial does not
-    # take the directory for its own new one, and replaces what is there.
-    from pytest_hparams.logdir import SLOT
-
-    pytester.makepyfile(test_many=MANY.format(action="pass"))
-    run = pytester.path / "logs" / "test_many.py" / "test_many" / "a=3"
-    run.mkdir(parents=True)
-    (run / f"{SLOT}.99999").touch()
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=100)
-    assert all(len(files) == 1 for files in run_dirs(pytester.path / "logs").values() if files)
-    assert [p.name for p in run.iterdir() if "tfevents" not in p.name] == []
-    assert len(dashboard(pytester.path / "logs").groups) == 100
-
-
-def test_two_processes_on_one_trial_leave_one_session(tmp_path: Path, dashboard: Read) -> None:
-    # Process A's maker made the directory and A's slot; process B's trial
-    # runs there first. B takes the slot away and writes its own file; A's
-    # trial, its slot gone from under it, is not recorded (a warning), where
-    # it used to leave a second session beside B's.
-    from pytest_hparams.logdir import SLOT, TrialWriter
-
-    run = tmp_path / "logs" / "t" / "a=1"
-    run.mkdir(parents=True)
-    slot = run / f"{SLOT}.1"
-    slot.touch()
-    fd = os.open(slot, os.O_WRONLY)  # A has claimed it
-    b = TrialWriter(str(run), "1 · t[a:1]", {"a": 1})
-    assert not slot.exists()
-    with pytest.raises(FileNotFoundError):
-        TrialWriter(str(run), "1 · t[a:1]", {"a": 1}, fresh=True, slot=(fd, str(slot)))
-    b.finish(True, {"m": 0.5}, {})
-    assert len([p for p in run.iterdir()]) == 1
-    group = dashboard(tmp_path / "logs").group("t[a:1]")
-    assert (Dashboard.status(group), Dashboard.metrics(group)) == ("STATUS_SUCCESS", {"m": 0.5})
 
 
 def test_a_trial_whose_logdir_a_fixture_uses_still_starts_visibly(
@@ -453,85 +391,8 @@ def test_a_trial_skipped_in_a_fixture_that_used_its_logdir_leaves_no_directory(
     ]
 
 
-def test_a_test_that_patches_sys_executable_does_not_change_the_directory_maker(
-    pytester: pytest.Pytester,
-) -> None:
-    pytester.makeconftest(
-        """
-        import pytest_hparams.prefetch
-
-        pytest_hparams.prefetch.BATCH = 64  # a second maker starts while the tests run
-        """
-    )
-    pytester.makepyfile(
-        test_many="""
-        import os, sys
-        import pytest
-        from pytest_hparams import hparam_grid
-
-        @pytest.fixture
-        def odd_python(monkeypatch, tmp_path):
-            fake = tmp_path / "python"
-            fake.write_text("#!/bin/sh\\nsleep 60\\n")
-            fake.chmod(0o755)
-            monkeypatch.setattr(sys, "executable", str(fake))
-
-        @hparam_grid(a=list(range(150)))
-        def test_many(a, odd_python):
-            return {"m": 1.0}
-        """
-    )
-    started = time.monotonic()
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
-    result.assert_outcomes(passed=150)
-    assert time.monotonic() - started < 20  # no 30 s wait for a maker that never ends
-    runs = run_dirs(pytester.path / "logs")
-    assert len([p for p in runs if "=" in p]) == 150
-    assert all(len(f) == 1 for p, f in runs.items() if "=" in p)
-
-
-def test_a_directory_made_ahead_after_its_trial_was_skipped_is_removed(tmp_path: Path) -> None:
-    from pytest_hparams.prefetch import MIN_TRIALS, Prefetch
-
-    root = tmp_path / "logs"
-    runs = [str(root / "t" / f"a={i}") for i in range(MIN_TRIALS)]
-    prefetch = Prefetch.start(runs, str(root))
-    assert prefetch is not None
-    # The first trial runs before the maker has started: no slot for it. It
-    # makes its own directory, is skipped, and removes it; the maker makes
-    # it again, with a slot, after that.
-    assert prefetch.claim(runs[0]) is None
-    prefetch.close()
-    assert list(root.rglob("*")) == []
-
-
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
-def test_a_long_prefetch_holds_no_descriptor_per_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import time
-
-    from pytest_hparams import prefetch
-
-    monkeypatch.setattr(prefetch, "BATCH", 64)
-    root = tmp_path / "logs"
-    runs = [str(root / "t" / f"a={i}") for i in range(64 * 12)]
-    opened = len(os.listdir("/proc/self/fd"))
-    made = prefetch.Prefetch.start(runs, str(root))
-    assert made is not None
-    for start in range(0, len(runs), 64):
-        time.sleep(0.3)  # trials take time: the batch's maker has ended
-        for run in runs[start : start + 64]:
-            slot = made.claim(run)
-            if slot is not None:
-                os.close(slot[0])
-    assert len(os.listdir("/proc/self/fd")) <= opened + 2  # the makers still running
-    made.close()
-    assert len(os.listdir("/proc/self/fd")) == opened
-
-
 def test_a_tests_own_os_wait_gets_its_own_child(pytester: pytest.Pytester) -> None:
-    # The directories are made by a process that is not pytest's child.
+    # The plugin starts no process of its own: a test's os.wait() gets its own child.
     pytester.makepyfile(
         test_wait="""
         import os, time
@@ -550,9 +411,7 @@ def test_a_tests_own_os_wait_gets_its_own_child(pytester: pytest.Pytester) -> No
     pytester.runpytest_subprocess("--hparams-logdir", "logs").assert_outcomes(passed=100)
 
 
-def test_a_rerun_in_a_directory_made_ahead_replaces_its_first_attempt(
-    pytester: pytest.Pytester, dashboard: Read
-) -> None:
+def test_a_rerun_replaces_its_first_attempt(pytester: pytest.Pytester, dashboard: Read) -> None:
     pytester.makepyfile(
         test_many="""
         from pathlib import Path

@@ -1,0 +1,491 @@
+"""Every verdict on a run's metrics, in one place: a trial's bounds
+(`Metric(min=, max=)`), a trial against its baseline entry, a combination's
+repeats against theirs (a one-sided Welch's t-test), and `--hparams-gate best`.
+
+Each comparison is a typed `Comparison`, which the table, the JSON and
+Markdown reports, JUnit and `merge` only render. Pure: scipy is imported only
+when a t-test is needed (both sides hold two or more repeats).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_hparams.metrics import Metric, Tolerance
+from pytest_hparams.repeats import Combination, Summary
+
+STATS_EXTRA = "pip install 'pytest-hparams[stats]'"
+GATES = ("each", "best")
+
+#: The tolerance in effect for a metric, or None where none was set (0 applies).
+Tolerances = Callable[[Metric], Tolerance | None]
+Entry = Mapping[str, Any]  # a baseline file's entry (see baseline.py)
+
+
+class Verdict(enum.StrEnum):
+    """A comparison's outcome: the worst of its metrics' (regressed wins)."""
+
+    NEW = "new"  # the baseline has no entry for it
+    OK = "ok"
+    IMPROVED = "improved"
+    REGRESSED = "regressed"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricComparison:
+    """One metric against its baseline value.
+
+    Attributes:
+      value: The run's value (its mean over repeats); None when missing.
+      baseline: The baseline's value (its mean over repeats).
+      tolerance: The tolerance in effect, as written (`0.02`, `5%`).
+      message: The line that explains a regression, else "".
+      p: The Welch's t-test p-value, when one was computed.
+      run, base: Both sides over repeats; None for a single value.
+    """
+
+    name: str
+    verdict: Verdict
+    value: float | None
+    baseline: float
+    tolerance: str
+    message: str = ""
+    p: float | None = None
+    run: Summary | None = None
+    base: Summary | None = None
+
+    @property
+    def delta(self) -> float | None:
+        if self.value is None or not math.isfinite(self.value):
+            return None
+        return self.value - self.baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "value": self.value,
+            "baseline": self.baseline,
+            "delta": self.delta,
+            "tolerance": self.tolerance,
+            "p": self.p,
+            "run": self.run.to_dict() if self.run else None,
+            "base": self.base.to_dict() if self.base else None,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> MetricComparison:
+        def summary(raw: Any) -> Summary | None:
+            return Summary.from_dict(raw) if raw else None
+
+        value = data.get("value")
+        return cls(
+            name,
+            Verdict(data["verdict"]),
+            None if value is None else float(value),
+            float(data["baseline"]),
+            str(data.get("tolerance", "")),
+            str(data.get("message") or ""),
+            None if data.get("p") is None else float(data["p"]),
+            summary(data.get("run")),
+            summary(data.get("base")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A trial's or a combination's metrics against the baseline.
+
+    Attributes:
+      against: The baseline entry compared with, when it is not the row's own
+        (`--hparams-gate best`: the baseline's best).
+      gating: Whether a regression here fails the run; under
+        `--hparams-gate best` only the best's comparison gates, the others
+        are shown.
+    """
+
+    verdict: Verdict
+    metrics: tuple[MetricComparison, ...] = ()
+    against: str | None = None
+    gating: bool = True
+
+    @classmethod
+    def of(cls, metrics: Iterable[MetricComparison], against: str | None = None) -> Comparison:
+        metrics = tuple(metrics)
+        verdicts = {m.verdict for m in metrics}
+        for verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
+            if verdict in verdicts:
+                return cls(verdict, metrics, against)
+        return cls(Verdict.OK, metrics, against)
+
+    @property
+    def messages(self) -> list[str]:
+        return [m.message for m in self.metrics if m.message]
+
+    def metric(self, name: str) -> MetricComparison | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "against": self.against,
+            "gating": self.gating,
+            "metrics": {m.name: m.to_dict() for m in self.metrics},
+            "messages": self.messages,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        """Reads `to_dict()`'s form back (a shard's report, in `merge`).
+
+        Raises:
+          KeyError, TypeError, ValueError: If `data` is not of that form.
+        """
+        metrics = tuple(
+            MetricComparison.from_dict(str(name), m) for name, m in dict(data["metrics"]).items()
+        )
+        against = data.get("against")
+        return cls(
+            Verdict(data["verdict"]),
+            metrics,
+            None if against is None else str(against),
+            bool(data.get("gating", True)),
+        )
+
+
+NEW = Comparison(Verdict.NEW)
+
+
+# --- thresholds ----------------------------------------------------------------
+
+
+def bounds(metrics: Mapping[str, float], declared: Iterable[Metric]) -> list[str]:
+    """One line per declared bound (`Metric(min=..., max=...)`) the trial misses."""
+    problems = []
+    for metric in declared:
+        if metric.min is None and metric.max is None:
+            continue
+        value = metrics.get(metric.name)
+        if value is None:
+            problems.append(f"{metric.name} has a bound but the test did not return it")
+        elif metric.min is not None and not value >= metric.min:  # NaN fails too
+            problems.append(f"{metric.name} {value:.6g} is below its minimum {metric.min:g}")
+        elif metric.max is not None and not value <= metric.max:
+            problems.append(f"{metric.name} {value:.6g} is above its maximum {metric.max:g}")
+    return problems
+
+
+# --- one run against the baseline ---------------------------------------------------
+
+
+def repeated(entry: Entry | None) -> bool:
+    """Whether a baseline entry holds two or more repeats of some metric."""
+    stats = (entry or {}).get("stats") or {}
+    return any(s.get("n", 0) >= 2 for s in stats.values())
+
+
+def compare_trial(
+    metrics: Mapping[str, float],
+    entry: Entry | None,
+    declared: Iterable[Metric],
+    tolerances: Tolerances,
+) -> Comparison:
+    """One trial's metrics against its baseline entry (NEW when it has none)."""
+    if entry is None:
+        return NEW
+    by_name = {m.name: m for m in declared}
+    out = []
+    for name, base in sorted(entry["metrics"].items()):
+        metric = by_name.get(name) or Metric(name)
+        tol, shown = _tolerance(metric, tolerances)
+        value = metrics.get(name)
+        verdict, message = _judge_value(metric, value, base, tol, shown)
+        out.append(MetricComparison(name, verdict, value, base, str(tol), message))
+    return Comparison.of(out)
+
+
+def _judge_value(
+    metric: Metric, value: float | None, base: float, tol: Tolerance, shown: str
+) -> tuple[Verdict, str]:
+    name = metric.name
+    if value is None:
+        return Verdict.REGRESSED, f"{name} is missing (baseline {_num(base)})"
+    if not math.isfinite(value):
+        return Verdict.REGRESSED, f"{name} regressed: {value} (baseline {_num(base)})"
+    amount = _amount(tol, base)
+    if tol.relative:
+        shown = f"{shown} ({_num(amount)})"
+    bad = base - value if metric.goal == "max" else value - base
+    if bad > amount:
+        sign = "<" if metric.goal == "max" else ">"
+        op = "-" if metric.goal == "max" else "+"
+        return Verdict.REGRESSED, (
+            f"{name} regressed: {_num(value)} {sign} baseline {_num(base)} {op} tolerance {shown}"
+        )
+    return (Verdict.IMPROVED if -bad > amount else Verdict.OK), ""
+
+
+def _amount(tol: Tolerance, base: float) -> float:
+    # Values read back from a logdir went through float32: a difference in
+    # the 7th digit is that rounding, never a move.
+    return max(tol.amount(base), 1e-6 * max(1.0, abs(base)))
+
+
+def _tolerance(metric: Metric, tolerances: Tolerances) -> tuple[Tolerance, str]:
+    """The tolerance in effect and how a regression line shows it: a default
+    of 0 says so, and how to set one (a baseline saved with a tolerance for
+    one metric otherwise fails every trial on the others, unexplained)."""
+    tol = tolerances(metric)
+    if tol is not None:
+        return tol, str(tol)
+    return Tolerance(0.0), (
+        f"0 (none set for {metric.name}: --hparams-tolerance {metric.name}:VALUE, "
+        "or --hparams-tolerance 5% for every metric)"
+    )
+
+
+# --- repeats against the baseline ----------------------------------------------------
+
+
+def welch_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
+    """The one-sided p-value that `run` is worse than `base` in the metric's goal.
+
+    Welch's t-test (scipy's `ttest_ind(equal_var=False)`): repeats of a
+    changed model need not share the baseline's variance. Two samples without
+    variance are decided exactly: p is 0 if the run is worse, else 1.
+
+    Raises:
+      ModuleNotFoundError: If scipy is not installed; the message names the extra.
+    """
+    import statistics
+
+    worse = "less" if goal == "max" else "greater"
+    if statistics.pstdev(run) == 0 and statistics.pstdev(base) == 0:
+        difference = statistics.fmean(run) - statistics.fmean(base)
+        is_worse = difference < 0 if goal == "max" else difference > 0
+        return 0.0 if is_worse else 1.0
+    try:
+        from scipy import stats
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            f"the baseline gate on repeats needs scipy; install it with: {STATS_EXTRA}"
+        ) from None
+    result = stats.ttest_ind(run, base, equal_var=False, alternative=worse)
+    return float(result.pvalue)
+
+
+def judge_repeats(
+    metric: Metric, run: Summary, base: Summary, tol: Tolerance, alpha: float, shown: str = ""
+) -> tuple[Verdict, str, float | None]:
+    """A metric's verdict over repeats: (verdict, message, p-value).
+
+    With two or more values on both sides, it regressed only if the mean
+    moved in the bad direction by more than the tolerance (a change that
+    matters) and a one-sided Welch's t-test finds it at `alpha` (a change
+    that is not noise). With fewer, the single-value rule decides, on the means.
+    """
+    name = metric.name
+    shown = shown or str(tol)
+    if run.n == 0:
+        return Verdict.REGRESSED, f"{name} is missing or not finite in every repeat", None
+    amount = _amount(tol, base.mean)
+    delta = run.mean - base.mean
+    bad = -delta if metric.goal == "max" else delta
+    sides = f"{_describe(run)} vs baseline {_describe(base)}"
+    if run.n < 2 or base.n < 2:
+        if bad > amount:
+            return Verdict.REGRESSED, f"{name} regressed: {sides}, beyond tolerance {shown}", None
+        return (Verdict.IMPROVED if -bad > amount else Verdict.OK), "", None
+    p = welch_p(run.values, base.values, metric.goal)
+    if bad > amount and p < alpha:
+        return (
+            Verdict.REGRESSED,
+            f"{name} regressed: {sides}; one-sided Welch's t-test p={p:.3g} < alpha {alpha:g}, "
+            f"beyond tolerance {shown}",
+            p,
+        )
+    flipped = "min" if metric.goal == "max" else "max"
+    if -bad > amount and welch_p(run.values, base.values, flipped) < alpha:
+        return Verdict.IMPROVED, "", p
+    return Verdict.OK, "", p
+
+
+def compare_repeats(
+    combination: Combination,
+    entry: Entry | None,
+    declared: Iterable[Metric],
+    tolerances: Tolerances,
+    alpha: float,
+) -> Comparison | None:
+    """A combination's repeats against its baseline entry; None when no
+    repeat ran to the end (all skipped, or failed: those fail the run already)."""
+    ran = [r for r in combination.records if r.outcome.ok]
+    if not ran:
+        return None
+    if entry is None:
+        return NEW
+    by_name = {m.name: m for m in declared}
+    stats = entry.get("stats") or {}
+    out = []
+    for name, mean in sorted(entry["metrics"].items()):
+        metric = by_name.get(name) or Metric(name)
+        base = Summary.from_dict(stats[name]) if name in stats else Summary(1, mean, 0.0, (mean,))
+        run = combination.summary(name)
+        tol, shown = _tolerance(metric, tolerances)
+        lost = sum(1 for r in ran if not math.isfinite(r.metrics.get(name, math.nan)))
+        if lost:
+            # A repeat that diverged (NaN) or did not return the metric is a
+            # regression, as it is for a single trial, not a smaller sample.
+            verdict, p = Verdict.REGRESSED, None
+            message = f"{name} is missing or not finite in {lost} of {len(ran)} repeats"
+        else:
+            verdict, message, p = judge_repeats(metric, run, base, tol, alpha, shown)
+        value = run.mean if run.n else None
+        out.append(
+            MetricComparison(name, verdict, value, base.mean, str(tol), message, p, run, base)
+        )
+    return Comparison.of(out)
+
+
+# --- the run's verdicts, once every trial is known ----------------------------------------
+
+
+@dataclass
+class Decision:
+    """What the gates decided at the end of a run (or of `merge`).
+
+    Attributes:
+      combinations: Each repeated sweep's combinations, by sweep, with their
+        comparisons set.
+      failures: One line per regression that fails the run and no item
+        carries (repeats, `--hparams-gate best`).
+      notes: Lines that explain what the gate did not judge.
+    """
+
+    combinations: dict[str, list[Combination]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def decide(
+    sweeps: Mapping[str, Sequence[Any]],
+    declared: Mapping[str, Sequence[Metric]],
+    entries: Mapping[str, Entry] | None,
+    tolerances: Tolerances,
+    alpha: float = 0.05,
+    gate: str = "each",
+    sharded: bool = False,
+    reported: Mapping[str, Comparison] | None = None,
+) -> Decision:
+    """Compares repeated combinations (and, with `--hparams-gate best`, each
+    sweep's best) with the baseline, where every repeat is known: on the
+    controller under xdist, and in `merge` for shards.
+
+    Args:
+      sweeps: Each sweep's trial records, by sweep.
+      declared: Each sweep's declared metrics.
+      entries: The baseline's entries, or None without a baseline.
+      reported: `merge` without a baseline: the verdicts the shards' reports
+        gave their combinations (each shard held all repeats of its own).
+    """
+    from pytest_hparams.repeats import combine
+
+    decision = Decision()
+    if gate == "best" and entries is None and not reported:
+        decision.notes.append(
+            "--hparams-gate best compares each sweep's best with the baseline's best: "
+            "give the baseline with --hparams-baseline"
+        )
+    for test, records in sweeps.items():
+        if any(r.key.repeat is not None for r in records):
+            decision.combinations[test] = combine(records)
+    if entries is None:
+        for combos in decision.combinations.values():
+            for combo in combos:
+                comparison = (reported or {}).get(combo.combo)
+                if comparison is not None:
+                    combo.comparison = comparison
+                    if comparison.gating:
+                        decision.failures += [f"{combo.combo} {m}" for m in comparison.messages]
+        return decision
+    for test, records in sweeps.items():
+        metrics = list(declared.get(test, ()))
+        if gate == "best":
+            if sharded:
+                decision.notes.append(
+                    f"{test}: --hparams-gate best is decided over every shard, by "
+                    "`python -m pytest_hparams merge --gate best --baseline ...`"
+                )
+                continue
+            combos = decision.combinations.get(test) or combine(records)
+            decision.failures += _gate_best(test, combos, metrics, entries, tolerances, alpha)
+            continue
+        for combo in decision.combinations.get(test, []):
+            entry = entries.get(combo.combo)
+            if not repeated(entry):
+                continue  # n = 1 on a side: each repeat was judged as its own trial
+            combo.comparison = compare_repeats(combo, entry, metrics, tolerances, alpha)
+            if combo.comparison is not None:
+                decision.failures += [f"{combo.combo} {m}" for m in combo.comparison.messages]
+    return decision
+
+
+def _gate_best(
+    test: str,
+    combos: list[Combination],
+    declared: list[Metric],
+    entries: Mapping[str, Entry],
+    tolerances: Tolerances,
+    alpha: float,
+) -> list[str]:
+    """`--hparams-gate best`: the sweep's best combination against the
+    baseline's best. Every combination's change is shown; only the best's
+    can fail the run."""
+    mine = {k: e for k, e in entries.items() if e.get("test") == test}
+    if not declared or not mine:
+        return []
+    primary = declared[0]
+    sign = 1.0 if primary.goal == "max" else -1.0
+
+    def rank(mean: float, name: str) -> tuple[float, str]:
+        # Best first; ties go to the smaller name on both sides.
+        return (-sign * mean if math.isfinite(mean) else math.inf, name)
+
+    candidates = [k for k, e in mine.items() if primary.name in e["metrics"]]
+    if not candidates:
+        return [
+            f"{test}: --hparams-gate best cannot compare: the baseline holds no "
+            f"{primary.name!r}, the primary metric; save a new baseline"
+        ]
+    base_key = min(candidates, key=lambda k: rank(mine[k]["metrics"][primary.name], k))
+    ranked = sorted(combos, key=lambda c: rank(c.summary(primary.name).mean, c.combo))
+    for combo in combos:
+        comparison = compare_repeats(combo, mine.get(combo.combo), declared, tolerances, alpha)
+        if comparison is not None and comparison.verdict is not Verdict.NEW:
+            # Shown beside the row; the best's verdict below is the gate.
+            combo.comparison = Comparison(
+                comparison.verdict, comparison.metrics, comparison.against, gating=False
+            )
+    if not ranked or not ranked[0].summary(primary.name).n:
+        return []
+    best = ranked[0]
+    comparison = compare_repeats(best, mine[base_key], declared, tolerances, alpha)
+    if comparison is None:
+        return []
+    best.comparison = Comparison(comparison.verdict, comparison.metrics, base_key)
+    return [
+        f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
+        for m in comparison.messages
+    ]
+
+
+def _describe(summary: Summary) -> str:
+    return f"{_num(summary.mean, 4)} ± {_num(summary.std, 4)} (n={summary.n})"
+
+
+def _num(value: float, digits: int = 6) -> str:
+    return f"{value:.{digits}g}"
