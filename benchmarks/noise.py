@@ -7,7 +7,7 @@ Simulates a metric with normal noise (sigma 1, goal "max"). A baseline of n
 repeats is saved; a new run of n repeats is drawn from the same distribution
 (A/A: any failure is a false alarm) or from one shifted down by 1, 2 or 3
 sigma (a real degradation: a failure is a detection). Each side is judged by
-the plugin's own `repeats.judge`, the code the gate runs:
+the plugin's own `gates.judge_repeats`, the code the gate runs:
 
 - n >= 2: one-sided Welch's t-test at alpha 0.05, tolerance 0.
 - n = 1: today's single-value rule at the tolerance a user needs for a 5%
@@ -28,8 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pytest_hparams.gates import judge_repeats as judge
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.repeats import Summary, judge
+from pytest_hparams.records import Summary
 
 ALPHA = 0.05
 SHIFTS = (0.0, 1.0, 2.0, 3.0)

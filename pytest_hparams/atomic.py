@@ -1,9 +1,36 @@
-"""Replacing a file so that a crash leaves either the old or the new content."""
+"""Writing files that nothing loses: replacing a file so that a crash leaves
+either the old or the new content, and the real file system's calls for
+the writes made while a test runs.
+
+storage.py imports this module when a logdir is opened, before any test
+runs: `real_os` must be bound before a test can patch `os`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+class _RealOs:
+    """The file system's calls, bound when this module loads: a trial's files
+    are written with them whatever a test patches while it runs (pyfakefs's
+    `fs` fixture swaps `os`, and the functions imported from it, in every
+    loaded module: a trial's files would go to its fake file system)."""
+
+    open = staticmethod(os.open)
+    write = staticmethod(os.write)
+    close = staticmethod(os.close)
+    unlink = staticmethod(os.unlink)
+    replace = staticmethod(os.replace)
+    mkdir = staticmethod(os.mkdir)
+    rmdir = staticmethod(os.rmdir)
+    makedirs = staticmethod(os.makedirs)
+    walk = staticmethod(os.walk)
+    isdir = staticmethod(os.path.isdir)
+
+
+real_os = _RealOs()
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -1,5 +1,6 @@
-"""Baselines: a committed JSON file of every trial's metrics, and the
-comparison of a run against it. Pure but for `load` and `save`.
+"""Baselines: a committed JSON file of every trial's metrics, read and
+updated (the comparison of a run against it is gates.py's). Pure but for
+`load` and `save`.
 
 The file is meant to be reviewed in pull requests, so trials are keyed by
 their node id (the test and its hparam values, readable), keys are sorted and
@@ -22,14 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_hparams.atomic import write_atomically
 from pytest_hparams.errors import BaselineError
-from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.records import Outcome, TrialRecord
+from pytest_hparams.records import Outcome, TrialRecord, Verdict
+from pytest_hparams.repeats import combine
 
 FORMAT = "pytest-hparams-baseline"
 VERSION = 1
@@ -105,18 +106,13 @@ def dumps(trials: Mapping[str, Entry]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
 
 
-def repeated(entry: Mapping[str, Any] | None) -> bool:
-    """Whether a baseline entry holds two or more repeats of some metric."""
-    stats = (entry or {}).get("stats") or {}
-    return any(s.get("n", 0) >= 2 for s in stats.values())
-
-
 def updated(
     existing: Mapping[str, Entry],
     records: Iterable[TrialRecord],
     regressed: Iterable[str] = (),
-) -> dict[str, Entry]:
-    """The existing trials, with those this run measured replaced.
+) -> tuple[dict[str, Entry], list[str]]:
+    """The existing trials, with those this run measured replaced, and the
+    entries this run measured but kept (their trials regressed or failed).
 
     Only a trial that passed (or was resumed from a session that passed)
     moves its entry: a failed or regressed one keeps the entry it was judged
@@ -126,16 +122,20 @@ def updated(
     mean, and its n, mean, std and values under "stats"; a combination in
     `regressed` keeps its entry.
     """
-    from pytest_hparams.repeats import combine
-
     trials = dict(existing)
+    kept: list[str] = []
     all_records = list(records)
     skip = set(regressed)
     for combination in combine(r for r in all_records if r.key.repeat is not None):
         if combination.combo in skip or any(
-            r.verdict == "regressed" or r.outcome not in _MOVES for r in combination.records
+            r.verdict is Verdict.REGRESSED or r.outcome not in _MOVES for r in combination.records
         ):
-            continue  # every repeat must have passed: a baseline of survivors flatters
+            # Every repeat must have passed: a baseline of survivors flatters.
+            if combination.combo in trials and (
+                combination.combo in skip or any(_kept(r) for r in combination.records)
+            ):
+                kept.append(combination.combo)
+            continue
         old_n = max(
             (s.get("n", 0) for s in trials.get(combination.combo, {}).get("stats", {}).values()),
             default=0,
@@ -154,7 +154,9 @@ def updated(
     for record in all_records:
         if record.key.repeat is not None:
             continue
-        if record.outcome not in _MOVES or record.verdict == "regressed":
+        if record.outcome not in _MOVES or record.verdict is Verdict.REGRESSED:
+            if record.nodeid in trials and _kept(record):
+                kept.append(record.nodeid)
             continue
         old = trials.get(record.nodeid, {}).get("metrics", {})
         metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
@@ -165,7 +167,12 @@ def updated(
                 "hparams": dict(record.key.hparams),
                 "metrics": metrics,
             }
-    return trials
+    return trials, kept
+
+
+def _kept(record: TrialRecord) -> bool:
+    """Whether a trial keeps its entry for how it ended (a skip is not that)."""
+    return record.outcome.bad or record.verdict is Verdict.REGRESSED
 
 
 def save(path: Path, trials: Mapping[str, Entry]) -> None:
@@ -178,93 +185,19 @@ def save_records(
     records: Iterable[TrialRecord],
     regressed: Iterable[str] = (),
 ) -> str:
-    """Merges a run's records into the baseline at `path`; returns " (N trials)"."""
-    trials = updated(existing, records, regressed)
+    """Merges a run's records into the baseline at `path`; returns what the
+    report line adds: " (N trials)", and the entries kept at their old values."""
+    trials, kept = updated(existing, records, regressed)
     save(path, trials)
     combos = sum(1 for entry in trials.values() if entry.get("stats"))
     if combos:
-        return f" ({len(trials)} entries, {combos} of them combinations of repeats)"
-    return f" ({len(trials)} trials)"
-
-
-def compare(
-    metrics: Mapping[str, float],
-    entry: Entry | None,
-    declared: Iterable[Metric],
-    tolerance: Callable[[Metric], Tolerance],
-) -> dict[str, Any]:
-    """Compares one trial's metrics with its baseline entry.
-
-    Args:
-      metrics: What the trial returned.
-      entry: Its baseline entry, or None for a trial the baseline lacks.
-      declared: The sweep's metrics (for goals); others default by name.
-      tolerance: The tolerance that applies to a metric.
-
-    Returns:
-      {"verdict": "new" | "ok" | "improved" | "regressed",
-       "metrics": {name: {"baseline", "value", "delta", "tolerance", "verdict"}},
-       "messages": [one line per regressed metric]}
-    """
-    if entry is None:
-        return {"verdict": "new", "metrics": {}, "messages": []}
-    by_name = {m.name: m for m in declared}
-    out: dict[str, Any] = {}
-    messages = []
-    for name, base in sorted(entry["metrics"].items()):
-        metric = by_name.get(name) or Metric(name)
-        tol = tolerance(metric)
-        value = metrics.get(name)
-        verdict, message = _judge(metric, value, base, tol)
-        out[name] = {
-            "baseline": base,
-            "value": value,
-            "delta": None if value is None or not math.isfinite(value) else value - base,
-            "tolerance": str(tol),
-            "verdict": verdict,
-        }
-        if message:
-            messages.append(message)
-    return comparison(out, messages)
-
-
-def comparison(metrics: dict[str, Any], messages: list[str]) -> dict[str, Any]:
-    """A comparison's overall verdict from its metrics': regressed wins, then improved."""
-    verdicts = {m["verdict"] for m in metrics.values()}
-    overall = (
-        "regressed" if "regressed" in verdicts else "improved" if "improved" in verdicts else "ok"
-    )
-    return {"verdict": overall, "metrics": metrics, "messages": messages}
-
-
-def _judge(metric: Metric, value: float | None, base: float, tol: Tolerance) -> tuple[str, str]:
-    name = metric.name
-    if value is None:
-        return "regressed", f"{name} is missing (baseline {_num(base)})"
-    if not math.isfinite(value):
-        return "regressed", f"{name} regressed: {value} (baseline {_num(base)})"
-    # Values read back from a logdir went through float32: a difference in
-    # the 7th digit is that rounding, never a move.
-    amount = max(tol.amount(base), 1e-6 * max(1.0, abs(base)))
-    shown = str(tol) if not tol.relative else f"{tol} ({_num(amount)})"
-    if metric.goal == "max":
-        if value < base - amount:
-            return "regressed", (
-                f"{name} regressed: {_num(value)} < baseline {_num(base)} - tolerance {shown}"
-            )
-        return ("improved" if value > base + amount else "ok"), ""
-    if value > base + amount:
-        return "regressed", (
-            f"{name} regressed: {_num(value)} > baseline {_num(base)} + tolerance {shown}"
+        detail = f" ({len(trials)} entries, {combos} of them combinations of repeats)"
+    else:
+        detail = f" ({len(trials)} trials)"
+    if kept:
+        detail += (
+            f"; {len(kept)} kept at their old values, as their trials regressed or failed: "
+            "to accept the new values, save without a baseline to compare with "
+            "(leave out --hparams-baseline, or add -o hparams_baseline=)"
         )
-    return ("improved" if value < base - amount else "ok"), ""
-
-
-def not_run(entries: Mapping[str, Entry], ran: Iterable[str]) -> list[str]:
-    """Node ids in the baseline that this run did not record."""
-    seen = set(ran)
-    return sorted(k for k in entries if k not in seen)
-
-
-def _num(value: float) -> str:
-    return f"{value:.6g}"
+    return detail

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_hparams import MARK
 from pytest_hparams.errors import OverrideError, SweepError
-from pytest_hparams.records import TrialKey
+from pytest_hparams.records import HParamInfo, SweepDefinition, TrialKey, sweep_label
 from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
 
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
@@ -27,7 +27,7 @@ class Compiled(NamedTuple):
     """What every trial of one swept function shares, built once per session."""
 
     sweep: Sweep
-    definition: dict[str, Any]  # sweep.definition(): it travels in reports
+    definition: SweepDefinition  # what the reporting process and the logdir know of it
     argnames: tuple[str, ...]  # the arguments the plugin passes to the function
     repeats: int = 1
 
@@ -148,7 +148,34 @@ def parametrize(
         values = [(*v, k) for v in values for k in range(count)]
         ids = [f"{i}-repeat:{k}" for i in ids for k in range(count)]
     metafunc.parametrize(argnames, values, ids=ids)
-    return Compiled(sweep, sweep.definition(), _required_args(function, metafunc.cls), count)
+    definition = define(metafunc.definition, sweep)
+    return Compiled(sweep, definition, _required_args(function, metafunc.cls), count)
+
+
+def where_of(item: pytest.Item) -> tuple[str, tuple[str, ...]]:
+    """An item's file (its module's node id) and the classes and function
+    that hold it, outermost first: the parts of its node id, from pytest's
+    own collection tree rather than from the id's text."""
+    chain = item.listchain()
+    module = next((n for n in chain if isinstance(n, pytest.Module)), None)
+    classes = tuple(n.name for n in chain if isinstance(n, pytest.Class))
+    name = getattr(item, "originalname", item.name)
+    return (module.nodeid if module is not None else ""), (*classes, name)
+
+
+def define(function: pytest.Item, sweep: Sweep) -> SweepDefinition:
+    """A sweep's definition, named by its function's place in the tree."""
+    file, names = where_of(function)
+    return SweepDefinition(
+        test=function.nodeid,
+        label=sweep_label(file, names),
+        file=file,
+        function=names,
+        hparams=tuple(
+            HParamInfo(h.name, h.domain, h.display_name, h.description) for h in sweep.hparams
+        ),
+        metrics=sweep.metrics,
+    )
 
 
 def _fail(message: str) -> None:
@@ -203,15 +230,12 @@ def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
 def keys_of(items: list[pytest.Item], sweeps: Mapping[str, Compiled]) -> dict[str, TrialKey]:
     """The `TrialKey` of every swept item, by node id."""
     keys: dict[str, TrialKey] = {}
-    names: dict[str, tuple[str, ...]] = {}  # each sweep's hparams, listed once
     for item in items:
         test = sweep_of(item)
         compiled = sweeps.get(test) if test is not None else None
         if compiled is not None and hasattr(item, "callspec"):
-            assert isinstance(item, pytest.Function) and test is not None
-            if test not in names:
-                names[test] = compiled.sweep.names
-            keys[item.nodeid] = key_of(item, test, names[test])
+            assert isinstance(item, pytest.Function)
+            keys[item.nodeid] = key_of(item, compiled.definition, compiled.sweep.names)
     return keys
 
 
@@ -243,7 +267,7 @@ def sweep_of(item: pytest.Item) -> str | None:
     return f"{item.parent.nodeid}::{item.originalname}"
 
 
-def key_of(item: pytest.Function, test: str, names: tuple[str, ...]) -> TrialKey:
+def key_of(item: pytest.Function, sweep: SweepDefinition, names: tuple[str, ...]) -> TrialKey:
     """A swept item's identity: from its node id and its parameters, nothing parsed.
 
     A repeat's combination (its session group, its baseline entry) is named
@@ -255,10 +279,22 @@ def key_of(item: pytest.Function, test: str, names: tuple[str, ...]) -> TrialKey
     others = [k for k in params if k not in hparams and k != "hparams" and k != REPEAT_PARAM]
     case = ", ".join(f"{k}={_shown(params[k])}" for k in others) if others else ""
     repeat = params.get(REPEAT_PARAM)
-    combo = item.nodeid
+    combo, where = item.nodeid, f"[{item.callspec.id}]"
     if repeat is not None:
-        combo = f"{test}[{trial_id(hparams)}{'-' + case if case else ''}]"
-    return TrialKey(item.nodeid, test, item.callspec.id, hparams, case, repeat, combo)
+        where = f"[{trial_id(hparams)}{'-' + case if case else ''}]"
+        combo = sweep.test + where
+    return TrialKey(
+        item.nodeid,
+        sweep.test,
+        item.callspec.id,
+        hparams,
+        case,
+        repeat,
+        combo,
+        sweep.file,
+        sweep.function,
+        where,
+    )
 
 
 def _shown(value: object) -> str:

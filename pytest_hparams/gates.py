@@ -9,152 +9,20 @@ when a t-test is needed (both sides hold two or more repeats).
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.repeats import Combination, Summary
+from pytest_hparams.records import Comparison, MetricComparison, Summary, Verdict
+from pytest_hparams.repeats import Combination
 
 STATS_EXTRA = "pip install 'pytest-hparams[stats]'"
-GATES = ("each", "best")
 
 #: The tolerance in effect for a metric, or None where none was set (0 applies).
 Tolerances = Callable[[Metric], Tolerance | None]
 Entry = Mapping[str, Any]  # a baseline file's entry (see baseline.py)
-
-
-class Verdict(enum.StrEnum):
-    """A comparison's outcome: the worst of its metrics' (regressed wins)."""
-
-    NEW = "new"  # the baseline has no entry for it
-    OK = "ok"
-    IMPROVED = "improved"
-    REGRESSED = "regressed"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricComparison:
-    """One metric against its baseline value.
-
-    Attributes:
-      value: The run's value (its mean over repeats); None when missing.
-      baseline: The baseline's value (its mean over repeats).
-      tolerance: The tolerance in effect, as written (`0.02`, `5%`).
-      message: The line that explains a regression, else "".
-      p: The Welch's t-test p-value, when one was computed.
-      run, base: Both sides over repeats; None for a single value.
-    """
-
-    name: str
-    verdict: Verdict
-    value: float | None
-    baseline: float
-    tolerance: str
-    message: str = ""
-    p: float | None = None
-    run: Summary | None = None
-    base: Summary | None = None
-
-    @property
-    def delta(self) -> float | None:
-        if self.value is None or not math.isfinite(self.value):
-            return None
-        return self.value - self.baseline
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict.value,
-            "value": self.value,
-            "baseline": self.baseline,
-            "delta": self.delta,
-            "tolerance": self.tolerance,
-            "p": self.p,
-            "run": self.run.to_dict() if self.run else None,
-            "base": self.base.to_dict() if self.base else None,
-            "message": self.message,
-        }
-
-    @classmethod
-    def from_dict(cls, name: str, data: Mapping[str, Any]) -> MetricComparison:
-        def summary(raw: Any) -> Summary | None:
-            return Summary.from_dict(raw) if raw else None
-
-        value = data.get("value")
-        return cls(
-            name,
-            Verdict(data["verdict"]),
-            None if value is None else float(value),
-            float(data["baseline"]),
-            str(data.get("tolerance", "")),
-            str(data.get("message") or ""),
-            None if data.get("p") is None else float(data["p"]),
-            summary(data.get("run")),
-            summary(data.get("base")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """A trial's or a combination's metrics against the baseline.
-
-    Attributes:
-      against: The baseline entry compared with, when it is not the row's own
-        (`--hparams-gate best`: the baseline's best).
-      gating: Whether a regression here fails the run; under
-        `--hparams-gate best` only the best's comparison gates, the others
-        are shown.
-    """
-
-    verdict: Verdict
-    metrics: tuple[MetricComparison, ...] = ()
-    against: str | None = None
-    gating: bool = True
-
-    @classmethod
-    def of(cls, metrics: Iterable[MetricComparison], against: str | None = None) -> Comparison:
-        metrics = tuple(metrics)
-        verdicts = {m.verdict for m in metrics}
-        for verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
-            if verdict in verdicts:
-                return cls(verdict, metrics, against)
-        return cls(Verdict.OK, metrics, against)
-
-    @property
-    def messages(self) -> list[str]:
-        return [m.message for m in self.metrics if m.message]
-
-    def metric(self, name: str) -> MetricComparison | None:
-        return next((m for m in self.metrics if m.name == name), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict.value,
-            "against": self.against,
-            "gating": self.gating,
-            "metrics": {m.name: m.to_dict() for m in self.metrics},
-            "messages": self.messages,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
-        """Reads `to_dict()`'s form back (a shard's report, in `merge`).
-
-        Raises:
-          KeyError, TypeError, ValueError: If `data` is not of that form.
-        """
-        metrics = tuple(
-            MetricComparison.from_dict(str(name), m) for name, m in dict(data["metrics"]).items()
-        )
-        against = data.get("against")
-        return cls(
-            Verdict(data["verdict"]),
-            metrics,
-            None if against is None else str(against),
-            bool(data.get("gating", True)),
-        )
 
 
 NEW = Comparison(Verdict.NEW)
@@ -342,6 +210,9 @@ def compare_repeats(
             # regression, as it is for a single trial, not a smaller sample.
             verdict, p = Verdict.REGRESSED, None
             message = f"{name} is missing or not finite in {lost} of {len(ran)} repeats"
+        elif run.n == 1 and base.n == 1:  # one value a side: said as for one trial
+            p = None
+            verdict, message = _judge_value(metric, run.mean, base.mean, tol, shown)
         else:
             verdict, message, p = judge_repeats(metric, run, base, tol, alpha, shown)
         value = run.mean if run.n else None
@@ -477,6 +348,9 @@ def _gate_best(
     if comparison is None:
         return []
     best.comparison = Comparison(comparison.verdict, comparison.metrics, base_key)
+    for combo in combos:  # a sweep without repeats: its table shows trials
+        if len(combo.records) == 1 and combo.records[0].key.repeat is None:
+            combo.records[0].comparison = combo.comparison
     return [
         f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
         for m in comparison.messages

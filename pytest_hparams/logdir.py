@@ -18,14 +18,15 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_hparams import events
-from pytest_hparams.atomic import write_atomically
+from pytest_hparams.atomic import real_os, write_atomically
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains, sweep_label
+from pytest_hparams.records import SweepDefinition
+from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."
@@ -50,22 +51,22 @@ def safe_name(text: str) -> str:
     return f"{clean[:_MAX_NAME]}~{digest}"
 
 
-def test_path(test: str) -> str:
-    """A swept function's folder relative to the logdir, `/`-separated: its
-    node id as nested folders."""
-    return "/".join(safe_name(p) for p in re.split(r"/|::", test) if p)
+def test_path(folder: Sequence[str]) -> str:
+    """A swept function's folder relative to the logdir, `/`-separated: the
+    parts of its file's path, its classes and its name (`TrialKey.folder`)."""
+    return "/".join(safe_name(p) for p in folder if p)
 
 
-def run_path(test: str, trial_id: str) -> str:
+def run_path(folder: Sequence[str], trial_id: str) -> str:
     """A trial's run directory relative to the logdir, `/`-separated: the
     test's folder, then the trial."""
-    return f"{test_path(test)}/{safe_name(trial_id)}"
+    return f"{test_path(folder)}/{safe_name(trial_id)}"
 
 
-def test_dir(logdir: str, test: str) -> str:
+def test_dir(logdir: str, folder: Sequence[str]) -> str:
     """The folder of one swept function's runs under a local logdir: a
     trial's run directory is this folder, then `safe_name(trial_id)`."""
-    path = os.path.join(logdir, *test_path(test).split("/"))
+    path = os.path.join(logdir, *(safe_name(p) for p in folder if p))
     # safe_name already rules out separators and dot-names; this is the
     # guarantee, kept next to the code that relies on it.
     if not path.startswith(os.path.join(logdir, "")):
@@ -81,11 +82,11 @@ def _pending_name(final: str) -> str:
 
 
 def _event_files(directory: str) -> list[str]:
-    if not os.path.isdir(directory):
+    if not real_os.isdir(directory):
         return []
     return [
         os.path.join(root, name)
-        for root, _, names in os.walk(directory)
+        for root, _, names in real_os.walk(directory)
         for name in names
         if "tfevents" in name or name.startswith(_PENDING)
     ]
@@ -133,9 +134,9 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    written = os.write(fd, data)
+    written = real_os.write(fd, data)
     while written < len(data):  # a short write: the disk filled up, or a signal
-        written += os.write(fd, data[written:])
+        written += real_os.write(fd, data[written:])
 
 
 class TrialWriter:
@@ -166,7 +167,7 @@ class TrialWriter:
                 if os.path.basename(file).startswith(_PENDING):
                     # A killed rerun's file: never part of a session.
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(file)
+                        real_os.unlink(file)
                 else:
                     self._old.add(file)
         # A first run writes in place, so curves show live in TensorBoard; a
@@ -187,7 +188,7 @@ class TrialWriter:
     def _open(self, group: str, now: float) -> int:
         directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
-            os.makedirs(directory, exist_ok=True)
+            real_os.makedirs(directory, exist_ok=True)
         # The old session's files are deleted by name at the end: the new
         # name must differ even when pid and second repeat (containers).
         while True:
@@ -196,7 +197,7 @@ class TrialWriter:
             if final not in self._old:
                 break
         target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
-        fd = os.open(target, _OPEN_FLAGS, 0o666)
+        fd = real_os.open(target, _OPEN_FLAGS, 0o666)
         self._files[group] = (fd, target, final)
         return fd
 
@@ -232,10 +233,10 @@ class TrialWriter:
         self._close()
         if self._replacing:
             for _, written, final in self._files.values():
-                os.replace(written, final)
+                real_os.replace(written, final)
             for old in self._old:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(old)
+                    real_os.unlink(old)
 
     def abort(self) -> None:
         """Closes without a session end: the trial reads as unknown.
@@ -246,7 +247,7 @@ class TrialWriter:
         if self._replacing:
             for _, written, _ in self._files.values():
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(written)
+                    real_os.unlink(written)
 
     def discard(self) -> None:
         """Closes and deletes what this writer wrote: the trial did not run
@@ -255,16 +256,16 @@ class TrialWriter:
         self._close()
         for _, written, _ in self._files.values():
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(written)
+                real_os.unlink(written)
         with contextlib.suppress(OSError):  # not empty: Keras' or the test's own files
-            os.rmdir(self.path)
+            real_os.rmdir(self.path)
 
     def _close(self) -> None:
         if not self._closed:
             self._closed = True
             for fd, _, _ in self._files.values():
                 try:  # noqa: SIM105 (contextlib.suppress costs more, for every trial)
-                    os.close(fd)
+                    real_os.close(fd)
                 except OSError:
                     pass
 
@@ -301,7 +302,7 @@ def mark_crashed(path: Path) -> None:
     if pending:
         for p in pending:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(p)
+                real_os.unlink(p)
         return
     if not path.is_dir():
         return
@@ -327,19 +328,18 @@ class ExperimentConfig:
                 self.hparams = {h["name"]: h for h in hparams}
                 self.metrics = {(m.group, m.name): m for m in metrics}
 
-    def add_sweep(self, sweep: str, definition: Mapping[str, Any]) -> bool:
+    def add_sweep(self, definition: SweepDefinition) -> bool:
         """Merges one sweep's definition; returns whether anything changed."""
         before = (repr(self.hparams), list(self.metrics))
         tag = {
             "name": SWEEP_HPARAM,
             "display_name": "sweep",
             "description": "The pytest test that ran the trial",
-            "domain": {"kind": "discrete", "dtype": "str", "values": [sweep_label(sweep)]},
+            "domain": {"kind": "discrete", "dtype": "str", "values": [definition.label]},
         }
-        for hp in [*definition["hparams"], tag]:
+        for hp in [*(h.to_dict() for h in definition.hparams), tag]:
             self._merge_hparam(hp)
-        for data in definition["metrics"]:
-            metric = Metric.from_dict(data)
+        for metric in definition.metrics:
             self.metrics[(metric.group, metric.name)] = metric
         return before != (repr(self.hparams), list(self.metrics))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from pytest_hparams import baseline, export
 from pytest_hparams.errors import BaselineError
 from pytest_hparams.options import Settings, alpha_spec, gate_spec, tolerance_spec
-from pytest_hparams.records import TrialRecord
+from pytest_hparams.records import Comparison, SweepDefinition, TrialRecord
 from pytest_hparams.reporter import Reporter
 
 
@@ -47,26 +47,26 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                 "write the shards' reports with this version of pytest-hparams"
             )
         try:
-            not_run.update(data.get("baseline_not_run", []))
+            not_run.update(str(n) for n in data.get("baseline_not_run", []))
             sweeps = [
                 (
-                    sweep["test"],
-                    {"hparams": sweep["hparams"], "metrics": sweep["metrics"]},
+                    SweepDefinition.from_dict(sweep["definition"]),
                     [TrialRecord.from_dict(t) for t in sweep["trials"]],
                 )
                 for sweep in data["sweeps"]
             ]
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            for sweep in data["sweeps"]:
+                for combo in sweep.get("combinations") or []:
+                    if combo.get("baseline"):
+                        comparison = Comparison.from_dict(combo["baseline"])
+                        reporter.reported[str(combo["combo"])] = comparison
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise MergeError(
                 f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "
                 "give the files that --hparams-json wrote"
             ) from None
-        for sweep in data["sweeps"]:
-            for combo in sweep.get("combinations") or []:
-                if isinstance(combo, dict) and isinstance(combo.get("baseline"), dict):
-                    reporter.reported_verdicts[str(combo.get("combo"))] = combo["baseline"]
-        for test, definition, records in sweeps:
-            reporter.add_definition(test, definition)
+        for definition, records in sweeps:
+            reporter.add_definition(definition)
             for record in records:
                 if record.nodeid in seen:
                     raise MergeError(
@@ -105,37 +105,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gate", type=gate_spec, default="each", help="as pytest's")
     args = parser.parse_args(argv)
 
-    settings = Settings()
-    settings.top = args.top
-    settings.tolerances = [dict(args.tolerance)]
-    settings.alpha = args.alpha
-    settings.gate = args.gate
+    entries = saved = None
     if args.baseline is not None:
         try:
-            settings.baseline = baseline.load(args.baseline)
+            entries = baseline.load(args.baseline)
         except BaselineError as e:
             print(f"error: {args.baseline} {e}", file=sys.stderr)
             return 2
-    settings.json_path = args.output
-    settings.markdown_path = args.markdown
     if args.save_baseline is not None:
         try:
             if args.save_baseline.exists():
-                settings.saved = baseline.load(args.save_baseline)
+                saved = baseline.load(args.save_baseline)
         except BaselineError as e:
             print(f"error: {args.save_baseline} {e}; nothing written", file=sys.stderr)
             return 2
-        settings.save_baseline = args.save_baseline
-    reporter = Reporter(settings)
+    settings = Settings(
+        top=args.top,
+        baseline=entries,
+        save_baseline=args.save_baseline,
+        saved=saved or {},
+        json_path=args.output,
+        markdown_path=args.markdown,
+        alpha=args.alpha,
+        gate=args.gate,
+        tolerances=(dict(args.tolerance),),
+    )
+    reporter = Reporter(settings, merged=True)
     try:
         load_reports(args.reports, reporter)
+        decision = reporter.decide_gate()
     except MergeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    reporter.decide_gate()
+    except ModuleNotFoundError as e:  # the gate on repeats without scipy
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     reporter.write_reports()
     for text, markup in reporter.lines():
         print(f"== {text} ==" if markup.get("sep") else text)
-    if not reporter.ok or reporter.gate_failures:
+    if not reporter.ok or (decision is not None and decision.failures):
         return 1
     return 1 if any(r.outcome.bad for r in reporter.all_records) else 0

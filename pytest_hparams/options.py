@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_hparams import baseline, storage
+    from pytest_hparams import storage
+    from pytest_hparams.baseline import Entry
     from pytest_hparams.metrics import Metric, Tolerance
 
 
@@ -244,32 +246,33 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("hparams_gate", "each (default) or best", default="")
 
 
+@dataclass(frozen=True)
 class Settings:
-    """Everything the options say, validated."""
+    """Everything the options say, validated; read once, never changed."""
 
-    def __init__(self, show_table: bool = True) -> None:
-        self.store: storage.LocalStore | None = None  # where the logdir's files live
-        self.top: int | None = None  # the table's own default
-        self.show_table = show_table
-        self.baseline: dict[str, baseline.Entry] | None = None
-        self.save_baseline: Path | None = None
-        self.saved: dict[str, baseline.Entry] = {}  # what save_baseline held at the start
-        self.json_path: Path | None = None
-        self.markdown_path: Path | None = None
-        self.shard: tuple[int, int] | None = None
-        self.resume = False
-        self.overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
-        self.only_best: Path | None = None
-        self.repeats: int | None = None  # --hparams-repeats: overrides repeats=
-        self.seed = 0
-        self.alpha = 0.05
-        self.gate = "each"
-        # Layers of tolerances, first match wins: the command line, then the ini.
-        self.tolerances: list[dict[str, Tolerance]] = []
+    store: storage.LocalStore | None = None  # where the logdir's files live
+    top: int | None = None  # the table's own default
+    show_table: bool = True
+    baseline: dict[str, Entry] | None = None
+    save_baseline: Path | None = None
+    saved: dict[str, Entry] = field(default_factory=dict)  # save_baseline's at the start
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+    shard: tuple[int, int] | None = None
+    resume: bool = False
+    overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    only_best: Path | None = None
+    repeats: int | None = None  # --hparams-repeats: overrides repeats=
+    seed: int = 0
+    alpha: float = 0.05
+    gate: str = "each"
+    # Layers of tolerances, first match wins: the command line, then the ini.
+    tolerances: tuple[dict[str, Tolerance], ...] = ()
 
-    def tolerance(self, metric: Metric) -> Tolerance:
-        """The command line wins over the ini file, which wins over Metric(tolerance=)."""
-        from pytest_hparams.metrics import Tolerance, parse_tolerance
+    def tolerance(self, metric: Metric) -> Tolerance | None:
+        """The command line wins over the ini file, which wins over
+        Metric(tolerance=); None where none is set (0 applies)."""
+        from pytest_hparams.metrics import parse_tolerance
 
         for layer in self.tolerances:
             found = layer.get(metric.name) or layer.get("*")
@@ -277,7 +280,7 @@ class Settings:
                 return found
         if metric.tolerance is not None:
             return parse_tolerance(metric.tolerance)
-        return Tolerance(0.0)
+        return None
 
     def tolerance_names(self) -> list[tuple[str, set[str]]]:
         """The metrics each layer of tolerances names, with the layer's source."""
@@ -291,69 +294,65 @@ class Settings:
 def read(config: pytest.Config) -> Settings:
     """Reads and checks the options; raises pytest.UsageError with the fix."""
     here = config.invocation_params.dir
-    settings = Settings(show_table=not config.getoption("hparams_no_table"))
-    settings.store = _store(config, here)
-    settings.top = _cli_or_ini(config, "top", non_negative_int, None)
-    settings.repeats = _cli_or_ini(config, "repeats", positive_int, None)
-    settings.seed = _cli_or_ini(config, "seed", seed_spec, 0)
-    settings.alpha = _cli_or_ini(config, "alpha", alpha_spec, 0.05)
-    settings.gate = _cli_or_ini(config, "gate", gate_spec, "each")
-    settings.shard = config.getoption("hparams_shard")
-    settings.resume = config.getoption("hparams_resume")
-    settings.overrides = tuple(dict(config.getoption("hparams_set")).items())
-    only_best = config.getoption("hparams_only_best")
-    if only_best is not None:
-        settings.only_best = Path(here, only_best)
-        if not settings.only_best.is_file():
+    store = _store(config, here)
+    resume = bool(config.getoption("hparams_resume"))
+    only_best = None
+    raw_best = config.getoption("hparams_only_best")
+    if raw_best is not None:
+        only_best = Path(here, raw_best)
+        if not only_best.is_file():
             raise pytest.UsageError(
-                f"--hparams-only-best: {settings.only_best} does not exist; give a baseline "
+                f"--hparams-only-best: {only_best} does not exist; give a baseline "
                 "(--hparams-save-baseline) or a JSON report (--hparams-json)"
             )
         from pytest_hparams.collect import read_best
         from pytest_hparams.errors import SweepError
 
         try:  # read now, so a malformed file is a usage error before anything runs
-            read_best(settings.only_best, {})
+            read_best(only_best, {})
         except SweepError as e:
             raise pytest.UsageError(f"--hparams-only-best: {e}") from None
-    if settings.resume and settings.store is None:
+    if resume and store is None:
         raise pytest.UsageError(
-            "--hparams-resume needs the logdir to resume from; add --hparams-logdir DIR"
+            "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
         )
 
     cli_baseline = config.getoption("hparams_baseline")
     ini_baseline = config.getini("hparams_baseline")
     compared: Path | None = None
+    entries = None
     if cli_baseline is not None or ini_baseline:
         compared = _path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
         source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
-        settings.baseline = _load(compared, source)
+        entries = _load(compared, source)
 
     save = config.getoption("hparams_save_baseline")
+    save_path: Path | None = None
+    saved: dict[str, Entry] = {}
     if save is not None:
-        path = _path(here, save)
+        save_path = _path(here, save)
         # Read now: a file we could not merge into is refused before anything
         # runs, and what it holds is merged when the session ends.
-        if path.exists():
-            settings.saved = _load(path, "--hparams-save-baseline")
-        _check_output(path, "--hparams-save-baseline")
-        settings.save_baseline = path
+        if save_path.exists():
+            saved = _load(save_path, "--hparams-save-baseline")
+        _check_output(save_path, "--hparams-save-baseline")
 
+    reports: dict[str, Path] = {}
     for option in ("json", "markdown"):
         raw = config.getoption(f"hparams_{option}")
         if raw is not None:
             path = _path(here, raw)
             _check_output(path, f"--hparams-{option}")
             if path.resolve() in {
-                p.resolve() for p in (compared, settings.save_baseline, settings.json_path) if p
+                p.resolve() for p in (compared, save_path, reports.get("json")) if p
             }:
                 raise pytest.UsageError(
                     f"--hparams-{option}: {path} is also a baseline or another report; "
                     "give each report its own file"
                 )
-            setattr(settings, f"{option}_path", path)
-    if settings.store is not None and not isinstance(settings.store, _remote_type()):
-        _check_not_holding_tests(config, settings.store.root)
+            reports[option] = path
+    if store is not None and not isinstance(store, _remote_type()):
+        _check_not_holding_tests(config, store.root)
 
     cli = dict(config.getoption("hparams_tolerance"))
     ini: dict[str, Tolerance] = {}
@@ -363,8 +362,25 @@ def read(config: pytest.Config) -> Settings:
         except argparse.ArgumentTypeError as e:
             raise pytest.UsageError(f"hparams_tolerance (ini): {e}") from None
         ini[name] = tol
-    settings.tolerances = [cli, ini]
-    return settings
+    return Settings(
+        store=store,
+        top=_cli_or_ini(config, "top", non_negative_int, None),
+        show_table=not config.getoption("hparams_no_table"),
+        baseline=entries,
+        save_baseline=save_path,
+        saved=saved,
+        json_path=reports.get("json"),
+        markdown_path=reports.get("markdown"),
+        shard=config.getoption("hparams_shard"),
+        resume=resume,
+        overrides=tuple(dict(config.getoption("hparams_set")).items()),
+        only_best=only_best,
+        repeats=_cli_or_ini(config, "repeats", positive_int, None),
+        seed=_cli_or_ini(config, "seed", seed_spec, 0),
+        alpha=_cli_or_ini(config, "alpha", alpha_spec, 0.05),
+        gate=_cli_or_ini(config, "gate", gate_spec, "each"),
+        tolerances=(cli, ini),
+    )
 
 
 def _path(here: Path, raw: str) -> Path:
@@ -381,7 +397,9 @@ def _remote_type() -> type:
 def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
     """Refuses a logdir that holds the tests being run: it is never collected."""
     for arg in config.args:
-        target = Path(config.invocation_params.dir, arg.split("::", 1)[0]).resolve()
+        # An argument's path, or a path under it (`test_x.py::test_a` reads
+        # as a file in a folder named test_x.py): either way inside the logdir.
+        target = Path(config.invocation_params.dir, arg).resolve()
         if target == root or root in target.parents:
             raise pytest.UsageError(
                 f"--hparams-logdir: {root} holds the tests being run ({arg}), and a logdir is "
@@ -389,7 +407,7 @@ def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
             )
 
 
-def _load(path: Path, source: str) -> dict[str, baseline.Entry]:
+def _load(path: Path, source: str) -> dict[str, Entry]:
     from pytest_hparams import baseline
     from pytest_hparams.errors import BaselineError
 

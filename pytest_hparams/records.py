@@ -1,32 +1,59 @@
-"""Typed trial records: who a trial is (`TrialKey`), how it ended (`Outcome`)
-and what the reporting process keeps of it (`TrialRecord`).
+"""Typed records, the payloads that cross process and file boundaries: who
+a trial is (`TrialKey`), how it ended (`Outcome`), what the gates decided of
+it (`Comparison`), what the reporting process keeps (`TrialRecord`), a
+sweep's definition (`SweepDefinition`) and what a trial's start carries
+(`Started`).
 
 A record becomes a plain dict only where it leaves the process: on the
-teardown report that xdist carries to the controller, and in the JSON
-report. Everything between works on these types.
+reports that xdist carries to the controller, and in the JSON report.
+Everything between works on these types.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from pytest import TestReport
 
-    from pytest_hparams.space import Value
+    from pytest_hparams.metrics import Metric
+    from pytest_hparams.space import Domain, Value
+
+# The hooks of every pytest run read the constants below: the modules these
+# records are made from are imported where a sweep makes one.
+
+# Set on the teardown report of every swept item: its `TrialRecord`, turned
+# into a dict where the report is serialized (xdist carries it to the controller).
+RECORD_ATTR = "hparams_trial"
+# Set on the setup report where a trial's start must travel (`Started`).
+STARTED_ATTR = "hparams_started"
+# The key of an xdist worker's `workeroutput` that carries a usage error
+# found while it collected (the controller does not collect).
+USAGE_ERROR_OUTPUT = "hparams_usage_error"
+
+
+def sweep_label(file: str, function: tuple[str, ...]) -> str:
+    """A sweep's value in the dashboard's `sweep` column: the function's name
+    first (the column is narrow), then where it lives:
+    `test_train · tests/test_x.py::TestA`."""
+    if not function:
+        return file
+    return f"{function[-1]} · {'::'.join([file, *function[:-1]])}"
 
 
 class TrialKey(NamedTuple):
     """A swept item's identity, computed once at collection from public pytest API.
 
+    Nothing downstream parses a node id: every part a module needs is here.
+
     Attributes:
       nodeid: `item.nodeid`: unique in the session and stable across runs; the
         key of records, baselines and `--hparams-resume`.
-      test: The swept function's node id (the sweep): `item.parent.nodeid`
-        and `item.originalname`.
+      test: The swept function's node id (the sweep).
       params: pytest's id of the item's parameters (`item.callspec.id`),
         which names the trial's run directory.
       hparams: The trial's swept values, from `item.callspec.params`.
@@ -37,6 +64,10 @@ class TrialKey(NamedTuple):
       combo: The combination the trial belongs to: its node id when
         combinations run once, else the same without the repeat. Its
         repeats share one TensorBoard session group and one baseline entry.
+      file: The test file's node id (its path from the rootdir, `/`-separated).
+      function: The classes and the function of the sweep, outermost first.
+      where: The combination's part of `combo` after `test` (`[units:16]`),
+        as the table names it.
     """
 
     nodeid: str
@@ -46,11 +77,24 @@ class TrialKey(NamedTuple):
     case: str = ""
     repeat: int | None = None
     combo: str = ""
+    file: str = ""
+    function: tuple[str, ...] = ()
+    where: str = ""
 
     @property
     def group(self) -> str:
         """The combination's name: `combo`, or the node id for a key made without one."""
         return self.combo or self.nodeid
+
+    @property
+    def folder(self) -> tuple[str, ...]:
+        """The sweep's runs' folder under a logdir, a part each: the file's
+        path, the classes and the function."""
+        return (*self.file.split("/"), *self.function)
+
+    @property
+    def sweep_label(self) -> str:
+        return sweep_label(self.file, self.function)
 
     @property
     def label(self) -> str:
@@ -74,18 +118,133 @@ class TrialKey(NamedTuple):
             "case": self.case,
             "repeat": self.repeat,
             "combo": self.group,
+            "file": self.file,
+            "function": list(self.function),
+            "where": self.where,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialKey:
         return cls(
-            data["nodeid"],
-            data["test"],
-            data["params"],
+            str(data["nodeid"]),
+            str(data["test"]),
+            str(data["params"]),
             dict(data["hparams"]),
-            data["case"],
+            str(data["case"]),
             data.get("repeat"),
-            data.get("combo") or data["nodeid"],
+            str(data.get("combo") or data["nodeid"]),
+            str(data.get("file", "")),
+            tuple(str(p) for p in data.get("function", ())),
+            str(data.get("where", "")),
+        )
+
+
+@dataclass(frozen=True)
+class HParamInfo:
+    """What the dashboard shows of a swept hparam: its name, domain and texts."""
+
+    name: str
+    domain: Domain | None
+    display_name: str = ""
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "domain": self.domain.to_dict() if self.domain else None,
+            "display_name": self.display_name,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HParamInfo:
+        from pytest_hparams.space import Domain
+
+        domain = data.get("domain")
+        return cls(
+            str(data["name"]),
+            Domain.from_dict(domain) if domain else None,
+            str(data.get("display_name") or ""),
+            str(data.get("description") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class SweepDefinition:
+    """A sweep as the reporting process and the logdir's config know it.
+
+    Attributes:
+      test: The swept function's node id.
+      label: Its value in the dashboard's `sweep` column: the function's
+        name first (the column is narrow), then where it lives.
+      file: The test file's node id (its path from the rootdir, `/`-separated).
+      function: The classes and the function, outermost first.
+    """
+
+    test: str
+    label: str
+    file: str
+    function: tuple[str, ...]
+    hparams: tuple[HParamInfo, ...]
+    metrics: tuple[Metric, ...]
+
+    @property
+    def hparam_names(self) -> list[str]:
+        return [h.name for h in self.hparams]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "label": self.label,
+            "file": self.file,
+            "function": list(self.function),
+            "hparams": [h.to_dict() for h in self.hparams],
+            "metrics": [m.to_dict() for m in self.metrics],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepDefinition:
+        from pytest_hparams.metrics import Metric
+
+        return cls(
+            str(data["test"]),
+            str(data.get("label") or data["test"]),
+            str(data.get("file", "")),
+            tuple(str(p) for p in data.get("function") or ()),
+            tuple(HParamInfo.from_dict(h) for h in data["hparams"]),
+            tuple(Metric.from_dict(m) for m in data["metrics"]),
+        )
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a trial's setup report carries to the reporting process.
+
+    Attributes:
+      key: On an xdist worker, the trial's key, so the controller can end the
+        trial should the worker die.
+      staging: Where a remote logdir's trial is staged, for the same case.
+      definition: The sweep's definition, the first time this process runs it.
+    """
+
+    key: TrialKey | None = None
+    staging: str | None = None
+    definition: SweepDefinition | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key.to_dict() if self.key else None,
+            "staging": self.staging,
+            "definition": self.definition.to_dict() if self.definition else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Started:
+        key, definition = data.get("key"), data.get("definition")
+        return cls(
+            TrialKey.from_dict(key) if key else None,
+            data.get("staging"),
+            SweepDefinition.from_dict(definition) if definition else None,
         )
 
 
@@ -131,6 +290,169 @@ def outcome_of(reports: Mapping[str, TestReport]) -> Outcome | None:
     return Outcome.PASSED
 
 
+class Summary(NamedTuple):
+    """One metric over a combination's repeats (or a single value, n=1)."""
+
+    n: int
+    mean: float
+    std: float  # the sample standard deviation; 0 for n < 2
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Summary:
+        # Sorted: repeats arrive in any order (xdist), and the summary must not.
+        finite = tuple(sorted(v for v in values if math.isfinite(v)))
+        if not finite:
+            return cls(0, math.nan, math.nan, ())
+        import statistics  # here: most runs summarise no repeats
+
+        std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+        return cls(len(finite), statistics.fmean(finite), std, finite)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "mean": self.mean, "std": self.std, "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Summary:
+        return cls(
+            int(data["n"]),
+            float(data["mean"]),
+            float(data["std"]),
+            tuple(float(v) for v in data["values"]),
+        )
+
+
+class Verdict(enum.StrEnum):
+    """A comparison's outcome: the worst of its metrics' (regressed wins)."""
+
+    NEW = "new"  # the baseline has no entry for it
+    OK = "ok"
+    IMPROVED = "improved"
+    REGRESSED = "regressed"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricComparison:
+    """One metric against its baseline value.
+
+    Attributes:
+      value: The run's value (its mean over repeats); None when missing.
+      baseline: The baseline's value (its mean over repeats).
+      tolerance: The tolerance in effect, as written (`0.02`, `5%`).
+      message: The line that explains a regression, else "".
+      p: The Welch's t-test p-value, when one was computed.
+      run, base: Both sides over repeats; None for a single value.
+    """
+
+    name: str
+    verdict: Verdict
+    value: float | None
+    baseline: float
+    tolerance: str
+    message: str = ""
+    p: float | None = None
+    run: Summary | None = None
+    base: Summary | None = None
+
+    @property
+    def delta(self) -> float | None:
+        if self.value is None or not math.isfinite(self.value):
+            return None
+        return self.value - self.baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "value": self.value,
+            "baseline": self.baseline,
+            "delta": self.delta,
+            "tolerance": self.tolerance,
+            "p": self.p,
+            "run": self.run.to_dict() if self.run else None,
+            "base": self.base.to_dict() if self.base else None,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> MetricComparison:
+        def summary(raw: Any) -> Summary | None:
+            return Summary.from_dict(raw) if raw else None
+
+        value = data.get("value")
+        return cls(
+            name,
+            Verdict(data["verdict"]),
+            None if value is None else float(value),
+            float(data["baseline"]),
+            str(data.get("tolerance", "")),
+            str(data.get("message") or ""),
+            None if data.get("p") is None else float(data["p"]),
+            summary(data.get("run")),
+            summary(data.get("base")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A trial's or a combination's metrics against the baseline.
+
+    Attributes:
+      against: The baseline entry compared with, when it is not the row's own
+        (`--hparams-gate best`: the baseline's best).
+      gating: Whether a regression here fails the run; under
+        `--hparams-gate best` only the best's comparison gates, the others
+        are shown.
+    """
+
+    verdict: Verdict
+    metrics: tuple[MetricComparison, ...] = ()
+    against: str | None = None
+    gating: bool = True
+
+    @classmethod
+    def of(cls, metrics: Iterable[MetricComparison], against: str | None = None) -> Comparison:
+        metrics = tuple(metrics)
+        verdicts = {m.verdict for m in metrics}
+        for verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
+            if verdict in verdicts:
+                return cls(verdict, metrics, against)
+        return cls(Verdict.OK, metrics, against)
+
+    @property
+    def messages(self) -> list[str]:
+        return [m.message for m in self.metrics if m.message]
+
+    def metric(self, name: str) -> MetricComparison | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "against": self.against,
+            "gating": self.gating,
+            "metrics": {m.name: m.to_dict() for m in self.metrics},
+            "messages": self.messages,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        """Reads `to_dict()`'s form back (a shard's report, in `merge`).
+
+        Raises:
+          KeyError, TypeError, ValueError: If `data` is not of that form.
+        """
+        metrics = tuple(
+            MetricComparison.from_dict(str(name), m) for name, m in dict(data["metrics"]).items()
+        )
+        against = data.get("against")
+        return cls(
+            Verdict(data["verdict"]),
+            metrics,
+            None if against is None else str(against),
+            bool(data.get("gating", True)),
+        )
+
+
 @dataclass(slots=True)
 class TrialRecord:
     """One trial as the reporting process keeps it.
@@ -140,14 +462,14 @@ class TrialRecord:
       outcome: How it ended.
       metrics: What it returned, as floats.
       duration: Seconds over setup, call and teardown.
-      comparison: `baseline.compare()`'s verdict, when a baseline was given.
+      comparison: The gates' verdict against the baseline, when one was given.
     """
 
     key: TrialKey
     outcome: Outcome
     metrics: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
-    comparison: dict[str, Any] | None = None
+    comparison: Comparison | None = None
 
     @property
     def nodeid(self) -> str:
@@ -158,11 +480,8 @@ class TrialRecord:
         return self.key.test
 
     @property
-    def verdict(self) -> str:
-        return str((self.comparison or {}).get("verdict", ""))
-
-    def crashed(self) -> TrialRecord:
-        return replace(self, outcome=Outcome.CRASHED, metrics={}, duration=0.0)
+    def verdict(self) -> Verdict | None:
+        return self.comparison.verdict if self.comparison else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,15 +489,16 @@ class TrialRecord:
             "outcome": self.outcome.value,
             "metrics": dict(self.metrics),
             "duration": self.duration,
-            "baseline": self.comparison,
+            "baseline": self.comparison.to_dict() if self.comparison else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
+        comparison = data.get("baseline")
         return cls(
             TrialKey.from_dict(data),
             Outcome(data["outcome"]),
             {k: float(v) for k, v in data["metrics"].items()},
             float(data.get("duration", 0.0)),
-            data.get("baseline"),
+            Comparison.from_dict(comparison) if comparison else None,
         )

@@ -1,6 +1,7 @@
 """The trial lifecycle in one pytest process (the only one, or an xdist
-worker): which collected items are trials, running their function, writing
-their TensorBoard runs, and the record each trial's teardown report carries.
+worker): collecting sweeps into items, which items are trials, running their
+function, writing their TensorBoard runs, and the record each trial's
+teardown report carries. Every hook is a method of `TrialRunner`.
 
 Everything done with the records afterwards (the experiment config, baselines,
 reports, the table) happens in `reporter.py`, in the reporting process only.
@@ -9,20 +10,25 @@ reports, the table) happens in `reporter.py`, in the reporting process only.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Generator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hparams.plugin import RECORD_ATTR, STARTED_ATTR
+from pytest_hparams import MARK
+from pytest_hparams.records import RECORD_ATTR, STARTED_ATTR, USAGE_ERROR_OUTPUT
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
-    from pytest_hparams.records import TrialKey, TrialRecord
+    from pytest_hparams.records import Started, TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
+
+RESUMED_REASON = "resumed: this trial's session in the logdir ended with SUCCESS"
 
 
 class TrialRunner:
@@ -55,6 +61,85 @@ class TrialRunner:
 
     # --- collection ------------------------------------------------------------
 
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        # A logdir inside the project holds a directory per trial; walking them
+        # for test files made every later run slower, by the size of the logdir.
+        if self.store is not None and collection_path == self.store.root:
+            return True
+        return None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pycollect_makeitem(
+        self, collector: pytest.Collector, name: str, obj: object
+    ) -> Generator[None, Any, Any]:
+        result = yield
+        # pytest runs a unittest.TestCase's methods itself, never through
+        # parametrize: a sweep on one would run once, unswept.
+        unittest = sys.modules.get("unittest")
+        if unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase):
+            from pytest_hparams.collect import refuse_unittest
+
+            refuse_unittest(collector, obj)
+        return result
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if metafunc.definition.get_closest_marker(MARK) is None:
+            return
+        from pytest_hparams import collect
+        from pytest_hparams.errors import OverrideError
+
+        settings = self.settings
+        try:
+            compiled = collect.parametrize(metafunc, settings.overrides, settings.repeats)
+            self.sweeps[compiled.definition.test] = compiled
+        except OverrideError as e:
+            self.problems.append(f"--hparams-set: {e}")
+
+    @pytest.hookimpl(trylast=True)  # after -k, -m and plugins that reorder or deselect
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if not self.sweeps and not self.problems:
+            return
+        from pytest_hparams import collect
+
+        # Each swept item's identity, once: the runner finds it by node id.
+        self.keys = collect.keys_of(items, self.sweeps)
+        try:
+            self.check_collected()
+            self._select(config, items)
+        except pytest.UsageError as e:
+            if not self.worker:
+                raise
+            # On an xdist worker a UsageError is an INTERNALERROR: the worker runs
+            # nothing and hands the message to the controller, which exits with it.
+            config.workeroutput[USAGE_ERROR_OUTPUT] = str(e)  # type: ignore[attr-defined]
+            config.hook.pytest_deselected(items=list(items))
+            items.clear()
+            return
+        if self.settings.resume:
+            # Decided here, once: a resumed trial is skipped by pytest's own
+            # skip mark, reported at the test's line.
+            for item in items:
+                key = self.keys.get(item.nodeid)
+                if key is not None and self.resume(key):
+                    item.add_marker(pytest.mark.skip(reason=RESUMED_REASON))
+
+    def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Applies shards and only-best to the collected items."""
+        from pytest_hparams import collect
+
+        settings = self.settings
+        if settings.only_best is not None:
+            keep, drop = collect.only_best(items, settings.only_best, self.goals())
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+        if settings.shard is not None:
+            keep, drop = collect.shard(items, self.keys, *settings.shard)
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+                items[:] = keep
+
     def check_collected(self) -> None:
         """Refuses options that name what no collected sweep has, before anything runs."""
         if self.problems:
@@ -77,6 +162,25 @@ class TrialRunner:
                     f"(declared: {', '.join(sorted(declared)) or 'none'}); "
                     "declare it with metrics=[...] or fix the name"
                 )
+        self._check_stats()
+
+    def _check_stats(self) -> None:
+        """Refuses, before any trial runs, a gate on repeats that would need
+        scipy where it is not installed (it is decided only at the end)."""
+        from pytest_hparams.gates import STATS_EXTRA, repeated
+
+        entries = self.settings.baseline
+        if not entries or not any(c.repeats > 1 for c in self.sweeps.values()):
+            return
+        if not any(repeated(e) for e in entries.values()):
+            return
+        import importlib.util
+
+        if importlib.util.find_spec("scipy") is None:
+            raise pytest.UsageError(
+                "the baseline holds repeats, and the gate on repeats needs scipy for its "
+                f"Welch's t-test; install it with: {STATS_EXTRA}"
+            )
 
     def goals(self) -> dict[str, tuple[str, str]]:
         """Each collected sweep's primary metric and its goal."""
@@ -127,7 +231,7 @@ class TrialRunner:
                 setattr(report, RECORD_ATTR, record)
         return report
 
-    def trial(self, key: TrialKey, scratch: Any = None) -> Trial:
+    def trial_of(self, key: TrialKey, scratch: Any = None) -> Trial:
         """The trial object of a running item (made on first use)."""
         trial = self._trials.get(key.nodeid)
         if trial is None:
@@ -141,19 +245,14 @@ class TrialRunner:
             self._trials[key.nodeid] = trial
         return trial
 
-    def _test_dir(self, test: str) -> str:
-        from pytest_hparams.logdir import test_dir
+    def _run_dir(self, key: TrialKey) -> str:
+        from pytest_hparams.logdir import safe_name, test_dir
 
         assert self.store is not None
-        folder = self._test_dirs.get(test)
+        folder = self._test_dirs.get(key.test)
         if folder is None:
-            folder = self._test_dirs[test] = test_dir(str(self.store.root), test)
-        return folder
-
-    def _run_dir(self, key: TrialKey) -> str:
-        from pytest_hparams.logdir import safe_name
-
-        return f"{self._test_dir(key.test)}{os.sep}{safe_name(key.params)}"
+            folder = self._test_dirs[key.test] = test_dir(str(self.store.root), key.folder)
+        return f"{folder}{os.sep}{safe_name(key.params)}"
 
     def resume(self, key: TrialKey) -> bool:
         """Whether a trial's recorded session ended with SUCCESS and the same
@@ -163,7 +262,7 @@ class TrialRunner:
         from pytest_hparams.space import SWEEP_HPARAM
 
         assert self.store is not None
-        recorded = self.store.session(run_path(key.test, key.params))
+        recorded = self.store.session(run_path(key.folder, key.params))
         if recorded is None:
             return False
         hparams, status, metrics = recorded
@@ -175,15 +274,11 @@ class TrialRunner:
 
     def call(self, item: pytest.Function, key: TrialKey) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""
-        from pytest_hparams.trial import (
-            bound_problems,
-            coerce_metrics,
-            missing_metrics,
-            out_of_range,
-        )
+        from pytest_hparams.gates import bounds
+        from pytest_hparams.trial import coerce_metrics, missing_metrics, out_of_range
 
         compiled = self.sweeps[key.test]
-        trial = self.trial(key)
+        trial = self.trial_of(key)
         trial.open()
         funcargs = item.funcargs
         kwargs = {n: funcargs[n] for n in compiled.argnames if n in funcargs}
@@ -198,10 +293,14 @@ class TrialRunner:
         except Exception as e:  # MetricsError, or a __float__ that raised
             problems = [str(e)]
         else:
-            problems = bound_problems(trial.metrics, declared) + self._baseline_gate(trial, key)
+            problems = bounds(trial.metrics, declared) + self._baseline_gate(trial, key)
         # A rerun's attempt replaces the one before: JUnit XML shows the last.
-        properties = [p for p in item.user_properties if not p[0].startswith("metric.")]
+        properties = [
+            p for p in item.user_properties if not p[0].startswith("metric.") and p[0] != "baseline"
+        ]
         properties += [(f"metric.{k}", v) for k, v in trial.metrics.items()]
+        if trial.comparison is not None:
+            properties.append(("baseline", trial.comparison.verdict.value))
         item.user_properties[:] = properties
         notes = [out_of_range(trial.metrics)]
         if not problems:
@@ -218,33 +317,33 @@ class TrialRunner:
         entries = self.settings.baseline
         if entries is None or self.settings.gate != "each":
             return []
-        from pytest_hparams import baseline
+        from pytest_hparams import gates
 
         entry = entries.get(key.group)
-        if key.repeat is not None and baseline.repeated(entry):
+        if key.repeat is not None and gates.repeated(entry):
             return []  # repeats against repeats: decided where all of them are known
         declared = self.sweeps[key.test].sweep.metrics
-        trial.comparison = baseline.compare(trial.metrics, entry, declared, self.settings.tolerance)
-        return list(trial.comparison["messages"])
+        trial.comparison = gates.compare_trial(
+            trial.metrics, entry, declared, self.settings.tolerance
+        )
+        return trial.comparison.messages
 
-    def started(self, key: TrialKey) -> dict[str, Any] | None:
+    def started(self, key: TrialKey) -> Started | None:
         """What the setup report carries, or None: on an xdist worker, enough
         for the controller to end the trial should the worker die; anywhere,
         the sweep's definition the first time this process runs it."""
-        if not self.worker and key.test in self._announced:
+        first = key.test not in self._announced
+        if not self.worker and not first:
             return None
-        started: dict[str, Any] = {}
-        if self.worker:
-            started = {
-                **key.to_dict(),
-                # Where a remote logdir's trial is staged, should its worker die.
-                "staging": self.store.staging if self.store is not None else None,
-            }
-        if key.test not in self._announced:
-            self._announced.add(key.test)
-            started["test"] = key.test
-            started["definition"] = self.sweeps[key.test].definition
-        return started
+        from pytest_hparams.records import Started
+
+        self._announced.add(key.test)
+        return Started(
+            key if self.worker else None,
+            # Where a remote logdir's trial is staged, should its worker die.
+            self.store.staging if self.worker and self.store is not None else None,
+            self.sweeps[key.test].definition if first else None,
+        )
 
     def finish(
         self, item: pytest.Function, key: TrialKey, reports: Mapping[str, pytest.TestReport]
@@ -261,7 +360,7 @@ class TrialRunner:
                 trial.discard()
             return None
         if trial is None:  # it never reached its call (skipped, or a fixture failed)
-            trial = self.trial(key)
+            trial = self.trial_of(key)
             del self._trials[key.nodeid]
         if outcome is Outcome.SKIPPED:
             trial.discard()
@@ -284,6 +383,37 @@ class TrialRunner:
         self._trials.clear()
         if self.store is not None:
             self.store.close()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(
+        self, report: pytest.TestReport
+    ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
+        data = yield
+        # Typed in this process, plain dicts where they travel: to the xdist
+        # controller, and into what other plugins write (pytest-reportlog).
+        # A report from a worker carries dicts already (a controller-side
+        # plugin such as pytest-reportlog serializes it again).
+        if data is not None:
+            for attr in (RECORD_ATTR, STARTED_ATTR):
+                value = getattr(report, attr, None)
+                if value is not None and not isinstance(value, dict):
+                    data[attr] = value.to_dict()
+        return data
+
+    @pytest.fixture
+    def trial(
+        self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Trial:
+        """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
+        key = self.keys.get(request.node.nodeid)
+        if key is None:
+            pytest.fail(
+                "the `trial` fixture is only available to tests decorated with @hparam_grid",
+                pytrace=False,
+            )
+        # Without a logdir, trial.logdir is a directory of pytest's own temporary
+        # tree, kept and pruned by pytest like tmp_path's.
+        return self.trial_of(key, lambda: tmp_path_factory.mktemp("hparams-trial"))
 
 
 def warn_at(item: pytest.Item, message: str, reporting: bool = False) -> None:

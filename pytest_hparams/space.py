@@ -156,13 +156,6 @@ class Sweep(NamedTuple):
         for combo in itertools.product(*(h.values for h in self.hparams)):
             yield dict(zip(names, combo, strict=False))
 
-    def definition(self) -> dict[str, Any]:
-        """The sweep as plain data, fit to travel between xdist processes."""
-        return {
-            "hparams": [h.to_dict() for h in self.hparams],
-            "metrics": [m.to_dict() for m in self.metrics],
-        }
-
 
 def format_value(value: Value) -> str:
     """The text of a value in ids and tables: floats in their shortest repr."""
@@ -178,16 +171,6 @@ def trial_id(hparams: Mapping[str, Value]) -> str:
     selects trials.
     """
     return "-".join(f"{name}:{format_value(v)}" for name, v in hparams.items())
-
-
-def sweep_label(test: str) -> str:
-    """The sweep's value in the dashboard's `sweep` column: the function's
-    name first (the column is narrow), then where it lives.
-
-    `tests/test_x.py::TestA::test_train` gives `test_train · tests/test_x.py::TestA`.
-    """
-    where, _, name = test.rpartition("::")
-    return f"{name} · {where}" if where else test
 
 
 def trial_seed(key: str) -> int:

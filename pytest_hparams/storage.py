@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_hparams import atomic  # noqa: F401  binds atomic.real_os before any test runs
 from pytest_hparams.errors import LogdirError
 
 if TYPE_CHECKING:

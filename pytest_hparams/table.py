@@ -1,29 +1,258 @@
-"""The sweep table: pure formatting of trial records into lines of text.
-
-Shared by the terminal summary, the Markdown report and `merge`.
+"""The sweep table: one model (`Table`) built from a sweep's records, and
+rendered as aligned text (the terminal, `merge`) or as Markdown (the
+`--hparams-markdown` summary). Pure.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pytest_hparams.metrics import Metric
-from pytest_hparams.records import Outcome, TrialRecord
-from pytest_hparams.repeats import Combination, Summary, combine, repeated
+from pytest_hparams.records import (
+    Comparison,
+    Outcome,
+    Summary,
+    SweepDefinition,
+    TrialRecord,
+    Verdict,
+)
+from pytest_hparams.repeats import Combination, combine, repeated
 from pytest_hparams.space import Value, format_value
 
-Record = TrialRecord
 #: By default a sweep's table shows every row up to this many trials; a larger
 #: sweep shows its best DEFAULT_TOP rows and counts the rest.
 ALL_ROWS_UP_TO = 20
 DEFAULT_TOP = 10
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_T = TypeVar("_T")
+# C0 and C1 controls, and the bidirectional formatting characters, which
+# would reorder the rest of a terminal line (a value is data, never layout).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metric]:
+@dataclass
+class Table:
+    """One sweep's table, before it is rendered.
+
+    Attributes:
+      rows: The cells of each shown row, best first.
+      marks: Each row's mark: "best", "regressed", "improved" or "".
+      numeric: The columns aligned to the right.
+      hidden: How many rows are not shown (`--hparams-top`).
+      summary: The counts and the best trial, one line.
+      verdict: The baseline's verdict on the sweep, one line, when gated.
+    """
+
+    test: str
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    marks: list[str] = field(default_factory=list)
+    numeric: set[int] = field(default_factory=set)
+    hidden: int = 0
+    summary: str = ""
+    verdict: str = ""
+
+
+def build(
+    definition: SweepDefinition,
+    records: Sequence[TrialRecord],
+    top: int | None = None,
+    combos: Sequence[Combination] | None = None,
+    gated: bool = False,
+    not_run: Sequence[str] = (),
+) -> Table:
+    """The table of one sweep: a row per trial, or per combination when it repeats.
+
+    Args:
+      top: How many of the best rows to show (0: all). Failed trials beyond
+        it are still shown, up to as many again; the rest are counted. None
+        shows every row of a sweep of up to `ALL_ROWS_UP_TO` rows, and the
+        best `DEFAULT_TOP` of a larger one.
+      combos: The combinations the gates compared, when the sweep repeats.
+      gated: Whether a baseline was given: the verdict line is added.
+      not_run: The baseline's entries of this sweep that did not run.
+    """
+    if combos is None and repeated(records):
+        combos = combine(records)
+    if combos is not None:
+        items: list[TrialRecord] | list[Combination] = list(combos)
+        records = [r for c in combos for r in c.records]
+    else:
+        items = list(records)
+    metrics = shown_columns(records, definition.metrics)
+    primary = metrics[0] if metrics else None
+    names = definition.hparam_names
+    has_case = any(r.key.case for r in records)
+    comparisons = [c for c in (_comparison(i) for i in items) if c is not None]
+    with_base = {m.name for c in comparisons for m in c.metrics} if combos is None else set()
+
+    header = ["", *names, *(["case"] if has_case else [])]
+    for m in metrics:
+        header.append(f"{m.name} ({m.goal})" if m is primary else m.name)
+        if m.name in with_base:
+            header.append("vs base")
+    header += ["duration", "outcome", *(["baseline"] if comparisons else [])]
+    table = Table(definition.test, header)
+
+    if combos is not None:
+        ranked_combos = rank_combinations(combos, primary)
+        winner_combo = (
+            ranked_combos[0] if ranked_combos and _has(ranked_combos[0], primary) else None
+        )
+        shown_combos = _top(ranked_combos, top, [])
+        for combo in shown_combos:
+            row = _key_cells(combo.key.hparams, combo.key.case, names, has_case)
+            for m in metrics:
+                lost = combo.lost(m.name)
+                cell = mean_cell(combo.summary(m.name))
+                row.append(f"{cell} +{lost} nan!" if lost else cell)
+            row += [format_duration(combo.duration), combo.outcomes()]
+            _add(table, row, combo.comparison, comparisons, combo is winner_combo, combo.verdict)
+        table.hidden = len(ranked_combos) - len(shown_combos)
+        best = ""
+        if winner_combo is not None and primary is not None:
+            value = mean_cell(winner_combo.summary(primary.name))
+            best = f"; best {primary.name}={value} at {cell_text(winner_combo.key.where)}"
+        noun = "combination" if len(combos) == 1 else "combinations"
+        table.summary = f"{len(combos)} {noun}, {counts(records)}{best}"
+    else:
+        ranked = rank(records, primary)
+        winner = best_of(ranked, primary)
+        bad = [r for r in ranked if r.outcome.bad]
+        shown = _top(ranked, top, bad)
+        for record in shown:
+            row = _key_cells(record.key.hparams, record.key.case, names, has_case)
+            for m in metrics:
+                row.append(format_value_cell(record.metrics.get(m.name)))
+                if m.name in with_base:
+                    row.append(delta_cell(record.comparison, m.name))
+            row += [format_duration(record.duration), record.outcome.value]
+            _add(table, row, record.comparison, comparisons, record is winner, record.verdict)
+        table.hidden = len(records) - len(shown)
+        table.summary = counts(records) + _best_sentence(winner, primary)
+    table.numeric = {
+        i
+        for i in range(1, len(header))
+        if table.rows and all(_is_numeric(row[i]) for row in table.rows)
+    }
+    if gated:
+        table.verdict = format_verdict(items, not_run)
+    return table
+
+
+def _comparison(item: TrialRecord | Combination) -> Comparison | None:
+    return item.comparison
+
+
+def _has(combo: Combination, primary: Metric | None) -> bool:
+    return primary is not None and combo.summary(primary.name).n > 0
+
+
+def _top(ranked: list[_T], top: int | None, bad: list[_T]) -> list[_T]:
+    if top is None:
+        top = 0 if len(ranked) <= ALL_ROWS_UP_TO else DEFAULT_TOP
+    if top <= 0:
+        return ranked
+    shown = ranked[:top]
+    return shown + [r for r in bad if r not in shown][:top]
+
+
+def _key_cells(
+    hparams: Mapping[str, Value], case: str, names: Sequence[str], has_case: bool
+) -> list[str]:
+    cells = ["", *(cell_text(hparams.get(n, "")) for n in names)]
+    return [*cells, cell_text(case)] if has_case else cells
+
+
+def _add(
+    table: Table,
+    row: list[str],
+    comparison: Comparison | None,
+    comparisons: list[Comparison],
+    winner: bool,
+    verdict: Verdict | None,
+) -> None:
+    if comparisons:
+        row.append(_verdict_cell(comparison, verdict))
+    if winner:
+        row[0] = "*"
+    table.rows.append(row)
+    mark = "best" if winner else ""
+    if verdict in (Verdict.REGRESSED, Verdict.IMPROVED):
+        mark = verdict.value
+    table.marks.append(mark)
+
+
+def _verdict_cell(comparison: Comparison | None, verdict: Verdict | None) -> str:
+    if verdict is None:
+        return ""
+    if comparison is not None and comparison.against is not None:
+        return f"{verdict.value} vs best"
+    if comparison is not None and not comparison.gating:
+        return f"{verdict.value} (shown)"
+    return verdict.value
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def text_lines(table: Table) -> list[tuple[str, str]]:
+    """The table as aligned lines of text, each with its row's mark."""
+    widths = [max(len(r[i]) for r in [table.header, *table.rows]) for i in range(len(table.header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return " ".join(
+            c.rjust(w) if i in table.numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [(line(table.header), "")]
+    out += [(line(row), mark) for row, mark in zip(table.rows, table.marks, strict=True)]
+    if table.hidden:
+        out.append((f"... {table.hidden} more not shown (--hparams-top 0 shows all)", ""))
+    out.append((table.summary, ""))
+    if table.verdict:
+        out.append((table.verdict, ""))
+    return out
+
+
+def markdown_lines(table: Table) -> list[str]:
+    """The table as GitHub-flavoured Markdown: the best row 🏆, regressions ❌."""
+    out = [f"### `{_md(table.test)}`", "", _md(table.summary), ""]
+    out.append("| " + " | ".join(_md(h) for h in table.header) + " |")
+    out.append(
+        "|"
+        + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header)))
+        + "|"
+    )
+    for row, mark in zip(table.rows, table.marks, strict=True):
+        cells = [_md(c) for c in row]
+        cells[0] = {"best": "🏆", "regressed": "❌"}.get(mark, "")
+        if mark == "regressed" and table.header[-1] == "baseline":
+            cells[-1] = f"**{cells[-1]}**"
+        out.append("| " + " | ".join(cells) + " |")
+    if table.hidden:
+        out.append(f"\n{table.hidden} more not shown (--hparams-top 0 shows all)")
+    if table.verdict:
+        out += ["", _md(table.verdict)]
+    out.append("")
+    return out
+
+
+def _md(text: str) -> str:
+    # A value is data, never markup: HTML is escaped, and a pipe or a line
+    # break would end the row.
+    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
+
+
+# --- the parts ----------------------------------------------------------------------------
+
+
+def columns(records: Sequence[TrialRecord], declared: Sequence[Metric]) -> list[Metric]:
     """The declared metrics, then undeclared returned keys in the order first seen."""
     out = list(declared)
     names = {m.name for m in out}
@@ -35,18 +264,18 @@ def columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metri
     return out
 
 
-def shown_columns(records: Sequence[Record], declared: Sequence[Metric]) -> list[Metric]:
+def shown_columns(records: Sequence[TrialRecord], declared: Sequence[Metric]) -> list[Metric]:
     """The columns of a table: a declared metric no trial returned (one that
     Keras writes, say) gets none, unless it is the primary one."""
     metrics = columns(records, declared)
     return [m for i, m in enumerate(metrics) if i == 0 or any(m.name in r.metrics for r in records)]
 
 
-def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
+def rank(records: Sequence[TrialRecord], primary: Metric | None) -> list[TrialRecord]:
     """Passed trials best first by the primary metric, then the rest, failures
     last; ties by node id, so the order never depends on the order trials ran."""
 
-    def key(record: Record) -> tuple[int, float, str]:
+    def key(record: TrialRecord) -> tuple[int, float, str]:
         if not record.outcome.ok:
             return (3 if record.outcome is Outcome.SKIPPED else 2, 0.0, record.nodeid)
         value = record.metrics.get(primary.name) if primary else None
@@ -58,13 +287,27 @@ def rank(records: Sequence[Record], primary: Metric | None) -> list[Record]:
     return sorted(records, key=key)
 
 
-def best(ranked: Sequence[Record], primary: Metric | None) -> Record | None:
+def best_of(ranked: Sequence[TrialRecord], primary: Metric | None) -> TrialRecord | None:
     """The best passed trial of a ranked list, or None if none has a finite value."""
     if ranked and ranked[0].outcome.ok and primary is not None:
         value = ranked[0].metrics.get(primary.name)
         if value is not None and math.isfinite(value):
             return ranked[0]
     return None
+
+
+def rank_combinations(combos: Sequence[Combination], primary: Metric | None) -> list[Combination]:
+    """Combinations best first by the primary metric's mean over their
+    passed repeats; ties by name; those with no passed repeat last."""
+
+    def key(combo: Combination) -> tuple[int, float, str]:
+        mean = combo.summary(primary.name).mean if primary else math.nan
+        if not math.isfinite(mean):
+            return (1, 0.0, combo.combo)
+        assert primary is not None
+        return (0, -mean if primary.goal == "max" else mean, combo.combo)
+
+    return sorted(combos, key=key)
 
 
 def format_value_cell(value: float | None) -> str:
@@ -82,7 +325,14 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def counts(records: Sequence[Record]) -> str:
+def mean_cell(summary: Summary) -> str:
+    """`0.912 ± 0.004 (n=3)`; `-` without a value."""
+    if summary.n == 0:
+        return "-"
+    return f"{summary.mean:.4g} ± {summary.std:.2g} (n={summary.n})"
+
+
+def counts(records: Sequence[TrialRecord]) -> str:
     tally: dict[Outcome, int] = {}
     for record in records:
         tally[record.outcome] = tally.get(record.outcome, 0) + 1
@@ -91,194 +341,57 @@ def counts(records: Sequence[Record]) -> str:
     return f"{len(records)} {noun}: " + ", ".join(parts)
 
 
-def format_table(
-    records: Sequence[Record],
-    hparam_names: Sequence[str],
-    declared: Sequence[Metric],
-    top: int | None = None,
-    combos: Sequence[Combination] | None = None,
-) -> list[str]:
-    """Formats one sweep's trials as aligned text lines.
-
-    Args:
-      records: The sweep's trial records.
-      hparam_names: The hparam columns, in declaration order.
-      declared: The declared metrics; the first is the primary one.
-      top: How many of the best rows to show (0: all). Failed trials beyond
-        it are still shown, up to as many again; the rest are counted. None
-        shows every row of a sweep of up to `ALL_ROWS_UP_TO` trials, and the
-        best `DEFAULT_TOP` of a larger one.
-
-    Returns:
-      The lines, without trailing newlines.
-    """
-    if combos is not None or repeated(records):
-        return format_combinations(combos or combine(records), hparam_names, declared, top)
-    metrics = shown_columns(records, declared)
-    primary = metrics[0] if metrics else None
-    ranked = rank(records, primary)
-    winner = best(ranked, primary)
-    if top is None:
-        top = 0 if len(ranked) <= ALL_ROWS_UP_TO else DEFAULT_TOP
-    shown = ranked if top <= 0 else ranked[:top] + [r for r in ranked[top:] if r.outcome.bad][:top]
-    has_case = any(r.key.case for r in records)
-    compared = [r.comparison for r in records if r.comparison]
-    with_base = {name for c in compared for name in c["metrics"]}
-
-    header = ["", *hparam_names, *(["case"] if has_case else [])]
-    for m in metrics:
-        header.append(_metric_title(m, m is primary))
-        if m.name in with_base:
-            header.append("vs base")
-    header += ["duration", "outcome", *(["baseline"] if compared else [])]
-    rows = []
-    for record in shown:
-        row = [
-            "*" if record is winner else "",
-            *(cell_text(record.key.hparams.get(n, "")) for n in hparam_names),
-            *([cell_text(record.key.case)] if has_case else []),
-        ]
-        for m in metrics:
-            row.append(format_value_cell(record.metrics.get(m.name)))
-            if m.name in with_base:
-                row.append(delta_cell(record.comparison, m.name))
-        row += [format_duration(record.duration), record.outcome.value]
-        if compared:
-            row.append(record.verdict)
-        rows.append(row)
-    lines = [_align(header, rows), *(_align(row, rows, header) for row in rows)]
-    hidden = len(records) - len(shown)
-    if hidden:
-        lines.append(f"... {hidden} more not shown (--hparams-top 0 shows all)")
-    lines.append(counts(records) + _best_sentence(winner, primary))
-    return lines
-
-
-def _align(cells: Sequence[str], rows: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
-    table = [header or cells, *rows]
-    numeric = {0} | {
-        i for i in range(1, len(cells)) if rows and all(_is_numeric(row[i]) for row in rows)
-    }
-    widths = [max(len(str(r[i])) for r in table) for i in range(len(cells))]
-    return " ".join(
-        str(c).rjust(w) if i in numeric and i > 0 else str(c).ljust(w)
-        for i, (c, w) in enumerate(zip(cells, widths, strict=False))
-    ).rstrip()
-
-
-def rank_combinations(combos: Sequence[Combination], primary: Metric | None) -> list[Combination]:
-    """Combinations best first by the primary metric's mean over their
-    passed repeats; ties by name; those with no passed repeat last."""
-
-    def key(combo: Combination) -> tuple[int, float, str]:
-        mean = combo.summary(primary.name).mean if primary else math.nan
-        if not math.isfinite(mean):
-            return (1, 0.0, combo.combo)
-        assert primary is not None
-        return (0, -mean if primary.goal == "max" else mean, combo.combo)
-
-    return sorted(combos, key=key)
-
-
-def mean_cell(summary: Summary) -> str:
-    """`0.912 ± 0.004 (n=3)`; `-` without a value."""
-    if summary.n == 0:
-        return "-"
-    return f"{summary.mean:.4g} ± {summary.std:.2g} (n={summary.n})"
-
-
-def format_combinations(
-    combos: Sequence[Combination],
-    hparam_names: Sequence[str],
-    declared: Sequence[Metric],
-    top: int | None = None,
-) -> list[str]:
-    """A repeated sweep's table: one row per combination, its metrics as
-    mean ± standard deviation over the repeats that passed, ranked by the
-    primary metric's mean."""
-    records = [r for c in combos for r in c.records]
-    metrics = shown_columns(records, declared)
-    primary = metrics[0] if metrics else None
-    ranked = rank_combinations(combos, primary)
-    winner = ranked[0] if ranked and primary and ranked[0].summary(primary.name).n else None
-    if top is None:
-        top = 0 if len(ranked) <= ALL_ROWS_UP_TO else DEFAULT_TOP
-    shown = ranked if top <= 0 else ranked[:top]
-    has_case = any(c.key.case for c in combos)
-    compared = any(c.verdict for c in combos)
-    header = ["", *hparam_names, *(["case"] if has_case else [])]
-    header += [_metric_title(m, m is primary) for m in metrics]
-    header += ["duration", "outcome", *(["baseline"] if compared else [])]
-    rows = []
-    for combo in shown:
-        row = [
-            "*" if combo is winner else "",
-            *(cell_text(combo.key.hparams.get(n, "")) for n in hparam_names),
-            *([cell_text(combo.key.case)] if has_case else []),
-        ]
-        row += [mean_cell(combo.summary(m.name)) for m in metrics]
-        row += [format_duration(combo.duration), combo.outcomes()]
-        if compared:
-            row.append(combo.verdict)
-        rows.append(row)
-    lines = [_align(header, rows), *(_align(row, rows, header) for row in rows)]
-    if len(ranked) > len(shown):
-        lines.append(f"... {len(ranked) - len(shown)} more not shown (--hparams-top 0 shows all)")
-    sentence = ""
-    if winner is not None and primary is not None:
-        value = mean_cell(winner.summary(primary.name))
-        where = winner.combo.removeprefix(winner.key.test)
-        sentence = f"; best {primary.name}={value} at {cell_text(where)}"
-    noun = "combination" if len(combos) == 1 else "combinations"
-    return [*lines, f"{len(combos)} {noun}, {counts(records)}{sentence}"]
-
-
-def format_best_line(
-    test: str,
-    records: Sequence[Record],
-    declared: Sequence[Metric],
-    combos: Sequence[Combination] | None = None,
+def format_verdict(
+    items: Sequence[TrialRecord] | Sequence[Combination], not_run: Sequence[str]
 ) -> str:
-    """The `-q` form: one line naming the sweep's best trial."""
-    if combos is not None or repeated(records):
-        return f"{test}: {format_combinations(combos or combine(records), [], declared)[-1]}"
-    metrics = columns(records, declared)
-    primary = metrics[0] if metrics else None
-    winner = best(rank(records, primary), primary)
-    return f"{test}: {counts(records)}{_best_sentence(winner, primary)}"
-
-
-def format_verdict(items: Sequence[Record | Combination], not_run: Sequence[str]) -> str:
     """The sweep's one-line baseline verdict: regressed N, improved N, new N, ok N
-    (of its trials, or of its combinations when they repeat)."""
-    tally = {"regressed": 0, "improved": 0, "new": 0, "ok": 0}
+    (of its trials, or of its combinations when they repeat).
+
+    Under `--hparams-gate best` the best's verdict against the baseline's best
+    comes first; the others' are counted apart, as they are shown, not gated.
+    """
+    tally = {v: 0 for v in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.NEW, Verdict.OK)}
+    shown = dict(tally)
+    best = None
     for item in items:
-        verdict = item.verdict
-        if verdict in tally:
-            tally[verdict] += 1
-    text = "baseline: " + ", ".join(f"{n} {v}" for v, n in tally.items())
+        comparison = item.comparison
+        if comparison is not None and comparison.against is not None:
+            best = (item, comparison)
+        elif item.verdict is not None:
+            (tally if comparison is None or comparison.gating else shown)[item.verdict] += 1
+    if best is not None:
+        item, comparison = best
+        where = item.key.where
+        text = f"baseline (gate best): the best, {where}, {comparison.verdict.value} against "
+        text += f"the baseline's best {comparison.against}"
+        if any(shown.values()):
+            text += "; the others against their own entries (shown, not gated): "
+            text += ", ".join(f"{n} {v.value}" for v, n in shown.items())
+    else:
+        text = "baseline: " + ", ".join(f"{n} {v.value}" for v, n in tally.items())
     if not_run:
         listed = ", ".join(not_run[:3]) + (", ..." if len(not_run) > 3 else "")
         text += f"; {len(not_run)} not run ({listed})"
     return text
 
 
-def delta_cell(comparison: Mapping[str, Any] | None, name: str) -> str:
+def delta_cell(comparison: Comparison | None, name: str) -> str:
     """The baseline value and the change from it: `0.87 -0.03 worse`, `0.87 same`."""
-    if not comparison:
+    if comparison is None:
         return ""
-    if comparison["verdict"] == "new":
+    if comparison.verdict is Verdict.NEW:
         return "new"
-    entry = comparison["metrics"].get(name)
-    if entry is None:
+    metric = comparison.metric(name)
+    if metric is None:
         return "-"
-    base = format_value_cell(entry["baseline"])
-    if entry["delta"] is None:
-        return f"{base} worse" if entry["verdict"] == "regressed" else base
-    if same(entry["delta"], entry["baseline"]):
+    base = format_value_cell(metric.baseline)
+    delta = metric.delta
+    if delta is None:
+        return f"{base} worse" if metric.verdict is Verdict.REGRESSED else base
+    if same(delta, metric.baseline):
         return "same"
-    word = {"regressed": " worse", "improved": " better"}.get(entry["verdict"], "")
-    return f"{base} {entry['delta']:+.3g}{word}"
+    word = {Verdict.REGRESSED: " worse", Verdict.IMPROVED: " better"}.get(metric.verdict, "")
+    return f"{base} {delta:+.3g}{word}"
 
 
 def same(delta: float, base: float) -> bool:
@@ -293,15 +406,11 @@ def cell_text(value: Value) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
-def _best_sentence(winner: Record | None, primary: Metric | None) -> str:
+def _best_sentence(winner: TrialRecord | None, primary: Metric | None) -> str:
     if winner is None or primary is None:
         return ""
     value = format_value_cell(winner.metrics[primary.name])
-    return f"; best {primary.name}={value} at [{cell_text(winner.key.params)}]"
-
-
-def _metric_title(metric: Metric, primary: bool) -> str:
-    return f"{metric.name} ({metric.goal})" if primary else metric.name
+    return f"; best {primary.name}={value} at {cell_text(winner.key.where)}"
 
 
 def _is_numeric(text: str) -> bool:

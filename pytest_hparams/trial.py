@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_hparams.errors import LogdirError, MetricsError
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, sweep_label, trial_seed
+from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
-    from pytest_hparams.records import TrialKey
+    from pytest_hparams.records import Comparison, TrialKey
     from pytest_hparams.storage import LocalStore
 
 # TensorBoard keeps scalars as float32: a larger value reads back as inf.
@@ -65,7 +65,7 @@ class Trial:
         self.write_error: LogdirError | None = None
         self.metrics: dict[str, float] = {}
         self.logged: set[str] = set()  # metric names written by log()
-        self.comparison: dict[str, Any] | None = None  # the baseline verdict, if any
+        self.comparison: Comparison | None = None  # the baseline verdict, if any
         self._groups = {m.name: m.group for m in sweep.metrics if m.group}
 
     @functools.cached_property
@@ -78,12 +78,14 @@ class Trial:
         """Makes the trial's run directory (once) and returns it."""
         assert self._run is not None
         if not self._made:
+            from pytest_hparams.atomic import real_os  # whatever the test patches
+
             try:
                 try:
-                    os.mkdir(self._run)
+                    real_os.mkdir(self._run)
                 except FileNotFoundError:  # the sweep's first trial: its folders too
-                    os.makedirs(os.path.dirname(self._run), exist_ok=True)
-                    os.mkdir(self._run)
+                    real_os.makedirs(self._run.rpartition(os.sep)[0], exist_ok=True)
+                    real_os.mkdir(self._run)
                 self._fresh = True
             except FileExistsError:
                 pass
@@ -170,7 +172,7 @@ class Trial:
         if self._writer is None and self._run is not None and self.write_error is None:
             from pytest_hparams.logdir import TrialWriter
 
-            hparams = {**self.key.hparams, SWEEP_HPARAM: sweep_label(self.key.test)}
+            hparams = {**self.key.hparams, SWEEP_HPARAM: self.key.sweep_label}
             try:
                 run = self._make_run()
                 self._writer = TrialWriter(run, self.key.label, hparams, self._fresh)
@@ -229,8 +231,10 @@ class Trial:
         session in (`trial.logdir` in a fixture, then a skip), if nothing
         else is in it."""
         if self._fresh and self._run is not None:
+            from pytest_hparams.atomic import real_os
+
             with contextlib.suppress(OSError):  # the test's own files stay, with it
-                os.rmdir(self._run)
+                real_os.rmdir(self._run)
 
     def _failed(self, error: Exception) -> None:
         if isinstance(error, LogdirError):
@@ -341,19 +345,3 @@ def missing_metrics(
         parts.append(f"{name!r}" + (f" (it returned {close[0]!r}: a typo?)" if close else ""))
     returned = ", ".join(repr(k) for k in metrics)
     return f"did not return the declared metric {', '.join(parts)}; it returned {returned}"
-
-
-def bound_problems(metrics: Mapping[str, float], declared: tuple[Metric, ...]) -> list[str]:
-    """One line per declared bound (`Metric(min=..., max=...)`) the trial misses."""
-    problems = []
-    for metric in declared:
-        if metric.min is None and metric.max is None:
-            continue
-        value = metrics.get(metric.name)
-        if value is None:
-            problems.append(f"{metric.name} has a bound but the test did not return it")
-        elif metric.min is not None and not value >= metric.min:  # NaN fails too
-            problems.append(f"{metric.name} {value:.6g} is below its minimum {metric.min:g}")
-        elif metric.max is not None and not value <= metric.max:
-            problems.append(f"{metric.name} {value:.6g} is above its maximum {metric.max:g}")
-    return problems

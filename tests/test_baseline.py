@@ -1,4 +1,4 @@
-"""Baseline files and comparisons as pure functions."""
+"""Baseline files, and the comparisons of gates.py, as pure functions."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hparams import baseline
+from pytest_hparams import baseline, gates
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+from pytest_hparams.records import Comparison, Outcome, TrialKey, TrialRecord, Verdict
 
 
 def record(
@@ -17,17 +17,22 @@ def record(
 ) -> TrialRecord:
     test, _, params = nodeid.partition("[")
     key = TrialKey(nodeid, test, params.rstrip("]"), {"a": 1})
-    return TrialRecord(key, outcome, metrics, comparison={"verdict": verdict} if verdict else None)
+    comparison = Comparison(Verdict(verdict)) if verdict else None
+    return TrialRecord(key, outcome, metrics, comparison=comparison)
+
+
+def updated(
+    existing: dict[str, baseline.Entry], records: list[TrialRecord]
+) -> dict[str, baseline.Entry]:
+    return baseline.updated(existing, records)[0]
 
 
 def test_an_unchanged_run_writes_an_identical_sorted_file(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
-    trials = baseline.updated(
-        {}, [record("t.py::t[a:2]", loss=0.5), record("t.py::t[a:1]", acc=0.1)]
-    )
+    trials = updated({}, [record("t.py::t[a:2]", loss=0.5), record("t.py::t[a:1]", acc=0.1)])
     baseline.save(path, trials)
     first = path.read_bytes()
-    baseline.save(path, baseline.updated(baseline.load(path), []))
+    baseline.save(path, updated(baseline.load(path), []))
     assert path.read_bytes() == first
     data = json.loads(first)
     assert list(data["trials"]) == ["t.py::t[a:1]", "t.py::t[a:2]"]
@@ -40,8 +45,8 @@ def test_an_unchanged_run_writes_an_identical_sorted_file(tmp_path: Path) -> Non
 
 
 def test_updating_replaces_trials_that_ran_and_keeps_the_rest() -> None:
-    old = baseline.updated({}, [record("t[a:1]", acc=0.1), record("t[a:2]", acc=0.2)])
-    new = baseline.updated(old, [record("t[a:2]", acc=0.9), record("t[a:3]")])
+    old = updated({}, [record("t[a:1]", acc=0.1), record("t[a:2]", acc=0.2)])
+    new = updated(old, [record("t[a:2]", acc=0.9), record("t[a:3]")])
     assert {k: v["metrics"] for k, v in new.items()} == {
         "t[a:1]": {"acc": 0.1},
         "t[a:2]": {"acc": 0.9},
@@ -49,8 +54,8 @@ def test_updating_replaces_trials_that_ran_and_keeps_the_rest() -> None:
 
 
 def test_a_regressed_or_failed_trial_never_moves_its_own_entry() -> None:
-    old = baseline.updated({}, [record("t[a:1]", acc=0.9), record("t[a:2]", acc=0.9)])
-    new = baseline.updated(
+    old = updated({}, [record("t[a:1]", acc=0.9), record("t[a:2]", acc=0.9)])
+    new = updated(
         old,
         [
             record("t[a:1]", Outcome.FAILED, "regressed", acc=0.1),
@@ -61,18 +66,18 @@ def test_a_regressed_or_failed_trial_never_moves_its_own_entry() -> None:
 
 
 def test_a_nan_never_replaces_a_finite_baseline_value() -> None:
-    old = baseline.updated({}, [record("t[a:1]", acc=0.9, loss=0.5)])
-    new = baseline.updated(old, [record("t[a:1]", acc=float("nan"), loss=0.4)])
+    old = updated({}, [record("t[a:1]", acc=0.9, loss=0.5)])
+    new = updated(old, [record("t[a:1]", acc=float("nan"), loss=0.4)])
     assert new["t[a:1]"]["metrics"] == {"acc": 0.9, "loss": 0.4}
 
 
 def test_a_float32_round_trip_is_the_same_value_not_a_regression() -> None:
     base = 0.13880000000000001
     read_back = 0.1387999951839447  # what TensorBoard's float32 gives back
-    comparison = baseline.compare(
+    comparison = gates.compare_trial(
         {"acc": read_back}, {"metrics": {"acc": base}}, [Metric("acc")], lambda m: Tolerance(0.0)
     )
-    assert comparison["verdict"] == "ok"
+    assert comparison.verdict is Verdict.OK
 
 
 @pytest.mark.parametrize(
@@ -106,9 +111,11 @@ def test_unusable_files_are_refused_with_the_reason(
     assert message in str(excinfo.value)
 
 
-def compare(value: float | None, base: float, goal: str, tol: Tolerance) -> dict[str, object]:
+def compare(value: float | None, base: float, goal: str, tol: Tolerance | None) -> Comparison:
     metrics = {} if value is None else {"m": value}
-    return baseline.compare(metrics, {"metrics": {"m": base}}, [Metric("m", goal)], lambda _: tol)
+    return gates.compare_trial(
+        metrics, {"metrics": {"m": base}}, [Metric("m", goal)], lambda _: tol
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,24 +135,42 @@ def compare(value: float | None, base: float, goal: str, tol: Tolerance) -> dict
 def test_the_direction_comes_from_the_goal_and_the_margin_from_the_tolerance(
     value: float | None, base: float, goal: str, tol: Tolerance, verdict: str
 ) -> None:
-    assert compare(value, base, goal, tol)["verdict"] == verdict
+    assert compare(value, base, goal, tol).verdict == verdict
 
 
 def test_a_regression_message_names_metric_value_baseline_and_tolerance() -> None:
-    assert compare(0.812, 0.861, "max", Tolerance(0.02))["messages"] == [
+    assert compare(0.812, 0.861, "max", Tolerance(0.02)).messages == [
         "accuracy regressed: 0.812 < baseline 0.861 - tolerance 0.02".replace("accuracy", "m")
     ]
-    assert compare(0.53, 0.5, "min", Tolerance(0.05, True))["messages"] == [
+    assert compare(0.53, 0.5, "min", Tolerance(0.05, True)).messages == [
         "m regressed: 0.53 > baseline 0.5 + tolerance 5% (0.025)"
     ]
-    assert compare(None, 0.5, "max", Tolerance(0.0))["messages"] == ["m is missing (baseline 0.5)"]
+    assert compare(None, 0.5, "max", Tolerance(0.0)).messages == ["m is missing (baseline 0.5)"]
+
+
+def test_a_regression_with_no_tolerance_set_says_so_and_how_to_set_one() -> None:
+    assert compare(0.6, 0.5, "min", None).messages == [
+        "m regressed: 0.6 > baseline 0.5 + tolerance 0 (none set for m: "
+        "--hparams-tolerance m:VALUE, or --hparams-tolerance 5% for every metric)"
+    ]
 
 
 def test_a_trial_without_an_entry_is_new() -> None:
-    result = baseline.compare({"m": 1.0}, None, [], lambda _: Tolerance(0.0))
-    assert result == {"verdict": "new", "metrics": {}, "messages": []}
+    result = gates.compare_trial({"m": 1.0}, None, [], lambda _: Tolerance(0.0))
+    assert result == Comparison(Verdict.NEW)
 
 
-def test_entries_that_did_not_run_are_listed() -> None:
-    entries = {"t[a:1]": {}, "t[a:2]": {}, "t[a:3]": {}}
-    assert baseline.not_run(entries, ["t[a:2]"]) == ["t[a:1]", "t[a:3]"]
+def test_a_comparison_reads_back_from_its_json_form() -> None:
+    comparison = compare(0.812, 0.861, "max", Tolerance(0.02))
+    assert Comparison.from_dict(json.loads(json.dumps(comparison.to_dict()))) == comparison
+
+
+def test_a_save_over_regressions_says_how_many_entries_it_kept(tmp_path: Path) -> None:
+    old = updated({}, [record("t[a:1]", acc=0.9), record("t[a:2]", acc=0.9)])
+    detail = baseline.save_records(
+        tmp_path / "b.json",
+        old,
+        [record("t[a:1]", Outcome.FAILED, "regressed", acc=0.1), record("t[a:2]", acc=0.95)],
+    )
+    assert detail.startswith(" (2 trials); 1 kept at their old values")
+    assert "-o hparams_baseline=" in detail

@@ -4,6 +4,7 @@ the JSON, Markdown and JUnit reports."""
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -84,7 +85,8 @@ def test_a_worse_metric_beyond_tolerance_fails_that_item_with_exit_code_1(
     result.stdout.fnmatch_lines(
         [
             f"{REGRESSED} accuracy regressed: 0.832 < baseline 0.882 - tolerance 0.02;"
-            " loss regressed: 0.168 > baseline 0.118 + tolerance 0",
+            " loss regressed: 0.168 > baseline 0.118 + tolerance 0 (none set for loss:"
+            " --hparams-tolerance loss:VALUE, or --hparams-tolerance 5% for every metric)",
             "*0.832 0.882 -0.05 worse * failed  regressed",
             "baseline: 1 regressed, 0 improved, 0 new, 3 ok",
             f"FAILED {REGRESSED}*",
@@ -280,9 +282,12 @@ def test_markdown_summary_is_a_table_best_first_with_regressions_marked(
     lines = (sweep.path / "summary.md").read_text().splitlines()
     assert lines[0] == "### `test_model.py::test_model`"
     rows = [line for line in lines if line.startswith("| ")]
-    assert rows[0] == "|  | units | opt | accuracy | loss | outcome | baseline |"
-    assert rows[1].startswith("| 🏆 | 16 | adam | 0.866 (same) |")
-    assert rows[-1].startswith("| ❌ | 32 | adam | 0.782 (vs 0.882 -0.1 worse) |")
+    assert rows[0] == (
+        "|  | units | opt | accuracy (max) | vs base | loss | vs base | duration | outcome "
+        "| baseline |"
+    )
+    assert rows[1].startswith("| 🏆 | 16 | adam | 0.866 | same | 0.134 | same |")
+    assert rows[-1].startswith("| ❌ | 32 | adam | 0.782 | 0.882 -0.1 worse |")
     assert rows[-1].endswith("| failed | **regressed** |")
 
 
@@ -296,3 +301,112 @@ def test_junit_xml_carries_hparams_and_metrics_as_properties(sweep: pytest.Pytes
     assert {k: float(v) for k, v in properties.items()} == pytest.approx(
         {"metric.accuracy": 0.832, "metric.loss": 0.168}
     )
+
+
+@pytest.mark.parametrize("repeats", [1, 3], ids=["single-run", "repeated"])
+def test_gate_best_with_a_baseline_prints_the_table_in_pytest_and_in_merge(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, repeats: int
+) -> None:
+    reps = f"--hparams-repeats={repeats}"
+    sweep.runpytest(reps, "--hparams-save-baseline=baseline.json").assert_outcomes(
+        passed=4 * repeats
+    )
+    monkeypatch.setenv("SHIFT", "-0.1")  # the best combination gets worse than the baseline's
+    args = (reps, "--hparams-baseline=baseline.json", "--hparams-gate=best")
+    result = sweep.runpytest(*args, "--hparams-json=r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.fnmatch_lines(
+        [
+            "*hparams: test_model.py::test_model*",
+            "*regressed vs best",
+            "baseline (gate best): the best, [[]units:16-opt:adam[]], regressed against the "
+            "baseline's best test_model.py::test_model[[]units:32-opt:adam[]]*",
+            "*hparams baseline gate: FAILED*",
+        ]
+    )
+    merged = sweep.run(
+        sys.executable,
+        "-m",
+        "pytest_hparams",
+        "merge",
+        "r.json",
+        "--baseline=baseline.json",
+        "--gate=best",
+    )
+    assert merged.ret == 1
+    assert "Traceback" not in merged.stdout.str() + merged.stderr.str()
+    merged.stdout.fnmatch_lines(["*regressed vs best", "baseline (gate best): the best*"])
+
+
+def test_gate_best_without_a_baseline_says_what_it_needs(sweep: pytest.Pytester) -> None:
+    result = sweep.runpytest("--hparams-gate=best")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["--hparams-gate best compares each sweep's best*--hparams-baseline"]
+    )
+
+
+def test_a_baseline_with_repeats_and_no_scipy_is_a_usage_error_before_any_trial(
+    sweep: pytest.Pytester,
+) -> None:
+    sweep.runpytest("--hparams-repeats=3", "--hparams-save-baseline=baseline.json")
+    sweep.makeconftest("import sys\nsys.modules['scipy'] = None  # as if not installed\n")
+    result = sweep.runpytest_subprocess("--hparams-repeats=3", "--hparams-baseline=baseline.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: the baseline holds repeats*needs scipy*pip install 'pytest-hparams[[]stats[]]'"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+def test_saving_over_regressions_says_how_many_entries_were_kept_and_how_to_accept(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
+    monkeypatch.setenv("SHIFT", "-0.1")
+    result = sweep.runpytest(
+        "--hparams-baseline=baseline.json", "--hparams-save-baseline=baseline.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "baseline saved: baseline.json (4 trials); 1 kept at their old values, as their "
+            "trials regressed or failed: to accept the new values, save without a baseline to "
+            "compare with (leave out --hparams-baseline, or add -o hparams_baseline=)"
+        ]
+    )
+
+
+def test_a_nan_repeat_is_flagged_in_its_combinations_mean(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_n="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1], repeats=3, metrics=["m"])
+        def test_n(a, trial):
+            return {"m": float("nan") if trial.repeat == 1 else 0.5}
+        """
+    )
+    result = pytester.runpytest("-W", "ignore::pytest.PytestWarning")  # the NaN's own warning
+    result.stdout.fnmatch_lines(["*0.5 ± 0 (n=2) +1 nan!*3/3 passed"])
+
+
+def test_junit_xml_carries_the_baseline_verdict_of_each_trial(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
+    monkeypatch.setenv("SHIFT", "-0.1")
+    sweep.runpytest("--hparams-baseline=baseline.json", "--junitxml=junit.xml")
+    root = ET.parse(sweep.path / "junit.xml").getroot()
+    verdicts = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}["baseline"]
+        for c in root.iter("testcase")
+    }
+    assert verdicts == {
+        "test_model[units:16-opt:adam]": "ok",
+        "test_model[units:16-opt:sgd]": "ok",
+        "test_model[units:32-opt:adam]": "regressed",
+        "test_model[units:32-opt:sgd]": "ok",
+    }

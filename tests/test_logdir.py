@@ -4,6 +4,7 @@ backend (get_experiment and list_session_groups over an EventMultiplexer)."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -518,7 +519,7 @@ def test_a_run_without_sweeps_imports_none_of_the_sweep_machinery(
         import sys
 
         def pytest_unconfigure(config):
-            heavy = ("collect", "space", "records", "trial", "table", "logdir", "events")
+            heavy = ("collect", "space", "metrics", "trial", "table", "logdir", "events", "gates")
             loaded = [m for m in heavy if f"pytest_hparams.{m}" in sys.modules]
             print("SWEEP MODULES", loaded)
         """
@@ -603,3 +604,56 @@ def test_a_logdir_inside_the_project_is_never_walked_for_tests(pytester: pytest.
     result = pytester.runpytest("--hparams-logdir", "logs", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["12 tests collected*"])
     pytester.runpytest("--collect-only", "-q").stdout.fnmatch_lines(["13 tests collected*"])
+
+
+def test_a_trial_using_pyfakefs_is_recorded_on_the_real_file_system(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    pytest.importorskip("pyfakefs")
+    pytester.makepyfile(
+        test_fake="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_fake(a, fs, trial):
+            fs.create_file("/data/x.txt", contents="in the fake file system")
+            trial.log(0, score=float(a))
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    board = dashboard(pytester.path / "logs")
+    assert sorted(board.metrics(g)["score"] for g in board.groups) == [1.0, 2.0]
+    assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare")
+def test_a_sweep_run_as_pid_1_behaves_as_one_run_normally(
+    pytester: pytest.Pytester, dashboard: Read
+) -> None:
+    # `docker run image pytest`: pytest is PID 1, the parent of every orphan.
+    pytester.makepyfile(
+        test_init="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=list(range(20)))
+        def test_init(a):
+            assert os.getpid() == 1  # pytest itself is the init of its namespace
+            pid = os.fork()
+            if pid == 0:
+                os._exit(a % 5)
+            assert os.wait() == (pid, (a % 5) << 8)  # its own child, nobody else's
+            return {"x": a}
+        """
+    )
+    probe = subprocess.run(["unshare", "--fork", "--pid", "--mount-proc", "true"], check=False)
+    if probe.returncode != 0:
+        pytest.skip("unshare cannot make a PID namespace here (not root?)")
+    command = ["unshare", "--fork", "--pid", "--mount-proc", sys.executable, "-m", "pytest"]
+    result = pytester.run(*command, "--hparams-logdir=logs", "-p", "no:randomly", "-q")
+    result.stdout.fnmatch_lines(["*20 passed*"])
+    assert result.ret == 0
+    assert len(dashboard(pytester.path / "logs").groups) == 20

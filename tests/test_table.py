@@ -1,18 +1,46 @@
-"""The sweep table as a pure function of trial records."""
+"""The sweep table as a pure function of trial records: one model, rendered
+as text and as Markdown."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from pytest_hparams import table
 from pytest_hparams.metrics import Metric
-from pytest_hparams.records import Outcome, TrialKey, TrialRecord
-from pytest_hparams.table import format_best_line, format_table, rank
+from pytest_hparams.records import HParamInfo, Outcome, SweepDefinition, TrialKey, TrialRecord
+from pytest_hparams.table import rank
 
 
 def record(units: int, outcome: str = "passed", case: str = "", **metrics: float) -> TrialRecord:
     params = f"units:{units}" + (f"-{case}" if case else "")
     key = TrialKey(
-        f"t.py::test_train[{params}]", "t.py::test_train", params, {"units": units}, case
+        f"t.py::test_train[{params}]",
+        "t.py::test_train",
+        params,
+        {"units": units},
+        case,
+        where=f"[{params}]",
     )
     return TrialRecord(key, Outcome(outcome), metrics, 1.5)
+
+
+def definition(names: Sequence[str], metrics: Sequence[Metric]) -> SweepDefinition:
+    hparams = tuple(HParamInfo(n, None) for n in names)
+    return SweepDefinition("t.py::test_train", "", "t.py", ("test_train",), hparams, tuple(metrics))
+
+
+def format_table(
+    records: list[TrialRecord],
+    names: Sequence[str],
+    metrics: Sequence[Metric],
+    top: int | None = None,
+) -> list[str]:
+    built = table.build(definition(names, metrics), records, top)
+    return [text for text, _ in table.text_lines(built)]
+
+
+def format_best_line(test: str, records: list[TrialRecord], metrics: Sequence[Metric]) -> str:
+    return f"{test}: {table.build(definition([], metrics), records).summary}"
 
 
 def test_rows_are_sorted_by_the_primary_metric_and_the_best_is_marked() -> None:
@@ -82,6 +110,24 @@ def test_control_characters_in_values_print_as_escapes() -> None:
     lines = format_table([TrialRecord(key, Outcome.PASSED, {"acc": 1.0})], ["name"], [])
     assert "\x1b" not in "".join(lines) and "\n" not in "".join(lines)
     assert "a\\x1b[31mred\\nb" in lines[1]
+
+
+def test_bidirectional_controls_in_values_print_as_escapes() -> None:
+    key = TrialKey("t[x]", "t", "x", {"name": "abc\u202edef\u2066"})
+    lines = format_table([TrialRecord(key, Outcome.PASSED, {"acc": 1.0})], ["name"], [])
+    assert "\u202e" not in "".join(lines) and "\u2066" not in "".join(lines)
+    assert "abc\\u202edef\\u2066" in lines[1]
+
+
+def test_the_markdown_table_has_the_text_tables_rows_and_columns() -> None:
+    records = [record(16, accuracy=0.8), record(32, "failed"), record(64, accuracy=0.9)]
+    built = table.build(definition(["units"], [Metric("accuracy")]), records)
+    text = [line for line, _ in table.text_lines(built)]
+    markdown = table.markdown_lines(built)
+    rows = [line for line in markdown if line.startswith("| ") and "---" not in line]
+    assert [r.split("|")[2].strip() for r in rows] == ["units", "64", "16", "32"]
+    assert [line.split()[-1] for line in text[1:4]] == ["passed", "passed", "failed"]
+    assert rows[1].startswith("| 🏆 | 64 | 0.9 |") and built.summary in markdown
 
 
 def test_undeclared_metrics_get_columns_after_declared_ones() -> None:

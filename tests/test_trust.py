@@ -846,9 +846,9 @@ def test_a_run_that_records_no_trial_replaces_an_earlier_report(
 @pytest.mark.parametrize(
     "content",
     [
-        '{"format": "pytest-hparams-report", "version": 2}',
-        '{"format": "pytest-hparams-report", "version": 2, "sweeps": [{"test": "t"}]}',
-        '{"format": "pytest-hparams-report", "version": 2, "sweeps": [{"test": "t", '
+        '{"format": "pytest-hparams-report", "version": 3}',
+        '{"format": "pytest-hparams-report", "version": 3, "sweeps": [{"test": "t"}]}',
+        '{"format": "pytest-hparams-report", "version": 3, "sweeps": [{"test": "t", '
         '"hparams": [], "metrics": [], "trials": [{"nodeid": "t[a]", "outcome": "weird"}]}]}',
     ],
 )
