@@ -27,13 +27,15 @@ from allpairspy import AllPairs
 from conftest import Dashboard
 from tensorboard.plugins.hparams import api_pb2
 
-# A 2x2 grid whose best combination is a:2-b:y. Noise from the trial's seed
-# (under 0.01) gives repeats the variance the Welch gate needs, the same on
-# every run. A number in drop.txt takes that much off the best combination:
-# it is no longer the best, and the sweep's new best (a:2-b:x) is worse than
-# the baseline's best, so both `--hparams-gate each` and `best` must catch it.
-# A number in floor.txt is the score's minimum, which a:1-b:x (and only it,
-# dropped or not) fails: a trial that fails on every run, baseline's included.
+# A 2x2 grid scoring a:1-b:x 0.10, a:1-b:y 0.15, a:2-b:x 0.20, a:2-b:y 0.25,
+# each plus noise from the trial's seed (under 0.01), the same on every run,
+# which gives repeats the variance the Welch gate needs. A number in drop.txt
+# takes that much off the best combination, a:2-b:y (to 0.135, between the
+# others): the sweep's new best (a:2-b:x) is worse than the baseline's best,
+# so both `--hparams-gate each` and `best` must catch it. A number in
+# floor.txt is the score's minimum, which a:1-b:x fails and every other
+# trial passes, dropped or not: a trial that fails on every run, the
+# baseline's included.
 SWEEP = """
 from pathlib import Path
 from pytest_hparams import Metric, hparam_grid
@@ -51,7 +53,7 @@ def test_sweep(a, b, trial):
     drop = float(DROP.read_text()) if DROP.exists() and (a, b) == (2, "y") else 0.0
     return {"score": a / 10 + (0.05 if b == "y" else 0.0) + trial.seed % 1000 / 1e5 - drop}
 """
-DROP = 0.1
+DROP = 0.115
 FLOOR = 0.12
 REGRESSED = (2, "y")
 FAILING = (1, "x")
@@ -197,6 +199,13 @@ def pairwise_rows() -> list[dict[str, Any]]:
 CASES = [Case(**row) for row in pairwise_rows()]
 
 
+def score(case: Case, combo: tuple[int, str]) -> float:
+    """A combination's score without its noise."""
+    a, b = combo
+    drop = DROP if case.baseline == "regressed" and combo == REGRESSED else 0.0
+    return a / 10 + (0.05 if b == "y" else 0.0) - drop
+
+
 def trial_ids(combo: tuple[int, str], repeats: int) -> list[str]:
     stem = f"test_sweep.py::test_sweep[a:{combo[0]}-b:{combo[1]}"
     if repeats == 1:
@@ -226,22 +235,32 @@ def test_the_cases_cover_every_allowed_pair_and_the_verdicts_triples() -> None:
 # What the JSON report's outcomes are in pytest's terminal summary.
 PYTEST_OUTCOME = {"passed": "passed", "failed": "failed", "resumed": "skipped"}
 COUNTS = re.compile(
-    r"^(?:test_sweep\.py::test_sweep: )?(?:(\d+) combinations?, )?(\d+) trials?: ([a-z0-9, ]+)",
+    r"^(?:test_sweep\.py::test_sweep: )?(?:(\d+) combinations?, )?(\d+) trials?: "
+    r"([a-z0-9, ]+)(.*)$",
     re.MULTILINE,
 )
+BEST = re.compile(r"; best score=[^;]* at \[([^\]]*)\]")
 
 
-def counts_line(text: str, where: str) -> tuple[int | None, Counter[str]]:
-    """The table's (or Markdown summary's) counts: combinations and outcomes."""
+@dataclass
+class Counts:
+    combinations: int | None
+    outcomes: Counter[str]
+    best: str | None  # the best trial's params, as the terminal names it
+
+
+def counts_line(text: str, where: str) -> Counts:
+    """The table's (or Markdown summary's) counts line."""
     found = COUNTS.findall(text)
     assert len(found) == 1, f"{where}: expected one counts line, found {found}"
-    combos, total, parts = found[0]
+    combos, total, parts, rest = found[0]
     tally: Counter[str] = Counter()
     for part in parts.split(", "):
         number, outcome = part.strip().split(" ", 1)
         tally[outcome] = int(number)
     assert sum(tally.values()) == int(total), f"{where}: {found[0]}"
-    return (int(combos) if combos else None), tally
+    best = BEST.match(rest)
+    return Counts(int(combos) if combos else None, tally, best[1] if best else None)
 
 
 def read_report(path: Path) -> dict[str, dict[str, Any]]:
@@ -282,6 +301,8 @@ def read_junit(path: Path) -> dict[str, JUnitCase]:
 
 def read_sessions(board: Dashboard) -> dict[str, tuple[str, dict[str, float]]]:
     """Each session TensorBoard shows, by the trial's node id: status and metrics."""
+    assert board.hparam_names == {"a", "b", "pytest.sweep"}, board.hparam_names
+    assert board.metric_names == {"score"}, board.metric_names
     out = {}
     for group in board.groups:
         combo_id = group.name.split(" · ", 1)[1]
@@ -407,7 +428,8 @@ class Sweep:
         self.check_report(f"{name}.json", expected, where)
         self.check_counts(result.stdout.str(), expected, where)
         if case.markdown == "on":
-            self.check_counts((self.pytester.path / f"{name}.md").read_text(), expected, where)
+            markdown = (self.pytester.path / f"{name}.md").read_text()
+            self.check_counts(markdown, expected, where, terminal=False)
         report = read_report(self.pytester.path / f"{name}.json")
         if case.junit == "on":
             junit = read_junit(self.pytester.path / f"{name}.xml")
@@ -456,28 +478,56 @@ class Sweep:
         assert result.ret == (1 if failing else 0), where
         assert ("hparams baseline gate: FAILED" in output) == gate_fails, where
         self.check_report(f"{name}.json", expected, where)
+        merged = read_report(self.pytester.path / f"{name}.json")
+        shards = [read_report(self.pytester.path / path) for path in reports]
+        for t, trial in merged.items():
+            (shard,) = [r[t] for r in shards if t in r]
+            assert trial["metrics"] == shard["metrics"], f"{where}: {t}"
         self.check_counts(result.stdout.str(), expected, where)
         if case.markdown == "on":
-            self.check_counts((self.pytester.path / f"{name}.md").read_text(), expected, where)
+            markdown = (self.pytester.path / f"{name}.md").read_text()
+            self.check_counts(markdown, expected, where, terminal=False)
 
     def check_report(self, path: str, expected: Mapping[str, str], where: str) -> None:
-        """The JSON report: the expected trials and outcomes, and each trial's
-        score from its own hparams (noise under 0.01, the drop where it applies)."""
+        """The JSON report: the expected trials and outcomes, each trial's score
+        from its own hparams, and each repeated combination's n and mean."""
+        data = json.loads((self.pytester.path / path).read_text())
         report = read_report(self.pytester.path / path)
         assert {t: r["outcome"] for t, r in report.items()} == expected, where
         for t, trial in report.items():
-            a, b = COMBO_OF[t]
-            low = a / 10 + (0.05 if b == "y" else 0.0)
-            if self.case.baseline == "regressed" and (a, b) == REGRESSED:
-                low -= DROP
-            score = trial["metrics"]["score"]
-            assert low - 1e-6 <= score < low + 0.01, f"{where}: {t} scored {score}"
+            low = score(self.case, COMBO_OF[t])
+            value = trial["metrics"]["score"]
+            assert low - 1e-6 <= value < low + 0.01, f"{where}: {t} scored {value}"
+        if self.case.repeats == 1:
+            assert "combinations" not in data["sweeps"][0], where
+            return
+        combos = {c["combo"]: c for c in data["sweeps"][0]["combinations"]}
+        assert combos.keys() == {t.split("-repeat:")[0] + "]" for t in expected}, where
+        for combo, entry in combos.items():
+            trials = [t for t in expected if t.startswith(combo[:-1] + "-repeat:")]
+            assert entry["repeats"] == len(trials), f"{where}: {entry}"
+            # The table's mean is over the repeats that passed (or resumed).
+            values = [report[t]["metrics"]["score"] for t in trials if expected[t] != "failed"]
+            summary = entry["metrics"]["score"]
+            assert summary["n"] == len(values), f"{where}: {entry}"
+            if values:
+                mean = sum(values) / len(values)
+                assert summary["mean"] == pytest.approx(mean, rel=1e-9), f"{where}: {entry}"
 
-    def check_counts(self, text: str, expected: Mapping[str, str], where: str) -> None:
-        combos, tally = counts_line(text, where)
+    def check_counts(
+        self, text: str, expected: Mapping[str, str], where: str, terminal: bool = True
+    ) -> None:
+        """A counts line: the combinations, the outcomes and (in the terminal)
+        the best trial, a passed or resumed one with the highest score."""
+        counts = counts_line(text, where)
         want_combos = len({COMBO_OF[t] for t in expected}) if self.case.repeats > 1 else None
-        assert combos == want_combos, where
-        assert tally == Counter(expected.values()), where
+        assert counts.combinations == want_combos, where
+        assert counts.outcomes == Counter(expected.values()), where
+        if terminal:
+            ok = {COMBO_OF[t] for t, outcome in expected.items() if outcome != "failed"}
+            best = max(ok, key=lambda c: score(self.case, c), default=None)
+            want_best = None if best is None else f"a:{best[0]}-b:{best[1]}"
+            assert counts.best == want_best, f"{where}: best {counts.best}, not {want_best}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
