@@ -208,25 +208,31 @@ def per_trial_overhead(root: Path, n: int, repeat: int, flat: bool = False) -> R
         )
     results = medians_of(repeat, *sides)
     (ours_s, _), (theirs, _) = results[:2]
-    ratio = ours_s / theirs
     floor = statistics.median(floors)
     best = (theirs + n * floor) / theirs
     shape = "one hparam vs one parametrize" if flat else "4-hparam grid vs 4 parametrize"
-    # The floor: the file-system work every recorded trial needs, done alone.
-    note = (
-        f"; plugin {(ours_s - theirs) / n * 1000:.2f} ms/trial; the file-system"
-        f" floor in series {floor * 1000:.2f} ms (alone: {best:.2f}x)"
-    )
+    # Judged with the logdir in memory: the plugin's own work, which a VM's
+    # disk (its mkdir and first-file costs vary several-fold) would swamp.
+    # On disk, the ratio is shown beside the file-system floor: that work
+    # alone, in series, in the same directory, right after each run.
     if len(results) == 3:
         shutil.rmtree(in_memory, ignore_errors=True)
-        note += f"; logdir in memory (tmpfs): {results[2][0] / theirs:.2f}x"
+        judged, where = results[2][0], "logdir on tmpfs"
+    else:
+        judged, where = ours_s, "logdir on disk (no tmpfs here)"
+    ratio = judged / theirs
+    note = (
+        f"; plugin {(judged - theirs) / n * 1e6:.0f} us/trial in-process ({where}); "
+        f"on disk {ours_s / theirs:.2f}x ({ours_s:.2f} s), its file-system floor "
+        f"{floor * 1e6:.0f} us/trial in series (alone: {best:.2f}x)"
+    )
     return Row(
         f"{n:,}-trial no-op sweep, recorded (whole run), {shape}",
-        f"{ours_s:.2f} s",
+        f"{judged:.2f} s",
         f"{theirs:.2f} s plain parametrize",
         f"{ratio:.2f}x",
-        "<= 1.3x",
-        _met(ratio <= 1.3) + note,
+        "<= 1.25x (tmpfs)",
+        _met(ratio <= 1.25) + note,
     )
 
 

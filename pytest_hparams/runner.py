@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_hparams import MARK
-from pytest_hparams.records import RECORD_ATTR, STARTED_ATTR, USAGE_ERROR_OUTPUT
+from pytest_hparams.records import RECORD_ATTR, STARTED_ATTR, USAGE_ERROR_OUTPUT, Outcome
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
@@ -229,6 +229,12 @@ class TrialRunner:
             record = self.finish(item, key, phases)
             if record is not None:
                 setattr(report, RECORD_ATTR, record)
+                if record.outcome is Outcome.RESUMED:
+                    # Its recorded metrics stand: JUnit XML shows them too,
+                    # as for a trial that ran (it reads this report's list).
+                    report.user_properties += [
+                        (f"metric.{k}", v) for k, v in record.metrics.items()
+                    ]
         return report
 
     def trial_of(self, key: TrialKey, scratch: Any = None) -> Trial:
