@@ -549,8 +549,11 @@ def test_options_together_agree_trial_by_trial(
         if case.repeats > 1:
             args.append(f"--hparams-repeats={case.repeats}")
         result = pytester.runpytest_subprocess(*args)
+        where = f"{case.id}, baseline run: pytest {' '.join(args)}"
+        output = result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in output and "INTERNALERROR" not in output, where
         want = pytest.ExitCode.TESTS_FAILED if case.failing == "one" else pytest.ExitCode.OK
-        assert result.ret == want, f"baseline run: pytest {' '.join(args)}"
+        assert result.ret == want, where
     if case.baseline == "regressed":
         (pytester.path / "drop.txt").write_text(str(DROP))
     sweep = Sweep(case, pytester, dashboard)
