@@ -341,7 +341,8 @@ class Reporter:
                 "run is noisier than a mean; compare like with like with --hparams-repeats=N"
             )
         ran = {k for r in self.all_records for k in (r.nodeid, r.key.group)}
-        if entries and not ran & entries.keys():
+        sweeps = {e.get("test") for e in entries.values()}
+        if entries and not ran & entries.keys() and not sweeps & self.records.keys():
             yield (
                 f"baseline: none of its {len(entries)} trials is a trial of this run: "
                 "it is another project's, or the tests were renamed, or pytest chose another "

@@ -410,3 +410,13 @@ def test_junit_xml_carries_the_baseline_verdict_of_each_trial(
         "test_model[units:32-opt:adam]": "regressed",
         "test_model[units:32-opt:sgd]": "ok",
     }
+
+
+def test_a_run_of_only_trials_the_baseline_lacks_is_not_called_another_projects(
+    sweep: pytest.Pytester,
+) -> None:
+    sweep.runpytest("--hparams-save-baseline=baseline.json", "-k", "opt:adam")
+    result = sweep.runpytest("--hparams-baseline=baseline.json", "-k", "opt:sgd")
+    result.assert_outcomes(passed=2, deselected=2)
+    result.stdout.fnmatch_lines(["baseline: 0 regressed, 0 improved, 2 new, 0 ok; 2 not run*"])
+    result.stdout.no_fnmatch_line("*another project's*")
