@@ -291,6 +291,10 @@ class Settings:
 def read(config: pytest.Config) -> Settings:
     """Reads and checks the options; raises pytest.UsageError with the fix."""
     here = config.invocation_params.dir
+    if not hasattr(config, "workerinput"):  # decided once: the answer is the same everywhere
+        from pytest_hparams.rootdir import check_path_options
+
+        check_path_options(config)
     settings = Settings(show_table=not config.getoption("hparams_no_table"))
     settings.store = _store(config, here)
     settings.top = _cli_or_ini(config, "top", non_negative_int, None)
@@ -444,24 +448,7 @@ def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
     try:
         return storage.open_store(raw, base, project=config.rootpath)
     except LogdirError as e:
-        if cli is not None and _rootdir_from_option(config, raw, base):
-            raise pytest.UsageError(
-                f"--hparams-logdir {raw} was taken by pytest for the project's root (pytest "
-                "reads an existing directory after an option as a test path); write it as "
-                f"--hparams-logdir={raw}"
-            ) from None
         raise pytest.UsageError(f"{source}: {e}") from None
-
-
-def _rootdir_from_option(config: pytest.Config, raw: str, base: Path) -> bool:
-    """Whether pytest chose the logdir as its rootdir: given as `--opt DIR`, an
-    existing DIR looks like a test path to pytest's early rootdir search."""
-    path = Path(base, os.path.expanduser(raw)).resolve()
-    return (
-        path == config.rootpath.resolve()
-        and path != config.invocation_params.dir.resolve()
-        and raw in config.invocation_params.args
-    )
 
 
 T = TypeVar("T")

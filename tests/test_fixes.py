@@ -1,0 +1,127 @@
+"""Fixes found by using the plugin as the README documents it, each test failing
+before its fix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import GRID
+
+# A project laid out as the repository is: a pyproject.toml at the top whose
+# pytest settings differ from the example's own pytest.ini below it.
+PYPROJECT = """
+[tool.pytest.ini_options]
+addopts = "--hparams-top 1"
+"""
+EXAMPLE_INI = """
+[pytest]
+hparams_top = 0
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    example = pytester.mkdir("example")
+    example.joinpath("pytest.ini").write_text(EXAMPLE_INI)
+    example.joinpath("test_grid.py").write_text(GRID)
+    return pytester
+
+
+EQUALS = (
+    "ERROR: {option} {path}: pytest takes a path after an option for a test path when it "
+    "chooses its rootdir and ini file, so this one can change them; write {option}={path}"
+)
+
+
+@pytest.mark.parametrize(
+    ("option", "path"),
+    [
+        ("--hparams-logdir", "logs"),
+        ("--hparams-json", "report.json"),
+        ("--hparams-markdown", "sweep.md"),
+        ("--hparams-save-baseline", "base.json"),
+    ],
+)
+def test_a_path_option_in_two_words_that_could_move_the_rootdir_is_refused_on_the_first_run(
+    project: pytest.Pytester, option: str, path: str
+) -> None:
+    # Beside the tests, the path would take pytest up to pyproject.toml once
+    # it exists: the first run is refused as the second would be.
+    for _ in range(2):
+        result = project.runpytest_subprocess("example", option, path)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([EQUALS.format(option=option, path=path)])
+        assert len([line for line in result.stderr.lines if line]) == 1, result.stderr.lines
+    written = project.runpytest_subprocess("example", f"{option}={path}")
+    written.assert_outcomes(passed=12)
+    written.stdout.fnmatch_lines(["rootdir: */example", "configfile: pytest.ini"])
+
+
+@pytest.mark.parametrize("option", ["--hparams-baseline", "--hparams-only-best"])
+def test_an_existing_input_file_in_two_words_is_refused(
+    project: pytest.Pytester, option: str
+) -> None:
+    project.runpytest("example", "--hparams-save-baseline=base.json").assert_outcomes(passed=12)
+    result = project.runpytest("example", option, "base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([EQUALS.format(option=option, path="base.json")])
+
+
+def test_under_xdist_a_two_word_logdir_is_refused_by_the_controller(
+    project: pytest.Pytester,
+) -> None:
+    # The workers start after the controller made the logdir: they took it
+    # for a test path and chose pyproject.toml, whose ids no trial had.
+    result = project.runpytest_subprocess("example", "-n", "2", "--hparams-logdir", "logs_n2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([EQUALS.format(option="--hparams-logdir", path="logs_n2")])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    written = project.runpytest_subprocess("example", "-n", "2", "--hparams-logdir=logs_n2")
+    written.assert_outcomes(passed=12)
+    written.stdout.fnmatch_lines(["rootdir: */example", "configfile: pytest.ini"])
+
+
+def test_a_two_word_path_that_cannot_move_the_rootdir_is_accepted(
+    project: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    for _ in range(2):  # the second time, every path exists
+        result = project.runpytest_subprocess(
+            "example",
+            "-n",
+            "2",
+            "--hparams-logdir",
+            "example/logs",
+            "--hparams-json",
+            "example/report.json",
+            "--hparams-markdown",
+            str(elsewhere / "sweep.md"),
+        )
+        result.assert_outcomes(passed=12)
+        result.stdout.fnmatch_lines(["rootdir: */example", "configfile: pytest.ini"])
+    assert (project.path / "example" / "logs").is_dir()
+
+
+def test_a_two_word_logdir_elsewhere_without_a_test_path_is_refused(
+    project: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # pytest would make a folder above both its rootdir, leaving every ini file out.
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = project.runpytest("--hparams-logdir", str(elsewhere))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([EQUALS.format(option="--hparams-logdir", path=elsewhere)])
+
+
+def test_the_readme_writes_every_path_option_with_equals() -> None:
+    root = Path(__file__).resolve().parent.parent
+    two_words = re.compile(
+        r"--hparams-(logdir|baseline|save-baseline|json|markdown|only-best) [\w$.~/{\"']"
+    )
+    for doc in [root / "README.md", *sorted((root / "example_project").glob("*"))]:
+        if doc.is_file() and doc.suffix in (".md", ".ini", ".py", ".txt"):
+            for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+                if "ERROR: " not in line:  # the refusal, quoted
+                    assert not two_words.search(line), f"{doc.name}:{number}: {line}"
