@@ -386,11 +386,32 @@ def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
     """Refuses a logdir that holds the tests being run: it is never collected."""
     for arg in config.args:
         target = Path(config.invocation_params.dir, arg.split("::", 1)[0]).resolve()
-        if target == root or root in target.parents:
+        held = arg if target == root or root in target.parents else None
+        if held is None and target in root.parents:  # collected, but for the logdir
+            found = _tests_in(root)
+            held = os.path.relpath(found, config.invocation_params.dir) if found else None
+        if held is not None:
             raise pytest.UsageError(
-                f"--hparams-logdir: {root} holds the tests being run ({arg}), and a logdir is "
+                f"--hparams-logdir: {root} holds the tests being run ({held}), and a logdir is "
                 "never collected; choose a directory of its own, such as logs/"
             )
+
+
+def _tests_in(root: Path) -> Path | None:
+    """A Python file under `root`, unless it is a logdir already (a file
+    copied there is not the tests). Trials' run directories are named after
+    their test files (`test_x.py/`) and are not looked into, so a logdir
+    costs a scan of a few folders."""
+    from pytest_hparams.logdir import CONFIG_FILE
+
+    if root.joinpath(CONFIG_FILE).exists():
+        return None
+    for folder, folders, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                return Path(folder, name)
+        folders[:] = [f for f in folders if not f.endswith(".py")]
+    return None
 
 
 def _load(path: Path, source: str) -> dict[str, baseline.Entry]:

@@ -115,6 +115,24 @@ def test_a_two_word_logdir_elsewhere_without_a_test_path_is_refused(
     result.stderr.fnmatch_lines([EQUALS.format(option="--hparams-logdir", path=elsewhere)])
 
 
+def test_a_logdir_holding_the_tests_is_refused_when_no_test_path_is_given(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.mkdir("tests").joinpath("test_grid.py").write_text(GRID)
+    result = pytester.runpytest("--hparams-logdir=tests")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --hparams-logdir: {pytester.path / 'tests'} holds the tests being run "
+            "(tests/test_grid.py), and a logdir is never collected; choose a directory of its "
+            "own, such as logs/"
+        ]
+    )
+    recorded = pytester.runpytest("--hparams-logdir=logs")
+    recorded.assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)  # logs holds runs
+
+
 def test_the_readme_writes_every_path_option_with_equals() -> None:
     root = Path(__file__).resolve().parent.parent
     two_words = re.compile(
