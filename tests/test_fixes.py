@@ -3,6 +3,7 @@ before its fix."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -131,6 +132,27 @@ def test_a_logdir_holding_the_tests_is_refused_when_no_test_path_is_given(
     recorded = pytester.runpytest("--hparams-logdir=logs")
     recorded.assert_outcomes(passed=12)
     pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)  # logs holds runs
+
+
+@pytest.mark.parametrize(("goal", "best"), [("maximize", "3"), ("minimize", "1")])
+def test_a_goal_in_optunas_words_ranks_the_sweep(
+    pytester: pytest.Pytester, goal: str, best: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        from pytest_hparams import Metric, hparam_grid
+
+        @hparam_grid(a=[1, 2, 3], metrics=[Metric("score", goal="{goal}")])
+        def test_sweep(a):
+            return {{"score": a}}
+        """
+    )
+    result = pytester.runpytest("--hparams-json=r.json")
+    result.assert_outcomes(passed=3)
+    shown = goal[:3]
+    result.stdout.fnmatch_lines([f"* a score ({shown})*", f"*best score={best} at [[]a:{best}[]]"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["sweeps"][0]["metrics"][0]["goal"] == shown
 
 
 def test_the_readme_writes_every_path_option_with_equals() -> None:

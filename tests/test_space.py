@@ -154,7 +154,7 @@ def test_metrics_accept_names_our_metric_and_tensorboard_metric() -> None:
     [
         (
             Metric("accuracy", goal="up"),
-            "Metric 'accuracy': goal must be 'max' or 'min' (got 'up')",
+            "Metric 'accuracy': goal must be 'max', 'min', 'maximize' or 'minimize' (got 'up')",
         ),
         (Metric("acc", min=0.9, max=0.5), "Metric 'acc': min 0.9 is greater than max 0.5"),
         (Metric("acc", min="high"), "Metric 'acc': min must be a number (got 'high')"),
