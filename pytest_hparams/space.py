@@ -408,15 +408,26 @@ def dtype_of(value: Value) -> DType:
 def tb_domain_of(name: str, dom: Any) -> Domain:
     kind = type(dom).__name__
     if kind in ("IntInterval", "RealInterval"):
-        return Domain(
-            "interval", "number", min_value=float(dom.min_value), max_value=float(dom.max_value)
-        )
+        low, high = finite_bounds(name, kind, dom.min_value, dom.max_value)
+        return Domain("interval", "number", min_value=low, max_value=high)
     if kind == "Discrete":
         values = tuple(scalar_value(name, v) for v in dom.values)
         if not values:
             raise SweepError(f"HParam {name!r} has an empty Discrete domain")
         return Domain("discrete", dtype_of(values[0]), values=sorted_values(set(values)))
     raise SweepError(f"HParam {name!r} has an unsupported domain {dom!r}")
+
+
+def finite_bounds(name: str, kind: str, low: Any, high: Any) -> tuple[float, float]:
+    """An interval's bounds as floats; raises SweepError unless both are finite
+    (TensorBoard drops an hparam whose domain or value is not)."""
+    lo, hi = float(low), float(high)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise SweepError(
+            f"{name!r} is a {kind} with bounds {low!r} and {high!r}; "
+            "give finite bounds, such as RealInterval(0.0, 1.0)"
+        )
+    return lo, hi
 
 
 def parse_metrics(raw: object) -> tuple[Metric, ...]:

@@ -155,6 +155,54 @@ def test_a_goal_in_optunas_words_ranks_the_sweep(
     assert report["sweeps"][0]["metrics"][0]["goal"] == shown
 
 
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        (
+            "@hparam_random(4, lr=RealInterval(0.0, float('inf')))",
+            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+        (
+            "@hparam_random(4, lr=RealInterval(float('nan'), 1.0))",
+            "'lr' is a RealInterval with bounds nan and 1.0; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+        (
+            "@hparam_random(4, lr=LogUniform(1e-3, float('inf')))",
+            "'lr': LogUniform needs finite bounds (got 0.001, inf); "
+            "give a finite high, such as LogUniform(1e-4, 0.1)",
+        ),
+        (
+            "@hparam_random(4, HParam('lr', RealInterval(0.0, float('inf'))))",
+            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+        (
+            "@hparam_grid(HParam('lr', RealInterval(0.0, float('inf'))), lr=[0.1])",
+            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+    ],
+)
+def test_a_domain_with_a_bound_that_is_not_finite_is_a_collection_error(
+    pytester: pytest.Pytester, declaration: str, message: str
+) -> None:
+    pytester.makepyfile(
+        test_bounds=f"""
+        from pytest_hparams import HParam, LogUniform, RealInterval, hparam_grid, hparam_random
+
+        {declaration}
+        def test_train(lr):
+            return {{"score": lr}}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"In test_bounds.py::test_train: {message}"])
+    result.stdout.no_fnmatch_line("*lr:inf*")
+
+
 def test_the_readme_writes_every_path_option_with_equals() -> None:
     root = Path(__file__).resolve().parent.parent
     two_words = re.compile(
