@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import GRID
+from conftest import GRID, free_port
 
 # A project laid out as the repository is: a pyproject.toml at the top whose
 # pytest settings differ from the example's own pytest.ini below it.
@@ -201,6 +201,26 @@ def test_a_domain_with_a_bound_that_is_not_finite_is_a_collection_error(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"In test_bounds.py::test_train: {message}"])
     result.stdout.no_fnmatch_line("*lr:inf*")
+
+
+@pytest.mark.parametrize("protocol", ["ftp", "http"])
+def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
+    pytester: pytest.Pytester, protocol: str
+) -> None:
+    if protocol == "http":
+        pytest.importorskip("aiohttp", reason="fsspec's http:// needs aiohttp")
+    pytest.importorskip("fsspec")
+    pytester.makepyfile(test_grid=GRID)
+    url = f"{protocol}://127.0.0.1:{free_port()}/sweeps"  # nothing listens there
+    result = pytester.runpytest_subprocess(f"--hparams-logdir={url}", timeout=60)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --hparams-logdir: cannot reach {url} (*Error: *); "
+            "check the URL, the credentials and the endpoint"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
 def test_the_readme_writes_every_path_option_with_equals() -> None:
