@@ -56,7 +56,8 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                 )
                 for sweep in data["sweeps"]
             ]
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # OverflowError: an integer beyond float64, such as 10**400 written out.
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise MergeError(
                 f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "
                 "give the files that --hparams-json wrote"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,60 @@ def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
         ]
     )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+# 1e400 written out: json.loads gives an int that no float64 holds.
+HUGE = "1" + "0" * 400
+
+
+def put_huge(path: Path) -> None:
+    """Writes HUGE as the first trial's accuracy in a baseline or JSON report."""
+    data = json.loads(path.read_text())
+    trials = data["sweeps"][0]["trials"] if "sweeps" in data else list(data["trials"].values())
+    trials[0]["metrics"]["accuracy"] = 12345.5
+    path.write_text(json.dumps(data).replace("12345.5", HUGE))
+
+
+def test_a_baseline_with_a_number_beyond_float64_is_malformed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=12)
+    put_huge(pytester.path / "base.json")
+    result = pytester.runpytest("--hparams-baseline=base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --hparams-baseline: {pytester.path / 'base.json'} has a malformed "
+            '"trials" table*'
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+@pytest.mark.parametrize("option", ["--hparams-save-baseline", "--hparams-json"])
+def test_only_best_refuses_a_file_with_a_number_beyond_float64(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest(f"{option}=f.json").assert_outcomes(passed=12)
+    put_huge(pytester.path / "f.json")
+    result = pytester.runpytest("--hparams-only-best=f.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --hparams-only-best: {pytester.path / 'f.json'} is not a pytest-hparams *"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_merge_refuses_a_report_with_a_number_beyond_float64_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-json=r.json").assert_outcomes(passed=12)
+    put_huge(pytester.path / "r.json")
+    result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "r.json")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(["error: r.json: a malformed pytest-hparams report (*)*"])
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_the_readme_writes_every_path_option_with_equals() -> None:
