@@ -303,6 +303,11 @@ _RESERVED = {
     "hparams": "the argument that passes all values as a dict",
     "trial": "the trial fixture",
     "hparams_repeat": "the number of a combination's repeat",
+    "repeat": "the `repeat:K` part of a repeated trial's id",
+    "case": "a column of the sweep's table",
+    "duration": "a column of the sweep's table",
+    "outcome": "a column of the sweep's table",
+    "baseline": "a column of the sweep's table",
 }
 
 

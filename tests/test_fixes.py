@@ -204,6 +204,26 @@ def test_a_domain_with_a_bound_that_is_not_finite_is_a_collection_error(
     result.stdout.no_fnmatch_line("*lr:inf*")
 
 
+@pytest.mark.parametrize("name", ["repeat", "case", "duration", "outcome", "baseline", "hparams"])
+def test_an_hparam_named_like_an_id_part_or_a_column_is_a_collection_error(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    pytester.makepyfile(
+        test_names=f"""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid({name}=[1, 2], repeats=2)
+        def test_train(hparams):
+            return {{"score": 1}}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"In test_names.py::test_train: '{name}' cannot be an hparam name: *; rename it"]
+    )
+
+
 @pytest.mark.parametrize("protocol", ["ftp", "http"])
 def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
     pytester: pytest.Pytester, protocol: str
