@@ -280,15 +280,7 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
     for text in raw:
         value: Value
         if hparam.domain.dtype == "number":
-            try:
-                value = int(text)
-            except ValueError:
-                try:
-                    value = float(text)
-                except ValueError:
-                    raise SweepError(
-                        f"{hparam.name}={text!r} is not a number, as {hparam.name!r} values are"
-                    ) from None
+            value = _number(hparam, text)
         elif hparam.domain.dtype == "bool":
             if text.lower() not in ("true", "false", "1", "0"):
                 raise SweepError(f"{hparam.name}={text!r} is not true or false")
@@ -297,6 +289,33 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
             value = text
         out.append(value)
     return out
+
+
+def _number(hparam: HParamDef, text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise SweepError(
+            f"{hparam.name}={text!r} is not a number, as {hparam.name!r} values are"
+        ) from None
+    if _takes_ints(hparam):  # a float would change the hparam's type in ids and the dashboard
+        raise SweepError(
+            f"{hparam.name}={text!r} is not an int, as {hparam.name!r} values are; "
+            f"give whole numbers, like {hparam.name}={hparam.values[0]}"
+        )
+    return value
+
+
+def _takes_ints(hparam: HParamDef) -> bool:
+    """Whether every value is an int, and no RealInterval says floats are welcome."""
+    declared = getattr(hparam.declared, "domain", None)
+    return tb_kind(declared) != "RealInterval" and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in hparam.values
+    )
 
 
 _RESERVED = {

@@ -224,6 +224,50 @@ def test_an_hparam_named_like_an_id_part_or_a_column_is_a_collection_error(
     )
 
 
+SET_SWEEP = """
+from pytest_hparams import HParam, RealInterval, hparam_grid
+
+@hparam_grid(units=[16, 32], lr=[0.1, 0.01])
+def test_train(units, lr):
+    return {"score": units * lr}
+
+@hparam_grid(HParam("scale", RealInterval(0.0, 10.0)), scale=[1, 2])
+def test_scaled(scale):
+    return {"score": scale}
+"""
+
+
+def test_a_fraction_for_an_int_hparam_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_set=SET_SWEEP)
+    result = pytester.runpytest("--hparams-set", "units=1.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --hparams-set: units='1.5' is not an int, as 'units' values are; "
+            "give whole numbers, like units=16"
+        ]
+    )
+
+
+def test_an_int_hparam_takes_whole_numbers_and_a_real_one_fractions(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_set=SET_SWEEP)
+    result = pytester.runpytest(
+        "--collect-only",
+        "-q",
+        "--hparams-set=units=8",
+        "--hparams-set=lr=1",
+        "--hparams-set=scale=2.5",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "test_set.py::test_train[[]units:8-lr:1[]]",
+            "test_set.py::test_scaled[[]scale:2.5[]]",
+        ]
+    )
+
+
 @pytest.mark.parametrize("protocol", ["ftp", "http"])
 def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
     pytester: pytest.Pytester, protocol: str
