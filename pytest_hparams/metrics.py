@@ -100,8 +100,11 @@ class Metric:
 
     def problem(self) -> str | None:
         """What is wrong with this declaration, or None."""
-        if not isinstance(self.name, str) or not self.name:
-            return f"Metric name must be a non-empty string (got {self.name!r})"
+        if not isinstance(self.name, str) or not self.name.strip():
+            return (
+                "Metric name must be a non-blank string: it titles a table column and names "
+                f"a TensorBoard tag (got {self.name!r})"
+            )
         if self.goal not in ("max", "min"):
             return (
                 f"Metric {self.name!r}: goal must be 'max', 'min', 'maximize' or 'minimize' "

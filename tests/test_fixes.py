@@ -268,6 +268,29 @@ def test_an_int_hparam_takes_whole_numbers_and_a_real_one_fractions(
     )
 
 
+@pytest.mark.parametrize("declaration", ['metrics=[""]', 'metrics=[Metric(" ")]'])
+def test_a_blank_metric_name_is_a_collection_error(
+    pytester: pytest.Pytester, declaration: str
+) -> None:
+    pytester.makepyfile(
+        test_blank=f"""
+        from pytest_hparams import Metric, hparam_grid
+
+        @hparam_grid(a=[1], {declaration})
+        def test_train(a):
+            return 1.0
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "In test_blank.py::test_train: Metric name must be a non-blank string: it titles "
+            "a table column and names a TensorBoard tag (got *)"
+        ]
+    )
+
+
 @pytest.mark.parametrize("protocol", ["ftp", "http"])
 def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
     pytester: pytest.Pytester, protocol: str
