@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,23 @@ def test_the_quickstart_runs_as_pasted_and_prints_the_readme_table(
     expected = quickstart_block("text").splitlines()
     result.stdout.fnmatch_lines([as_pattern(line) for line in expected], consecutive=True)
     assert (pytester.path / "logs").is_dir()
+
+
+def test_the_install_section_installs_from_a_clone_with_extras_that_exist() -> None:
+    # pytest-hparams is not published yet: `pip install pytest-hparams` fails.
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Install\n") : text.index("\n## Quickstart\n")]
+    commands = [
+        line.split("#")[0].split()
+        for block in re.findall(r"```bash\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+    ]
+    installs = [words[2] for words in commands if words[:2] == ["pip", "install"]]
+    assert installs and all(re.match(r'"?(\.|dist/)', target) for target in installs), installs
+    pyproject = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = set(pyproject["project"]["optional-dependencies"])
+    wanted = {extra for target in installs for extra in re.findall(r"\[(\w+)\]", target)}
+    assert wanted and wanted <= extras, wanted - extras
 
 
 ONE_FAILING_TRIAL = """
