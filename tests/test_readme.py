@@ -4,6 +4,7 @@ section's), and `--lf` and `--sw` work on a sweep as on any test."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -168,6 +169,26 @@ def test_the_install_section_installs_from_a_clone_with_extras_that_exist() -> N
     extras = set(pyproject["project"]["optional-dependencies"])
     wanted = {extra for target in installs for extra in re.findall(r"\[(\w+)\]", target)}
     assert wanted and wanted <= extras, wanted - extras
+
+
+def test_the_json_reports_spelling_of_nan_and_infinity_is_what_the_readme_says(
+    pytester: pytest.Pytester,
+) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert 'written as the string `"nan"`, `"inf"` or `"-inf"`' in text
+    pytester.makepyfile(
+        """
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=["nan", "inf", "-inf"])
+        def test_odd(a):
+            return {"score": float(a)}
+        """
+    )
+    pytester.runpytest("--hparams-json=r.json", "-W", "ignore").assert_outcomes(passed=3)
+    report = json.loads((pytester.path / "r.json").read_text())
+    scores = {t["hparams"]["a"]: t["metrics"]["score"] for t in report["sweeps"][0]["trials"]}
+    assert scores == {"nan": "nan", "inf": "inf", "-inf": "-inf"}
 
 
 ONE_FAILING_TRIAL = """
