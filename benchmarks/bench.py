@@ -289,7 +289,7 @@ def under_xdist(root: Path, trials: int, seconds: float, repeat: int) -> Row:
     ours, theirs, _, _ = medians(
         repeat,
         lambda i: run_measured(
-            pytest_cmd("-n", "2", "--hparams-logdir", str(root / f"xdist{i}")), swept
+            pytest_cmd("-n", "2", f"--hparams-logdir={root / f'xdist{i}'}"), swept
         ),
         lambda i: run_measured(pytest_cmd("-n", "2", "-p", "no:hparams"), plain),
     )
@@ -355,7 +355,7 @@ def against_tutorial(root: Path, n: int, repeat: int) -> tuple[Row, int]:
 
     ours, tutorial, _, _ = medians(
         repeat,
-        lambda i: run_measured(pytest_cmd("--hparams-logdir", str(root / f"ours{i}")), swept),
+        lambda i: run_measured(pytest_cmd(f"--hparams-logdir={root / f'ours{i}'}"), swept),
         theirs,
     )
     for logdir in (root / "ours0", tut / "logs0"):
@@ -442,7 +442,7 @@ def dashboard_scale(root: Path, n: int, tutorial_bytes: int) -> Row:
     swept = project(root, "scale", {"test_swept.py": swept_module(n)})
     logdir = swept / "logs"
     write_time, _ = run_measured(
-        pytest_cmd("--hparams-logdir", str(logdir), "--hparams-no-table"), swept
+        pytest_cmd(f"--hparams-logdir={logdir}", "--hparams-no-table"), swept
     )
     start = time.perf_counter()
     sessions = count_sessions(logdir)

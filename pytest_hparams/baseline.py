@@ -54,7 +54,7 @@ def load(path: Path) -> dict[str, Entry]:
         raise BaselineError(f"cannot be read ({e})") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # also an integer of more than 4,300 digits
         raise BaselineError(f"is not valid JSON ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BaselineError(f'is not a pytest-hparams baseline (no "format": "{FORMAT}")')
@@ -63,9 +63,12 @@ def load(path: Path) -> dict[str, Entry]:
             f"has version {data.get('version')!r}; this pytest-hparams reads version {VERSION}"
         )
     trials = data.get("trials")
-    if not isinstance(trials, dict) or not all(_valid_entry(e) for e in trials.values()):
-        raise BaselineError('has a malformed "trials" table')
-    return trials
+    try:
+        if isinstance(trials, dict) and all(_valid_entry(e) for e in trials.values()):
+            return trials
+    except OverflowError:  # an integer beyond float64, such as 10**400 written out
+        pass
+    raise BaselineError('has a malformed "trials" table')
 
 
 def _valid_entry(entry: object) -> bool:

@@ -346,14 +346,16 @@ def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> set[str]:
             for sweep in data["sweeps"]:  # trials are ranked best first
                 passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
                 if passed:
+                    _floats(passed[0]["metrics"])
                     best.add(passed[0]["nodeid"])
             return best
         if data.get("format") != "pytest-hparams-baseline":
             raise KeyError("format")
         by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
         for nodeid, entry in data["trials"].items():
-            by_test.setdefault(entry["test"], []).append((nodeid, entry["metrics"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            by_test.setdefault(entry["test"], []).append((nodeid, _floats(entry["metrics"])))
+    # OverflowError: an integer beyond float64, such as 10**400 written out.
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         raise SweepError(
             f"{path} is not a pytest-hparams baseline or JSON report ({type(e).__name__}: {e}); "
             "give a file written by --hparams-save-baseline or --hparams-json"
@@ -365,3 +367,8 @@ def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> set[str]:
         if scored:
             best.add((max(scored) if goal == "max" else min(scored))[1])
     return best
+
+
+def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    # float() takes the "nan" and "inf" a JSON report writes.
+    return {name: float(value) for name, value in metrics.items()}

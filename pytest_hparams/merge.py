@@ -60,6 +60,7 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                     if combo.get("baseline"):
                         comparison = Comparison.from_dict(combo["baseline"])
                         reporter.reported[str(combo["combo"])] = comparison
+        # OverflowError: an integer beyond float64, such as 10**400 written out.
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise MergeError(
                 f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "

@@ -15,6 +15,8 @@ Goal = Literal["max", "min"]
 # Names whose best value is the smallest; anything else is maximised unless
 # the user says otherwise.
 _MIN_SUFFIXES = ("loss", "error", "err", "mse", "mae", "rmse", "perplexity", "time")
+# Optuna's directions and TensorBoard's GOAL_MAXIMIZE words, beside our own.
+_GOALS = {"max": "max", "min": "min", "maximize": "max", "minimize": "min"}
 
 
 class Tolerance(NamedTuple):
@@ -53,8 +55,9 @@ class Metric:
     Args:
       name: The key in the dict the test returns, and the scalar's tag in
         TensorBoard.
-      goal: "max" or "min". Defaults to "min" for names ending in loss,
-        error, mse, mae, rmse, perplexity or time, else "max".
+      goal: "max" or "min" (or "maximize", "minimize"). Defaults to "min"
+        for names ending in loss, error, mse, mae, rmse, perplexity or
+        time, else "max".
       display_name: The column title in TensorBoard's dashboard.
       description: Shown as the column's tooltip in TensorBoard.
       group: The subdirectory of the trial's run holding the scalar, as in
@@ -84,6 +87,8 @@ class Metric:
     ) -> None:
         if goal is None and isinstance(name, str):
             goal = "min" if name.lower().endswith(_MIN_SUFFIXES) else "max"
+        if isinstance(goal, str):
+            goal = _GOALS.get(goal, goal)
         self.name = name
         self.goal: Goal = goal  # type: ignore[assignment]
         self.display_name = display_name or ""
@@ -95,10 +100,16 @@ class Metric:
 
     def problem(self) -> str | None:
         """What is wrong with this declaration, or None."""
-        if not isinstance(self.name, str) or not self.name:
-            return f"Metric name must be a non-empty string (got {self.name!r})"
+        if not isinstance(self.name, str) or not self.name.strip():
+            return (
+                "Metric name must be a non-blank string: it titles a table column and names "
+                f"a TensorBoard tag (got {self.name!r})"
+            )
         if self.goal not in ("max", "min"):
-            return f"Metric {self.name!r}: goal must be 'max' or 'min' (got {self.goal!r})"
+            return (
+                f"Metric {self.name!r}: goal must be 'max', 'min', 'maximize' or 'minimize' "
+                f"(got {self.goal!r})"
+            )
         for bound in ("min", "max"):
             value = getattr(self, bound)
             if value is not None and (

@@ -294,6 +294,10 @@ class Settings:
 def read(config: pytest.Config) -> Settings:
     """Reads and checks the options; raises pytest.UsageError with the fix."""
     here = config.invocation_params.dir
+    if not hasattr(config, "workerinput"):  # decided once: the answer is the same everywhere
+        from pytest_hparams.rootdir import check_path_options
+
+        check_path_options(config)
     store = _store(config, here)
     resume = bool(config.getoption("hparams_resume"))
     only_best = None
@@ -400,11 +404,32 @@ def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
         # An argument's path, or a path under it (`test_x.py::test_a` reads
         # as a file in a folder named test_x.py): either way inside the logdir.
         target = Path(config.invocation_params.dir, arg).resolve()
-        if target == root or root in target.parents:
+        held = arg if target == root or root in target.parents else None
+        if held is None and target in root.parents:  # collected, but for the logdir
+            found = _tests_in(root)
+            held = os.path.relpath(found, config.invocation_params.dir) if found else None
+        if held is not None:
             raise pytest.UsageError(
-                f"--hparams-logdir: {root} holds the tests being run ({arg}), and a logdir is "
+                f"--hparams-logdir: {root} holds the tests being run ({held}), and a logdir is "
                 "never collected; choose a directory of its own, such as logs/"
             )
+
+
+def _tests_in(root: Path) -> Path | None:
+    """A Python file under `root`, unless it is a logdir already (a file
+    copied there is not the tests). Trials' run directories are named after
+    their test files (`test_x.py/`) and are not looked into, so a logdir
+    costs a scan of a few folders."""
+    from pytest_hparams.logdir import CONFIG_FILE
+
+    if root.joinpath(CONFIG_FILE).exists():
+        return None
+    for folder, folders, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                return Path(folder, name)
+        folders[:] = [f for f in folders if not f.endswith(".py")]
+    return None
 
 
 def _load(path: Path, source: str) -> dict[str, Entry]:
@@ -462,24 +487,7 @@ def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
     try:
         return storage.open_store(raw, base, project=config.rootpath)
     except LogdirError as e:
-        if cli is not None and _rootdir_from_option(config, raw, base):
-            raise pytest.UsageError(
-                f"--hparams-logdir {raw} was taken by pytest for the project's root (pytest "
-                "reads an existing directory after an option as a test path); write it as "
-                f"--hparams-logdir={raw}"
-            ) from None
         raise pytest.UsageError(f"{source}: {e}") from None
-
-
-def _rootdir_from_option(config: pytest.Config, raw: str, base: Path) -> bool:
-    """Whether pytest chose the logdir as its rootdir: given as `--opt DIR`, an
-    existing DIR looks like a test path to pytest's early rootdir search."""
-    path = Path(base, os.path.expanduser(raw)).resolve()
-    return (
-        path == config.rootpath.resolve()
-        and path != config.invocation_params.dir.resolve()
-        and raw in config.invocation_params.args
-    )
 
 
 T = TypeVar("T")

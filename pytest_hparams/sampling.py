@@ -20,6 +20,7 @@ from pytest_hparams.space import (
     check_name,
     declared_hparams,
     dtype_of,
+    finite_bounds,
     parse_metrics,
     scalar_value,
     sorted_values,
@@ -53,6 +54,11 @@ class LogUniform:
         )
         if not valid or not 0 < self.low < self.high:
             return f"LogUniform needs 0 < low < high (got {self.low!r}, {self.high!r})"
+        if not math.isfinite(self.high):
+            return (
+                f"LogUniform needs finite bounds (got {self.low!r}, {self.high!r}); "
+                "give a finite high, such as LogUniform(1e-4, 0.1)"
+            )
         return None
 
     def __repr__(self) -> str:
@@ -136,7 +142,7 @@ def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
         return (lambda rng: _round(math.exp(rng.uniform(low, high)))), domain
     kind = tb_kind(raw)
     if kind == "RealInterval":
-        lo, hi = float(raw.min_value), float(raw.max_value)
+        lo, hi = finite_bounds(name, kind, raw.min_value, raw.max_value)
         domain = Domain("interval", "number", min_value=lo, max_value=hi)
         return (lambda rng: _round(rng.uniform(lo, hi))), domain
     if kind == "IntInterval":

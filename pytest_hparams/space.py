@@ -263,15 +263,7 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
     for text in raw:
         value: Value
         if hparam.domain.dtype == "number":
-            try:
-                value = int(text)
-            except ValueError:
-                try:
-                    value = float(text)
-                except ValueError:
-                    raise SweepError(
-                        f"{hparam.name}={text!r} is not a number, as {hparam.name!r} values are"
-                    ) from None
+            value = _number(hparam, text)
         elif hparam.domain.dtype == "bool":
             if text.lower() not in ("true", "false", "1", "0"):
                 raise SweepError(f"{hparam.name}={text!r} is not true or false")
@@ -282,10 +274,42 @@ def parse_override(hparam: HParamDef, raw: Sequence[str]) -> list[Value]:
     return out
 
 
+def _number(hparam: HParamDef, text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise SweepError(
+            f"{hparam.name}={text!r} is not a number, as {hparam.name!r} values are"
+        ) from None
+    if _takes_ints(hparam):  # a float would change the hparam's type in ids and the dashboard
+        raise SweepError(
+            f"{hparam.name}={text!r} is not an int, as {hparam.name!r} values are; "
+            f"give whole numbers, like {hparam.name}={hparam.values[0]}"
+        )
+    return value
+
+
+def _takes_ints(hparam: HParamDef) -> bool:
+    """Whether every value is an int, and no RealInterval says floats are welcome."""
+    declared = getattr(hparam.declared, "domain", None)
+    return tb_kind(declared) != "RealInterval" and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in hparam.values
+    )
+
+
 _RESERVED = {
     "hparams": "the argument that passes all values as a dict",
     "trial": "the trial fixture",
     "hparams_repeat": "the number of a combination's repeat",
+    "repeat": "the `repeat:K` part of a repeated trial's id",
+    "case": "a column of the sweep's table",
+    "duration": "a column of the sweep's table",
+    "outcome": "a column of the sweep's table",
+    "baseline": "a column of the sweep's table",
 }
 
 
@@ -391,15 +415,26 @@ def dtype_of(value: Value) -> DType:
 def tb_domain_of(name: str, dom: Any) -> Domain:
     kind = type(dom).__name__
     if kind in ("IntInterval", "RealInterval"):
-        return Domain(
-            "interval", "number", min_value=float(dom.min_value), max_value=float(dom.max_value)
-        )
+        low, high = finite_bounds(name, kind, dom.min_value, dom.max_value)
+        return Domain("interval", "number", min_value=low, max_value=high)
     if kind == "Discrete":
         values = tuple(scalar_value(name, v) for v in dom.values)
         if not values:
             raise SweepError(f"HParam {name!r} has an empty Discrete domain")
         return Domain("discrete", dtype_of(values[0]), values=sorted_values(set(values)))
     raise SweepError(f"HParam {name!r} has an unsupported domain {dom!r}")
+
+
+def finite_bounds(name: str, kind: str, low: Any, high: Any) -> tuple[float, float]:
+    """An interval's bounds as floats; raises SweepError unless both are finite
+    (TensorBoard drops an hparam whose domain or value is not)."""
+    lo, hi = float(low), float(high)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise SweepError(
+            f"{name!r} is a {kind} with bounds {low!r} and {high!r}; "
+            "give finite bounds, such as RealInterval(0.0, 1.0)"
+        )
+    return lo, hi
 
 
 def parse_metrics(raw: object) -> tuple[Metric, ...]:

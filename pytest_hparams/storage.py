@@ -268,20 +268,31 @@ def _open(url: str) -> tuple[Any, str]:
         raise LogdirError(message) from None
     except ValueError as e:
         raise LogdirError(f"{e}; use a local directory or an fsspec URL such as s3://") from None
-    # An object store's first path component is its bucket. Checked here so a
-    # typo fails before any trial runs, not as each trial's upload.
-    bucket = str(path).split("/", 1)[0]
-    if bucket and not str(path).startswith("/"):
+    except Exception as e:  # a file system that connects as it is made (ftp://, sftp://)
+        raise LogdirError(_unreachable(url, e)) from None
+    # An object store's first path component is its bucket; http(s) keeps the
+    # whole URL as its path. Checked here so a typo fails before any trial
+    # runs, not as each trial's upload.
+    path = str(path)
+    probe = path if is_url(path) else path.split("/", 1)[0]
+    shown = probe if is_url(probe) else f"{protocol}://{probe}"
+    if probe and not path.startswith("/"):
+        # http(s)'s exists() says False for a server it cannot reach, unless strict.
+        strict = {"strict": True} if protocol in ("http", "https") else {}
         try:
-            found = fs.exists(bucket)
+            found = fs.exists(probe, **strict)
         except Exception as e:
-            raise LogdirError(
-                f"cannot reach {protocol}://{bucket} ({type(e).__name__}: {e}); "
-                "check the credentials and the endpoint"
-            ) from None
+            raise LogdirError(_unreachable(shown, e)) from None
         if not found:
-            raise LogdirError(f"{protocol}://{bucket} does not exist or is not visible; create it")
-    return fs, str(path)
+            raise LogdirError(f"{shown} does not exist or is not visible; create it")
+    return fs, path
+
+
+def _unreachable(url: str, error: Exception) -> str:
+    return (
+        f"cannot reach {url} ({type(error).__name__}: {error}); "
+        "check the URL, the credentials and the endpoint"
+    )
 
 
 def open_store(raw: str, base: Path, project: Path | None = None) -> LocalStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import socket
@@ -168,6 +169,44 @@ def read_dashboard(logdir: Path) -> Dashboard:
 @pytest.fixture
 def dashboard() -> Callable[[Path], Dashboard]:
     return read_dashboard
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+
+
+def run_example(target: str, logdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs a file of the example project, recording into `logdir`.
+
+    pytest-randomly is off, as in the example's own venv (its requirements do
+    not install it): the README shows what that venv prints.
+    """
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXAMPLE / target),
+            f"--hparams-logdir={logdir}",
+            "-p",
+            "no:randomly",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLE,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def keras_example(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The example's Keras sweep and its logdir, run once: it takes most of a minute."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("the Keras sweep needs tensorflow-cpu (pip install -e '.[tensorflow]')")
+    logdir = tmp_path_factory.mktemp("keras-example")
+    return run_example("test_keras_sweep.py", logdir), logdir
 
 
 def free_port() -> int:

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Dashboard
-
-EXAMPLE = Path(__file__).parent.parent / "example_project"
-
-
-def run_example(target: str, logdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(EXAMPLE / target),
-            "--hparams-logdir",
-            str(logdir),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=EXAMPLE,
-        timeout=600,
-    )
+from conftest import EXAMPLE, Dashboard, run_example
 
 
 def test_the_scikit_learn_sweep_records_eight_successful_trials(
@@ -46,18 +24,15 @@ def test_the_scikit_learn_sweep_records_eight_successful_trials(
     assert all(0.8 < board.metrics(g)["accuracy"] <= 1.0 for g in board.groups)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None,
-    reason="the Keras sweep needs tensorflow-cpu (pip install -e '.[tensorflow]')",
-)
 def test_the_keras_sweep_records_the_tutorials_twelve_trials_with_curves(
-    tmp_path: Path, dashboard: Callable[[Path], Dashboard]
+    keras_example: tuple[subprocess.CompletedProcess[str], Path],
+    dashboard: Callable[[Path], Dashboard],
 ) -> None:
-    result = run_example("test_keras_sweep.py", tmp_path)
+    result, logdir = keras_example
     assert result.returncode == 0, result.stdout
     assert "12 trials: 12 passed; best accuracy=" in result.stdout
     assert "baseline: 0 regressed" in result.stdout
-    board = dashboard(tmp_path)
+    board = dashboard(logdir)
     assert len(board.groups) == 12
     assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
     infos = {h.name: h for h in board.experiment.hparam_infos}
@@ -82,9 +57,7 @@ def test_the_committed_baseline_fails_a_sweep_that_got_worse(tmp_path: Path) -> 
             entry["metrics"]["accuracy"] += 0.05
     better = tmp_path / "better.json"
     better.write_text(json.dumps(committed))
-    result = run_example(
-        "test_sklearn_sweep.py", tmp_path / "logs", "--hparams-baseline", str(better)
-    )
+    result = run_example("test_sklearn_sweep.py", tmp_path / "logs", f"--hparams-baseline={better}")
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
     assert "8 failed" in result.stdout
     assert "accuracy regressed: " in result.stdout

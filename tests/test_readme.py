@@ -1,19 +1,23 @@
-"""The README's promises, run as a new user runs them: the Quickstart's code,
-command and table agree with what pytest prints, and `--lf` and `--sw` work on
-a sweep as on any test."""
+"""The README's promises, run as a new user runs them: every table it shows is
+what pytest prints (the Quickstart's, the example project's and the baseline
+section's), and `--lf` and `--sw` work on a sweep as on any test."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE, run_example
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-# A duration as pytest and the table print it ("0.00s", "12.34s"): the one
-# thing in the Quickstart's output that differs between runs.
-DURATION = re.compile(r"\d+\.\d+s")
+# A duration as pytest and the table print it ("0.00s", "12.34s"), with the
+# padding that aligns it: the one thing in a table that differs between runs.
+DURATION = re.compile(r" *\d+\.\d+s")
 
 
 def quickstart_block(language: str) -> str:
@@ -50,6 +54,141 @@ def test_the_quickstart_runs_as_pasted_and_prints_the_readme_table(
     expected = quickstart_block("text").splitlines()
     result.stdout.fnmatch_lines([as_pattern(line) for line in expected], consecutive=True)
     assert (pytester.path / "logs").is_dir()
+
+
+def readme_block(first_line: str) -> list[str]:
+    """The lines of the README's one code block whose first line holds `first_line`."""
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```$", README.read_text(encoding="utf-8"), re.M | re.S)
+    (block,) = [b for b in blocks if first_line in b.partition("\n")[0]]
+    return block.splitlines()
+
+
+def assert_prints(stdout: str, shown: list[str], logdir: Path) -> None:
+    """Every line `shown` is in `stdout`, in runs of consecutive lines that
+    "..." separates; the README's logdir stands for the run's."""
+    readme_logdir = "example_project/logs/hparam_tuning"
+    matcher = pytest.LineMatcher(stdout.splitlines())
+    run: list[str] = []
+    for line in [*shown, "..."]:
+        if line != "...":
+            run.append(as_pattern(line.replace(readme_logdir, str(logdir))))
+        elif run:
+            matcher.fnmatch_lines(run, consecutive=True)
+            run = []
+
+
+def test_the_example_keras_table_is_what_the_example_prints(
+    keras_example: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    # On this project's 2-CPU machine; TensorFlow builds and CPUs differ in
+    # the last digits, which is what the sweep's tolerances are for.
+    result, logdir = keras_example
+    assert result.returncode == 0, result.stdout
+    assert_prints(
+        result.stdout, readme_block("hparams: test_keras_sweep.py::test_train_digits"), logdir
+    )
+    # -q joins the sweep's two summary lines into one.
+    quiet = readme_block("= hparams =")[1]
+    test, _, summary = quiet.partition(": ")
+    assert test == "test_keras_sweep.py::test_train_digits"
+    trials, _, baseline = summary.partition("; baseline: ")
+    assert_prints(result.stdout, [trials, f"baseline: {baseline}"], logdir)
+
+
+@pytest.mark.parametrize("command", ["$ pytest example_project/", "$ EXAMPLE_SGD_EPOCHS=3 pytest"])
+def test_the_seeded_sweeps_tables_are_what_their_commands_print(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = readme_block(command)
+    words = shlex.split(shown[0].removeprefix("$ ").split(";")[0])
+    while "=" in words[0]:
+        monkeypatch.setenv(*words.pop(0).split("=", 1))
+    assert words[0] == "pytest"
+    target = Path(words[1]).relative_to(EXAMPLE.name)
+    result = run_example(str(target), tmp_path, *words[2:])
+    expected = shown[1:]
+    if expected[-1].startswith("exit "):
+        assert result.returncode == int(expected.pop().removeprefix("exit ")), result.stdout
+    assert_prints(result.stdout, expected, tmp_path)
+
+
+# The sweep behind the baseline section's table: BEFORE in the environment
+# gives the values its baseline was saved from.
+BASELINE_SWEEP = """
+import os
+from pytest_hparams import Metric, hparam_grid
+
+ACCURACY = {(16, "adam"): 0.63, (16, "sgd"): 0.58, (32, "adam"): 0.71, (32, "sgd"): 0.69,
+            (64, "adam"): 0.84, (64, "sgd"): 0.82}
+BEFORE = {(32, "sgd"): 0.66, (64, "adam"): 0.87}
+
+@hparam_grid(num_units=[16, 32, 64], optimizer=["adam", "sgd"],
+             metrics=["accuracy", Metric("loss", goal="min")])
+def test_train(num_units, optimizer):
+    accuracy = ACCURACY[num_units, optimizer]
+    if os.environ.get("BEFORE"):
+        accuracy = BEFORE.get((num_units, optimizer), accuracy)
+    return {"accuracy": accuracy, "loss": round(1 - accuracy, 2)}
+"""
+
+
+def test_the_baseline_sections_table_is_what_pytest_prints(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_sweep=BASELINE_SWEEP)
+    monkeypatch.setenv("BEFORE", "1")
+    pytester.runpytest("--hparams-save-baseline=baseline.json").assert_outcomes(passed=6)
+    monkeypatch.delenv("BEFORE")
+    result = pytester.runpytest(
+        "--hparams-baseline=baseline.json", "--hparams-tolerance=accuracy:0.02"
+    )
+    result.assert_outcomes(passed=5, failed=1)
+    assert_prints(
+        result.stdout.str(), readme_block("hparams: test_sweep.py::test_train"), pytester.path
+    )
+
+
+def test_the_examples_requirements_install_what_its_readme_runs() -> None:
+    requirements = (EXAMPLE / "requirements.txt").read_text(encoding="utf-8")
+    assert "-n 2" in (EXAMPLE / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"^pytest-xdist\b", requirements, re.M), requirements
+
+
+def test_the_install_section_installs_from_a_clone_with_extras_that_exist() -> None:
+    # pytest-hparams is not published yet: `pip install pytest-hparams` fails.
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Install\n") : text.index("\n## Quickstart\n")]
+    commands = [
+        line.split("#")[0].split()
+        for block in re.findall(r"```bash\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+    ]
+    installs = [words[2] for words in commands if words[:2] == ["pip", "install"]]
+    assert installs and all(re.match(r'"?(\.|dist/)', target) for target in installs), installs
+    pyproject = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = set(pyproject["project"]["optional-dependencies"])
+    wanted = {extra for target in installs for extra in re.findall(r"\[(\w+)\]", target)}
+    assert wanted and wanted <= extras, wanted - extras
+
+
+def test_the_json_reports_spelling_of_nan_and_infinity_is_what_the_readme_says(
+    pytester: pytest.Pytester,
+) -> None:
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert 'written as the string `"nan"`, `"inf"` or `"-inf"`' in text
+    pytester.makepyfile(
+        """
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=["nan", "inf", "-inf"])
+        def test_odd(a):
+            return {"score": float(a)}
+        """
+    )
+    pytester.runpytest("--hparams-json=r.json", "-W", "ignore").assert_outcomes(passed=3)
+    report = json.loads((pytester.path / "r.json").read_text())
+    scores = {t["hparams"]["a"]: t["metrics"]["score"] for t in report["sweeps"][0]["trials"]}
+    assert scores == {"nan": "nan", "inf": "inf", "-inf": "-inf"}
 
 
 ONE_FAILING_TRIAL = """

@@ -154,13 +154,14 @@ def test_metrics_accept_names_our_metric_and_tensorboard_metric() -> None:
     [
         (
             Metric("accuracy", goal="up"),
-            "Metric 'accuracy': goal must be 'max' or 'min' (got 'up')",
+            "Metric 'accuracy': goal must be 'max', 'min', 'maximize' or 'minimize' (got 'up')",
         ),
         (Metric("acc", min=0.9, max=0.5), "Metric 'acc': min 0.9 is greater than max 0.5"),
         (Metric("acc", min="high"), "Metric 'acc': min must be a number (got 'high')"),
         (Metric("acc", tolerance=-1), "tolerance must be a number >= 0 or a percentage like 5%"),
         (Metric("acc", tolerance="lots"), "(got 'lots')"),
-        (Metric(""), "Metric name must be a non-empty string"),
+        (Metric(""), "Metric name must be a non-blank string: it titles a table column"),
+        (Metric(" "), "Metric name must be a non-blank string: it titles a table column"),
     ],
 )
 def test_bad_metric_declarations_are_refused_when_the_sweep_is_built(

@@ -412,8 +412,9 @@ def test_an_existing_logdir_that_pytest_takes_for_the_rootdir_says_to_write_it_w
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(
             [
-                f"ERROR: --hparams-logdir {elsewhere} was taken by pytest for the project's "
-                f"root (*); write it as --hparams-logdir={elsewhere}"
+                f"ERROR: --hparams-logdir {elsewhere}: pytest takes a path after an option for "
+                "a test path when it chooses its rootdir and ini file, so this one can change "
+                f"them; write --hparams-logdir={elsewhere}"
             ]
         )
         equals = pytester.runpytest_subprocess(f"--hparams-logdir={elsewhere}")
@@ -430,7 +431,7 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_anything_runs(
     pytester: pytest.Pytester, option: str
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    result = pytester.runpytest(option, "/proc/self/report.json")
+    result = pytester.runpytest(f"{option}=/proc/self/report.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [f"ERROR: {option}: cannot write /proc/self/report.json (*); choose a writable path"]
