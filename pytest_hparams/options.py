@@ -65,15 +65,21 @@ def gate_spec(text: str) -> str:
 GATES = ("each", "best")
 
 
-def shard_spec(text: str) -> tuple[int, int]:
-    """`K/N` with 1 <= K <= N."""
+def shard_spec(text: str) -> tuple[int | None, int | None]:
+    """`K/N` with 1 <= K <= N; `auto` and `auto/N` leave K (and N) as None,
+    for `read` to take from the CI's environment."""
     k, sep, n = text.partition("/")
+    if text == "auto":
+        return None, None
     try:
-        shard, total = int(k), int(n)
+        shard = None if k == "auto" else int(k)
+        total = int(n) if sep else 0
     except ValueError:
-        shard = total = 0
-    if not sep or not 1 <= shard <= total:
-        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, like 2/4; got {text!r}")
+        shard, total = 0, 0
+    if not 1 <= (1 if shard is None else shard) <= total:
+        raise argparse.ArgumentTypeError(
+            f"expected K/N with 1 <= K <= N (like 2/4), auto, or auto/N; got {text!r}"
+        )
     return shard, total
 
 
@@ -162,10 +168,12 @@ def addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--hparams-shard",
-        metavar="K/N",
+        metavar="K/N|auto|auto/N",
         type=shard_spec,
         default=None,
-        help="Run the K-th of N shards of every sweep (a CI matrix); other tests run in shard 1",
+        help="Run the K-th of N shards of every sweep (a CI matrix; other tests run in shard 1); "
+        "auto reads K and N from GitLab's, CircleCI's or Buildkite's variables, auto/N reads K "
+        "from JOB_COMPLETION_INDEX (0-based) or HPARAMS_SHARD_INDEX (1-based)",
     )
     group.addoption(
         "--hparams-set",
@@ -258,7 +266,7 @@ class Settings:
     saved: dict[str, Entry] = field(default_factory=dict)  # save_baseline's at the start
     json_path: Path | None = None
     markdown_path: Path | None = None
-    shard: tuple[int, int] | None = None
+    shard: tuple[int, int] | None = None  # (K, N), K from 1; `auto` is decided in read()
     resume: bool = False
     overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
     only_best: Path | None = None
@@ -375,7 +383,7 @@ def read(config: pytest.Config) -> Settings:
         saved=saved,
         json_path=reports.get("json"),
         markdown_path=reports.get("markdown"),
-        shard=config.getoption("hparams_shard"),
+        shard=_shard(config.getoption("hparams_shard")),
         resume=resume,
         overrides=tuple(dict(config.getoption("hparams_set")).items()),
         only_best=only_best,
@@ -385,6 +393,23 @@ def read(config: pytest.Config) -> Settings:
         gate=_cli_or_ini(config, "gate", gate_spec, "each"),
         tolerances=(cli, ini),
     )
+
+
+def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None:
+    """`K/N` as given; `auto` and `auto/N` read from the environment, here,
+    where xdist's workers (which inherit it) decide as the controller does."""
+    if spec is None:
+        return None
+    k, n = spec
+    if k is not None and n is not None:
+        return k, n
+    from pytest_hparams.ci import shard_from_env
+
+    try:
+        return shard_from_env(n, os.environ)
+    except ValueError as e:
+        given = "auto" if n is None else f"auto/{n}"
+        raise pytest.UsageError(f"--hparams-shard {given}: {e}") from None
 
 
 def _path(here: Path, raw: str) -> Path:

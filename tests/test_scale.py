@@ -163,7 +163,9 @@ def test_merge_refuses_a_file_that_is_not_a_report(pytester: pytest.Pytester) ->
 def test_a_bad_shard_is_a_usage_error(pytester: pytest.Pytester, spec: str) -> None:
     result = pytester.runpytest("--hparams-shard", spec)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*expected K/N with 1 <= K <= N, like 2/4; got '{spec}'"])
+    result.stderr.fnmatch_lines(
+        [f"*expected K/N with 1 <= K <= N (like 2/4), auto, or auto/N; got '{spec}'"]
+    )
 
 
 def test_resume_needs_a_logdir(pytester: pytest.Pytester) -> None:
