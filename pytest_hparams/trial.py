@@ -277,8 +277,8 @@ def coerce_metrics(result: object, declared: tuple[Metric, ...]) -> dict[str, fl
         )
     out: dict[str, float] = {}
     for key, value in result.items():
-        if not isinstance(key, str):
-            raise MetricsError(f"metric names must be strings (got {key!r})")
+        if not isinstance(key, str) or not key.strip():
+            raise MetricsError(f"metric names must be non-blank strings (got {key!r})")
         out[key] = _number(key, value)
     return out
 

@@ -375,3 +375,20 @@ def test_the_readme_writes_every_path_option_with_equals() -> None:
             for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
                 if "ERROR: " not in line:  # the refusal, quoted
                     assert not two_words.search(line), f"{doc.name}:{number}: {line}"
+
+
+def test_a_returned_blank_metric_name_fails_the_trial_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_blank="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1])
+        def test_blank(a):
+            return {"": 1.0, "m": 2.0}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*metric names must be non-blank strings (got '')*"])
