@@ -82,7 +82,7 @@ def _disabled_sweep(decorator: str) -> Callable[[_F], _F] | None:
 
 
 def hparam_grid(
-    *hparams: Any, metrics: Any = None, repeats: int = 1, **values: Any
+    *hparams: Any, metrics: Any = None, repeats: int = 1, pruner: Any = None, **values: Any
 ) -> Callable[[_F], _F]:
     """Runs the decorated test once per combination of hparam values.
 
@@ -95,6 +95,9 @@ def hparam_grid(
       repeats: How often to run each combination, each repeat with its own
         `trial.seed`; TensorBoard groups a combination's repeats into one
         session group, and the table and baseline gate use their mean.
+      pruner: Stop hopeless trials early: "median", "halving" (asynchronous
+        successive halving), "hyperband", or an `optuna.pruners.BasePruner`.
+        `trial.log` reports the primary metric to it (needs the `optuna` extra).
       **values: Each hparam's values: a list, tuple or range of bool, int,
         float or str, or a TensorBoard `Discrete`/`IntInterval` domain.
 
@@ -106,7 +109,9 @@ def hparam_grid(
     if disabled is not None:
         return disabled
     mark = getattr(pytest.mark, MARK)
-    return mark(*hparams, metrics=metrics, _repeats=repeats, **values)  # type: ignore[no-any-return]
+    return mark(  # type: ignore[no-any-return]
+        *hparams, metrics=metrics, _repeats=repeats, _pruner=pruner, **values
+    )
 
 
 def hparam_random(
@@ -115,6 +120,7 @@ def hparam_random(
     seed: int = 0,
     metrics: Any = None,
     repeats: int = 1,
+    pruner: Any = None,
     **domains: Any,
 ) -> Callable[[_F], _F]:
     """Runs the decorated test on n trials sampled from the domains.
@@ -126,6 +132,7 @@ def hparam_random(
         run, machine and xdist worker.
       metrics: As for `hparam_grid`.
       repeats: As for `hparam_grid`.
+      pruner: As for `hparam_grid`.
       **domains: `LogUniform(low, high)`, a TensorBoard `RealInterval`
         (uniform), `IntInterval` or `Discrete`, a list (a uniform choice), or
         a fixed value.
@@ -138,7 +145,7 @@ def hparam_random(
         return disabled
     mark = getattr(pytest.mark, MARK)
     return mark(  # type: ignore[no-any-return]
-        *hparams, metrics=metrics, _sample=(n, seed), _repeats=repeats, **domains
+        *hparams, metrics=metrics, _sample=(n, seed), _repeats=repeats, _pruner=pruner, **domains
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from pytest_hparams import MARK
 from pytest_hparams.errors import OverrideError, SweepError
+from pytest_hparams.pruning import problem
 from pytest_hparams.records import HParamInfo, SweepDefinition, TrialKey, sweep_label
 from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
 
@@ -30,6 +31,7 @@ class Compiled(NamedTuple):
     definition: SweepDefinition  # what the reporting process and the logdir know of it
     argnames: tuple[str, ...]  # the arguments the plugin passes to the function
     repeats: int = 1
+    pruner: object = None  # pruner=, as given
 
 
 def repeats_of(mark: pytest.Mark) -> int:
@@ -55,6 +57,7 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
     metrics = kwargs.pop("metrics", None)
     sample = kwargs.pop("_sample", None)
     kwargs.pop("_repeats", None)
+    kwargs.pop("_pruner", None)
 
     def build(values: dict[str, Any]) -> Sweep:
         if sample is not None:
@@ -106,6 +109,12 @@ def parametrize(
     try:
         sweep = compile_mark(marks[0], overrides)
         count = repeats or repeats_of(marks[0])
+        pruner = marks[0].kwargs.get("_pruner")
+        wrong = problem(pruner)
+        if wrong is not None:
+            raise SweepError(wrong)
+        if pruner is not None and not sweep.metrics:
+            raise SweepError("pruner= needs metrics=[...]: the first is what the pruner watches")
     except OverrideError:
         parametrize(metafunc, repeats=repeats)
         raise
@@ -149,7 +158,7 @@ def parametrize(
         ids = [f"{i}-repeat:{k}" for i in ids for k in range(count)]
     metafunc.parametrize(argnames, values, ids=ids)
     definition = define(metafunc.definition, sweep)
-    return Compiled(sweep, definition, _required_args(function, metafunc.cls), count)
+    return Compiled(sweep, definition, _required_args(function, metafunc.cls), count, pruner)
 
 
 def where_of(item: pytest.Item) -> tuple[str, tuple[str, ...]]:

@@ -65,6 +65,14 @@ def gate_spec(text: str) -> str:
 GATES = ("each", "best")
 
 
+def pruner_spec(text: str) -> str:
+    from pytest_hparams.pruning import PRUNERS
+
+    if text not in PRUNERS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(PRUNERS)}; got {text!r}")
+    return text
+
+
 def shard_spec(text: str) -> tuple[int | None, int | None]:
     """`K/N` with 1 <= K <= N; `auto` and `auto/N` leave K (and N) as None,
     for `read` to take from the CI's environment."""
@@ -225,6 +233,26 @@ def addoption(parser: pytest.Parser) -> None:
         help="Gate every combination on the baseline (each), or only the sweep's best "
         "against the baseline's best (best). Default: 'each'",
     )
+    group.addoption(
+        "--hparams-pruner",
+        metavar="median|halving|hyperband",
+        type=pruner_spec,
+        default=None,
+        help="Prune every sweep that sets no pruner= with this Optuna pruner. Default: none",
+    )
+    group.addoption(
+        "--hparams-no-prune",
+        action="store_true",
+        default=False,
+        help="Run every trial to the end, whatever its sweep's pruner (a final full run)",
+    )
+    group.addoption(
+        "--hparams-storage",
+        metavar="URL",
+        default=None,
+        help="Optuna storage URL of the pruners' studies (sqlite:///..., postgresql://...). "
+        "Default: a journal file in a local logdir, else memory",
+    )
     parser.addini(
         "hparams_logdir",
         "Directory (relative to the ini file) or fsspec URL for TensorBoard records",
@@ -252,6 +280,8 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("hparams_seed", "Salt for every trial.seed (default 0)", default="")
     parser.addini("hparams_alpha", "Significance level of the gate on repeats", default="")
     parser.addini("hparams_gate", "each (default) or best", default="")
+    parser.addini("hparams_pruner", "Pruner of sweeps that set none", default="")
+    parser.addini("hparams_storage", "Optuna storage URL of the pruners' studies", default="")
 
 
 @dataclass(frozen=True)
@@ -274,6 +304,9 @@ class Settings:
     seed: int = 0
     alpha: float = 0.05
     gate: str = "each"
+    pruner: str | None = None  # --hparams-pruner: for sweeps that set no pruner=
+    no_prune: bool = False
+    storage: str | None = None  # an Optuna storage URL
     # Layers of tolerances, first match wins: the command line, then the ini.
     tolerances: tuple[dict[str, Tolerance], ...] = ()
 
@@ -391,6 +424,9 @@ def read(config: pytest.Config) -> Settings:
         seed=_cli_or_ini(config, "seed", seed_spec, 0),
         alpha=_cli_or_ini(config, "alpha", alpha_spec, 0.05),
         gate=_cli_or_ini(config, "gate", gate_spec, "each"),
+        pruner=_cli_or_ini(config, "pruner", pruner_spec, None),
+        no_prune=bool(config.getoption("hparams_no_prune")),
+        storage=_cli_or_ini(config, "storage", str, None) or None,
         tolerances=(cli, ini),
     )
 

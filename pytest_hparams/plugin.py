@@ -40,7 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_hparams.runner import TrialRunner
 
     settings = options.read(config)
-    runner = config.stash[RUNNER_KEY] = TrialRunner(settings, worker=hasattr(config, "workerinput"))
+    workerinput = getattr(config, "workerinput", None)  # on an xdist worker
+    journal = None if workerinput is None else workerinput.get("hparams_journal")
+    runner = config.stash[RUNNER_KEY] = TrialRunner(settings, workerinput is not None, journal)
     # Its hooks collect sweeps and run each trial: as methods they reach the
     # session's state without a lookup per call (as pytest's LogXML does).
     config.pluginmanager.register(runner, "hparams-runner")
@@ -70,6 +72,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.stash.get(REPORTER_KEY, None)
     if reporter is not None:
         config.pluginmanager.unregister(reporter)
-        if config.pluginmanager.has_plugin("hparams-xdist"):
-            config.pluginmanager.unregister(name="hparams-xdist")
+        xdist = config.pluginmanager.get_plugin("hparams-xdist")
+        if xdist is not None:
+            xdist.close()
+            config.pluginmanager.unregister(xdist)
         del config.stash[REPORTER_KEY]

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 RECORD_ATTR = "hparams_trial"
 # Set on the setup report where a trial's start must travel (`Started`).
 STARTED_ATTR = "hparams_started"
+# Set on the report of a pruned trial's call (or of its resumed setup): the
+# step at which its pruner stopped it.
+PRUNED_ATTR = "hparams_pruned"
 # The key of an xdist worker's `workeroutput` that carries a usage error
 # found while it collected (the controller does not collect).
 USAGE_ERROR_OUTPUT = "hparams_usage_error"
@@ -259,6 +262,7 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"  # skipped by a mark or by pytest.skip() in the body
     RESUMED = "resumed"  # skipped by --hparams-resume; its recorded metrics stand
     CRASHED = "crashed"  # its xdist worker died
+    PRUNED = "pruned"  # stopped early by its sweep's pruner: neither passed nor failed
 
     @property
     def ok(self) -> bool:
@@ -275,6 +279,8 @@ def outcome_of(reports: Mapping[str, TestReport]) -> Outcome | None:
     """A trial's outcome from its phase reports; None when it had no call
     phase and nothing failed or skipped (pytest's `--setup-only`)."""
     call = reports.get("call")
+    if any(hasattr(r, PRUNED_ATTR) for r in reports.values()):
+        return Outcome.PRUNED
     if call is not None:  # `outcome`, not the properties: read for every trial
         if hasattr(call, "wasxfail"):  # set by pytest's xfail handling
             return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
@@ -326,6 +332,7 @@ class Verdict(enum.StrEnum):
     """A comparison's outcome: the worst of its metrics' (regressed wins)."""
 
     NEW = "new"  # the baseline has no entry for it
+    PRUNED = "pruned"  # its trial (every repeat) was pruned: not judged
     OK = "ok"
     IMPROVED = "improved"
     REGRESSED = "regressed"
@@ -463,6 +470,7 @@ class TrialRecord:
       metrics: What it returned, as floats.
       duration: Seconds over setup, call and teardown.
       comparison: The gates' verdict against the baseline, when one was given.
+      pruned_at: The step at which its pruner stopped it.
     """
 
     key: TrialKey
@@ -470,6 +478,7 @@ class TrialRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     duration: float = 0.0
     comparison: Comparison | None = None
+    pruned_at: int | None = None
 
     @property
     def nodeid(self) -> str:
@@ -490,6 +499,7 @@ class TrialRecord:
             "metrics": dict(self.metrics),
             "duration": self.duration,
             "baseline": self.comparison.to_dict() if self.comparison else None,
+            "pruned_at": self.pruned_at,
         }
 
     @classmethod
@@ -501,4 +511,5 @@ class TrialRecord:
             {k: float(v) for k, v in data["metrics"].items()},
             float(data.get("duration", 0.0)),
             Comparison.from_dict(comparison) if comparison else None,
+            None if data.get("pruned_at") is None else int(data["pruned_at"]),
         )

@@ -20,6 +20,7 @@ import pytest
 
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.records import (
+    PRUNED_ATTR,
     RECORD_ATTR,
     STARTED_ATTR,
     USAGE_ERROR_OUTPUT,
@@ -357,6 +358,16 @@ class Reporter:
             tests = sorted({str(entries[n].get("test")) for n in elsewhere})
             yield f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run"
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        # Its own word in pytest's summary line ("12 passed, 7 pruned"): a
+        # skip underneath, so it neither fails the run nor reruns under --lf.
+        if report.skipped and getattr(report, PRUNED_ATTR, None) is not None:
+            return "pruned", "p", ("PRUNED", {"yellow": True})
+        return None
+
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.usage_error is not None:
@@ -403,10 +414,35 @@ def shown(path: Path | str) -> str:
 
 
 class XdistHooks:
-    """The controller's xdist hooks, registered only where xdist is."""
+    """The controller's xdist hooks, registered only where xdist is.
+
+    Without a logdir or a storage URL, the workers share their pruners'
+    studies through a journal file in a temporary directory, named here and
+    removed when the run ends; a worker makes it when a sweep prunes.
+    """
+
+    JOURNAL_INPUT = "hparams_journal"
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
+        self.journal: str | None = None
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        settings = self.reporter.settings
+        if settings.store is not None or settings.storage is not None:
+            return
+        if self.journal is None:
+            import tempfile
+
+            self.journal = os.path.join(tempfile.mkdtemp(prefix="pytest-hparams-"), "journal")
+        node.workerinput[self.JOURNAL_INPUT] = self.journal
+
+    def close(self) -> None:
+        if self.journal is not None:
+            import shutil
+
+            shutil.rmtree(os.path.dirname(self.journal), ignore_errors=True)
 
     @pytest.hookimpl(trylast=True)  # after a plugin that reruns the item instead
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:

@@ -19,11 +19,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_hparams import MARK
-from pytest_hparams.records import RECORD_ATTR, STARTED_ATTR, USAGE_ERROR_OUTPUT, Outcome
+from pytest_hparams.records import (
+    PRUNED_ATTR,
+    RECORD_ATTR,
+    STARTED_ATTR,
+    USAGE_ERROR_OUTPUT,
+    Outcome,
+)
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
+    from pytest_hparams.pruning import Studies, TrialPruned
     from pytest_hparams.records import Started, TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
@@ -41,9 +48,16 @@ class TrialRunner:
       problems: Usage errors found while collecting, raised once it ends.
     """
 
-    def __init__(self, settings: Settings, worker: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, worker: bool = False, journal: str | None = None
+    ) -> None:
         self.settings = settings
         self.worker = worker  # an xdist worker: its reports go to another process
+        # The pruners' journal: a local logdir's, or the one the xdist
+        # controller gave its workers; None keeps studies in memory.
+        self.journal = journal
+        self._studies: Studies | None = None
+        self._pruned: dict[str, int] = {}  # node id -> the step its pruner stopped it
         self.sweeps: dict[str, Compiled] = {}
         self.keys: dict[str, TrialKey] = {}
         # Each trial's phase reports of its latest run, by node id: a rerun
@@ -122,7 +136,14 @@ class TrialRunner:
             # skip mark, reported at the test's line.
             for item in items:
                 key = self.keys.get(item.nodeid)
-                if key is not None and self.resume(key):
+                if key is None:
+                    continue
+                step = self._pruned_before(key)
+                if step is not None:
+                    self._pruned[key.nodeid] = step
+                    reason = f"resumed: pruned at step {step} in the study"
+                    item.add_marker(pytest.mark.skip(reason=reason))
+                elif self.resume(key):
                     item.add_marker(pytest.mark.skip(reason=RESUMED_REASON))
 
     def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -163,6 +184,53 @@ class TrialRunner:
                     "declare it with metrics=[...] or fix the name"
                 )
         self._check_stats()
+        self._check_pruning()
+
+    def pruner(self, test: str) -> object:
+        """The pruner of a sweep, or None: its own, else --hparams-pruner's,
+        unless --hparams-no-prune (a sweep without metrics has nothing to watch)."""
+        compiled = self.sweeps[test]
+        if self.settings.no_prune or not compiled.sweep.metrics:
+            return None
+        return compiled.pruner if compiled.pruner is not None else self.settings.pruner
+
+    def _check_pruning(self) -> None:
+        """Refuses, before any trial runs, pruning that cannot work here."""
+        if not any(self.pruner(t) is not None for t in self.sweeps):
+            return
+        import importlib.util
+
+        from pytest_hparams.pruning import OPTUNA_EXTRA
+
+        if importlib.util.find_spec("optuna") is None:
+            raise pytest.UsageError(
+                f"pruning needs Optuna; install it with: {OPTUNA_EXTRA}, "
+                "or run every trial to the end with --hparams-no-prune"
+            )
+        from pytest_hparams.storage import RemoteStore
+
+        if isinstance(self.store, RemoteStore) and self.settings.storage is None:
+            raise pytest.UsageError(
+                f"pruning with a remote logdir ({self.store.shown}) needs a study every "
+                "machine reaches: add --hparams-storage=URL (postgresql://... or sqlite:///...)"
+            )
+
+    def studies(self) -> Studies:
+        if self._studies is None:
+            from pytest_hparams.pruning import JOURNAL, Studies
+
+            journal = self.journal
+            if journal is None and self.store is not None and self.settings.storage is None:
+                journal = str(self.store.root / JOURNAL)
+            self._studies = Studies(self.settings.storage, journal)
+        return self._studies
+
+    def _pruned_before(self, key: TrialKey) -> int | None:
+        pruner = self.pruner(key.test)
+        if pruner is None:
+            return None
+        primary = self.sweeps[key.test].sweep.metrics[0]
+        return self.studies().pruned_step(key.test, primary, pruner, key.nodeid)
 
     def _check_stats(self) -> None:
         """Refuses, before any trial runs, a gate on repeats that would need
@@ -218,12 +286,16 @@ class TrialRunner:
                 if key.repeat is not None:
                     item.user_properties.append(("repeat", key.repeat))
             self._phases[key.nodeid] = {"setup": report}
+            if report.skipped and key.nodeid in self._pruned:  # resumed, pruned before
+                setattr(report, PRUNED_ATTR, self._pruned[key.nodeid])
             started = self.started(key)
             if started is not None:
                 setattr(report, STARTED_ATTR, started)
             return report
         phases = self._phases.setdefault(key.nodeid, {})
         phases[report.when] = report
+        if report.when == "call" and report.skipped and key.nodeid in self._pruned:
+            setattr(report, PRUNED_ATTR, self._pruned[key.nodeid])
         if report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
             record = self.finish(item, key, phases)
@@ -286,14 +358,27 @@ class TrialRunner:
         compiled = self.sweeps[key.test]
         trial = self.trial_of(key)
         trial.open()
+        declared = compiled.sweep.metrics
+        pruner = self.pruner(key.test)
+        stopped: tuple[type[TrialPruned], ...] = ()  # catches nothing without a pruner
+        if pruner is not None:
+            from pytest_hparams.pruning import Pruning, TrialPruned
+
+            study = self.studies().study(key.test, declared[0], pruner)
+            trial.pruning = Pruning(study, key.nodeid, declared[0])
+            stopped = (TrialPruned,)
         funcargs = item.funcargs
         kwargs = {n: funcargs[n] for n in compiled.argnames if n in funcargs}
         try:
             result = item.obj(**kwargs)
-        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
-            self._trials.pop(key.nodeid).abort()  # cut short: never a SUCCESS
+        except stopped as e:
+            return self._stop(trial, key, e.step)
+        except BaseException as e:
+            if trial.pruning is not None:
+                trial.pruning.tell(None)
+            if isinstance(e, (KeyboardInterrupt, SystemExit, pytest.exit.Exception)):
+                self._trials.pop(key.nodeid).abort()  # cut short: never a SUCCESS
             raise
-        declared = compiled.sweep.metrics
         try:
             trial.metrics = coerce_metrics(result, declared)
         except Exception as e:  # MetricsError, or a __float__ that raised
@@ -314,8 +399,24 @@ class TrialRunner:
         for note in notes:
             if note:
                 warn_at(item, f"{key.nodeid} {note}")
+        if trial.pruning is not None:  # it ran to the end, whatever the gates say
+            trial.pruning.tell(trial.metrics.get(declared[0].name))
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
+
+    def _stop(self, trial: Trial, key: TrialKey, step: int) -> None:
+        """Ends a trial its pruner stopped: its curve so far stands, its last
+        values are its metrics, and pytest reports it as pruned, neither
+        passed nor failed (a skip, so -x, --lf and the exit code pass it)."""
+        self._pruned[key.nodeid] = step
+        trial.pruned_at = step
+        trial.metrics = dict(trial.last)
+        entries = self.settings.baseline
+        if entries is not None and key.group in entries:
+            from pytest_hparams.records import Comparison, Verdict
+
+            trial.comparison = Comparison(Verdict.PRUNED)  # not judged: not a regression
+        pytest.skip(f"pruned at step {step}")
 
     def _baseline_gate(self, trial: Trial, key: TrialKey) -> list[str]:
         """The trial against its baseline entry (`--hparams-gate each`): sets
@@ -361,6 +462,7 @@ class TrialRunner:
         trial = self._trials.pop(key.nodeid, None)
         outcome = outcome_of(reports)
         recorded = self._resumed.pop(key.nodeid, None)
+        pruned_at = self._pruned.pop(key.nodeid, None)
         if outcome is None:
             if trial is not None:
                 trial.discard()
@@ -374,13 +476,15 @@ class TrialRunner:
                 outcome, trial.metrics = Outcome.RESUMED, recorded
                 if self.settings.baseline is not None:
                     self._baseline_gate(trial, key)  # shown; a resumed trial never fails
+        elif outcome is Outcome.PRUNED and "call" not in reports:
+            trial.discard()  # resumed as pruned: the session recorded before stays
         else:
             # A fixture error counts as a failed trial, as in the table.
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
         duration = sum([r.duration for r in reports.values()])
-        return TrialRecord(key, outcome, dict(trial.metrics), duration, trial.comparison)
+        return TrialRecord(key, outcome, dict(trial.metrics), duration, trial.comparison, pruned_at)
 
     def close(self) -> None:
         """Closes trials cut short (Ctrl-C in a fixture): they read as unknown."""

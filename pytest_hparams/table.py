@@ -130,7 +130,10 @@ def build(
                 row.append(format_value_cell(record.metrics.get(m.name)))
                 if m.name in with_base:
                     row.append(delta_cell(record.comparison, m.name))
-            row += [format_duration(record.duration), record.outcome.value]
+            outcome = record.outcome.value
+            if record.pruned_at is not None:
+                outcome = f"pruned at {record.pruned_at}"
+            row += [format_duration(record.duration), outcome]
             _add(table, row, record.comparison, comparisons, record is winner, record.verdict)
         table.hidden = len(records) - len(shown)
         table.summary = counts(records) + _best_sentence(winner, primary)
@@ -351,6 +354,7 @@ def format_verdict(
     comes first; the others' are counted apart, as they are shown, not gated.
     """
     tally = {v: 0 for v in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.NEW, Verdict.OK)}
+    tally[Verdict.PRUNED] = 0
     shown = dict(tally)
     best = None
     for item in items:
@@ -366,13 +370,18 @@ def format_verdict(
         text += f"the baseline's best {comparison.against}"
         if any(shown.values()):
             text += "; the others against their own entries (shown, not gated): "
-            text += ", ".join(f"{n} {v.value}" for v, n in shown.items())
+            text += _tally(shown)
     else:
-        text = "baseline: " + ", ".join(f"{n} {v.value}" for v, n in tally.items())
+        text = "baseline: " + _tally(tally)
     if not_run:
         listed = ", ".join(not_run[:3]) + (", ..." if len(not_run) > 3 else "")
         text += f"; {len(not_run)} not run ({listed})"
     return text
+
+
+def _tally(tally: dict[Verdict, int]) -> str:
+    # "N pruned" only where a trial was: most sweeps prune nothing.
+    return ", ".join(f"{n} {v.value}" for v, n in tally.items() if n or v is not Verdict.PRUNED)
 
 
 def delta_cell(comparison: Comparison | None, name: str) -> str:

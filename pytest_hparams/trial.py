@@ -18,6 +18,7 @@ from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_see
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
+    from pytest_hparams.pruning import Pruning
     from pytest_hparams.records import Comparison, TrialKey
     from pytest_hparams.storage import LocalStore
 
@@ -65,6 +66,9 @@ class Trial:
         self.write_error: LogdirError | None = None
         self.metrics: dict[str, float] = {}
         self.logged: set[str] = set()  # metric names written by log()
+        self.last: dict[str, float] = {}  # each metric's latest value from log()
+        self.pruning: Pruning | None = None  # its Optuna trial, when its sweep prunes
+        self.pruned_at: int | None = None
         self.comparison: Comparison | None = None  # the baseline verdict, if any
         self._groups = {m.name: m.group for m in sweep.metrics if m.group}
 
@@ -105,13 +109,15 @@ class Trial:
         return self._logdir
 
     def log(self, step: int, **metrics: float) -> None:
-        """Writes a point of each named scalar's curve (TensorBoard's Scalars tab).
+        """Writes a point of each named scalar's curve (TensorBoard's Scalars tab),
+        and reports the sweep's primary metric to its pruner, if it has one.
 
         Without --hparams-logdir nothing is written.
 
         Raises:
           TypeError: If `step` is not an int or a value is not a number.
           ValueError: If `step` does not fit in 32 bits (TensorBoard reads it so).
+          TrialPruned: If the pruner stops the trial (a BaseException: let it go).
         """
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError(f"trial.log step must be an int (got {step!r})")
@@ -121,6 +127,7 @@ class Trial:
             raise ValueError(f"trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got {step})")
         values = {k: _number(k, v) for k, v in metrics.items()}
         self.logged.update(values)
+        self.last.update(values)
         writer = self.open()
         if writer is not None:
             try:
@@ -130,6 +137,14 @@ class Trial:
                 # curve must not read as a session of the trial.
                 writer.discard()
                 self._failed(e)
+        self.prune_on(step, values)
+
+    def prune_on(self, step: int, values: Mapping[str, float]) -> None:
+        """Reports the primary metric, if among `values`, to the pruner."""
+        if self.pruning is not None:
+            value = values.get(self.pruning.metric)
+            if value is not None:
+                self.pruning.report(step, value)  # raises TrialPruned
 
     def keras_callbacks(self, **tensorboard_options: Any) -> list[Any]:
         """Keras callbacks that write the training curves into this trial's run.
@@ -161,6 +176,12 @@ class Trial:
                 writer = trial.open()
                 if writer is not None:
                     writer.last_step = max(writer.last_step, epoch)
+                if trial.pruning is not None:  # the primary metric, by its Keras name
+                    values = {n: float(v) for n, v in (logs or {}).items()}
+                    value = values.get(keras_name(trial.pruning.group, trial.pruning.metric))
+                    if value is not None:
+                        trial.last[trial.pruning.metric] = value
+                        trial.prune_on(epoch, {trial.pruning.metric: value})
 
         options = {"log_dir": str(self.logdir), "write_graph": False, "profile_batch": 0}
         options.update(tensorboard_options)
@@ -345,3 +366,10 @@ def missing_metrics(
         parts.append(f"{name!r}" + (f" (it returned {close[0]!r}: a typo?)" if close else ""))
     returned = ", ".join(repr(k) for k in metrics)
     return f"did not return the declared metric {', '.join(parts)}; it returned {returned}"
+
+
+def keras_name(group: str, metric: str) -> str:
+    """The key of Keras' epoch logs that a TensorBoard metric declared for its
+    callback reads: `epoch_accuracy` in group `validation` is `val_accuracy`."""
+    name = metric.removeprefix("epoch_")
+    return f"val_{name}" if group == "validation" else name

@@ -1,0 +1,171 @@
+"""Pruning on Optuna's pruners: a pruned trial is its own outcome in pytest,
+the table, the reports and TensorBoard, and its sweep's study is shared."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import Dashboard
+
+Read = Callable[[Path], Dashboard]
+
+# Later trials are worse: the median pruner, having seen the first five
+# curves, stops the last three at their first report.
+CURVES = """
+from pytest_hparams import hparam_grid
+
+@hparam_grid(lr=[0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], pruner={pruner!r}, metrics=["acc"])
+def test_train(lr, trial):
+    acc = 0.0
+    for step in range(10):
+        acc = lr * (1 - 0.5 ** (step + 1))
+        trial.log(step, acc=acc)
+    return {{"acc": acc}}
+"""
+PRUNED = ["lr:0.3", "lr:0.2", "lr:0.1"]
+
+
+@pytest.fixture
+def curves(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_curves=CURVES.format(pruner="median"))
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", *args)
+
+
+def test_a_pruned_trial_is_counted_apart_and_the_run_passes(curves: pytest.Pytester) -> None:
+    result = run(curves, "--hparams-logdir=logs", "--hparams-json=r.json", "--junitxml=j.xml")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "test_curves.py .....ppp*",
+            "  0.1 * 0.05 * pruned at 0",
+            "8 trials: 5 passed, 3 pruned; best acc=0.7992 at [[]lr:0.8[]]",
+            "*= 5 passed, 3 pruned in *",
+        ]
+    )
+    trials = json.loads((curves.path / "r.json").read_text())["sweeps"][0]["trials"]
+    pruned = {t["params"]: t["pruned_at"] for t in trials if t["outcome"] == "pruned"}
+    assert pruned == dict.fromkeys(PRUNED, 0)
+    cases = {c.get("name"): c for c in ET.parse(curves.path / "j.xml").getroot().iter("testcase")}
+    skipped = cases["test_train[lr:0.1]"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "pruned at step 0"
+
+
+def test_tensorboard_shows_a_pruned_trials_curve_and_tells_its_session_apart(
+    curves: pytest.Pytester, dashboard: Read
+) -> None:
+    run(curves, "--hparams-logdir=logs")
+    board = dashboard(curves.path / "logs")
+    statuses = {g.name.split("[")[-1].rstrip("]"): board.status(g) for g in board.groups}
+    assert {k for k, v in statuses.items() if v == "STATUS_FAILURE"} == set(PRUNED)
+    assert {k for k, v in statuses.items() if v == "STATUS_SUCCESS"} == {
+        f"lr:{x}" for x in ("0.8", "0.7", "0.6", "0.5", "0.4")
+    }
+    pruned = board.group("[lr:0.1]")
+    assert board.metrics(pruned) == {"acc": pytest.approx(0.05)}  # its value where it stopped
+
+
+def test_lf_does_not_rerun_a_pruned_trial_and_resume_keeps_it_pruned(
+    pytester: pytest.Pytester,
+) -> None:
+    flaky = CURVES.format(pruner="median").replace(
+        "    return {", "    assert lr != 0.7 or os.path.exists('fixed')\n    return {"
+    )
+    pytester.makepyfile(test_curves="import os\n" + flaky)
+    first = run(pytester, "--hparams-logdir=logs")
+    first.stdout.fnmatch_lines(["*1 failed, 5 passed, 2 pruned*"])
+    pytester.path.joinpath("fixed").touch()
+    again = run(pytester, "--hparams-logdir=logs", "--lf")
+    again.stdout.fnmatch_lines(  # the failure only, not the pruned trials
+        ["collected 1 item", "run-last-failure: rerun previous 1 failure", "*= 1 passed in *"]
+    )
+    resumed = run(pytester, "--hparams-logdir=logs", "--hparams-resume")
+    resumed.stdout.fnmatch_lines(
+        [
+            "test_curves.py sssssspp*",
+            "8 trials: 6 resumed, 2 pruned*",
+            "*= 6 skipped, 2 pruned in *",
+        ]
+    )
+
+
+def test_no_prune_runs_every_trial_to_the_end(curves: pytest.Pytester) -> None:
+    run(curves, "--hparams-logdir=logs").assert_outcomes(passed=5)
+    result = run(curves, "--hparams-logdir=logs", "--hparams-no-prune")
+    result.assert_outcomes(passed=8)
+
+
+def test_the_pruner_option_prunes_a_sweep_that_sets_none(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_curves=CURVES.format(pruner=None))
+    run(pytester).assert_outcomes(passed=8)
+    result = run(pytester, "--hparams-pruner=median")
+    result.stdout.fnmatch_lines(["*5 passed, 3 pruned*"])
+
+
+def test_a_baseline_entry_whose_trial_is_pruned_is_reported_so_not_as_a_regression(
+    curves: pytest.Pytester,
+) -> None:
+    run(curves, "--hparams-no-prune", "--hparams-save-baseline=b.json").assert_outcomes(passed=8)
+    result = run(curves, "--hparams-baseline=b.json")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["baseline: 0 regressed, 0 improved, 0 new, 5 ok, 3 pruned"])
+
+
+def test_xdist_workers_share_one_study_in_the_logdir(curves: pytest.Pytester) -> None:
+    result = run(curves, "-n", "2", "--hparams-logdir=logs", "--hparams-json=r.json")
+    assert result.ret == pytest.ExitCode.OK
+    trials = json.loads((curves.path / "r.json").read_text())["sweeps"][0]["trials"]
+    outcomes = {t["params"]: t["outcome"] for t in trials}
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(
+            str(curves.path / "logs" / ".pytest-hparams-optuna.journal")
+        )
+    )
+    study = optuna.load_study(study_name="test_curves.py::test_train", storage=storage)
+    states = {t.user_attrs["pytest_nodeid"].split("[")[1][:-1]: t.state.name for t in study.trials}
+    assert states == {p: "PRUNED" if o == "pruned" else "COMPLETE" for p, o in outcomes.items()}
+    assert len(study.trials) == 8
+
+
+def test_a_storage_url_keeps_the_study(curves: pytest.Pytester) -> None:
+    run(curves, "--hparams-storage=sqlite:///study.db").stdout.fnmatch_lines(
+        ["*5 passed, 3 pruned*"]
+    )
+    with sqlite3.connect(curves.path / "study.db") as db:
+        (count,) = db.execute("select count(*) from trials").fetchone()
+    assert count == 8
+
+
+def test_a_bad_pruner_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_curves=CURVES.format(pruner="fast"))
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*In test_curves.py::test_train: pruner must be one of median, halving, hyperband*"]
+    )
+
+
+def test_pruning_without_optuna_is_a_usage_error_naming_the_extra(
+    curves: pytest.Pytester,
+) -> None:
+    curves.makeconftest("import sys\nsys.modules['optuna'] = None  # as if not installed\n")
+    result = run(curves)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: pruning needs Optuna; install it with: pip install 'pytest-hparams[[]optuna[]]'*"]
+    )
+
+
+def test_pruning_into_a_remote_logdir_needs_a_storage_url(curves: pytest.Pytester) -> None:
+    result = run(curves, "--hparams-logdir=memory://bucket/logs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pruning with a remote logdir*--hparams-storage=URL*"])
