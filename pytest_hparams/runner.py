@@ -400,7 +400,9 @@ class TrialRunner:
             if note:
                 warn_at(item, f"{key.nodeid} {note}")
         if trial.pruning is not None:  # it ran to the end, whatever the gates say
-            trial.pruning.tell(trial.metrics.get(declared[0].name))
+            # Its final value: returned, else the last one reported (Keras').
+            name = declared[0].name
+            trial.pruning.tell(trial.metrics.get(name, trial.last.get(name)))
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
 

@@ -83,3 +83,34 @@ def test_keras_callbacks_without_tensorflow_name_the_extra(tmp_path: Path) -> No
         "trial.keras_callbacks() needs TensorFlow; "
         "install it with: pip install 'pytest-hparams[tensorflow]'"
     )
+
+
+@needs_tensorflow
+def test_keras_callbacks_prune_a_sweep_at_an_epochs_end(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_keras="""
+        import numpy as np
+        import tensorflow as tf
+        from pytest_hparams import Metric, hparam_grid
+
+        # A learning rate of 0 never learns: its curve is the worst at every epoch.
+        @hparam_grid(lr=[0.05, 0.04, 0.03, 0.02, 0.01, 0.0], pruner="median", metrics=[
+            Metric("epoch_loss", group="validation"),
+        ])
+        def test_keras(lr, trial):
+            tf.keras.utils.set_random_seed(0)
+            x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+            y = (x[:, 0] > 0).astype("int32")
+            model = tf.keras.Sequential([
+                tf.keras.Input(shape=(3,)),
+                tf.keras.layers.Dense(2, activation="softmax"),
+            ])
+            model.compile(tf.keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
+            model.fit(x, y, epochs=2, validation_split=0.25, verbose=0,
+                      callbacks=trial.keras_callbacks())
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--hparams-logdir=logs")
+    result.stdout.fnmatch_lines(
+        ["test_keras.py .....p*", "  0.0 * pruned at 0", "*5 passed, 1 pruned*"]
+    )
