@@ -113,6 +113,7 @@ def updated(
     existing: Mapping[str, Entry],
     records: Iterable[TrialRecord],
     regressed: Iterable[str] = (),
+    judged: Mapping[str, Entry] | None = None,
 ) -> tuple[dict[str, Entry], list[str]]:
     """The existing trials, with those this run measured replaced, and the
     entries this run measured but kept (their trials regressed or failed).
@@ -134,10 +135,8 @@ def updated(
             r.verdict is Verdict.REGRESSED or r.outcome not in _MOVES for r in combination.records
         ):
             # Every repeat must have passed: a baseline of survivors flatters.
-            if combination.combo in trials and (
-                combination.combo in skip or any(_kept(r) for r in combination.records)
-            ):
-                kept.append(combination.combo)
+            if combination.combo in skip or any(_kept(r) for r in combination.records):
+                _keep(trials, kept, combination.combo, judged)
             continue
         old_n = max(
             (s.get("n", 0) for s in trials.get(combination.combo, {}).get("stats", {}).values()),
@@ -158,8 +157,8 @@ def updated(
         if record.key.repeat is not None:
             continue
         if record.outcome not in _MOVES or record.verdict is Verdict.REGRESSED:
-            if record.nodeid in trials and _kept(record):
-                kept.append(record.nodeid)
+            if _kept(record):
+                _keep(trials, kept, record.nodeid, judged)
             continue
         old = trials.get(record.nodeid, {}).get("metrics", {})
         metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
@@ -171,6 +170,18 @@ def updated(
                 "metrics": metrics,
             }
     return trials, kept
+
+
+def _keep(
+    trials: dict[str, Entry], kept: list[str], key: str, judged: Mapping[str, Entry] | None
+) -> None:
+    """Keeps the entry a trial was judged against: the file's own, or, saved
+    to another file, the compared baseline's (left out, the regression would
+    read as a new trial in the next run, and pass)."""
+    if key not in trials and judged is not None and key in judged:
+        trials[key] = judged[key]
+    if key in trials:
+        kept.append(key)
 
 
 def _kept(record: TrialRecord) -> bool:
@@ -187,10 +198,12 @@ def save_records(
     existing: Mapping[str, Entry],
     records: Iterable[TrialRecord],
     regressed: Iterable[str] = (),
+    judged: Mapping[str, Entry] | None = None,
 ) -> str:
     """Merges a run's records into the baseline at `path`; returns what the
-    report line adds: " (N trials)", and the entries kept at their old values."""
-    trials, kept = updated(existing, records, regressed)
+    report line adds: " (N trials)", and the entries kept at their old values
+    (`judged`: the baseline the run was compared with)."""
+    trials, kept = updated(existing, records, regressed, judged)
     save(path, trials)
     combos = sum(1 for entry in trials.values() if entry.get("stats"))
     if combos:

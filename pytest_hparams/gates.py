@@ -142,7 +142,13 @@ def welch_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
         raise ModuleNotFoundError(
             f"the baseline gate on repeats needs scipy; install it with: {STATS_EXTRA}"
         ) from None
-    result = stats.ttest_ind(run, base, equal_var=False, alternative=worse)
+    import warnings
+
+    with warnings.catch_warnings():
+        # Near-equal samples make scipy warn of precision loss: the p-value
+        # still decides, and a user's `-W error` must not end the run here.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(run, base, equal_var=False, alternative=worse)
     return float(result.pvalue)
 
 
@@ -251,6 +257,7 @@ def decide(
     gate: str = "each",
     sharded: bool = False,
     reported: Mapping[str, Comparison] | None = None,
+    merged: bool = False,
 ) -> Decision:
     """Compares repeated combinations (and, with `--hparams-gate best`, each
     sweep's best) with the baseline, where every repeat is known: on the
@@ -262,6 +269,8 @@ def decide(
       entries: The baseline's entries, or None without a baseline.
       reported: `merge` without a baseline: the verdicts the shards' reports
         gave their combinations (each shard held all repeats of its own).
+      merged: Run by `merge` with a baseline: each single trial is compared
+        again (in pytest its item was, and failed with its regression).
     """
     from pytest_hparams.repeats import combine
 
@@ -295,6 +304,14 @@ def decide(
             combos = decision.combinations.get(test) or combine(records)
             decision.failures += _gate_best(test, combos, metrics, entries, tolerances, alpha)
             continue
+        if merged and test not in decision.combinations:
+            for record in records:
+                if record.outcome.ok:
+                    entry = entries.get(record.nodeid)
+                    record.comparison = compare_trial(record.metrics, entry, metrics, tolerances)
+                    decision.failures += [
+                        f"{record.nodeid} {m}" for m in record.comparison.messages
+                    ]
         for combo in decision.combinations.get(test, []):
             entry = entries.get(combo.combo)
             if not repeated(entry):
@@ -341,8 +358,16 @@ def _gate_best(
             combo.comparison = Comparison(
                 comparison.verdict, comparison.metrics, comparison.against, gating=False
             )
-    if not ranked or not ranked[0].summary(primary.name).n:
+    if not ranked:
         return []
+    if not ranked[0].summary(primary.name).n:
+        if not any(r.outcome.ok for c in combos for r in c.records):
+            return []  # nothing ran to the end (skipped, pruned, failed): not judged
+        return [
+            f"{test}: --hparams-gate best found no trial with a finite {primary.name!r}, the "
+            f"primary metric (the baseline's best is {base_key}): every trial that ran "
+            "returned it as NaN, infinite or not at all"
+        ]
     best = ranked[0]
     comparison = compare_repeats(best, mine[base_key], declared, tolerances, alpha)
     if comparison is None:

@@ -67,6 +67,12 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                 "give the files that --hparams-json wrote"
             ) from None
         for definition, records in sweeps:
+            known = reporter.definitions.get(definition.test)
+            if known is not None and known != definition:
+                raise MergeError(
+                    f"{path}: its sweep {definition.test} is not the one in the reports before "
+                    "it (other hparams, domains or metrics): merge the shards of one run"
+                )
             reporter.add_definition(definition)
             for record in records:
                 if record.nodeid in seen:

@@ -198,6 +198,7 @@ class Reporter:
             settings.gate,
             sharded=settings.shard is not None,
             reported=self.reported,
+            merged=self.merged,
         )
         return self.decision
 
@@ -259,7 +260,7 @@ class Reporter:
                 "baseline saved",
                 settings.save_baseline if records else None,
                 lambda path: baseline.save_records(
-                    path, settings.saved, records, self.regressed_combinations()
+                    path, settings.saved, records, self.regressed_combinations(), settings.baseline
                 ),
             ),
             (

@@ -9,6 +9,7 @@ reports, the table) happens in `reporter.py`, in the reporting process only.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -477,7 +478,9 @@ class TrialRunner:
             if recorded is not None:
                 outcome, trial.metrics = Outcome.RESUMED, recorded
                 if self.settings.baseline is not None:
-                    self._baseline_gate(trial, key)  # shown; a resumed trial never fails
+                    self._baseline_gate(trial, key)
+                    if trial.comparison is not None:  # shown: a resumed trial never fails
+                        trial.comparison = dataclasses.replace(trial.comparison, gating=False)
         elif outcome is Outcome.PRUNED and "call" not in reports:
             trial.discard()  # resumed as pruned: the session recorded before stays
         else:

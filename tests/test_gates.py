@@ -420,3 +420,83 @@ def test_a_run_of_only_trials_the_baseline_lacks_is_not_called_another_projects(
     result.assert_outcomes(passed=2, deselected=2)
     result.stdout.fnmatch_lines(["baseline: 0 regressed, 0 improved, 2 new, 0 ok; 2 not run*"])
     result.stdout.no_fnmatch_line("*another project's*")
+
+
+def test_gate_best_fails_when_every_trial_returns_nan_for_the_primary_metric(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
+    sweep.makepyfile(test_model=SWEEP.replace("return {", "acc = float('nan')\n    return {"))
+    result = sweep.runpytest(
+        "--hparams-baseline=baseline.json",
+        "--hparams-gate=best",
+        "-W",
+        "ignore::pytest.PytestWarning",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*--hparams-gate best found no trial with a finite 'accuracy', the primary metric*"]
+    )
+
+
+def test_merge_with_a_baseline_compares_every_single_trial_again(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
+    for k in (1, 2):
+        sweep.runpytest(f"--hparams-shard={k}/2", f"--hparams-json=s{k}.json")
+    monkeypatch.setenv("SHIFT", "-0.1")
+    for k in (1, 2):
+        sweep.runpytest(f"--hparams-shard={k}/2", f"--hparams-json=w{k}.json")
+    same = sweep.run(
+        sys.executable,
+        "-m",
+        "pytest_hparams",
+        "merge",
+        "s1.json",
+        "s2.json",
+        "--baseline=baseline.json",
+    )
+    assert same.ret == 0
+    same.stdout.fnmatch_lines(["baseline: 0 regressed, 0 improved, 0 new, 4 ok"])
+    worse = sweep.run(
+        sys.executable,
+        "-m",
+        "pytest_hparams",
+        "merge",
+        "w1.json",
+        "w2.json",
+        "--baseline=baseline.json",
+    )
+    assert worse.ret == 1
+    worse.stdout.fnmatch_lines(
+        ["baseline: 1 regressed, 0 improved, 0 new, 3 ok", f"{REGRESSED} accuracy regressed: *"]
+    )
+
+
+def test_merge_refuses_reports_of_another_sweep_under_the_same_name(
+    sweep: pytest.Pytester,
+) -> None:
+    sweep.runpytest("--hparams-json=a.json")
+    sweep.makepyfile(test_model=SWEEP.replace('opt=["adam", "sgd"]', 'opt=["adam", "rms"]'))
+    sweep.runpytest("--hparams-json=b.json", "-k", "rms")
+    result = sweep.run(sys.executable, "-m", "pytest_hparams", "merge", "a.json", "b.json")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(
+        ["error: b.json: its sweep test_model.py::test_model is not the one in the reports*"]
+    )
+
+
+def test_saving_to_another_file_keeps_the_entry_a_regressed_trial_was_judged_against(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
+    monkeypatch.setenv("SHIFT", "-0.1")
+    result = sweep.runpytest("--hparams-baseline=baseline.json", "--hparams-save-baseline=new.json")
+    result.stdout.fnmatch_lines(
+        ["baseline saved: new.json (4 trials); 1 kept at their old values*"]
+    )
+    old = json.loads((sweep.path / "baseline.json").read_text())["trials"]
+    new = json.loads((sweep.path / "new.json").read_text())["trials"]
+    key = "test_model.py::test_model[units:32-opt:adam]"
+    assert new[key] == old[key]

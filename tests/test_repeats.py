@@ -520,3 +520,15 @@ def test_malformed_stats_in_a_baseline_are_a_usage_error(two: pytest.Pytester, s
     result.stderr.fnmatch_lines(
         ['ERROR: --hparams-baseline: *base.json has a malformed "trials" table*']
     )
+
+
+def test_a_gate_on_near_equal_repeats_survives_warnings_as_errors(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_r=NOISY.format(repeats=3))
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=12)
+    # Every repeat the same: scipy warns of precision loss in its t-test.
+    pytester.makepyfile(test_r=NOISY.format(repeats=3).replace("rng.gauss(0, 0.01)", "0.0"))
+    result = pytester.runpytest("--hparams-baseline=base.json", "-W", "error")
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.fnmatch_lines(["4 combinations, 12 trials: 12 passed*"])
