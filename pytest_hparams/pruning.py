@@ -72,6 +72,7 @@ def storage_for(url: str | None, journal: str | None) -> Any:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    os.makedirs(os.path.dirname(journal) or ".", exist_ok=True)  # xdist's temporary one
     return JournalStorage(JournalFileBackend(journal))
 
 

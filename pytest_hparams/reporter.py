@@ -165,8 +165,12 @@ class Reporter:
         entries = self.settings.baseline
         if entries is None and self.baseline_not_run is None:
             return []
-        ran = {k for r in self.all_records for k in (r.nodeid, r.key.group)}
+        ran = self._ran()
         return sorted(k for k in entries or self.baseline_not_run or () if k not in ran)
+
+    def _ran(self) -> set[str]:
+        """The node ids and combinations this run recorded (baseline keys)."""
+        return {k for r in self.all_records for k in (r.nodeid, r.key.group)}
 
     def _not_run_of(self, test: str, not_run: list[str]) -> list[str]:
         """A sweep's baseline entries that did not run, named by their values."""
@@ -342,7 +346,7 @@ class Reporter:
                 "combination: each is compared with their mean at the same tolerance, and one "
                 "run is noisier than a mean; compare like with like with --hparams-repeats=N"
             )
-        ran = {k for r in self.all_records for k in (r.nodeid, r.key.group)}
+        ran = self._ran()
         sweeps = {e.get("test") for e in entries.values()}
         if entries and not ran & entries.keys() and not sweeps & self.records.keys():
             yield (
@@ -419,7 +423,8 @@ class XdistHooks:
 
     Without a logdir or a storage URL, the workers share their pruners'
     studies through a journal file in a temporary directory, named here and
-    removed when the run ends; a worker makes it when a sweep prunes.
+    removed when the run ends; a worker makes it only when a sweep prunes, so
+    a run that prunes nothing touches no file.
     """
 
     JOURNAL_INPUT = "hparams_journal"
@@ -436,7 +441,8 @@ class XdistHooks:
         if self.journal is None:
             import tempfile
 
-            self.journal = os.path.join(tempfile.mkdtemp(prefix="pytest-hparams-"), "journal")
+            folder = f"pytest-hparams-{os.getpid()}-{os.urandom(4).hex()}"
+            self.journal = os.path.join(tempfile.gettempdir(), folder, "journal")
         node.workerinput[self.JOURNAL_INPUT] = self.journal
 
     def close(self) -> None:

@@ -311,3 +311,8 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     # starts, so this is set after it.) A test that wants it deletes this.
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
     return pytester
+
+
+def run_merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """`python -m pytest_hparams merge ARGS` in the pytester's directory."""
+    return pytester.run(sys.executable, "-m", "pytest_hparams", "merge", *args)

@@ -4,10 +4,10 @@ the JSON, Markdown and JUnit reports."""
 from __future__ import annotations
 
 import json
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import run_merge
 
 SWEEP = """
 import os
@@ -325,11 +325,8 @@ def test_gate_best_with_a_baseline_prints_the_table_in_pytest_and_in_merge(
             "*hparams baseline gate: FAILED*",
         ]
     )
-    merged = sweep.run(
-        sys.executable,
-        "-m",
-        "pytest_hparams",
-        "merge",
+    merged = run_merge(
+        sweep,
         "r.json",
         "--baseline=baseline.json",
         "--gate=best",
@@ -448,22 +445,16 @@ def test_merge_with_a_baseline_compares_every_single_trial_again(
     monkeypatch.setenv("SHIFT", "-0.1")
     for k in (1, 2):
         sweep.runpytest(f"--hparams-shard={k}/2", f"--hparams-json=w{k}.json")
-    same = sweep.run(
-        sys.executable,
-        "-m",
-        "pytest_hparams",
-        "merge",
+    same = run_merge(
+        sweep,
         "s1.json",
         "s2.json",
         "--baseline=baseline.json",
     )
     assert same.ret == 0
     same.stdout.fnmatch_lines(["baseline: 0 regressed, 0 improved, 0 new, 4 ok"])
-    worse = sweep.run(
-        sys.executable,
-        "-m",
-        "pytest_hparams",
-        "merge",
+    worse = run_merge(
+        sweep,
         "w1.json",
         "w2.json",
         "--baseline=baseline.json",
@@ -480,7 +471,7 @@ def test_merge_refuses_reports_of_another_sweep_under_the_same_name(
     sweep.runpytest("--hparams-json=a.json")
     sweep.makepyfile(test_model=SWEEP.replace('opt=["adam", "sgd"]', 'opt=["adam", "rms"]'))
     sweep.runpytest("--hparams-json=b.json", "-k", "rms")
-    result = sweep.run(sys.executable, "-m", "pytest_hparams", "merge", "a.json", "b.json")
+    result = run_merge(sweep, "a.json", "b.json")
     assert result.ret == 2
     result.stderr.fnmatch_lines(
         ["error: b.json: its sweep test_model.py::test_model is not the one in the reports*"]

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Dashboard
+from conftest import Dashboard, run_merge
 
 from pytest_hparams.gates import judge_repeats as judge
 from pytest_hparams.metrics import Metric, Tolerance
@@ -184,7 +183,7 @@ def gate(noisy: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.run(sys.executable, "-m", "pytest_hparams", "merge", *args)
+    return run_merge(pytester, *args)
 
 
 def comparisons(report: Path) -> dict[str, Any]:
