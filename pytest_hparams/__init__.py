@@ -34,6 +34,7 @@ __all__ = [
     "Trial",
     "hparam_grid",
     "hparam_random",
+    "hparam_search",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -146,6 +147,45 @@ def hparam_random(
     mark = getattr(pytest.mark, MARK)
     return mark(  # type: ignore[no-any-return]
         *hparams, metrics=metrics, _sample=(n, seed), _repeats=repeats, _pruner=pruner, **domains
+    )
+
+
+def hparam_search(
+    n: int,
+    *hparams: Any,
+    sampler: Any = "tpe",
+    seed: int = 0,
+    metrics: Any = None,
+    pruner: Any = None,
+    **domains: Any,
+) -> Callable[[_F], _F]:
+    """Runs the decorated test on n trials whose hparams an Optuna sampler
+    proposes as each trial starts, learning from the trials before it.
+
+    The items are `test_x[trial:0]` to `test_x[trial:{n-1}]`. A trial's values
+    reach the function's arguments and `trial.hparams`; once asked, they stay
+    the trial's for as long as its study lives (a rerun, `--lf` included,
+    runs them again). Needs the `optuna` extra.
+
+    Args:
+      n: How many trials.
+      *hparams: TensorBoard `HParam` objects, whose domains are searched.
+      sampler: "tpe", "random", "cmaes", "gp", or an
+        `optuna.samplers.BaseSampler`.
+      seed: The sampler's seed, mixed with each trial's index.
+      metrics: As for `hparam_grid`; required: the sampler optimizes the first.
+      pruner: As for `hparam_grid`.
+      **domains: As for `hparam_random`.
+
+    Returns:
+      A decorator that marks the test.
+    """
+    disabled = _disabled_sweep("hparam_search")
+    if disabled is not None:
+        return disabled
+    mark = getattr(pytest.mark, MARK)
+    return mark(  # type: ignore[no-any-return]
+        *hparams, metrics=metrics, _search=(n, sampler, seed), _pruner=pruner, **domains
     )
 
 

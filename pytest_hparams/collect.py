@@ -7,7 +7,7 @@ import inspect
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -17,11 +17,16 @@ from pytest_hparams.pruning import problem
 from pytest_hparams.records import HParamInfo, SweepDefinition, TrialKey, sweep_label
 from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
 
+if TYPE_CHECKING:
+    from pytest_hparams.sampling import Search
+
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
 
 
 #: The parameter that numbers a combination's repeats (`repeat:K` in ids).
 REPEAT_PARAM = "hparams_repeat"
+#: The parameter that numbers a search's trials (`trial:K` in ids).
+SEARCH_PARAM = "hparams_search"
 
 
 class Compiled(NamedTuple):
@@ -32,6 +37,7 @@ class Compiled(NamedTuple):
     argnames: tuple[str, ...]  # the arguments the plugin passes to the function
     repeats: int = 1
     pruner: object = None  # pruner=, as given
+    search: Search | None = None  # @hparam_search: hparams asked as each trial starts
 
 
 def repeats_of(mark: pytest.Mark) -> int:
@@ -46,8 +52,9 @@ def repeats_of(mark: pytest.Mark) -> int:
     return repeats
 
 
-def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
-    """The validated sweep of a mark, with `--hparams-set` applied.
+def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> tuple[Sweep, Search | None]:
+    """The validated sweep of a mark, with `--hparams-set` applied (on a
+    search, a value set narrows that hparam to a choice), and its search.
 
     Raises:
       SweepError: If the declaration is wrong.
@@ -56,20 +63,25 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> Sweep:
     kwargs = dict(mark.kwargs)
     metrics = kwargs.pop("metrics", None)
     sample = kwargs.pop("_sample", None)
+    search = kwargs.pop("_search", None)
     kwargs.pop("_repeats", None)
     kwargs.pop("_pruner", None)
 
-    def build(values: dict[str, Any]) -> Sweep:
+    def build(values: dict[str, Any]) -> tuple[Sweep, Search | None]:
+        if search is not None:
+            from pytest_hparams.sampling import search_sweep
+
+            return search_sweep(search[0], search[1], search[2], mark.args, values, metrics)
         if sample is not None:
             from pytest_hparams.sampling import sample_sweep
 
-            return sample_sweep(sample[0], sample[1], mark.args, values, metrics)
-        return build_sweep(mark.args, values, metrics)
+            return sample_sweep(sample[0], sample[1], mark.args, values, metrics), None
+        return build_sweep(mark.args, values, metrics), None
 
-    sweep = build(kwargs)
+    sweep, searched = build(kwargs)
     wanted = dict(overrides)
     if not any(h.name in wanted for h in sweep.hparams):
-        return sweep
+        return sweep, searched
     try:
         for h in sweep.hparams:
             if h.name in wanted:
@@ -98,8 +110,8 @@ def parametrize(
     function = metafunc.function
     if len(marks) > 1:
         _fail(
-            f"{where} @hparam_grid or @hparam_random is applied {len(marks)} times; "
-            "use one (a list in @hparam_random samples a choice)"
+            f"{where} @hparam_grid, @hparam_random or @hparam_search is applied "
+            f"{len(marks)} times; use one (a list in @hparam_random samples a choice)"
         )
     if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
         _fail(
@@ -107,8 +119,10 @@ def parametrize(
             "run the coroutine inside it, e.g. return asyncio.run(train(...))"
         )
     try:
-        sweep = compile_mark(marks[0], overrides)
+        sweep, search = compile_mark(marks[0], overrides)
         count = repeats or repeats_of(marks[0])
+        if search is not None:
+            count = 1  # each trial is asked anew: there is no combination to repeat
         pruner = marks[0].kwargs.get("_pruner")
         wrong = problem(pruner)
         if wrong is not None:
@@ -142,13 +156,23 @@ def parametrize(
             )
 
     argnames = [n for n in sweep.names if n in names]
-    combos = list(sweep.combinations())
+    if search is not None:
+        # The values are asked when each trial starts; until then its
+        # arguments hold None, and the runner passes the asked values.
+        combos: list[dict[str, Any]] = [{n: None for n in sweep.names}] * search.n
+        ids = [f"trial:{k}" for k in range(search.n)]
+    else:
+        combos = list(sweep.combinations())
+        ids = [trial_id(c) for c in combos]
     if takes_dict:
         values = [(*(c[n] for n in argnames), c) for c in combos]
         argnames.append("hparams")
     else:
         values = [tuple(c[n] for n in argnames) for c in combos]
-    ids = [trial_id(c) for c in combos]
+    if search is not None:
+        metafunc.fixturenames.append(SEARCH_PARAM)
+        argnames.append(SEARCH_PARAM)
+        values = [(*v, k) for k, v in enumerate(values)]
     if count > 1:
         # Each repeat is its own item, numbered by a parameter the function
         # does not take (pytest-repeat adds its step number the same way).
@@ -157,8 +181,9 @@ def parametrize(
         values = [(*v, k) for v in values for k in range(count)]
         ids = [f"{i}-repeat:{k}" for i in ids for k in range(count)]
     metafunc.parametrize(argnames, values, ids=ids)
-    definition = define(metafunc.definition, sweep)
-    return Compiled(sweep, definition, _required_args(function, metafunc.cls), count, pruner)
+    definition = define(metafunc.definition, sweep, search is not None)
+    args = _required_args(function, metafunc.cls)
+    return Compiled(sweep, definition, args, count, pruner, search)
 
 
 def where_of(item: pytest.Item) -> tuple[str, tuple[str, ...]]:
@@ -172,7 +197,7 @@ def where_of(item: pytest.Item) -> tuple[str, tuple[str, ...]]:
     return (module.nodeid if module is not None else ""), (*classes, name)
 
 
-def define(function: pytest.Item, sweep: Sweep) -> SweepDefinition:
+def define(function: pytest.Item, sweep: Sweep, asked: bool = False) -> SweepDefinition:
     """A sweep's definition, named by its function's place in the tree."""
     file, names = where_of(function)
     return SweepDefinition(
@@ -184,6 +209,7 @@ def define(function: pytest.Item, sweep: Sweep) -> SweepDefinition:
             HParamInfo(h.name, h.domain, h.display_name, h.description) for h in sweep.hparams
         ),
         metrics=sweep.metrics,
+        asked=asked,
     )
 
 
@@ -284,8 +310,10 @@ def key_of(item: pytest.Function, sweep: SweepDefinition, names: tuple[str, ...]
     """
     params: Mapping[str, Any] = item.callspec.params
     source = params.get("hparams", params)
-    hparams = {n: source[n] for n in names}
-    others = [k for k in params if k not in hparams and k != "hparams" and k != REPEAT_PARAM]
+    # A search's hparams are asked when its trial starts (the runner fills them in).
+    hparams = {} if SEARCH_PARAM in params else {n: source[n] for n in names}
+    ours = {*names, "hparams", REPEAT_PARAM, SEARCH_PARAM}
+    others = [k for k in params if k not in ours]
     case = ", ".join(f"{k}={_shown(params[k])}" for k in others) if others else ""
     repeat = params.get(REPEAT_PARAM)
     combo, where = item.nodeid, f"[{item.callspec.id}]"
@@ -303,6 +331,7 @@ def key_of(item: pytest.Function, sweep: SweepDefinition, names: tuple[str, ...]
         sweep.file,
         sweep.function,
         where,
+        params.get(SEARCH_PARAM),
     )
 
 

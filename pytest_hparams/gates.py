@@ -10,7 +10,7 @@ when a t-test is needed (both sides hold two or more repeats).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,6 +258,7 @@ def decide(
     sharded: bool = False,
     reported: Mapping[str, Comparison] | None = None,
     merged: bool = False,
+    asked: Collection[str] = (),
 ) -> Decision:
     """Compares repeated combinations (and, with `--hparams-gate best`, each
     sweep's best) with the baseline, where every repeat is known: on the
@@ -271,6 +272,8 @@ def decide(
         gave their combinations (each shard held all repeats of its own).
       merged: Run by `merge` with a baseline: each single trial is compared
         again (in pytest its item was, and failed with its regression).
+      asked: The `@hparam_search` sweeps: a trial's entry was recorded with
+        other hparams, so only `--hparams-gate best` compares them.
     """
     from pytest_hparams.repeats import combine
 
@@ -294,6 +297,12 @@ def decide(
         return decision
     for test, records in sweeps.items():
         metrics = list(declared.get(test, ()))
+        if test in asked and gate != "best":
+            decision.notes.append(
+                f"{test}: @hparam_search asks each trial's hparams, so the baseline's "
+                "entries per trial do not apply; gate it with --hparams-gate best"
+            )
+            continue
         if gate == "best":
             if sharded:
                 decision.notes.append(
@@ -302,7 +311,9 @@ def decide(
                 )
                 continue
             combos = decision.combinations.get(test) or combine(records)
-            decision.failures += _gate_best(test, combos, metrics, entries, tolerances, alpha)
+            decision.failures += _gate_best(
+                test, combos, metrics, entries, tolerances, alpha, shown=test not in asked
+            )
             continue
         if merged and test not in decision.combinations:
             for record in records:
@@ -329,10 +340,12 @@ def _gate_best(
     entries: Mapping[str, Entry],
     tolerances: Tolerances,
     alpha: float,
+    shown: bool = True,
 ) -> list[str]:
     """`--hparams-gate best`: the sweep's best combination against the
-    baseline's best. Every combination's change is shown; only the best's
-    can fail the run."""
+    baseline's best. Every combination's change is shown (`shown`: not a
+    search's, whose entries held other hparams); only the best's can fail
+    the run."""
     mine = {k: e for k, e in entries.items() if e.get("test") == test}
     if not declared or not mine:
         return []
@@ -351,7 +364,7 @@ def _gate_best(
         ]
     base_key = min(candidates, key=lambda k: rank(mine[k]["metrics"][primary.name], k))
     ranked = sorted(combos, key=lambda c: rank(c.summary(primary.name).mean, c.combo))
-    for combo in combos:
+    for combo in combos if shown else ():
         comparison = compare_repeats(combo, mine.get(combo.combo), declared, tolerances, alpha)
         if comparison is not None and comparison.verdict is not Verdict.NEW:
             # Shown beside the row; the best's verdict below is the gate.

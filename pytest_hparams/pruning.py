@@ -1,12 +1,15 @@
-"""Stopping hopeless trials early, on Optuna's own pruners.
+"""Optuna studies: stopping hopeless trials early on Optuna's own pruners,
+and the study behind `@hparam_search` (`search.py` asks its hparams).
 
-Each pruned sweep is one Optuna study, named by the sweep's node id, and each
-trial of it (each repeat too) one Optuna trial: `trial.log` reports the
-sweep's primary metric, and the pruner, seeing every other trial's curve in
-the same storage, says whether to stop. The storage is a journal file in a
-local logdir, an Optuna storage URL (`--hparams-storage`), or memory.
+Each pruned or searched sweep is one Optuna study, named by the sweep's node
+id, and each trial of it (each repeat too) one Optuna trial: `trial.log`
+reports the sweep's primary metric, and the pruner, seeing every other
+trial's curve in the same storage, says whether to stop. The storage is a
+journal file in a local logdir, an Optuna storage URL (`--hparams-storage`),
+or memory.
 
-Optuna is imported here only, and this module only where a sweep prunes.
+Optuna is imported here and in `search.py` only, and these modules only
+where a sweep prunes or searches.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def storage_for(url: str | None, journal: str | None) -> Any:
 
 
 class Studies:
-    """This process's studies, one per pruned sweep, made on first use.
+    """This process's studies, one per pruned or searched sweep, made on first use.
 
     Args:
       url: `--hparams-storage`, when given.
@@ -92,6 +95,7 @@ class Studies:
         self._studies: dict[str, Any] = {}
 
     def study(self, test: str, primary: Metric, pruner: object) -> Any:
+        """The sweep's study; `pruner` None for a search that does not prune."""
         study = self._studies.get(test)
         if study is None:
             import optuna
@@ -103,45 +107,65 @@ class Studies:
                 storage=self._storage,
                 study_name=test,
                 direction="maximize" if primary.goal == "max" else "minimize",
-                pruner=make_pruner(pruner),
+                pruner=make_pruner(pruner) if pruner is not None else optuna.pruners.NopPruner(),
                 load_if_exists=True,
             )
         return study
+
+    def runs(self, study: Any, nodeid: str) -> list[Any]:
+        """A pytest trial's runs in the study (Optuna's FrozenTrials), oldest first."""
+        return [
+            t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(NODEID_ATTR) == nodeid
+        ]
+
+    def finished(self, study: Any, nodeid: str) -> Any:
+        """A pytest trial's latest finished run in the study, or None."""
+        finished = [t for t in self.runs(study, nodeid) if t.state.is_finished()]
+        return finished[-1] if finished else None
 
     def pruned_step(self, test: str, primary: Metric, pruner: object, nodeid: str) -> int | None:
         """The step at which a trial's latest run in the study was pruned, or
         None when it was not (`--hparams-resume` keeps a pruned trial pruned)."""
         from optuna.trial import TrialState
 
-        study = self.study(test, primary, pruner)
-        runs = [
-            t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(NODEID_ATTR) == nodeid
-        ]
-        finished = [t for t in runs if t.state.is_finished()]
-        if not finished or finished[-1].state != TrialState.PRUNED:
+        latest = self.finished(self.study(test, primary, pruner), nodeid)
+        if latest is None or latest.state != TrialState.PRUNED or latest.last_step is None:
             return None
-        step = finished[-1].last_step
-        return None if step is None else int(step)
+        return int(latest.last_step)
 
 
-class Pruning:
-    """One pytest trial's Optuna trial: asked when the trial starts, told how it ended."""
+class StudyTrial:
+    """One pytest trial's Optuna trial: asked when the trial starts, told how
+    it ended; `trial.log` reports to it when its sweep prunes.
 
-    def __init__(self, study: Any, nodeid: str, primary: Metric) -> None:
+    Args:
+      study: The sweep's study.
+      trial: The Optuna trial asked of it (`search.ask` for a search), or
+        None to ask one with no parameters.
+      prunes: Whether the sweep has a pruner: without one, steps are not
+        sent to the storage at all (a search's sampler needs final values only).
+    """
+
+    def __init__(
+        self, study: Any, nodeid: str, primary: Metric, trial: Any = None, prunes: bool = True
+    ) -> None:
         self.study = study
         self.metric = primary.name
         self.group = primary.group
-        self.trial = study.ask()
+        self.prunes = prunes
+        self.trial = study.ask() if trial is None else trial
         self.trial.set_user_attr(NODEID_ATTR, nodeid)
         self.trial.set_user_attr("pid", os.getpid())
         self._told = False
 
     def report(self, step: int, value: float) -> None:
-        """Reports the primary metric at a step.
+        """Reports the primary metric at a step, when the sweep prunes.
 
         Raises:
           TrialPruned: If the pruner stops the trial; Optuna is told so.
         """
+        if not self.prunes:
+            return
         self.trial.report(value, step)
         if self.trial.should_prune():
             self.tell_pruned()

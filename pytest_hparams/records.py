@@ -71,6 +71,8 @@ class TrialKey(NamedTuple):
       function: The classes and the function of the sweep, outermost first.
       where: The combination's part of `combo` after `test` (`[units:16]`),
         as the table names it.
+      number: An `@hparam_search` trial's number (`trial:K`); its `hparams`
+        are empty until the trial starts and asks for them.
     """
 
     nodeid: str
@@ -83,6 +85,7 @@ class TrialKey(NamedTuple):
     file: str = ""
     function: tuple[str, ...] = ()
     where: str = ""
+    number: int | None = None
 
     @property
     def group(self) -> str:
@@ -124,6 +127,7 @@ class TrialKey(NamedTuple):
             "file": self.file,
             "function": list(self.function),
             "where": self.where,
+            "number": self.number,
         }
 
     @classmethod
@@ -139,6 +143,7 @@ class TrialKey(NamedTuple):
             str(data.get("file", "")),
             tuple(str(p) for p in data.get("function", ())),
             str(data.get("where", "")),
+            data.get("number"),
         )
 
 
@@ -182,6 +187,8 @@ class SweepDefinition:
         name first (the column is narrow), then where it lives.
       file: The test file's node id (its path from the rootdir, `/`-separated).
       function: The classes and the function, outermost first.
+      asked: An `@hparam_search`: each trial's hparams were asked of a
+        sampler, so no two runs share a combination to compare.
     """
 
     test: str
@@ -190,6 +197,7 @@ class SweepDefinition:
     function: tuple[str, ...]
     hparams: tuple[HParamInfo, ...]
     metrics: tuple[Metric, ...]
+    asked: bool = False
 
     @property
     def hparam_names(self) -> list[str]:
@@ -203,6 +211,7 @@ class SweepDefinition:
             "function": list(self.function),
             "hparams": [h.to_dict() for h in self.hparams],
             "metrics": [m.to_dict() for m in self.metrics],
+            "asked": self.asked,
         }
 
     @classmethod
@@ -216,6 +225,7 @@ class SweepDefinition:
             tuple(str(p) for p in data.get("function") or ()),
             tuple(HParamInfo.from_dict(h) for h in data["hparams"]),
             tuple(Metric.from_dict(m) for m in data["metrics"]),
+            bool(data.get("asked", False)),
         )
 
 

@@ -203,6 +203,7 @@ class Reporter:
             sharded=settings.shard is not None,
             reported=self.reported,
             merged=self.merged,
+            asked={test for test, d in self.definitions.items() if d.asked},
         )
         return self.decision
 

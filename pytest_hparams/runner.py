@@ -31,7 +31,7 @@ from pytest_hparams.records import (
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
-    from pytest_hparams.pruning import Studies, TrialPruned
+    from pytest_hparams.pruning import Studies, StudyTrial, TrialPruned
     from pytest_hparams.records import Started, TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.trial import Trial
@@ -185,7 +185,7 @@ class TrialRunner:
                     "declare it with metrics=[...] or fix the name"
                 )
         self._check_stats()
-        self._check_pruning()
+        self._check_optuna()
 
     def pruner(self, test: str) -> object:
         """The pruner of a sweep, or None: its own, else --hparams-pruner's,
@@ -195,9 +195,14 @@ class TrialRunner:
             return None
         return compiled.pruner if compiled.pruner is not None else self.settings.pruner
 
-    def _check_pruning(self) -> None:
-        """Refuses, before any trial runs, pruning that cannot work here."""
-        if not any(self.pruner(t) is not None for t in self.sweeps):
+    def _check_optuna(self) -> None:
+        """Refuses, before any trial runs, pruning or a search that cannot work here."""
+        searches = [c.search for c in self.sweeps.values() if c.search is not None]
+        if searches:
+            what, instead = "@hparam_search", ""
+        elif any(self.pruner(t) is not None for t in self.sweeps):
+            what, instead = "pruning", ", or run every trial to the end with --hparams-no-prune"
+        else:
             return
         import importlib.util
 
@@ -205,14 +210,22 @@ class TrialRunner:
 
         if importlib.util.find_spec("optuna") is None:
             raise pytest.UsageError(
-                f"pruning needs Optuna; install it with: {OPTUNA_EXTRA}, "
-                "or run every trial to the end with --hparams-no-prune"
+                f"{what} needs Optuna; install it with: {OPTUNA_EXTRA}{instead}"
             )
+        from pytest_hparams.search import missing
+
+        for search in searches:
+            needs = missing(search.sampler)
+            if needs:
+                raise pytest.UsageError(
+                    f"@hparam_search(sampler={search.sampler!r}) needs {', '.join(needs)}; "
+                    f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
+                )
         from pytest_hparams.storage import RemoteStore
 
         if isinstance(self.store, RemoteStore) and self.settings.storage is None:
             raise pytest.UsageError(
-                f"pruning with a remote logdir ({self.store.shown}) needs a study every "
+                f"{what} with a remote logdir ({self.store.shown}) needs a study every "
                 "machine reaches: add --hparams-storage=URL (postgresql://... or sqlite:///...)"
             )
 
@@ -232,6 +245,36 @@ class TrialRunner:
             return None
         primary = self.sweeps[key.test].sweep.metrics[0]
         return self.studies().pruned_step(key.test, primary, pruner, key.nodeid)
+
+    def study_of(self, key: TrialKey) -> Any:
+        """The Optuna study of a sweep that prunes or searches, or None."""
+        compiled = self.sweeps[key.test]
+        pruner = self.pruner(key.test)
+        if pruner is None and compiled.search is None:
+            return None
+        return self.studies().study(key.test, compiled.sweep.metrics[0], pruner)
+
+    def ask(self, key: TrialKey) -> tuple[TrialKey, StudyTrial | None]:
+        """A starting trial's Optuna trial, if its sweep prunes or searches;
+        for a search, its key now holds the hparams the sampler gave it."""
+        study = self.study_of(key)
+        if study is None:
+            return key, None
+        from pytest_hparams.pruning import StudyTrial
+
+        compiled = self.sweeps[key.test]
+        primary = compiled.sweep.metrics[0]
+        prunes = self.pruner(key.test) is not None
+        if compiled.search is None:
+            return key, StudyTrial(study, key.nodeid, primary, prunes=prunes)
+        from pytest_hparams.search import ask, values_of
+
+        assert key.number is not None
+        runs = self.studies().runs(study, key.nodeid)
+        asked = ask(study, compiled.search, key.number, runs[-1] if runs else None)
+        key = key._replace(hparams=values_of(asked.params))
+        self.keys[key.nodeid] = key
+        return key, StudyTrial(study, key.nodeid, primary, asked, prunes)
 
     def _check_stats(self) -> None:
         """Refuses, before any trial runs, a gate on repeats that would need
@@ -261,6 +304,16 @@ class TrialRunner:
 
     # --- one trial ---------------------------------------------------------------
 
+    # Not tryfirst: after pytest's skip marks (a resumed trial asks nothing),
+    # before fixtures, which may read trial.hparams.
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        key = self.keys.get(item.nodeid)
+        if key is not None and key.number is not None:
+            # A search's trial asks for its hparams as it starts; a failure
+            # to reach the study is this item's setup error. The setup report
+            # then carries them (a crashed worker's trial shows its values).
+            self.trial_of(key)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
         key = self.keys.get(pyfuncitem.nodeid)
@@ -289,6 +342,7 @@ class TrialRunner:
             self._phases[key.nodeid] = {"setup": report}
             if report.skipped and key.nodeid in self._pruned:  # resumed, pruned before
                 setattr(report, PRUNED_ATTR, self._pruned[key.nodeid])
+            key = self.keys[key.nodeid]  # a search's, with the hparams it asked
             started = self.started(key)
             if started is not None:
                 setattr(report, STARTED_ATTR, started)
@@ -310,17 +364,26 @@ class TrialRunner:
                     ]
         return report
 
-    def trial_of(self, key: TrialKey, scratch: Any = None) -> Trial:
-        """The trial object of a running item (made on first use)."""
+    def trial_of(self, key: TrialKey, scratch: Any = None, starts: bool = True) -> Trial:
+        """The trial object of an item (made on first use).
+
+        Args:
+          starts: The trial is about to run: it asks its study, if its sweep
+            prunes or searches, for its Optuna trial (and a search's hparams).
+        """
         trial = self._trials.get(key.nodeid)
         if trial is None:
             from pytest_hparams.trial import Trial
 
+            study = None
+            if starts:
+                key, study = self.ask(key)
             sweep = self.sweeps[key.test].sweep
             run = None
             if self.store is not None:
                 run = self._run_dir(key)
             trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
+            trial.study = study
             self._trials[key.nodeid] = trial
         return trial
 
@@ -335,21 +398,38 @@ class TrialRunner:
 
     def resume(self, key: TrialKey) -> bool:
         """Whether a trial's recorded session ended with SUCCESS and the same
-        hparams; if so, its metrics are kept for its record."""
+        hparams; if so, its metrics are kept for its record.
+
+        A search's trial resumes when its latest run in the study completed:
+        its hparams are that run's, its metrics the session's where the
+        logdir holds one with those values, else the study's primary value.
+        """
         from pytest_hparams import events
         from pytest_hparams.logdir import run_path
         from pytest_hparams.space import SWEEP_HPARAM
 
         assert self.store is not None
+        fallback = None
+        if key.number is not None:
+            from optuna.trial import TrialState
+
+            latest = self.studies().finished(self.study_of(key), key.nodeid)
+            if latest is None or latest.state != TrialState.COMPLETE:
+                return False
+            from pytest_hparams.search import values_of
+
+            key = self.keys[key.nodeid] = key._replace(hparams=values_of(latest.params))
+            fallback = {self.sweeps[key.test].sweep.metrics[0].name: float(latest.value)}
         recorded = self.store.session(run_path(key.folder, key.params))
-        if recorded is None:
-            return False
-        hparams, status, metrics = recorded
-        hparams.pop(SWEEP_HPARAM, None)
-        if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
-            self._resumed[key.nodeid] = metrics
-            return True
-        return False
+        if recorded is not None:
+            hparams, status, metrics = recorded
+            hparams.pop(SWEEP_HPARAM, None)
+            if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
+                self._resumed[key.nodeid] = metrics
+                return True
+        if fallback is not None:
+            self._resumed[key.nodeid] = fallback
+        return fallback is not None
 
     def call(self, item: pytest.Function, key: TrialKey) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""
@@ -358,25 +438,27 @@ class TrialRunner:
 
         compiled = self.sweeps[key.test]
         trial = self.trial_of(key)
+        key = trial.key  # a search's, with its asked hparams
         trial.open()
         declared = compiled.sweep.metrics
-        pruner = self.pruner(key.test)
         stopped: tuple[type[TrialPruned], ...] = ()  # catches nothing without a pruner
-        if pruner is not None:
-            from pytest_hparams.pruning import Pruning, TrialPruned
+        if trial.study is not None and trial.study.prunes:
+            from pytest_hparams.pruning import TrialPruned
 
-            study = self.studies().study(key.test, declared[0], pruner)
-            trial.pruning = Pruning(study, key.nodeid, declared[0])
             stopped = (TrialPruned,)
         funcargs = item.funcargs
         kwargs = {n: funcargs[n] for n in compiled.argnames if n in funcargs}
+        if compiled.search is not None:  # the asked values, for the None placeholders
+            kwargs.update((n, v) for n, v in key.hparams.items() if n in kwargs)
+            if "hparams" in kwargs:
+                kwargs["hparams"] = dict(key.hparams)
         try:
             result = item.obj(**kwargs)
         except stopped as e:
             return self._stop(trial, key, e.step)
         except BaseException as e:
-            if trial.pruning is not None:
-                trial.pruning.tell(None)
+            if trial.study is not None:
+                trial.study.tell(None)
             if isinstance(e, (KeyboardInterrupt, SystemExit, pytest.exit.Exception)):
                 self._trials.pop(key.nodeid).abort()  # cut short: never a SUCCESS
             raise
@@ -400,10 +482,10 @@ class TrialRunner:
         for note in notes:
             if note:
                 warn_at(item, f"{key.nodeid} {note}")
-        if trial.pruning is not None:  # it ran to the end, whatever the gates say
+        if trial.study is not None:  # it ran to the end, whatever the gates say
             # Its final value: returned, else the last one reported (Keras').
             name = declared[0].name
-            trial.pruning.tell(trial.metrics.get(name, trial.last.get(name)))
+            trial.study.tell(trial.metrics.get(name, trial.last.get(name)))
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
 
@@ -425,8 +507,8 @@ class TrialRunner:
         """The trial against its baseline entry (`--hparams-gate each`): sets
         `trial.comparison`, returns its regressions."""
         entries = self.settings.baseline
-        if entries is None or self.settings.gate != "each":
-            return []
+        if entries is None or self.settings.gate != "each" or key.number is not None:
+            return []  # a search's entries held other hparams: see gates.decide
         from pytest_hparams import gates
 
         entry = entries.get(key.group)
@@ -463,6 +545,9 @@ class TrialRunner:
         from pytest_hparams.records import Outcome, TrialRecord, outcome_of
 
         trial = self._trials.pop(key.nodeid, None)
+        key = self.keys[key.nodeid]  # a search's, once asked
+        if trial is not None and trial.study is not None:
+            trial.study.tell(None)  # not told yet: it never reached its call
         outcome = outcome_of(reports)
         recorded = self._resumed.pop(key.nodeid, None)
         pruned_at = self._pruned.pop(key.nodeid, None)
@@ -471,7 +556,7 @@ class TrialRunner:
                 trial.discard()
             return None
         if trial is None:  # it never reached its call (skipped, or a fixture failed)
-            trial = self.trial_of(key)
+            trial = self.trial_of(key, starts=False)
             del self._trials[key.nodeid]
         if outcome is Outcome.SKIPPED:
             trial.discard()

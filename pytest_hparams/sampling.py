@@ -1,4 +1,5 @@
-"""Random search: `hparam_random`'s domains and the seeded sampler.
+"""Sampled sweeps: the domains of `hparam_random` and `hparam_search`, and
+`hparam_random`'s seeded sampler.
 
 Pure: no pytest, no I/O. The sampler uses its own `random.Random(seed)`, so
 the same seed gives the same trials on every run, machine and xdist worker.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from pytest_hparams.errors import SweepError
 from pytest_hparams.space import (
@@ -65,7 +66,50 @@ class LogUniform:
         return f"LogUniform({self.low!r}, {self.high!r})"
 
 
-Sampler = Callable[[random.Random], Value]
+class Dimension(NamedTuple):
+    """One sampled hparam: how to draw it, and the domain the dashboard shows.
+
+    kind: "log" (LogUniform), "float" (RealInterval), "int" (IntInterval),
+    "choice" (a list or Discrete) or "fixed" (one value). Optuna's samplers
+    take the same description (`search.py`).
+    """
+
+    name: str
+    kind: str
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Value, ...] = ()
+
+    def draw(self, rng: random.Random) -> Value:
+        if self.kind == "log":
+            return round_float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        if self.kind == "float":
+            return round_float(rng.uniform(self.low, self.high))
+        if self.kind == "int":
+            return rng.randint(int(self.low), int(self.high))
+        if self.kind == "choice":
+            return rng.choice(self.choices)
+        return self.choices[0]  # fixed: draws nothing, so the other draws stay as they were
+
+    @property
+    def domain(self) -> Domain:
+        if self.kind in ("choice", "fixed"):
+            return Domain(
+                "discrete", dtype_of(self.choices[0]), values=sorted_values(set(self.choices))
+            )
+        return Domain("interval", "number", min_value=float(self.low), max_value=float(self.high))
+
+
+class Search(NamedTuple):
+    """`@hparam_search`: n trials, each asked of the study's sampler when it starts."""
+
+    n: int
+    sampler: object  # "tpe", "random", "cmaes", "gp" or an Optuna sampler
+    seed: int
+    dimensions: tuple[Dimension, ...]
+
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp")
 
 
 def sample_sweep(
@@ -84,71 +128,124 @@ def sample_sweep(
     Raises:
       SweepError: With a one-line message naming the problem and the fix.
     """
+    _check_count("hparam_random", n, seed)
+    declared, dimensions = _dimensions("hparam_random", positional, domains)
+    rng = random.Random(seed)
+    trials: dict[tuple[Value, ...], dict[str, Value]] = {}
+    for _ in range(n * _MAX_DRAWS_PER_TRIAL):
+        combo = {d.name: d.draw(rng) for d in dimensions}
+        trials.setdefault(tuple(combo.values()), combo)  # a repeated draw runs once
+        if len(trials) == n:
+            break
+    fixed = tuple(trials.values())
+    values = {d.name: tuple(dict.fromkeys(t[d.name] for t in fixed)) for d in dimensions}
+    hparams = _hparam_defs(declared, dimensions, values)
+    return Sweep(hparams, parse_metrics(metrics), fixed)
+
+
+def search_sweep(
+    n: int,
+    sampler: object,
+    seed: int,
+    positional: Sequence[object],
+    domains: Mapping[str, object],
+    metrics: object = None,
+) -> tuple[Sweep, Search]:
+    """Validates the arguments of `@hparam_search`.
+
+    Returns:
+      The sweep (its hparams have no values: they are asked at run time)
+      and the search.
+
+    Raises:
+      SweepError: With a one-line message naming the problem and the fix.
+    """
+    _check_count("hparam_search", n, seed)
+    if not (sampler in SAMPLERS or _is_optuna(sampler, "sample_relative")):
+        raise SweepError(
+            f"sampler must be one of {', '.join(SAMPLERS)} or an optuna.samplers.BaseSampler "
+            f"(got {sampler!r})"
+        )
+    declared, dimensions = _dimensions("hparam_search", positional, domains)
+    parsed = parse_metrics(metrics)
+    if not parsed:
+        raise SweepError(
+            "@hparam_search needs metrics=[...]: the sampler maximizes the first "
+            "(give Metric(name, goal='min') to minimize it)"
+        )
+    hparams = _hparam_defs(declared, dimensions, {})
+    return Sweep(hparams, parsed), Search(n, sampler, seed, dimensions)
+
+
+def _is_optuna(obj: object, method: str) -> bool:
+    return type(obj).__module__.startswith("optuna.") and hasattr(obj, method)
+
+
+def _check_count(decorator: str, n: object, seed: object) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SweepError(f"@hparam_random needs a number of trials >= 1 (got {n!r})")
+        raise SweepError(f"@{decorator} needs a number of trials >= 1 (got {n!r})")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise SweepError(f"@hparam_random seed must be an int (got {seed!r})")
+        raise SweepError(f"@{decorator} seed must be an int (got {seed!r})")
+
+
+def _dimensions(
+    decorator: str, positional: Sequence[object], domains: Mapping[str, object]
+) -> tuple[dict[str, Any], tuple[Dimension, ...]]:
+    """The declared TensorBoard HParams by name, and every hparam's dimension."""
     declared = declared_hparams(positional)
     names = [*declared, *(k for k in domains if k not in declared)]
     if not names:
         raise SweepError(
-            "@hparam_random needs at least one hparam, "
-            "e.g. @hparam_random(8, lr=LogUniform(1e-4, 0.1))"
+            f"@{decorator} needs at least one hparam, "
+            f"e.g. @{decorator}(8, lr=LogUniform(1e-4, 0.1))"
         )
-    samplers: dict[str, Sampler] = {}
-    shown: dict[str, Domain] = {}
+    dimensions = []
     for name in names:
         check_name(name)
         hp = declared.get(name)
         raw = domains.get(name, hp.domain if hp is not None else None)
         if raw is None:
             raise SweepError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
-        samplers[name], shown[name] = _sampler(name, raw)
-        if hp is not None and hp.domain is not None:
-            shown[name] = tb_domain_of(name, hp.domain)
+        dimensions.append(_dimension(name, raw))
+    return declared, tuple(dimensions)
 
-    rng = random.Random(seed)
-    trials: dict[tuple[Value, ...], dict[str, Value]] = {}
-    for _ in range(n * _MAX_DRAWS_PER_TRIAL):
-        combo = {name: samplers[name](rng) for name in names}
-        trials.setdefault(tuple(combo.values()), combo)  # a repeated draw runs once
-        if len(trials) == n:
-            break
-    fixed = tuple(trials.values())
+
+def _hparam_defs(
+    declared: Mapping[str, Any],
+    dimensions: Sequence[Dimension],
+    values: Mapping[str, tuple[Value, ...]],
+) -> tuple[HParamDef, ...]:
     hparams = []
-    for name in names:
-        hp = declared.get(name)
-        values = tuple(dict.fromkeys(t[name] for t in fixed))
+    for d in dimensions:
+        hp = declared.get(d.name)
+        shown = d.domain
+        if hp is not None and hp.domain is not None:
+            shown = tb_domain_of(d.name, hp.domain)
         hparams.append(
             HParamDef(
-                name,
-                values,
-                shown[name],
+                d.name,
+                values.get(d.name, ()),
+                shown,
                 display_name=(hp.display_name or "") if hp is not None else "",
                 description=(hp.description or "") if hp is not None else "",
                 declared=hp,
             )
         )
-    return Sweep(tuple(hparams), parse_metrics(metrics), fixed)
+    return tuple(hparams)
 
 
-def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
+def _dimension(name: str, raw: Any) -> Dimension:
     if isinstance(raw, LogUniform):
         problem = raw.problem()
         if problem:
             raise SweepError(f"{name!r}: {problem}")
-        low, high = math.log(raw.low), math.log(raw.high)
-        domain = Domain("interval", "number", min_value=float(raw.low), max_value=float(raw.high))
-        return (lambda rng: _round(math.exp(rng.uniform(low, high)))), domain
+        return Dimension(name, "log", float(raw.low), float(raw.high))
     kind = tb_kind(raw)
     if kind == "RealInterval":
         lo, hi = finite_bounds(name, kind, raw.min_value, raw.max_value)
-        domain = Domain("interval", "number", min_value=lo, max_value=hi)
-        return (lambda rng: _round(rng.uniform(lo, hi))), domain
+        return Dimension(name, "float", lo, hi)
     if kind == "IntInterval":
-        lo_i, hi_i = int(raw.min_value), int(raw.max_value)
-        domain = Domain("interval", "number", min_value=float(lo_i), max_value=float(hi_i))
-        return (lambda rng: rng.randint(lo_i, hi_i)), domain
+        return Dimension(name, "int", int(raw.min_value), int(raw.max_value))
     if kind == "Discrete":
         raw = raw.values
     if isinstance(raw, (list, tuple, range)):
@@ -157,16 +254,14 @@ def _sampler(name: str, raw: Any) -> tuple[Sampler, Domain]:
             raise SweepError(f"{name!r} has no values to choose from")
         if len({dtype_of(v) for v in choices}) > 1:
             raise SweepError(f"{name!r} values must all be one type (got {choices!r})")
-        domain = Domain("discrete", dtype_of(choices[0]), values=sorted_values(set(choices)))
-        return (lambda rng: rng.choice(choices)), domain
+        return Dimension(name, "choice", choices=tuple(choices))
     if isinstance(raw, (bool, int, float, str)):
-        fixed = scalar_value(name, raw)
-        return (lambda rng: fixed), Domain("discrete", dtype_of(fixed), values=(fixed,))
+        return Dimension(name, "fixed", choices=(scalar_value(name, raw),))
     raise SweepError(
         f"{name!r} must be a list (a choice), a fixed value, LogUniform, or a TensorBoard "
         f"RealInterval, IntInterval or Discrete (got {type(raw).__name__} {raw!r})"
     )
 
 
-def _round(value: float) -> float:
+def round_float(value: float) -> float:
     return float(f"{value:.{_DIGITS}g}")

@@ -296,8 +296,11 @@ def _number(hparam: HParamDef, text: str) -> int | float:
 def _takes_ints(hparam: HParamDef) -> bool:
     """Whether every value is an int, and no RealInterval says floats are welcome."""
     declared = getattr(hparam.declared, "domain", None)
-    return tb_kind(declared) != "RealInterval" and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in hparam.values
+    # A search's hparams have no values until asked: its set values make a choice.
+    return (
+        tb_kind(declared) != "RealInterval"
+        and bool(hparam.values)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in hparam.values)
     )
 
 

@@ -18,7 +18,7 @@ from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_see
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
-    from pytest_hparams.pruning import Pruning
+    from pytest_hparams.pruning import StudyTrial
     from pytest_hparams.records import Comparison, TrialKey
     from pytest_hparams.storage import LocalStore
 
@@ -67,7 +67,8 @@ class Trial:
         self.metrics: dict[str, float] = {}
         self.logged: set[str] = set()  # metric names written by log()
         self.last: dict[str, float] = {}  # each metric's latest value from log()
-        self.pruning: Pruning | None = None  # its Optuna trial, when its sweep prunes
+        # Its Optuna trial, when its sweep prunes or searches.
+        self.study: StudyTrial | None = None
         self.pruned_at: int | None = None
         self.comparison: Comparison | None = None  # the baseline verdict, if any
         self._groups = {m.name: m.group for m in sweep.metrics if m.group}
@@ -141,10 +142,11 @@ class Trial:
 
     def prune_on(self, step: int, values: Mapping[str, float]) -> None:
         """Reports the primary metric, if among `values`, to the pruner."""
-        if self.pruning is not None:
-            value = values.get(self.pruning.metric)
+        study = self.study
+        if study is not None and study.prunes:
+            value = values.get(study.metric)
             if value is not None:
-                self.pruning.report(step, value)  # raises TrialPruned
+                study.report(step, value)  # raises TrialPruned
 
     def keras_callbacks(self, **tensorboard_options: Any) -> list[Any]:
         """Keras callbacks that write the training curves into this trial's run.
@@ -176,12 +178,13 @@ class Trial:
                 writer = trial.open()
                 if writer is not None:
                     writer.last_step = max(writer.last_step, epoch)
-                if trial.pruning is not None:  # the primary metric, by its Keras name
+                study = trial.study
+                if study is not None:  # the primary metric, by its Keras name
                     values = {n: float(v) for n, v in (logs or {}).items()}
-                    value = values.get(keras_name(trial.pruning.group, trial.pruning.metric))
+                    value = values.get(keras_name(study.group, study.metric))
                     if value is not None:
-                        trial.last[trial.pruning.metric] = value
-                        trial.prune_on(epoch, {trial.pruning.metric: value})
+                        trial.last[study.metric] = value  # a search's final value
+                        trial.prune_on(epoch, {study.metric: value})
 
         options = {"log_dir": str(self.logdir), "write_graph": False, "profile_batch": 0}
         options.update(tensorboard_options)

@@ -259,7 +259,7 @@ def test_trial_fixture_outside_a_sweep_is_an_error(pytester: pytest.Pytester) ->
         ),
         (
             "@hparam_grid(a=[1])\n@hparam_grid(b=[2])\ndef test_x(a, b): pass",
-            "@hparam_grid or @hparam_random is applied 2 times; use one*",
+            "@hparam_grid, @hparam_random or @hparam_search is applied 2 times; use one*",
         ),
         (
             "from tensorboard.plugins.hparams import summary_v2 as hp\n"

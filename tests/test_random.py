@@ -113,8 +113,8 @@ def test_grid_and_random_on_one_test_are_refused(pytester: pytest.Pytester) -> N
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(
         [
-            "In test_mixed.py::test_mixed: @hparam_grid or @hparam_random is applied 2 times;"
-            " use one (a list in @hparam_random samples a choice)"
+            "In test_mixed.py::test_mixed: @hparam_grid, @hparam_random or @hparam_search "
+            "is applied 2 times; use one (a list in @hparam_random samples a choice)"
         ]
     )
 
