@@ -169,3 +169,39 @@ def test_pruning_into_a_remote_logdir_needs_a_storage_url(curves: pytest.Pyteste
     result = run(curves, "--hparams-logdir=memory://bucket/logs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: pruning with a remote logdir*--hparams-storage=URL*"])
+
+
+def test_a_pruned_repeat_counts_as_pruned_in_its_combinations_summary(
+    pytester: pytest.Pytester,
+) -> None:
+    # Each repeat is its own Optuna trial: lr 0.6's second repeat and both
+    # of lr 0.1's fall behind the median of the curves before them.
+    pytester.makepyfile(
+        test_repeats="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(lr=[0.8, 0.7, 0.6, 0.1], pruner="median", metrics=["acc"], repeats=2)
+        def test_train(lr, trial):
+            for step in range(5):
+                acc = lr * (1 - 0.5 ** (step + 1)) + trial.repeat * 0.01
+                trial.log(step, acc=acc)
+            return {"acc": acc}
+        """
+    )
+    result = run(pytester, "--hparams-json=r.json")
+    result.stdout.fnmatch_lines(
+        [
+            "* 0.6 0.5812 ± 0 (n=1) * 1/2 passed, 1 pruned",
+            "* 0.1 - * 2 pruned",
+            "4 combinations, 8 trials: 5 passed, 3 pruned; *",
+            "*= 5 passed, 3 pruned in *",
+        ]
+    )
+    combos = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["combinations"]
+    summary = {c["hparams"]["lr"]: (c["outcomes"], c["metrics"]["acc"]["n"]) for c in combos}
+    assert summary == {
+        0.8: ("2/2 passed", 2),
+        0.7: ("2/2 passed", 2),
+        0.6: ("1/2 passed, 1 pruned", 1),
+        0.1: ("2 pruned", 0),
+    }
