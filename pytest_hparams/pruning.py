@@ -65,6 +65,13 @@ def make_pruner(spec: object) -> Any:
     return spec
 
 
+def shown_url(url: str) -> str:
+    """A storage URL as messages show it: without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def storage_for(url: str | None, journal: str | None) -> Any:
     """The Optuna storage: a URL as Optuna takes it, else a journal file
     (locked by Optuna's own file lock), else None for memory."""
@@ -73,10 +80,40 @@ def storage_for(url: str | None, journal: str | None) -> Any:
     if journal is None:
         return None
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     os.makedirs(os.path.dirname(journal) or ".", exist_ok=True)  # xdist's temporary one
-    return JournalStorage(JournalFileBackend(journal))
+    lock = JournalFileSymlinkLock(journal)  # the lock Optuna's own writes take
+    drop_torn_tail(journal, lock)
+    return JournalStorage(JournalFileBackend(journal, lock))
+
+
+def drop_torn_tail(journal: str, lock: Any) -> None:
+    """Cuts a journal's last line when a killed writer left it unfinished.
+
+    Optuna appends each record whole, under its lock, and skips an
+    unfinished last line while reading; but the next record appended after
+    one would join it into a line no reader can parse, and every later run
+    of the study would fail. Under the same lock no write is in progress, so
+    a tail without its newline is a write that never finished.
+    """
+    try:
+        size = os.path.getsize(journal)
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    lock.acquire()
+    try:
+        with open(journal, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            end = f.read().rfind(b"\n") + 1  # 0: the only line is torn
+            f.truncate(end)
+    finally:
+        lock.release()
 
 
 class Studies:

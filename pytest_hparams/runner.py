@@ -221,6 +221,7 @@ class TrialRunner:
                     f"@hparam_search(sampler={search.sampler!r}) needs {', '.join(needs)}; "
                     f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
                 )
+        from pytest_hparams.space import one_line
         from pytest_hparams.storage import RemoteStore
 
         if isinstance(self.store, RemoteStore) and self.settings.storage is None:
@@ -228,6 +229,24 @@ class TrialRunner:
                 f"{what} with a remote logdir ({self.store.shown}) needs a study every "
                 "machine reaches: add --hparams-storage=URL (postgresql://... or sqlite:///...)"
             )
+        for test, compiled in self.sweeps.items():
+            pruner = self.pruner(test)
+            if pruner is None and compiled.search is None:
+                continue
+            studies = self.studies()
+            try:  # now, not in every trial's setup: an unreachable or unreadable study
+                studies.study(test, compiled.sweep.metrics[0], pruner)
+            except Exception as e:  # whatever the storage raises: a driver's, a parser's
+                from pytest_hparams.pruning import shown_url
+
+                if studies.url is not None:
+                    where, fix = shown_url(studies.url), "check --hparams-storage and its driver"
+                else:
+                    where, fix = str(studies.journal), "move it aside to start the study over"
+                raise pytest.UsageError(
+                    f"the Optuna study of {test} cannot be opened from {where} "
+                    f"({type(e).__name__}: {one_line(str(e), 200)}); {fix}"
+                ) from None
 
     def studies(self) -> Studies:
         if self._studies is None:

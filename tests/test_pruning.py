@@ -205,3 +205,45 @@ def test_a_pruned_repeat_counts_as_pruned_in_its_combinations_summary(
         0.6: ("1/2 passed, 1 pruned", 1),
         0.1: ("2 pruned", 0),
     }
+
+
+def test_a_torn_journal_line_is_cut_and_a_corrupt_journal_is_a_usage_error(
+    curves: pytest.Pytester,
+) -> None:
+    run(curves, "--hparams-logdir=logs").stdout.fnmatch_lines(["*= 5 passed, 3 pruned in *"])
+    journal = curves.path / "logs" / ".pytest-hparams-optuna.journal"
+    whole = journal.read_bytes()
+    # A writer killed mid-append leaves its record without its newline.
+    journal.write_bytes(whole + b'{"op_code": 4, "worker_id": "x", "tri')
+    result = run(curves, "--hparams-logdir=logs")
+    assert result.ret == pytest.ExitCode.OK
+    assert journal.read_bytes().startswith(whole)
+    study = optuna.load_study(
+        study_name="test_curves.py::test_train",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        ),
+    )
+    assert len(study.trials) == 16
+    # A line no reader can parse, with records after it: refused before any trial runs.
+    journal.write_bytes(whole + b"garbage\n" + whole.splitlines(keepends=True)[-1])
+    result = run(curves, "--hparams-logdir=logs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: the Optuna study of test_curves.py::test_train cannot be opened from "
+            f"{journal} (JSONDecodeError: *); move it aside to start the study over"
+        ]
+    )
+
+
+def test_an_unreachable_storage_is_a_usage_error_that_hides_the_password(
+    curves: pytest.Pytester,
+) -> None:
+    result = run(curves, "--hparams-storage=sqlite:////nonexistent/dir/study.db?x=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: the Optuna study of *check --hparams-storage*"])
+    result = run(curves, "--hparams-storage=postgresql://user:s3cret@127.0.0.1:1/db")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "s3cret" not in result.stderr.str()
+    result.stderr.fnmatch_lines(["*postgresql://user:***@127.0.0.1:1/db*"])
