@@ -157,7 +157,6 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 class Shared:
     """Where both machines keep the study, and how each is told so."""
 
-    kind: str
     path: Path
     url: str | None = None
     ran: dict[int, pytest.RunResult] = field(default_factory=dict)
@@ -182,7 +181,7 @@ class Shared:
 def shared(request: pytest.FixtureRequest, pytester: pytest.Pytester) -> Shared:
     pytester.makepyfile(test_shared=SWEEP)
     url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    return Shared(request.param, pytester.path, url)
+    return Shared(pytester.path, url)
 
 
 def machine(shared: Shared, shard: int) -> list[str]:
@@ -286,15 +285,12 @@ def test_two_machines_at_once_lose_nothing_and_count_nothing_twice(
     # that every trial is in the study once, as each report says, does not.
     every = agree(pytester, shared)
     assert every.keys() == HIGH | LOW
-    spans = [
-        [
-            (t.datetime_start, t.datetime_complete)
-            for t in shared.study().get_trials()
-            if t.user_attrs["pytest_nodeid"] in half
-        ]
-        for half in (HIGH, LOW)
-    ]
-    # The machines' trials did run at once: each machine started one before the other's last ended.
-    assert max(min(s for s, _ in half) for half in spans) < min(
-        max(e for _, e in half) for half in spans
-    )
+    trials = shared.study().get_trials()
+
+    def span(half: set[str]) -> tuple[Any, Any]:
+        mine = [t for t in trials if t.user_attrs["pytest_nodeid"] in half]
+        return min(t.datetime_start for t in mine), max(t.datetime_complete for t in mine)
+
+    # They did run at once: each machine started a trial before the other's last one ended.
+    (a_start, a_end), (b_start, b_end) = span(HIGH), span(LOW)
+    assert a_start < b_end and b_start < a_end
