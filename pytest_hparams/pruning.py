@@ -73,10 +73,10 @@ def shown_url(url: str) -> str:
 
 
 def storage_for(url: str | None, journal: str | None) -> Any:
-    """The Optuna storage: a URL as Optuna takes it, else a journal file
-    (locked by Optuna's own file lock), else None for memory."""
+    """The Optuna storage: a database URL's, else a journal file (locked by
+    Optuna's own file lock), else None for memory."""
     if url is not None:
-        return url
+        return database_storage(url)
     if journal is None:
         return None
     from optuna.storages import JournalStorage
@@ -114,6 +114,32 @@ def drop_torn_tail(journal: str, lock: Any) -> None:
             f.truncate(end)
     finally:
         lock.release()
+
+
+def database_storage(url: str, attempts: int = 8) -> Any:
+    """Optuna's storage at a database URL.
+
+    Optuna creates its tables when it first connects. On PostgreSQL, processes
+    doing so at once (xdist workers, or a CI matrix's shards, on a fresh
+    database) collide in the system catalog, and all but one get an
+    IntegrityError; creating them again once the first is done changes
+    nothing, so a process that lost tries again, after a random wait.
+    """
+    import random
+    import time
+
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
+
+    # Not the `random` module's state: pytest-randomly seeds it alike in every
+    # xdist worker, and workers waiting alike would collide again.
+    jitter = random.SystemRandom()
+    for attempt in range(1, attempts):
+        try:
+            return RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(jitter.uniform(0.05, 0.1) * attempt)
+    return RDBStorage(url)  # the last attempt's error, if any, is the one raised
 
 
 class Studies:
