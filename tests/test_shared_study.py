@@ -294,3 +294,64 @@ def test_two_machines_at_once_lose_nothing_and_count_nothing_twice(
     # They did run at once: each machine started a trial before the other's last one ended.
     (a_start, a_end), (b_start, b_end) = span(HIGH), span(LOW)
     assert a_start < b_end and b_start < a_end
+
+
+# A search whose sampler proposes from its seeded random stream until the study
+# holds 8 complete trials, then from TPE's model of them. Every process's
+# sampler starts the same stream: a machine that saw no other's trials
+# proposes from it, one that saw 8 does not.
+SEARCH = """
+import optuna
+from pytest_hparams import RealInterval, hparam_search
+
+@hparam_search(
+    16, x=RealInterval(0.0, 1.0), metrics=["score"],
+    sampler=optuna.samplers.TPESampler(n_startup_trials=8, seed=0),
+)
+def test_train(x):
+    return {"score": -(x - 0.8) ** 2}
+"""
+
+
+def random_stream() -> set[float]:
+    """The first values of the sampler's random stream (Optuna's RandomSampler
+    draws with NumPy's RandomState), to six significant digits as trials get them."""
+    import numpy
+
+    return {float(f"{x:.6g}") for x in numpy.random.RandomState(0).uniform(size=8)}
+
+
+def searched(pytester: pytest.Pytester, shared: Shared, shard: int) -> set[float]:
+    result = shared.ran[shard]
+    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+    result.stdout.fnmatch_lines(["*= 8 passed in *"])
+    trials = report(pytester.path / f"shard{shard}.json").values()
+    return {t["hparams"]["x"] for t in trials}
+
+
+def test_a_search_on_one_machine_learns_from_the_trials_of_another(
+    pytester: pytest.Pytester, shared: Shared
+) -> None:
+    pytester.makepyfile(test_shared=SEARCH)
+    run(pytester, shared, 1)  # machine A: 8 trials, none complete before them
+    run(pytester, shared, 2)  # machine B: 8 trials, asked with A's 8 in the study
+    assert searched(pytester, shared, 1) <= random_stream()
+    assert not searched(pytester, shared, 2) & random_stream()  # all from TPE's model
+    merged = run_merge(pytester, "shard1.json", "shard2.json", "-o", "merged.json")
+    assert merged.ret == 0, "\n".join(merged.outlines + merged.errlines)
+    trials = report(pytester.path / "merged.json")
+    assert len(trials) == 16
+    study = shared.study().get_trials()
+    assert sorted(t.user_attrs["pytest_nodeid"] for t in study) == sorted(trials)
+    assert {t.state.name for t in study} == {"COMPLETE"}
+    for t in study:  # each trial's value, as the study gave it and the report shows it
+        shown = trials[t.user_attrs["pytest_nodeid"]]["hparams"]["x"]
+        assert shown == pytest.approx(t.params["x"], rel=1e-5)
+
+
+def test_the_same_search_alone_proposes_from_its_random_stream(
+    pytester: pytest.Pytester, shared: Shared
+) -> None:
+    pytester.makepyfile(test_shared=SEARCH)
+    run(pytester, shared, 2)  # machine B on a study of its own
+    assert searched(pytester, shared, 2) <= random_stream()
