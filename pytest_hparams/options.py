@@ -250,7 +250,8 @@ def addoption(parser: pytest.Parser) -> None:
         "--hparams-storage",
         metavar="URL",
         default=None,
-        help="Optuna storage URL of the pruners' studies (sqlite:///..., postgresql://...). "
+        help="Optuna storage URL of the studies of pruned sweeps and searches "
+        "(sqlite:///..., postgresql+psycopg2://...). "
         "Default: a journal file in a local logdir, else memory",
     )
     parser.addini(

@@ -227,7 +227,8 @@ class TrialRunner:
         if isinstance(self.store, RemoteStore) and self.settings.storage is None:
             raise pytest.UsageError(
                 f"{what} with a remote logdir ({self.store.shown}) needs a study every "
-                "machine reaches: add --hparams-storage=URL (postgresql://... or sqlite:///...)"
+                "machine reaches: add --hparams-storage=URL "
+                "(postgresql+psycopg2://... or sqlite:///...)"
             )
         for test, compiled in self.sweeps.items():
             pruner = self.pruner(test)
