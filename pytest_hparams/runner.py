@@ -31,9 +31,10 @@ from pytest_hparams.records import (
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.options import Settings
-    from pytest_hparams.pruning import Studies, StudyTrial, TrialPruned
+    from pytest_hparams.pruning import TrialPruned
     from pytest_hparams.records import Started, TrialKey, TrialRecord
     from pytest_hparams.storage import LocalStore
+    from pytest_hparams.studies import Studies
     from pytest_hparams.trial import Trial
 
 RESUMED_REASON = "resumed: this trial's session in the logdir ended with SUCCESS"
@@ -58,6 +59,7 @@ class TrialRunner:
         # controller gave its workers; None keeps studies in memory.
         self.journal = journal
         self._studies: Studies | None = None
+        self.optuna = False  # some sweep prunes or searches: set once collection ends
         self._pruned: dict[str, int] = {}  # node id -> the step its pruner stopped it
         self.sweeps: dict[str, Compiled] = {}
         self.keys: dict[str, TrialKey] = {}
@@ -139,7 +141,7 @@ class TrialRunner:
                 key = self.keys.get(item.nodeid)
                 if key is None:
                     continue
-                step = self._pruned_before(key)
+                step = self.studies.pruned_step(key) if self.optuna else None
                 if step is not None:
                     self._pruned[key.nodeid] = step
                     reason = f"resumed: pruned at step {step} in the study"
@@ -185,116 +187,22 @@ class TrialRunner:
                     "declare it with metrics=[...] or fix the name"
                 )
         self._check_stats()
-        self._check_optuna()
+        settings = self.settings
+        # Decided once: a run whose sweeps neither prune nor search loads no Optuna code.
+        self.optuna = any(c.search or c.pruner for c in self.sweeps.values()) or (
+            settings.pruner is not None and not settings.no_prune
+        )
+        if self.optuna:
+            self.studies.check()
 
-    def pruner(self, test: str) -> object:
-        """The pruner of a sweep, or None: its own, else --hparams-pruner's,
-        unless --hparams-no-prune (a sweep without metrics has nothing to watch)."""
-        compiled = self.sweeps[test]
-        if self.settings.no_prune or not compiled.sweep.metrics:
-            return None
-        return compiled.pruner if compiled.pruner is not None else self.settings.pruner
-
-    def _check_optuna(self) -> None:
-        """Refuses, before any trial runs, pruning or a search that cannot work here."""
-        searches = [c.search for c in self.sweeps.values() if c.search is not None]
-        if searches:
-            what, instead = "@hparam_search", ""
-        elif any(self.pruner(t) is not None for t in self.sweeps):
-            what, instead = "pruning", ", or run every trial to the end with --hparams-no-prune"
-        else:
-            return
-        import importlib.util
-
-        from pytest_hparams.pruning import OPTUNA_EXTRA
-
-        if importlib.util.find_spec("optuna") is None:
-            raise pytest.UsageError(
-                f"{what} needs Optuna; install it with: {OPTUNA_EXTRA}{instead}"
-            )
-        from pytest_hparams.search import missing
-
-        for search in searches:
-            needs = missing(search.sampler)
-            if needs:
-                raise pytest.UsageError(
-                    f"@hparam_search(sampler={search.sampler!r}) needs {', '.join(needs)}; "
-                    f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
-                )
-        from pytest_hparams.space import one_line
-        from pytest_hparams.storage import RemoteStore
-
-        if isinstance(self.store, RemoteStore) and self.settings.storage is None:
-            raise pytest.UsageError(
-                f"{what} with a remote logdir ({self.store.shown}) needs a study every "
-                "machine reaches: add --hparams-storage=URL "
-                "(postgresql+psycopg2://... or sqlite:///...)"
-            )
-        for test, compiled in self.sweeps.items():
-            pruner = self.pruner(test)
-            if pruner is None and compiled.search is None:
-                continue
-            studies = self.studies()
-            try:  # now, not in every trial's setup: an unreachable or unreadable study
-                studies.study(test, compiled.sweep.metrics[0], pruner)
-            except Exception as e:  # whatever the storage raises: a driver's, a parser's
-                from pytest_hparams.pruning import shown_url
-
-                if studies.url is not None:
-                    where, fix = shown_url(studies.url), "check --hparams-storage and its driver"
-                else:
-                    where, fix = str(studies.journal), "move it aside to start the study over"
-                raise pytest.UsageError(
-                    f"the Optuna study of {test} cannot be opened from {where} "
-                    f"({type(e).__name__}: {one_line(str(e), 200)}); {fix}"
-                ) from None
-
+    @property
     def studies(self) -> Studies:
+        """The Optuna studies of the sweeps that prune or search (made on first use)."""
         if self._studies is None:
-            from pytest_hparams.pruning import JOURNAL, Studies
+            from pytest_hparams.studies import Studies
 
-            journal = self.journal
-            if journal is None and self.store is not None and self.settings.storage is None:
-                journal = str(self.store.root / JOURNAL)
-            self._studies = Studies(self.settings.storage, journal)
+            self._studies = Studies(self.sweeps, self.settings, self.journal)
         return self._studies
-
-    def _pruned_before(self, key: TrialKey) -> int | None:
-        pruner = self.pruner(key.test)
-        if pruner is None:
-            return None
-        primary = self.sweeps[key.test].sweep.metrics[0]
-        return self.studies().pruned_step(key.test, primary, pruner, key.nodeid)
-
-    def study_of(self, key: TrialKey) -> Any:
-        """The Optuna study of a sweep that prunes or searches, or None."""
-        compiled = self.sweeps[key.test]
-        pruner = self.pruner(key.test)
-        if pruner is None and compiled.search is None:
-            return None
-        return self.studies().study(key.test, compiled.sweep.metrics[0], pruner)
-
-    def ask(self, key: TrialKey) -> tuple[TrialKey, StudyTrial | None]:
-        """A starting trial's Optuna trial, if its sweep prunes or searches;
-        for a search, its key now holds the hparams the sampler gave it."""
-        study = self.study_of(key)
-        if study is None:
-            return key, None
-        from pytest_hparams.pruning import StudyTrial
-
-        compiled = self.sweeps[key.test]
-        primary = compiled.sweep.metrics[0]
-        prunes = self.pruner(key.test) is not None
-        if compiled.search is None:
-            return key, StudyTrial(study, key.nodeid, primary, prunes=prunes)
-        from pytest_hparams.search import ask, values_of
-
-        assert key.number is not None
-        runs = self.studies().runs(study, key.nodeid)
-        asked = ask(study, compiled.search, key.number, runs[-1] if runs else None)
-        key = key._replace(hparams=values_of(asked.params))
-        self.keys[key.nodeid] = key
-        return key, StudyTrial(study, key.nodeid, primary, asked, prunes)
 
     def _check_stats(self) -> None:
         """Refuses, before any trial runs, a gate on repeats that would need
@@ -396,8 +304,9 @@ class TrialRunner:
             from pytest_hparams.trial import Trial
 
             study = None
-            if starts:
-                key, study = self.ask(key)
+            if starts and self.optuna:
+                key, study = self.studies.ask(key)
+                self.keys[key.nodeid] = key  # a search's, with its asked hparams
             sweep = self.sweeps[key.test].sweep
             run = None
             if self.store is not None:
@@ -431,15 +340,12 @@ class TrialRunner:
         assert self.store is not None
         fallback = None
         if key.number is not None:
-            from optuna.trial import TrialState
-
-            latest = self.studies().finished(self.study_of(key), key.nodeid)
-            if latest is None or latest.state != TrialState.COMPLETE:
+            completed = self.studies.completed(key)
+            if completed is None:
                 return False
-            from pytest_hparams.search import values_of
-
-            key = self.keys[key.nodeid] = key._replace(hparams=values_of(latest.params))
-            fallback = {self.sweeps[key.test].sweep.metrics[0].name: float(latest.value)}
+            key, value = completed
+            self.keys[key.nodeid] = key
+            fallback = {self.sweeps[key.test].sweep.metrics[0].name: value}
         recorded = self.store.session(run_path(key.folder, key.params))
         if recorded is not None:
             hparams, status, metrics = recorded

@@ -1,0 +1,270 @@
+"""Each pruned or searched sweep's Optuna study, for one pytest process: where
+it is stored (a journal file, a database URL, or memory), the checks made
+before any trial runs, a starting trial's Optuna trial (a search's hparams
+asked), and what `--hparams-resume` reads back from a study.
+
+Optuna is imported here only where a sweep prunes or searches; this module
+is loaded only then.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_hparams.pruning import JOURNAL, NODEID_ATTR, OPTUNA_EXTRA, StudyTrial, make_pruner
+
+if TYPE_CHECKING:
+    from pytest_hparams.collect import Compiled
+    from pytest_hparams.options import Settings
+    from pytest_hparams.records import TrialKey
+
+
+class Studies:
+    """This process's studies, one per pruned or searched sweep, made on first use.
+
+    Args:
+      sweeps: The runner's compiled sweeps, by node id (filled as collection goes).
+      settings: The session's options.
+      journal: The journal the xdist controller gave its workers, if any.
+    """
+
+    def __init__(
+        self, sweeps: Mapping[str, Compiled], settings: Settings, journal: str | None = None
+    ) -> None:
+        self.sweeps = sweeps
+        self.settings = settings
+        self.url = settings.storage
+        store = settings.store
+        if journal is None and store is not None and self.url is None:
+            journal = str(store.root / JOURNAL)  # a local logdir's (a remote one needs a URL)
+        self.journal = journal
+        self._storage: Any = None
+        self._studies: dict[str, Any] = {}
+
+    def pruner(self, test: str) -> object:
+        """The pruner of a sweep, or None: its own, else --hparams-pruner's,
+        unless --hparams-no-prune (a sweep without metrics has nothing to watch)."""
+        compiled = self.sweeps[test]
+        if self.settings.no_prune or not compiled.sweep.metrics:
+            return None
+        return compiled.pruner if compiled.pruner is not None else self.settings.pruner
+
+    def uses(self, test: str) -> bool:
+        """Whether a sweep prunes or searches, and so has a study."""
+        return self.sweeps[test].search is not None or self.pruner(test) is not None
+
+    def check(self) -> None:
+        """Refuses, before any trial runs, pruning or a search that cannot work here.
+
+        Raises:
+          pytest.UsageError: Optuna, a sampler's package or a storage every
+            machine reaches is missing, or a study cannot be opened.
+        """
+        searches = [c.search for c in self.sweeps.values() if c.search is not None]
+        if searches:
+            what, instead = "@hparam_search", ""
+        elif any(self.pruner(t) is not None for t in self.sweeps):
+            what, instead = "pruning", ", or run every trial to the end with --hparams-no-prune"
+        else:
+            return
+        import importlib.util
+
+        if importlib.util.find_spec("optuna") is None:
+            raise pytest.UsageError(
+                f"{what} needs Optuna; install it with: {OPTUNA_EXTRA}{instead}"
+            )
+        from pytest_hparams.search import missing
+
+        for search in searches:
+            needs = missing(search.sampler)
+            if needs:
+                raise pytest.UsageError(
+                    f"@hparam_search(sampler={search.sampler!r}) needs {', '.join(needs)}; "
+                    f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
+                )
+        from pytest_hparams.storage import RemoteStore
+
+        store = self.settings.store
+        if isinstance(store, RemoteStore) and self.url is None:
+            raise pytest.UsageError(
+                f"{what} with a remote logdir ({store.shown}) needs a study every "
+                "machine reaches: add --hparams-storage=URL "
+                "(postgresql+psycopg2://... or sqlite:///...)"
+            )
+        for test in self.sweeps:
+            if self.uses(test):
+                self._open(test)
+
+    def _open(self, test: str) -> None:
+        from pytest_hparams.space import one_line
+
+        try:  # now, not in every trial's setup: an unreachable or unreadable study
+            self.study(test)
+        except Exception as e:  # whatever the storage raises: a driver's, a parser's
+            if self.url is not None:
+                where, fix = shown_url(self.url), "check --hparams-storage and its driver"
+            else:
+                where, fix = str(self.journal), "move it aside to start the study over"
+            raise pytest.UsageError(
+                f"the Optuna study of {test} cannot be opened from {where} "
+                f"({type(e).__name__}: {one_line(str(e), 200)}); {fix}"
+            ) from None
+
+    def study(self, test: str) -> Any:
+        """The sweep's study (made or loaded on first use)."""
+        study = self._studies.get(test)
+        if study is None:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial
+            if self._storage is None:
+                self._storage = storage_for(self.url, self.journal)
+            primary = self.sweeps[test].sweep.metrics[0]
+            pruner = self.pruner(test)
+            study = self._studies[test] = optuna.create_study(
+                storage=self._storage,
+                study_name=test,
+                direction="maximize" if primary.goal == "max" else "minimize",
+                pruner=make_pruner(pruner) if pruner is not None else optuna.pruners.NopPruner(),
+                load_if_exists=True,
+            )
+        return study
+
+    def runs(self, test: str, nodeid: str) -> list[Any]:
+        """A pytest trial's runs in its study (Optuna's FrozenTrials), oldest first."""
+        return [
+            t
+            for t in self.study(test).get_trials(deepcopy=False)
+            if t.user_attrs.get(NODEID_ATTR) == nodeid
+        ]
+
+    def finished(self, key: TrialKey) -> Any:
+        """A pytest trial's latest finished run in its study, or None."""
+        finished = [t for t in self.runs(key.test, key.nodeid) if t.state.is_finished()]
+        return finished[-1] if finished else None
+
+    def pruned_step(self, key: TrialKey) -> int | None:
+        """The step at which a trial's latest run was pruned, or None when it
+        was not, or its sweep does not prune (`--hparams-resume` keeps a
+        pruned trial pruned)."""
+        if self.pruner(key.test) is None:
+            return None
+        from optuna.trial import TrialState
+
+        latest = self.finished(key)
+        if latest is None or latest.state != TrialState.PRUNED or latest.last_step is None:
+            return None
+        return int(latest.last_step)
+
+    def completed(self, key: TrialKey) -> tuple[TrialKey, float] | None:
+        """A search trial's latest run, if it completed: its key with the
+        hparams it was given, and its primary metric's value."""
+        from optuna.trial import TrialState
+
+        from pytest_hparams.search import values_of
+
+        latest = self.finished(key)
+        if latest is None or latest.state != TrialState.COMPLETE:
+            return None
+        return key._replace(hparams=values_of(latest.params)), float(latest.value)
+
+    def ask(self, key: TrialKey) -> tuple[TrialKey, StudyTrial | None]:
+        """A starting trial's Optuna trial, if its sweep prunes or searches;
+        for a search, its key then holds the hparams the sampler gave it
+        (the values its latest earlier run was given, where there is one)."""
+        if not self.uses(key.test):
+            return key, None
+        compiled = self.sweeps[key.test]
+        study = self.study(key.test)
+        primary = compiled.sweep.metrics[0]
+        prunes = self.pruner(key.test) is not None
+        if compiled.search is None:
+            return key, StudyTrial(study, key.nodeid, primary, prunes=prunes)
+        from pytest_hparams.search import ask, values_of
+
+        assert key.number is not None
+        runs = self.runs(key.test, key.nodeid)
+        asked = ask(study, compiled.search, key.number, runs[-1] if runs else None)
+        key = key._replace(hparams=values_of(asked.params))
+        return key, StudyTrial(study, key.nodeid, primary, asked, prunes)
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as messages show it: without its password."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def storage_for(url: str | None, journal: str | None) -> Any:
+    """The Optuna storage: a database URL's, else a journal file (locked by
+    Optuna's own file lock), else None for memory."""
+    if url is not None:
+        return database_storage(url)
+    if journal is None:
+        return None
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+    os.makedirs(os.path.dirname(journal) or ".", exist_ok=True)  # xdist's temporary one
+    lock = JournalFileSymlinkLock(journal)  # the lock Optuna's own writes take
+    drop_torn_tail(journal, lock)
+    return JournalStorage(JournalFileBackend(journal, lock))
+
+
+def drop_torn_tail(journal: str, lock: Any) -> None:
+    """Cuts a journal's last line when a killed writer left it unfinished.
+
+    Optuna appends each record whole, under its lock, and skips an
+    unfinished last line while reading; but the next record appended after
+    one would join it into a line no reader can parse, and every later run
+    of the study would fail. Under the same lock no write is in progress, so
+    a tail without its newline is a write that never finished.
+    """
+    try:
+        size = os.path.getsize(journal)
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    lock.acquire()
+    try:
+        with open(journal, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            end = f.read().rfind(b"\n") + 1  # 0: the only line is torn
+            f.truncate(end)
+    finally:
+        lock.release()
+
+
+def database_storage(url: str, attempts: int = 8) -> Any:
+    """Optuna's storage at a database URL.
+
+    Optuna creates its tables when it first connects. On PostgreSQL, processes
+    doing so at once (xdist workers, or a CI matrix's shards, on a fresh
+    database) collide in the system catalog, and all but one get an
+    IntegrityError; creating them again once the first is done changes
+    nothing, so a process that lost tries again, after a random wait.
+    """
+    import random
+    import time
+
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
+
+    # Not the `random` module's state: pytest-randomly seeds it alike in every
+    # xdist worker, and workers waiting alike would collide again.
+    jitter = random.SystemRandom()
+    for attempt in range(1, attempts):
+        try:
+            return RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(jitter.uniform(0.05, 0.1) * attempt)
+    return RDBStorage(url)  # the last attempt's error, if any, is the one raised
