@@ -13,7 +13,6 @@ import pytest
 
 from pytest_hparams import MARK
 from pytest_hparams.errors import OverrideError, SweepError
-from pytest_hparams.pruning import problem
 from pytest_hparams.records import HParamInfo, SweepDefinition, TrialKey, sweep_label
 from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
 
@@ -124,9 +123,12 @@ def parametrize(
         if search is not None:
             count = 1  # each trial is asked anew: there is no combination to repeat
         pruner = marks[0].kwargs.get("_pruner")
-        wrong = problem(pruner)
-        if wrong is not None:
-            raise SweepError(wrong)
+        if pruner is not None:  # a sweep that does not prune loads no pruning code
+            from pytest_hparams.pruning import problem
+
+            wrong = problem(pruner)
+            if wrong is not None:
+                raise SweepError(wrong)
         if pruner is not None and not sweep.metrics:
             raise SweepError("pruner= needs metrics=[...]: the first is what the pruner watches")
     except OverrideError:

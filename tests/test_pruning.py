@@ -247,3 +247,26 @@ def test_an_unreachable_storage_is_a_usage_error_that_hides_the_password(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "s3cret" not in result.stderr.str()
     result.stderr.fnmatch_lines(["*postgresql://user:***@127.0.0.1:1/db*"])
+
+
+def test_a_sweep_that_neither_prunes_nor_searches_loads_no_optuna_code(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(lr=[0.1, 0.2], metrics=["acc"])
+        def test_train(lr, trial):
+            trial.log(0, acc=lr)
+            return {"acc": lr}
+
+        def test_after():
+            loaded = [m for m in sys.modules if m.split(".")[0] in ("optuna", "sqlalchemy")]
+            loaded += [m for m in ("pytest_hparams.pruning", "pytest_hparams.studies",
+                                   "pytest_hparams.search") if m in sys.modules]
+            assert loaded == []
+        """
+    )
+    run(pytester, "--hparams-logdir=logs").assert_outcomes(passed=3)
