@@ -145,8 +145,17 @@ def parametrize(
     takes_dict = "hparams" in names
     missing = [n for n in sweep.names if n not in names]
     if missing and not takes_dict:
+        decorator = (
+            "@hparam_search" if search else "@hparam_random" if sweep.fixed else "@hparam_grid"
+        )
+        parameter = inspect.signature(function).parameters.get(missing[0])
+        if parameter is not None:  # pytest passes no argument that has a default
+            _fail(
+                f"{where} {decorator} declares {missing[0]!r}, and the function's argument "
+                f"{missing[0]!r} has a default value, which pytest never replaces; remove it"
+            )
         _fail(
-            f"{where} @hparam_grid declares {missing[0]!r} but the function takes no such "
+            f"{where} {decorator} declares {missing[0]!r} but the function takes no such "
             f"argument; add it, or take an `hparams` argument to get all values as a dict"
         )
     parametrized = _parametrized_names(metafunc)

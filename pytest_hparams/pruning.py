@@ -84,6 +84,7 @@ class StudyTrial:
         self.trial.set_user_attr(NODEID_ATTR, nodeid)
         self.trial.set_user_attr("pid", os.getpid())
         self._told = False
+        self._reported: set[int] = set()
 
     def report(self, step: int, value: float) -> None:
         """Reports the primary metric at a step, when the sweep prunes.
@@ -91,8 +92,12 @@ class StudyTrial:
         Raises:
           TrialPruned: If the pruner stops the trial; Optuna is told so.
         """
-        if not self.prunes:
+        # Optuna takes steps from 0 and one value a step; `trial.log` takes
+        # any int32 step, and a step again (an epoch's end logged twice):
+        # such a report is left out, as a run without a pruner would.
+        if not self.prunes or step < 0 or step in self._reported:
             return
+        self._reported.add(step)
         self.trial.report(value, step)
         if self.trial.should_prune():
             self.tell_pruned()

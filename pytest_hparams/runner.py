@@ -141,13 +141,18 @@ class TrialRunner:
                 key = self.keys.get(item.nodeid)
                 if key is None:
                     continue
-                step = self.studies.pruned_step(key) if self.optuna else None
-                if step is not None:
-                    self._pruned[key.nodeid] = step
+                # A session that ended with SUCCESS first: a run with
+                # --hparams-no-prune finished, in the logdir, a trial that
+                # the study still holds as pruned.
+                if self.resume(key):
+                    item.add_marker(pytest.mark.skip(reason=RESUMED_REASON))
+                    continue
+                pruned = self.studies.pruned(key) if self.optuna else None
+                if pruned is not None:
+                    key, step, self._resumed[key.nodeid] = pruned
+                    self.keys[key.nodeid], self._pruned[key.nodeid] = key, step
                     reason = f"resumed: pruned at step {step} in the study"
                     item.add_marker(pytest.mark.skip(reason=reason))
-                elif self.resume(key):
-                    item.add_marker(pytest.mark.skip(reason=RESUMED_REASON))
 
     def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Applies shards and only-best to the collected items."""
@@ -494,6 +499,7 @@ class TrialRunner:
                         trial.comparison = dataclasses.replace(trial.comparison, gating=False)
         elif outcome is Outcome.PRUNED and "call" not in reports:
             trial.discard()  # resumed as pruned: the session recorded before stays
+            trial.metrics = recorded or {}  # the value it was pruned on
         else:
             # A fixture error counts as a failed trial, as in the table.
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))

@@ -108,6 +108,24 @@ def ask(study: Any, search: Search, index: int, before: Any = None) -> Any:
         return study.ask(wanted)  # every value sampled now, in declaration order
 
 
+def changed_domain(study: Any, search: Search) -> str | None:
+    """What the study holds of a searched hparam that the sweep now declares
+    otherwise, as Optuna refuses it (a choice's values, a log scale, a kind),
+    or None. A range may change: a value outside it is asked anew."""
+    from optuna.distributions import check_distribution_compatibility
+
+    wanted = distributions(search.dimensions)
+    seen: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, held in trial.distributions.items():
+            if name in wanted and seen.setdefault(name, held) is held:
+                try:
+                    check_distribution_compatibility(held, wanted[name])
+                except ValueError:
+                    return f"{name!r} as {held}, where the sweep declares {wanted[name]}"
+    return None
+
+
 def values_of(params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's hparams as the test, ids, tables and the dashboard get them:
     Optuna's, floats to 6 significant digits, as `@hparam_random` draws them

@@ -100,19 +100,41 @@ class Studies:
                 self._open(test)
 
     def _open(self, test: str) -> None:
+        """Opens a sweep's study, and refuses one this sweep can no longer use."""
         from pytest_hparams.space import one_line
 
+        where = shown_url(self.url) if self.url is not None else str(self.journal)
         try:  # now, not in every trial's setup: an unreachable or unreadable study
-            self.study(test)
+            study = self.study(test)
         except Exception as e:  # whatever the storage raises: a driver's, a parser's
             if self.url is not None:
-                where, fix = shown_url(self.url), "check --hparams-storage and its driver"
+                fix = "check --hparams-storage and its driver"
             else:
-                where, fix = str(self.journal), "move it aside to start the study over"
+                fix = "move it aside to start the study over"
             raise pytest.UsageError(
                 f"the Optuna study of {test} cannot be opened from {where} "
                 f"({type(e).__name__}: {one_line(str(e), 200)}); {fix}"
             ) from None
+        # What Optuna fixes when a study starts, and a run cannot change: its
+        # direction, and a searched hparam's kind, log scale and choices.
+        fix = "record into a new logdir (or --hparams-storage), or undo the change"
+        primary = self.sweeps[test].sweep.metrics[0]
+        if study.direction.name.lower() != ("maximize" if primary.goal == "max" else "minimize"):
+            raise pytest.UsageError(
+                f"the Optuna study of {test} in {where} {study.direction.name.lower()}s "
+                f"{primary.name!r}, which the sweep now declares with goal={primary.goal!r}; "
+                f"{fix}"
+            )
+        search = self.sweeps[test].search
+        if search is not None:
+            from pytest_hparams.search import changed_domain
+
+            changed = changed_domain(study, search)
+            if changed:
+                raise pytest.UsageError(
+                    f"the Optuna study of {test} in {where} holds {changed}, and a study "
+                    f"cannot change it (--hparams-set on a searched hparam does); {fix}"
+                )
 
     def study(self, test: str) -> Any:
         """The sweep's study (made or loaded on first use)."""
@@ -147,10 +169,11 @@ class Studies:
         finished = [t for t in self.runs(key.test, key.nodeid) if t.state.is_finished()]
         return finished[-1] if finished else None
 
-    def pruned_step(self, key: TrialKey) -> int | None:
-        """The step at which a trial's latest run was pruned, or None when it
-        was not, or its sweep does not prune (`--hparams-resume` keeps a
-        pruned trial pruned)."""
+    def pruned(self, key: TrialKey) -> tuple[TrialKey, int, dict[str, float]] | None:
+        """A trial whose latest run was pruned, or None when it was not, or
+        its sweep does not prune (`--hparams-resume` keeps a pruned trial
+        pruned): its key (a search's with the hparams it was given), the
+        step, and the primary metric's last reported value."""
         if self.pruner(key.test) is None:
             return None
         from optuna.trial import TrialState
@@ -158,7 +181,13 @@ class Studies:
         latest = self.finished(key)
         if latest is None or latest.state != TrialState.PRUNED or latest.last_step is None:
             return None
-        return int(latest.last_step)
+        if key.number is not None:
+            from pytest_hparams.search import values_of
+
+            key = key._replace(hparams=values_of(latest.params))
+        step = int(latest.last_step)
+        primary = self.sweeps[key.test].sweep.metrics[0].name
+        return key, step, {primary: float(latest.intermediate_values[step])}
 
     def completed(self, key: TrialKey) -> tuple[TrialKey, float] | None:
         """A search trial's latest run, if it completed: its key with the

@@ -299,3 +299,72 @@ def test_the_named_samplers_run(search: pytest.Pytester, sampler: str) -> None:
     result = run(search, "-s", "-W", "error::pytest_hparams.HParamsWarning")
     result.assert_outcomes(passed=6)
     assert len(set(asked(result).values())) > 1
+
+
+def test_an_edited_choice_or_set_on_a_searched_hparam_needs_a_new_study(
+    search: pytest.Pytester,
+) -> None:
+    run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
+    search.makepyfile(test_search=SEARCH.format(extra="").replace("[16, 32, 64]", "[16, 32]"))
+    result = run(search, "--hparams-logdir=logs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: the Optuna study of test_search.py::test_fit in * holds 'units' as "
+            "CategoricalDistribution(choices=(16, 32, 64)), where the sweep declares "
+            "CategoricalDistribution(choices=(16, 32)), and a study cannot change it "
+            "(--hparams-set on a searched hparam does); record into a new logdir *"
+        ]
+    )
+    search.makepyfile(test_search=SEARCH.format(extra=""))
+    result = run(search, "--hparams-logdir=logs", "--hparams-set", "lr=0.01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: * holds 'lr' as FloatDistribution(*"])
+    # Nothing was asked of the study by the refused runs.
+    assert len(load(search.path / "logs").trials) == 6
+    # A range may change: the study goes on.
+    search.makepyfile(test_search=SEARCH.format(extra="").replace("1e-4, 1.0", "1e-3, 1.0"))
+    run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
+
+
+def test_a_flipped_goal_needs_a_new_study(search: pytest.Pytester) -> None:
+    run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
+    flipped = SEARCH.format(extra="").replace(
+        'metrics=["acc"]', 'metrics=[Metric("acc", goal="min")]'
+    )
+    search.makepyfile(test_search=flipped.replace("import LogUniform", "import LogUniform, Metric"))
+    result = run(search, "--hparams-logdir=logs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: the Optuna study of test_search.py::test_fit in * maximizes 'acc', which "
+            "the sweep now declares with goal='min'; record into a new logdir *"
+        ]
+    )
+
+
+def test_a_trial_resumed_as_pruned_keeps_its_hparams_and_last_value(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_search="""
+        from pytest_hparams import RealInterval, hparam_search
+
+        @hparam_search(12, x=RealInterval(0.0, 1.0), metrics=["acc"], pruner="median",
+                       sampler="random")
+        def test_fit(x, trial):
+            for step in range(3):
+                trial.log(step, acc=x)
+            return {"acc": x}
+        """
+    )
+    run(pytester, "--hparams-logdir=logs", "--hparams-json=first.json")
+    first = {t["params"]: t for t in trials_of(pytester.path / "first.json")}
+    pruned = {k for k, t in first.items() if t["outcome"] == "pruned"}
+    assert pruned
+    run(pytester, "--hparams-logdir=logs", "--hparams-resume", "--hparams-json=again.json")
+    again = {t["params"]: t for t in trials_of(pytester.path / "again.json")}
+    for k in pruned:
+        assert again[k]["outcome"] == "pruned"
+        assert again[k]["hparams"] == first[k]["hparams"]
+        assert again[k]["metrics"] == first[k]["metrics"]

@@ -270,3 +270,32 @@ def test_a_sweep_that_neither_prunes_nor_searches_loads_no_optuna_code(
         """
     )
     run(pytester, "--hparams-logdir=logs").assert_outcomes(passed=3)
+
+
+def test_resume_after_a_run_without_pruning_keeps_the_trials_it_finished(
+    curves: pytest.Pytester,
+) -> None:
+    run(curves, "--hparams-logdir=logs")  # lr 0.3, 0.2, 0.1 pruned
+    run(curves, "--hparams-logdir=logs", "--hparams-no-prune").assert_outcomes(passed=8)
+    result = run(curves, "--hparams-logdir=logs", "--hparams-resume", "--hparams-json=r.json")
+    trials = json.loads((curves.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert {t["outcome"] for t in trials} == {"resumed"}
+    result.stdout.fnmatch_lines(["*8 trials: 8 resumed*"])
+
+
+def test_a_pruner_takes_the_steps_trial_log_takes(pytester: pytest.Pytester) -> None:
+    # Optuna refuses a negative step and warns of a step reported twice;
+    # trial.log takes both, with a pruner as without one.
+    pytester.makepyfile(
+        test_steps="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(lr=[0.1, 0.2], pruner="median", metrics=["acc"])
+        def test_train(lr, trial):
+            trial.log(-1, acc=lr)
+            trial.log(0, acc=lr)
+            trial.log(0, acc=lr)
+            return {"acc": lr}
+        """
+    )
+    run(pytester, "-W", "error").assert_outcomes(passed=2)
