@@ -1,17 +1,29 @@
-"""Screenshots TensorBoard's HParams dashboard on the example sweep.
+"""Screenshots TensorBoard's HParams dashboard on the example sweeps.
 
     python docs/screenshot.py            # writes docs/hparams-dashboard.png
+    python docs/screenshot.py --pruned   # writes docs/hparams-pruned.png
 
-Runs the example project into a fresh logdir, starts a real `tensorboard` on
-127.0.0.1, takes a screenshot of the HParams tab with headless Chromium, and
-stops both. Needs the example's requirements and Debian's Chromium:
+Runs an example sweep into a fresh logdir, starts a real `tensorboard` on
+127.0.0.1, opens its HParams tab in headless Chromium and takes a screenshot,
+then stops both. The first is the Keras sweep's table; the second is the
+pruned Keras sweep's, with only the sessions whose status is Failure ticked
+under Status: its pruned trials. Needs the example's requirements and
+Debian's Chromium:
 
     apt-get install chromium
+
+Chromium is driven over its DevTools protocol on a pipe
+(`--remote-debugging-pipe`), so ticking a box needs no package beyond the
+standard library.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import fcntl
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -19,11 +31,64 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-OUTPUT = HERE / "hparams-dashboard.png"
+WIDTH, HEIGHT = 1600, 1000
+
+
+@dataclass(frozen=True)
+class Shot:
+    test_file: str  # in example_project/
+    output: Path
+    # Untick Success under Status: the table keeps the sessions that ended
+    # as Failure, which in a sweep that passes are its pruned trials.
+    failures_only: bool = False
+
+
+SHOTS = {
+    "dashboard": Shot("test_keras_sweep.py", HERE / "hparams-dashboard.png"),
+    "pruned": Shot("test_keras_pruned.py", HERE / "hparams-pruned.png", failures_only=True),
+}
+
+# Finds a filter's checkbox by its label, through the dashboard's shadow
+# roots (Polymer), unticks it, and waits until the table shows the number of
+# session groups left; resolves to that count, or to a reason it could not.
+UNTICK = """
+(async (labels, expected) => {
+  const everything = (root, out = []) => {
+    for (const el of root.querySelectorAll("*")) {
+      out.push(el);
+      if (el.shadowRoot) everything(el.shadowRoot, out);
+    }
+    return out;
+  };
+  const matching = () => {
+    for (const el of everything(document)) {
+      const m = /Number of matching session groups: (\\d+)/.exec(el.textContent || "");
+      if (m) return Number(m[1]);
+    }
+    return null;
+  };
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (const label of labels) {
+    let box = null;
+    for (let i = 0; i < 240 && !box; i++, await sleep(250)) {
+      box = everything(document).find(
+        (e) => e.tagName === "PAPER-CHECKBOX" && e.textContent.trim() === label);
+    }
+    if (!box) return `no checkbox labelled ${label}`;
+    if (box.checked) box.click();
+  }
+  for (let i = 0; i < 240; i++, await sleep(250)) {
+    if (matching() === expected) return expected;
+  }
+  return `the table shows ${matching()} session groups, not ${expected}`;
+})
+"""
 
 
 def free_port() -> int:
@@ -63,7 +128,115 @@ def wait_for_sessions(port: int, expected: int, timeout: float = 120.0) -> None:
     raise TimeoutError(f"TensorBoard did not serve {expected} sessions within {timeout:.0f} s")
 
 
+class DevTools:
+    """Headless Chromium, driven over the DevTools protocol on a pipe: it
+    reads commands on its fd 3 and writes replies on its fd 4, each message
+    JSON ended by a NUL byte."""
+
+    def __init__(self, chromium: str, profile: Path) -> None:
+        commands, self._commands = os.pipe()
+        self._replies, replies = os.pipe()
+
+        def as_fds_3_and_4() -> None:
+            # In the child, before Chromium runs: the pipes may already sit at
+            # 3 or 4, so each goes above 10 first (closed on exec), then down
+            # to its place, inheritable; every other fd of ours closes on exec.
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (commands, replies)]
+            os.dup2(high[0], 3)
+            os.dup2(high[1], 4)
+
+        self.process = subprocess.Popen(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--hide-scrollbars",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            preexec_fn=as_fds_3_and_4,
+            close_fds=False,  # it would close 3 and 4 after preexec_fn
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(commands)
+        os.close(replies)
+        self._pending = b""
+        self._id = 0
+        self._session: str | None = None
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        """Sends a command (to the open page, once there is one) and returns
+        its result; events on the way are passed over."""
+        self._id += 1
+        message: dict[str, Any] = {"id": self._id, "method": method, "params": params}
+        if self._session is not None:
+            message["sessionId"] = self._session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._pending:
+                chunk = os.read(self._replies, 1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"Chromium exited during {method}")
+                self._pending += chunk
+            line, self._pending = self._pending.split(b"\0", 1)
+            reply = json.loads(line)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return dict(reply["result"])
+
+    def open(self, url: str) -> None:
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        self.send("Page.navigate", url=url)
+
+    def run(self, function: str, *args: Any) -> Any:
+        """Calls a JavaScript function in the page and returns what it resolves to."""
+        expression = f"({function})({', '.join(json.dumps(a) for a in args)})"
+        reply = self.send(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        if "exceptionDetails" in reply:
+            raise RuntimeError(reply["exceptionDetails"].get("text", "a JavaScript error"))
+        return reply["result"].get("value")
+
+    def screenshot(self, path: Path) -> None:
+        png = self.send("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(png))
+
+    def close(self) -> None:
+        os.close(self._commands)  # Chromium exits when its pipe closes
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._replies)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument(
+        "--pruned", action="store_true", help="the pruned Keras sweep (docs/hparams-pruned.png)"
+    )
+    shot = SHOTS["pruned" if parser.parse_args().pruned else "dashboard"]
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         print(
@@ -71,19 +244,27 @@ def main() -> int:
         )
         return 2
     work = Path(tempfile.mkdtemp(prefix="hparams-screenshot-"))
-    logdir = work / "logs"
+    logdir, report = work / "logs", work / "report.json"
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
             "-q",
-            str(ROOT / "example_project" / "test_keras_sweep.py"),
+            # The pruner decides by the trials that ran before: keep the
+            # declared order, should pytest-randomly be installed.
+            "-p",
+            "no:randomly",
+            str(ROOT / "example_project" / shot.test_file),
             f"--hparams-logdir={logdir}",
+            f"--hparams-json={report}",
         ],
         check=True,
         cwd=ROOT / "example_project",
     )
+    (sweep,) = json.loads(report.read_text())["sweeps"]
+    trials = sweep["trials"]
+    kept = [t for t in trials if t["outcome"] != "passed"] if shot.failures_only else trials
     port = free_port()
     tensorboard = subprocess.Popen(
         [
@@ -100,36 +281,23 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    browser: DevTools | None = None
     try:
-        wait_for_sessions(port, expected=12)
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={work / 'chromium'}",
-                "--hide-scrollbars",
-                "--window-size=1600,1000",
-                "--virtual-time-budget=20000",
-                f"--screenshot={OUTPUT}",
-                f"http://127.0.0.1:{port}/#hparams",
-            ],
-            check=True,
-            timeout=180,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        wait_for_sessions(port, expected=len(trials))
+        browser = DevTools(chromium, work / "chromium")
+        browser.open(f"http://127.0.0.1:{port}/#hparams")
+        shown = browser.run(UNTICK, ["Success"] if shot.failures_only else [], len(kept))
+        if shown != len(kept):
+            raise RuntimeError(f"the dashboard did not settle: {shown}")
+        time.sleep(2)  # the table's rows render after its count
+        browser.screenshot(shot.output)
     finally:
+        if browser is not None:
+            browser.close()
         tensorboard.terminate()
         tensorboard.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    print(f"wrote {shot.output.relative_to(ROOT)}")
     return 0
 
 

@@ -398,6 +398,13 @@ class TrialRunner:
         except Exception as e:  # MetricsError, or a __float__ that raised
             problems = [str(e)]
         else:
+            primary = declared[0].name if declared else ""
+            if primary and primary in trial.last and primary not in trial.metrics:
+                # Reported, not returned (Keras' validation metric through
+                # keras_callbacks, or trial.log): its last value is the one
+                # TensorBoard reads and a study is told below, so the table
+                # ranks by it, as a pruned trial's row shows its last value.
+                trial.metrics[primary] = trial.last[primary]
             problems = bounds(trial.metrics, declared) + self._baseline_gate(trial, key)
         # A rerun's attempt replaces the one before: JUnit XML shows the last.
         properties = [

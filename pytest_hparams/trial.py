@@ -72,6 +72,7 @@ class Trial:
         self.pruned_at: int | None = None
         self.comparison: Comparison | None = None  # the baseline verdict, if any
         self._groups = {m.name: m.group for m in sweep.metrics if m.group}
+        self._primary: Metric | None = sweep.metrics[0] if sweep.metrics else None
 
     @functools.cached_property
     def seed(self) -> int:
@@ -178,13 +179,15 @@ class Trial:
                 writer = trial.open()
                 if writer is not None:
                     writer.last_step = max(writer.last_step, epoch)
-                study = trial.study
-                if study is not None:  # the primary metric, by its Keras name
-                    values = {n: float(v) for n, v in (logs or {}).items()}
-                    value = values.get(keras_name(study.group, study.metric))
+                primary = trial._primary
+                if primary is not None:  # the primary metric, by its Keras name
+                    value = (logs or {}).get(keras_name(primary.group, primary.name))
                     if value is not None:
-                        trial.last[study.metric] = value  # a search's final value
-                        trial.prune_on(epoch, {study.metric: value})
+                        # Kept whether or not the sweep prunes: a test that
+                        # does not return it (a validation metric) is ranked
+                        # by its last value, and a search told it.
+                        trial.last[primary.name] = float(value)
+                        trial.prune_on(epoch, {primary.name: float(value)})
 
         options = {"log_dir": str(self.logdir), "write_graph": False, "profile_batch": 0}
         options.update(tensorboard_options)

@@ -209,6 +209,31 @@ def keras_example(
     return run_example("test_keras_sweep.py", logdir), logdir
 
 
+@dataclass
+class PrunedExample:
+    """One run of the example's pruned Keras sweep: what pytest printed, the
+    logdir it recorded into and its JSON report."""
+
+    result: subprocess.CompletedProcess[str]
+    logdir: Path
+    report: Path
+
+
+@pytest.fixture(scope="session")
+def keras_pruned_example(tmp_path_factory: pytest.TempPathFactory) -> PrunedExample:
+    """The example's pruned Keras sweep, run once into a fresh logdir (a
+    second run into the same one would prune against this run's curves)."""
+    for module in ("tensorflow", "optuna"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(
+                f"the pruned Keras sweep needs {module} (pip install -e '.[test,tensorflow]')"
+            )
+    work = tmp_path_factory.mktemp("keras-pruned-example")
+    logdir, report = work / "logs", work / "report.json"
+    result = run_example("test_keras_pruned.py", logdir, f"--hparams-json={report}")
+    return PrunedExample(result, logdir, report)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

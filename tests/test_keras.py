@@ -112,5 +112,14 @@ def test_keras_callbacks_prune_a_sweep_at_an_epochs_end(pytester: pytest.Pyteste
     )
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--hparams-logdir=logs")
     result.stdout.fnmatch_lines(
-        ["test_keras.py .....p*", "  0.0 * pruned at 0", "*5 passed, 1 pruned*"]
+        [
+            "test_keras.py .....p*",
+            "   0.0 * pruned at 0",  # after the best trial's "*" column
+            # Not returned: the table ranks the trials by the value Keras reported.
+            "6 trials: 5 passed, 1 pruned; best epoch_loss=* at [[]lr:0.05[]]",
+            "*= 5 passed, *1 pruned in *",
+        ]
     )
+    # And so without a pruner, where nothing is reported to a study.
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--hparams-no-prune")
+    result.stdout.fnmatch_lines(["6 trials: 6 passed; best epoch_loss=* at [[]lr:0.05[]]"])

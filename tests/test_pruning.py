@@ -98,6 +98,29 @@ def test_lf_does_not_rerun_a_pruned_trial_and_resume_keeps_it_pruned(
     )
 
 
+def test_a_primary_metric_reported_but_not_returned_ranks_the_passed_trials(
+    pytester: pytest.Pytester,
+) -> None:
+    # As a Keras validation metric is, through trial.keras_callbacks(): the
+    # pruner and TensorBoard have its last value, and so must the table and
+    # the report, for the trials that ran to the end as for the pruned ones.
+    reported = CURVES.format(pruner="median").replace('return {"acc": acc}', "return None")
+    pytester.makepyfile(test_curves=reported)
+    for args in [(), ("--hparams-no-prune",)]:
+        result = run(pytester, "--hparams-json=r.json", *args)
+        assert result.ret == pytest.ExitCode.OK
+        ran = "8 passed" if args else "5 passed, 3 pruned"
+        result.stdout.fnmatch_lines(
+            [
+                "* acc (max) *",
+                "[*] 0.8 * 0.7992 *",
+                f"8 trials: {ran}; best acc=0.7992 at [[]lr:0.8[]]",
+            ]
+        )
+        trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+        assert trials[0]["metrics"] == {"acc": pytest.approx(0.8 * (1 - 0.5**10))}
+
+
 def test_no_prune_runs_every_trial_to_the_end(curves: pytest.Pytester) -> None:
     run(curves, "--hparams-logdir=logs").assert_outcomes(passed=5)
     result = run(curves, "--hparams-logdir=logs", "--hparams-no-prune")
