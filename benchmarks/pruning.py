@@ -4,7 +4,10 @@
     python benchmarks/pruning.py --only compute   # epochs saved over seeds
     python benchmarks/pruning.py --only cost      # coordination cost per trial and step
     python benchmarks/pruning.py --markdown       # the tables as Markdown (RESULTS.md)
-    python benchmarks/pruning.py --tiny           # seconds; what the test suite runs
+    python benchmarks/pruning.py --tiny           # about a minute; what the test suite runs
+
+Each part takes about 10 minutes on a slow 2-CPU VM; results and what they
+mean are in benchmarks/RESULTS.md.
 
 Compute saved: a 27-combination SGDClassifier sweep on scikit-learn's bundled
 digits, trained epoch by epoch with `partial_fit` and reporting validation
@@ -13,6 +16,8 @@ test file, once as the full grid and once per pruner. Each seed is a sweep
 function of its own in that file, so each seed is its own Optuna study (a
 study is named by the sweep's node id) and starts with no trials; the
 studies live in memory (no logdir). Epochs are counted by the test itself.
+Trials run serially in collection order, and a pruner judges a trial only
+against those before it: another order gives other numbers.
 
 Coordination cost: trivial trials each doing k `trial.log` calls through the
 plugin's study (journal file, SQLite) against Optuna's own `study.optimize`
@@ -23,6 +28,7 @@ the same pytest sweep without a pruner as the floor of pytest itself.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -188,8 +194,6 @@ def sweep_run(root: Path, name: str, pruner: str, seeds: int, epochs: int) -> Tr
 
 
 def combinations() -> list[tuple[object, ...]]:
-    import itertools
-
     return list(itertools.product(*GRID.values()))
 
 
