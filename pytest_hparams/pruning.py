@@ -10,7 +10,6 @@ or searches (and by collection, for `problem`).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -81,8 +80,9 @@ class StudyTrial:
         self.group = primary.group
         self.prunes = prunes
         self.trial = study.ask() if trial is None else trial
+        # The one attribute resume reads: each is a write to the storage (a
+        # synced journal append, an SQLite commit), paid by every trial.
         self.trial.set_user_attr(NODEID_ATTR, nodeid)
-        self.trial.set_user_attr("pid", os.getpid())
         self._told = False
         self._reported: set[int] = set()
 

@@ -49,3 +49,26 @@ def test_the_noise_simulation_prints_its_table() -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| rule | n | false alarms (A/A) |")
     assert [row.split(" | ")[1] for row in rows[1:]] == ["1", "3", "5", "10"]
+
+
+def test_the_pruning_script_measures_both_parts_on_tiny_sizes() -> None:
+    script = SCRIPT.parent / "pruning.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--tiny", "--markdown"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows == [
+        "| pruner",
+        "| none (full grid)",
+        "| halving",
+        "| median",
+        "| hyperband",
+        "| halving, min_resource=2, reduction_factor=3",
+        "| storage (trials)",
+        "| journal file (5)",
+        "| SQLite (5)",
+    ]
