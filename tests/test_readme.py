@@ -15,9 +15,10 @@ import pytest
 from conftest import EXAMPLE, PrunedExample, run_example
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-# A duration as pytest and the table print it ("0.00s", "12.34s"), with the
-# padding that aligns it: the one thing in a table that differs between runs.
-DURATION = re.compile(r" *\d+\.\d+s")
+# A duration as pytest and the table print it ("0.00s", "12.34s", pytest's
+# "70.59s (0:01:10)"), with the padding that aligns it: the one thing in a
+# table that differs between runs.
+DURATION = re.compile(r" *\d+\.\d+s( \(\d+:\d\d:\d\d\))?")
 
 
 def quickstart_block(language: str) -> str:
