@@ -16,8 +16,9 @@ ranges as log-uniform intervals and the losses as a choice:
 - tpe: `@hparam_search(27, sampler="tpe", seed=s)`.
 
 For each seed the target is the grid's best validation accuracy, less one
-validation digit (1/450): "trials needed" is the number of the first trial,
-in the order trials ran, that reached it. Each seed is a sweep function of
+validation digit (1/450), and the grid's best itself: "trials needed" is the
+number of the first trial, in the order trials ran, that reached it (a seed
+that never did counts as more than 27). Each seed is a sweep function of
 its own (so each search is its own study, in memory), run serially in one
 pytest process per method; the test appends each trial's accuracy to a file
 as it ends, which gives the order.
@@ -137,29 +138,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = {m: run_method(Path(tmp), m, args.seeds) for m in DECORATORS}
     grid = runs["grid"][1]
-    targets = {seed: max(accs) - ONE_DIGIT for seed, accs in grid.items()}
     rows = []
     for method, (seconds, by_seed) in runs.items():
-        counts = [needed(by_seed[s], targets[s]) for s in range(args.seeds)]
-        reached = [c for c in counts if c is not None]
-        # A seed that never reached the target counts as more than TRIALS.
-        ranked = sorted(c if c is not None else TRIALS + 1 for c in counts)
-        median = statistics.median(ranked)
-        best_gap = statistics.median(max(grid[s]) - max(by_seed[s]) for s in range(args.seeds))
-        rows.append(
-            (
-                method,
-                f"{median:g}" if median <= TRIALS else f"> {TRIALS}",
-                f"{len(reached)}/{args.seeds}",
-                f"{best_gap * 450:+.1f}",
-                f"{seconds:.0f} s",
-            )
-        )
+        row = [method]
+        for tolerance in (ONE_DIGIT, 0.0):
+            counts = [needed(by_seed[s], max(grid[s]) - tolerance) for s in range(args.seeds)]
+            # A seed that never reached the target counts as more than TRIALS.
+            median = statistics.median(c if c is not None else TRIALS + 1 for c in counts)
+            reached = sum(c is not None for c in counts)
+            shown = f"{median:g}" if median <= TRIALS else f"> {TRIALS}"
+            row.append(f"{shown} ({reached}/{args.seeds} seeds)")
+        best_gap = statistics.median(max(by_seed[s]) - max(grid[s]) for s in range(args.seeds))
+        row += [f"{best_gap * 450:+.1f}", f"{seconds:.0f} s"]
+        rows.append(tuple(row))
     header = (
         "method",
-        "trials needed (median)",
-        "seeds that reached it",
-        "grid best - own best (digits, median)",
+        "trials to within 1 digit of the grid's best (median)",
+        "trials to the grid's best",
+        "own best - grid's best, in digits (median)",
         "wall",
     )
     print(

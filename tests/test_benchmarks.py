@@ -72,3 +72,18 @@ def test_the_pruning_script_measures_both_parts_on_tiny_sizes() -> None:
         "| journal file (5)",
         "| SQLite (5)",
     ]
+
+
+def test_the_search_script_counts_trials_for_each_method() -> None:
+    script = SCRIPT.parent / "search.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--seeds", "1", "--markdown"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row[0] for row in rows] == ["| method", "| grid", "| random", "| tpe"]
+    # The grid reaches its own best, by definition, within its 27 trials.
+    assert rows[1][2].endswith("(1/1 seeds)") and rows[1][3] == "+0.0"
