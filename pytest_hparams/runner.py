@@ -149,8 +149,9 @@ class TrialRunner:
                     continue
                 pruned = self.studies.pruned(key) if self.optuna else None
                 if pruned is not None:
-                    key, step, self._resumed[key.nodeid] = pruned
-                    self.keys[key.nodeid], self._pruned[key.nodeid] = key, step
+                    key, step, metrics = pruned
+                    self.keys[key.nodeid] = key  # a search's, with the hparams it was given
+                    self._pruned[key.nodeid], self._resumed[key.nodeid] = step, metrics
                     reason = f"resumed: pruned at step {step} in the study"
                     item.add_marker(pytest.mark.skip(reason=reason))
 
