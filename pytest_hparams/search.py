@@ -115,10 +115,11 @@ def changed_domain(study: Any, search: Search) -> str | None:
     from optuna.distributions import check_distribution_compatibility
 
     wanted = distributions(search.dimensions)
-    seen: dict[str, Any] = {}
+    checked: set[str] = set()  # each name against the first trial that holds it
     for trial in study.get_trials(deepcopy=False):
         for name, held in trial.distributions.items():
-            if name in wanted and seen.setdefault(name, held) is held:
+            if name in wanted and name not in checked:
+                checked.add(name)
                 try:
                     check_distribution_compatibility(held, wanted[name])
                 except ValueError:
