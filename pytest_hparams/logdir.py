@@ -296,14 +296,18 @@ def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, 
 def mark_crashed(path: Path) -> None:
     """Ends the session of a trial whose process died, as FAILURE.
 
-    A rerun's hidden file is dropped instead: the session recorded before stays.
+    A rerun's hidden file is dropped instead: the session recorded before
+    stays, and ends as FAILURE only if it never ended either (an attempt
+    whose worker died too, which pytest-rerunfailures ran again).
     """
     pending = [p for p in _event_files(str(path)) if os.path.basename(p).startswith(_PENDING)]
     if pending:
         for p in pending:
             with contextlib.suppress(FileNotFoundError):
                 real_os.unlink(p)
-        return
+        recorded = read_session(path)
+        if recorded is None or recorded[1] != events.STATUS_UNKNOWN:
+            return
     if not path.is_dir():
         return
     end = events.session_end_summary(events.STATUS_FAILURE, time.time())

@@ -23,6 +23,7 @@ from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
     STARTED_ATTR,
+    TRIALS_OUTPUT,
     USAGE_ERROR_OUTPUT,
     Started,
     TrialRecord,
@@ -56,6 +57,11 @@ class Reporter:
         self.failed_writes: list[str] = []  # reports that could not be written
         self.written: list[str] = []
         self._started: dict[str, Started] = {}  # a worker's trials begun but not ended
+        # Where setup reports are held back: the trials xdist workers collected,
+        # the sweeps they belong to, and the crashed trials none has named yet.
+        self._collected: dict[str, Started] = {}
+        self._collected_definitions: dict[str, SweepDefinition] = {}
+        self._unknown_crashes: set[str] = set()
         self._metric_names: set[str] = set()
         self._config_due = False  # the experiment config has something to add
         self._config_error: str | None = None
@@ -110,19 +116,38 @@ class Reporter:
             self._update_config()
 
     def crashed(self, nodeid: str) -> None:
-        """Ends the trial whose xdist worker died running it, as CRASHED."""
-        started = self._started.pop(nodeid, None)
+        """Ends the trial whose xdist worker died running it, as CRASHED.
+
+        A trial whose setup report never arrived (pytest-rerunfailures holds
+        it back) waits for a worker's list of the trials it collected.
+        """
+        started = self._started.pop(nodeid, None) or self._collected.get(nodeid)
         if started is None or started.key is None:
+            self._unknown_crashes.add(nodeid)
             return
         from pytest_hparams.records import Outcome
 
         key = started.key
+        if key.test not in self.definitions and key.test in self._collected_definitions:
+            self.add_definition(self._collected_definitions[key.test])
         store = self.settings.store
         if store is not None:
             from pytest_hparams.logdir import run_path
 
             store.mark_crashed(run_path(key.folder, key.params), started.staging)
         self.add(TrialRecord(key, Outcome.CRASHED))
+
+    def collected(self, trials: Iterable[dict[str, Any]]) -> None:
+        """Takes an xdist worker's list of the trials it collected
+        (`TRIALS_OUTPUT`) and ends the crashed trials it names."""
+        for started in map(Started.from_dict, trials):
+            if started.key is not None:
+                self._collected[started.key.nodeid] = started
+            if started.definition is not None:
+                self._collected_definitions[started.definition.test] = started.definition
+        unknown, self._unknown_crashes = self._unknown_crashes, set()
+        for nodeid in unknown:
+            self.crashed(nodeid)
 
     def _update_config(self) -> None:
         """Merges this run's sweeps and metrics into the logdir's experiment config.
@@ -461,5 +486,7 @@ class XdistHooks:
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", None) or {}
+        if TRIALS_OUTPUT in output:
+            self.reporter.collected(output[TRIALS_OUTPUT])
         if USAGE_ERROR_OUTPUT in output and self.reporter.usage_error is None:
             self.reporter.usage_error = str(output[USAGE_ERROR_OUTPUT])

@@ -24,6 +24,7 @@ from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
     STARTED_ATTR,
+    TRIALS_OUTPUT,
     USAGE_ERROR_OUTPUT,
     Outcome,
 )
@@ -154,6 +155,8 @@ class TrialRunner:
                     self._pruned[key.nodeid], self._resumed[key.nodeid] = step, metrics
                     reason = f"resumed: pruned at step {step} in the study"
                     item.add_marker(pytest.mark.skip(reason=reason))
+        if self.worker and config.pluginmanager.hasplugin("rerunfailures"):
+            config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
 
     def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Applies shards and only-best to the collected items."""
@@ -475,6 +478,24 @@ class TrialRunner:
             self.store.staging if self.worker and self.store is not None else None,
             self.sweeps[key.test].definition if first else None,
         )
+
+    def collected(self, items: list[pytest.Item]) -> list[dict[str, Any]]:
+        """What a setup report would carry for each trial of `items`, for an
+        xdist worker's output. pytest-rerunfailures sends a run's reports
+        only after its teardown, so a worker that dies mid-trial never sent
+        that trial's setup report: the controller finds it here instead, in
+        the output of a worker that lived to the end."""
+        from pytest_hparams.records import Started
+
+        out, seen = [], set()
+        for item in items:
+            key = self.keys.get(item.nodeid)
+            if key is not None:
+                first = key.test not in seen
+                seen.add(key.test)
+                definition = self.sweeps[key.test].definition if first else None
+                out.append(Started(key, None, definition).to_dict())
+        return out
 
     def finish(
         self, item: pytest.Function, key: TrialKey, reports: Mapping[str, pytest.TestReport]

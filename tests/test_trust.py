@@ -135,6 +135,45 @@ def test_a_trial_rerun_by_pytest_rerunfailures_is_one_record_with_its_final_outc
     assert Dashboard.metrics(board.group("[a:2]"))["score"] == 2
 
 
+def test_a_worker_that_dies_under_pytest_rerunfailures_leaves_its_trial_in_every_account(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    # pytest-rerunfailures sends a trial's setup report only after its
+    # teardown, so the controller hears nothing of a trial whose worker dies.
+    pytester.makepyfile(
+        test_die="""
+        import os
+        from pathlib import Path
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3], metrics=["score"])
+        def test_die(a, trial):
+            tries = Path(f"tries-{a}")
+            tries.write_text(tries.read_text() + "x" if tries.exists() else "x")
+            trial.log(0, score=0.0)
+            if a == 2 or (a == 3 and len(tries.read_text()) == 1):
+                os._exit(1)  # a=2 in every attempt, a=3 in its first only
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "rerunfailures", "--reruns", "1", "-n", "2", "-p", "no:randomly",
+        "--hparams-logdir=logs", "--hparams-json=report.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*1 failed, 2 passed, 2 rerun*"])
+    result.stdout.fnmatch_lines(["  2 * - * crashed", "3 trials: 2 passed, 1 crashed*"])
+    assert json_outcomes(pytester.path / "report.json") == {
+        "test_die.py::test_die[a:1]": "passed",
+        "test_die.py::test_die[a:2]": "crashed",
+        "test_die.py::test_die[a:3]": "passed",
+    }
+    assert dashboard_statuses(dashboard, pytester.path / "logs") == {
+        "test_die.py::test_die[a:1]": "STATUS_SUCCESS",
+        "test_die.py::test_die[a:2]": "STATUS_FAILURE",
+        "test_die.py::test_die[a:3]": "STATUS_SUCCESS",
+    }
+
+
 def test_a_sweep_repeated_by_pytest_repeat_records_each_repetition(
     pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
 ) -> None:
