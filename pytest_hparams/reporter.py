@@ -354,6 +354,9 @@ class Reporter:
             out.extend((text, {"red": True}) for text in self.decision.failures)
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
+        for nodeid in sorted(self._unknown_crashes):
+            # Every worker died before it could say which trial this was.
+            out.append((f"{nodeid}: its worker died; not in the table or reports", {"red": True}))
         return out
 
     def _baseline_notes(self) -> Iterable[str]:

@@ -174,6 +174,27 @@ def test_a_worker_that_dies_under_pytest_rerunfailures_leaves_its_trial_in_every
     }
 
 
+def test_a_crashed_trial_no_living_worker_could_name_is_said_to_be_missing(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_die="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_die(a):
+            os._exit(1)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "rerunfailures", "--reruns", "1", "-n", "1", "--max-worker-restart", "1",
+        "-p", "no:randomly", "--hparams-json=report.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*1 failed, 1 rerun*"])
+    result.stdout.fnmatch_lines(["test_die.py::test_die[[]a:1[]]: its worker died; not in *"])
+
+
 def test_a_sweep_repeated_by_pytest_repeat_records_each_repetition(
     pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
 ) -> None:
