@@ -89,6 +89,7 @@ GRID = {
 }
 
 SWEEP_HEADER = '''
+import json
 import os
 
 import numpy as np
@@ -124,19 +125,18 @@ def train(seed, alpha, eta0, loss, trial):
         loss=loss, alpha=alpha, learning_rate="constant", eta0=eta0, random_state=seed
     )
     order = np.random.default_rng(seed)
-    epochs = 0
+    curve = []
     try:
         for epoch in range(EPOCHS):
             shuffled = order.permutation(len(y_train))
             model.partial_fit(x_train[shuffled], y_train[shuffled], classes=CLASSES)
-            epochs += 1
-            accuracy = float(model.score(x_val, y_val))
-            trial.log(epoch, accuracy=accuracy)  # may stop the trial here
+            curve.append(float(model.score(x_val, y_val)))
+            trial.log(epoch, accuracy=curve[-1])  # may stop the trial here
     finally:
-        # Counted by the test itself: what ran, pruned or not.
+        # Kept by the test itself: the epochs that ran, pruned or not.
         with open(os.environ["PRUNING_BENCH_COUNTS"], "a") as counts:
-            counts.write(f"{{trial.id}} {{epochs}}\\n")
-    return {{"accuracy": accuracy}}
+            counts.write(json.dumps([trial.id, curve]) + "\\n")
+    return {{"accuracy": curve[-1]}}
 '''
 
 SWEEP_SEED = """
@@ -155,6 +155,9 @@ class Trials:
     seconds: float
     # seed -> combination (its params id) -> (outcome, accuracy, epochs)
     seeds: dict[int, dict[str, tuple[str, float, int]]]
+    # seed -> combination -> validation accuracy after each epoch that ran,
+    # in the order the trials ran
+    curves: dict[int, dict[str, list[float]]]
 
 
 def sweep_run(root: Path, name: str, pruner: str, seeds: int, epochs: int) -> Trials:
@@ -171,15 +174,18 @@ def sweep_run(root: Path, name: str, pruner: str, seeds: int, epochs: int) -> Tr
         path,
         {"PRUNING_BENCH_COUNTS": str(counts)},
     )
-    ran = dict(line.rsplit(" ", 1) for line in counts.read_text().splitlines())
+    ran = dict(json.loads(line) for line in counts.read_text().splitlines())
+    order = {nodeid: i for i, nodeid in enumerate(ran)}
     report = json.loads((path / "report.json").read_text())
     out: dict[int, dict[str, tuple[str, float, int]]] = {}
+    curves: dict[int, dict[str, list[float]]] = {}
     for sweep in report["sweeps"]:
         seed = int(sweep["test"].rsplit("_", 1)[1])
-        for t in sweep["trials"]:
+        for t in sorted(sweep["trials"], key=lambda t: order[t["nodeid"]]):
             # The JSON's account of the epochs (a pruned trial ran steps 0
             # to pruned_at) must agree with the test's own count.
-            counted = int(ran[t["nodeid"]])
+            curves.setdefault(seed, {})[t["params"]] = ran[t["nodeid"]]
+            counted = len(ran[t["nodeid"]])
             expected = epochs if t["outcome"] == "passed" else t["pruned_at"] + 1
             if t["outcome"] not in ("passed", "pruned") or counted != expected:
                 raise AssertionError(f"{t['nodeid']}: {t['outcome']}, {counted} epochs counted")
@@ -190,7 +196,7 @@ def sweep_run(root: Path, name: str, pruner: str, seeds: int, epochs: int) -> Tr
             )
     if len(out) != seeds or any(len(c) != len(combinations()) for c in out.values()):
         raise AssertionError(f"{name}: not every trial of every seed was reported")
-    return Trials(seconds, out)
+    return Trials(seconds, out, curves)
 
 
 def combinations() -> list[tuple[object, ...]]:
@@ -259,11 +265,85 @@ def compare(name: str, full: Trials, pruned: Trials) -> Saved:
 
 
 def compute_saved(root: Path, seeds: int, epochs: int) -> tuple[list[Saved], Trials]:
+    """Runs the full grid and each pruner through pytest; checks that each
+    pruner stopped the same trials at the same epochs as Optuna's own loop
+    does on the full grid's curves."""
     full = sweep_run(root, "full", "None", seeds, epochs)
     rows = []
     for name, expression in PRUNERS.items():
-        rows.append(compare(name, full, sweep_run(root, name, expression, seeds, epochs)))
+        pruned = sweep_run(root, name, expression, seeds, epochs)
+        looped = optuna_loop(full, expression)
+        if looped.seeds != pruned.seeds:
+            raise AssertionError(f"{name}: the plugin pruned otherwise than Optuna's own loop")
+        rows.append(compare(name, full, pruned))
     return rows, full
+
+
+def optuna_loop(full: Trials, expression: str) -> Trials:
+    """Optuna's own ask-report-tell loop over the full grid's curves, in the
+    order the trials ran, with the pruner `expression` makes: each epoch
+    reported and `should_prune` asked, as `trial.log` does. No training, no
+    pytest: what Optuna's pruner decides on these curves."""
+    import optuna
+
+    from pytest_hparams.pruning import make_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.perf_counter()
+    out: dict[int, dict[str, tuple[str, float, int]]] = {}
+    for seed, curves in full.curves.items():
+        # The plugin's name for the seed's study (its sweep's node id):
+        # HyperbandPruner puts a trial in a bracket by a hash of both.
+        name = f"test_sgd.py::test_seed_{seed:02d}"
+        # The same text the generated test file holds.
+        pruner = make_pruner(eval(expression, {"optuna": optuna}))
+        study = optuna.create_study(direction="maximize", pruner=pruner, study_name=name)
+        for combo, curve in curves.items():
+            trial = study.ask()
+            for step, accuracy in enumerate(curve):
+                trial.report(accuracy, step)
+                if trial.should_prune():
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    out.setdefault(seed, {})[combo] = ("pruned", accuracy, step + 1)
+                    break
+            else:
+                study.tell(trial, curve[-1])
+                out.setdefault(seed, {})[combo] = ("passed", curve[-1], len(curve))
+    return Trials(time.perf_counter() - start, out, {})
+
+
+#: Every SuccessiveHalvingPruner the scan below tries on the full grid's
+#: curves: its first rung (min_resource), the share kept at each rung
+#: (1 / reduction_factor) and how many rungs no trial is stopped at.
+HALVING_SCAN = [
+    (f"min_resource={r}, reduction_factor={f}, min_early_stopping_rate={e}", (r, f, e))
+    for r in (1, 2, 3, 4, 5)
+    for f in (2, 3, 4)
+    for e in (0, 1)
+]
+
+
+def halving_scan(full: Trials) -> list[Saved]:
+    """Each of HALVING_SCAN through Optuna's own loop; the ones no other
+    beats on both epochs and finds, fewest epochs first."""
+    rows = []
+    for name, (r, f, e) in HALVING_SCAN:
+        expression = (
+            "optuna.pruners.SuccessiveHalvingPruner("
+            f"min_resource={r}, reduction_factor={f}, min_early_stopping_rate={e})"
+        )
+        rows.append(compare(name, full, optuna_loop(full, expression)))
+    frontier: dict[tuple[int, int], Saved] = {}
+    for row in rows:
+        beaten = any(
+            o.epochs <= row.epochs
+            and o.found >= row.found
+            and (o.epochs, o.found) != (row.epochs, row.found)
+            for o in rows
+        )
+        if not beaten:
+            frontier.setdefault((row.epochs, row.found), row)  # the first of equals
+    return sorted(frontier.values(), key=lambda row: row.epochs)
 
 
 def saved_table(rows: list[Saved], full: Trials, seeds: int) -> list[list[str]]:
@@ -311,6 +391,20 @@ def saved_table(rows: list[Saved], full: Trials, seeds: int) -> list[list[str]]:
                 f"{r.seconds:.0f} s",
             ]
         )
+    return table
+
+
+def scan_table(rows: list[Saved], seeds: int) -> list[list[str]]:
+    header = [
+        "SuccessiveHalvingPruner(...)",
+        "share of the grid's epochs",
+        f"grid's best found (of {seeds} seeds)",
+        "within 1 validation digit",
+    ]
+    table = [header]
+    for r in rows:
+        found = f"{sum(g <= ONE_DIGIT for g in r.gaps)}"
+        table.append([r.name, f"{r.epochs / r.grid_epochs:.1%}", f"{r.found}", found])
     return table
 
 
@@ -571,6 +665,18 @@ def main() -> None:
                 f"({time.perf_counter() - start:.0f} s)"
             )
             print(format_table(saved_table(rows, full, args.seeds), args.markdown))
+            print(
+                "\nEvery pruner above stopped the same trials at the same epochs as "
+                "Optuna's own ask-report-tell loop on the full grid's curves."
+            )
+            start = time.perf_counter()
+            scan = halving_scan(full)
+            print(
+                f"\n{len(HALVING_SCAN)} SuccessiveHalvingPruner settings in Optuna's own loop "
+                "on the full grid's curves; those no other beats on both epochs and finds "
+                f"({time.perf_counter() - start:.0f} s):"
+            )
+            print(format_table(scan_table(scan, args.seeds), args.markdown))
         if args.only in (None, "cost"):
             start = time.perf_counter()
             trials = {"journal": args.journal_trials, "sqlite": args.sqlite_trials}

@@ -68,10 +68,15 @@ def test_the_pruning_script_measures_both_parts_on_tiny_sizes() -> None:
         "| median",
         "| hyperband",
         "| halving, min_resource=2, reduction_factor=3",
+        "| SuccessiveHalvingPruner(...)",
+        "| min_resource=1, reduction_factor=2, min_early_stopping_rate=0",
         "| storage (trials)",
         "| journal file (5)",
         "| SQLite (5)",
     ]
+    # The plugin's pruning checked against Optuna's own loop (the script
+    # stops with an error where they differ).
+    assert "stopped the same trials at the same epochs as Optuna's own" in result.stdout
 
 
 def test_the_search_script_counts_trials_for_each_method() -> None:
