@@ -16,9 +16,10 @@ from pathlib import Path
 
 from pytest_hparams import baseline, export
 from pytest_hparams.errors import BaselineError
-from pytest_hparams.options import Settings, alpha_spec, gate_spec, tolerance_spec
+from pytest_hparams.options import alpha_spec, gate_spec, tolerance_spec
 from pytest_hparams.records import Comparison, SweepDefinition, TrialRecord
 from pytest_hparams.reporter import Reporter
+from pytest_hparams.settings import Settings
 
 
 class MergeError(ValueError):

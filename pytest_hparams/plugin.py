@@ -37,9 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "hparams(*hparams, metrics=None, **values): applied by @hparam_grid and "
         "@hparam_random: run the test once per trial and record it (pytest-hparams)",
     )
+    from pytest_hparams import settings as read_settings
     from pytest_hparams.runner import TrialRunner
 
-    settings = options.read(config)
+    settings = read_settings.read(config)
     workerinput = getattr(config, "workerinput", None)  # on an xdist worker
     journal = None if workerinput is None else workerinput.get("hparams_journal")
     runner = config.stash[RUNNER_KEY] = TrialRunner(settings, workerinput is not None, journal)

@@ -32,8 +32,8 @@ from pytest_hparams.records import (
 
 if TYPE_CHECKING:
     from pytest_hparams.gates import Decision
-    from pytest_hparams.options import Settings
     from pytest_hparams.records import Comparison, SweepDefinition
+    from pytest_hparams.settings import Settings
     from pytest_hparams.table import Table
 
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
@@ -43,7 +43,7 @@ class Reporter:
     """Turns trial records into the config, baselines, reports and tables.
 
     Args:
-      settings: The run's options (`options.read`, or `merge`'s own).
+      settings: The run's options (`settings.read`, or `merge`'s own).
       quiet: pytest -q: one line per sweep.
       merged: Run by `merge`, over reports the shards wrote.
     """

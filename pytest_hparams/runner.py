@@ -31,9 +31,9 @@ from pytest_hparams.records import (
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
-    from pytest_hparams.options import Settings
     from pytest_hparams.pruning import TrialPruned
     from pytest_hparams.records import Started, TrialKey, TrialRecord
+    from pytest_hparams.settings import Settings
     from pytest_hparams.storage import LocalStore
     from pytest_hparams.studies import Studies
     from pytest_hparams.trial import Trial

@@ -19,8 +19,8 @@ from pytest_hparams.pruning import JOURNAL, NODEID_ATTR, OPTUNA_EXTRA, StudyTria
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
-    from pytest_hparams.options import Settings
     from pytest_hparams.records import TrialKey
+    from pytest_hparams.settings import Settings
 
 
 class Studies:

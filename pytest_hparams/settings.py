@@ -1,0 +1,312 @@
+"""The run's settings: every option read and checked once per process,
+into a frozen `Settings` the rest of the plugin reads."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import pytest
+
+from pytest_hparams.options import (
+    alpha_spec,
+    gate_spec,
+    non_negative_int,
+    positive_int,
+    pruner_spec,
+    seed_spec,
+    tolerance_spec,
+)
+
+if TYPE_CHECKING:
+    from pytest_hparams import storage
+    from pytest_hparams.baseline import Entry
+    from pytest_hparams.metrics import Metric, Tolerance
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the options say, validated; read once, never changed."""
+
+    store: storage.LocalStore | None = None  # where the logdir's files live
+    top: int | None = None  # the table's own default
+    show_table: bool = True
+    baseline: dict[str, Entry] | None = None
+    save_baseline: Path | None = None
+    saved: dict[str, Entry] = field(default_factory=dict)  # save_baseline's at the start
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+    shard: tuple[int, int] | None = None  # (K, N), K from 1; `auto` is decided in read()
+    resume: bool = False
+    overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    only_best: Path | None = None
+    repeats: int | None = None  # --hparams-repeats: overrides repeats=
+    seed: int = 0
+    alpha: float = 0.05
+    gate: str = "each"
+    pruner: str | None = None  # --hparams-pruner: for sweeps that set no pruner=
+    no_prune: bool = False
+    storage: str | None = None  # an Optuna storage URL
+    # Layers of tolerances, first match wins: the command line, then the ini.
+    tolerances: tuple[dict[str, Tolerance], ...] = ()
+
+    def tolerance(self, metric: Metric) -> Tolerance | None:
+        """The command line wins over the ini file, which wins over
+        Metric(tolerance=); None where none is set (0 applies)."""
+        from pytest_hparams.metrics import parse_tolerance
+
+        for layer in self.tolerances:
+            found = layer.get(metric.name) or layer.get("*")
+            if found is not None:
+                return found
+        if metric.tolerance is not None:
+            return parse_tolerance(metric.tolerance)
+        return None
+
+    def tolerance_names(self) -> list[tuple[str, set[str]]]:
+        """The metrics each layer of tolerances names, with the layer's source."""
+        sources = ("--hparams-tolerance", "hparams_tolerance (ini)")
+        return [
+            (source, {n for n in layer if n != "*"})
+            for source, layer in zip(sources, self.tolerances, strict=False)
+        ]
+
+
+def read(config: pytest.Config) -> Settings:
+    """Reads and checks the options; raises pytest.UsageError with the fix."""
+    here = config.invocation_params.dir
+    if not hasattr(config, "workerinput"):  # decided once: the answer is the same everywhere
+        from pytest_hparams.rootdir import check_path_options
+
+        check_path_options(config)
+    store = _store(config, here)
+    resume = bool(config.getoption("hparams_resume"))
+    only_best = None
+    raw_best = config.getoption("hparams_only_best")
+    if raw_best is not None:
+        only_best = Path(here, raw_best)
+        if not only_best.is_file():
+            raise pytest.UsageError(
+                f"--hparams-only-best: {only_best} does not exist; give a baseline "
+                "(--hparams-save-baseline) or a JSON report (--hparams-json)"
+            )
+        from pytest_hparams.collect import read_best
+        from pytest_hparams.errors import SweepError
+
+        try:  # read now, so a malformed file is a usage error before anything runs
+            read_best(only_best, {})
+        except SweepError as e:
+            raise pytest.UsageError(f"--hparams-only-best: {e}") from None
+    if resume and store is None:
+        raise pytest.UsageError(
+            "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
+        )
+
+    cli_baseline = config.getoption("hparams_baseline")
+    ini_baseline = config.getini("hparams_baseline")
+    compared: Path | None = None
+    entries = None
+    if cli_baseline is not None or ini_baseline:
+        compared = _path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
+        source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
+        entries = _load(compared, source)
+
+    save = config.getoption("hparams_save_baseline")
+    save_path: Path | None = None
+    saved: dict[str, Entry] = {}
+    if save is not None:
+        save_path = _path(here, save)
+        # Read now: a file we could not merge into is refused before anything
+        # runs, and what it holds is merged when the session ends.
+        if save_path.exists():
+            saved = _load(save_path, "--hparams-save-baseline")
+        _check_output(save_path, "--hparams-save-baseline")
+
+    reports: dict[str, Path] = {}
+    for option in ("json", "markdown"):
+        raw = config.getoption(f"hparams_{option}")
+        if raw is not None:
+            path = _path(here, raw)
+            _check_output(path, f"--hparams-{option}")
+            if path.resolve() in {
+                p.resolve() for p in (compared, save_path, reports.get("json")) if p
+            }:
+                raise pytest.UsageError(
+                    f"--hparams-{option}: {path} is also a baseline or another report; "
+                    "give each report its own file"
+                )
+            reports[option] = path
+    if store is not None and not isinstance(store, _remote_type()):
+        _check_not_holding_tests(config, store.root)
+
+    cli = dict(config.getoption("hparams_tolerance"))
+    ini: dict[str, Tolerance] = {}
+    for line in config.getini("hparams_tolerance"):
+        try:
+            name, tol = tolerance_spec(line)
+        except argparse.ArgumentTypeError as e:
+            raise pytest.UsageError(f"hparams_tolerance (ini): {e}") from None
+        ini[name] = tol
+    return Settings(
+        store=store,
+        top=_cli_or_ini(config, "top", non_negative_int, None),
+        show_table=not config.getoption("hparams_no_table"),
+        baseline=entries,
+        save_baseline=save_path,
+        saved=saved,
+        json_path=reports.get("json"),
+        markdown_path=reports.get("markdown"),
+        shard=_shard(config.getoption("hparams_shard")),
+        resume=resume,
+        overrides=tuple(dict(config.getoption("hparams_set")).items()),
+        only_best=only_best,
+        repeats=_cli_or_ini(config, "repeats", positive_int, None),
+        seed=_cli_or_ini(config, "seed", seed_spec, 0),
+        alpha=_cli_or_ini(config, "alpha", alpha_spec, 0.05),
+        gate=_cli_or_ini(config, "gate", gate_spec, "each"),
+        pruner=_cli_or_ini(config, "pruner", pruner_spec, None),
+        no_prune=bool(config.getoption("hparams_no_prune")),
+        storage=_cli_or_ini(config, "storage", str, None) or None,
+        tolerances=(cli, ini),
+    )
+
+
+def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None:
+    """`K/N` as given; `auto` and `auto/N` read from the environment, here,
+    where xdist's workers (which inherit it) decide as the controller does."""
+    if spec is None:
+        return None
+    k, n = spec
+    if k is not None and n is not None:
+        return k, n
+    from pytest_hparams.ci import shard_from_env
+
+    try:
+        return shard_from_env(n, os.environ)
+    except ValueError as e:
+        given = "auto" if n is None else f"auto/{n}"
+        raise pytest.UsageError(f"--hparams-shard {given}: {e}") from None
+
+
+def _path(here: Path, raw: str) -> Path:
+    """A path option's file, relative to the invocation directory; `~` expands."""
+    return Path(here, os.path.expanduser(raw))
+
+
+def _remote_type() -> type:
+    from pytest_hparams.storage import RemoteStore
+
+    return RemoteStore
+
+
+def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
+    """Refuses a logdir that holds the tests being run: it is never collected."""
+    for arg in config.args:
+        # An argument's path, or a path under it (`test_x.py::test_a` reads
+        # as a file in a folder named test_x.py): either way inside the logdir.
+        target = Path(config.invocation_params.dir, arg).resolve()
+        held = arg if target == root or root in target.parents else None
+        if held is None and target in root.parents:  # collected, but for the logdir
+            found = _tests_in(root)
+            held = os.path.relpath(found, config.invocation_params.dir) if found else None
+        if held is not None:
+            raise pytest.UsageError(
+                f"--hparams-logdir: {root} holds the tests being run ({held}), and a logdir is "
+                "never collected; choose a directory of its own, such as logs/"
+            )
+
+
+def _tests_in(root: Path) -> Path | None:
+    """A Python file under `root`, unless it is a logdir already (a file
+    copied there is not the tests). Trials' run directories are named after
+    their test files (`test_x.py/`) and are not looked into, so a logdir
+    costs a scan of a few folders."""
+    from pytest_hparams.logdir import CONFIG_FILE
+
+    if root.joinpath(CONFIG_FILE).exists():
+        return None
+    for folder, folders, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                return Path(folder, name)
+        folders[:] = [f for f in folders if not f.endswith(".py")]
+    return None
+
+
+def _load(path: Path, source: str) -> dict[str, Entry]:
+    from pytest_hparams import baseline
+    from pytest_hparams.errors import BaselineError
+
+    try:
+        return baseline.load(path)
+    except BaselineError as e:
+        raise pytest.UsageError(
+            f"{source}: {path} {e}; fix the file, or write a new one with --hparams-save-baseline"
+        ) from None
+
+
+def _check_output(path: Path, source: str) -> None:
+    """Refuses, before anything runs, a report path that could not be written
+    at the end: the sweep's results would be lost with it."""
+    if path.is_dir():
+        raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
+    import tempfile
+
+    # A real write, not os.access: root passes every access check, yet a
+    # read-only mount or a full disk still refuses the file.
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(path))
+    except OSError as e:
+        raise pytest.UsageError(
+            f"{source}: cannot write {path} ({e.strerror or e}); choose a writable path"
+        ) from None
+
+
+def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
+    cli = config.getoption("hparams_logdir")
+    ini = str(config.getini("hparams_logdir")).strip()
+    if cli is not None:
+        raw, base, source = cli, here, "--hparams-logdir"
+    elif ini:
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        raw, source = ini, "hparams_logdir (ini)"
+    else:
+        return None
+    if not raw.strip():
+        raise pytest.UsageError(
+            f"{source} is empty (an unset variable?); give a directory such as logs/, "
+            "or leave the option out to record nothing"
+        )
+    from pytest_hparams import storage
+    from pytest_hparams.errors import LogdirError
+
+    try:
+        return storage.open_store(raw, base, project=config.rootpath)
+    except LogdirError as e:
+        raise pytest.UsageError(f"{source}: {e}") from None
+
+
+T = TypeVar("T")
+
+
+def _cli_or_ini(config: pytest.Config, name: str, parse: Callable[[str], T], default: T) -> T:
+    """`--hparams-NAME`, else the ini's `hparams_NAME`, else `default`."""
+    cli = config.getoption(f"hparams_{name}")
+    if cli is not None:
+        return cast(T, cli)
+    raw = str(config.getini(f"hparams_{name}")).strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as e:
+        raise pytest.UsageError(f"hparams_{name} (ini): {e}") from None
