@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_hparams.gates import judge_repeats as judge
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.records import Summary
+from pytest_hparams.verdicts import Summary
 
 ALPHA = 0.05
 SHIFTS = (0.0, 1.0, 2.0, 3.0)

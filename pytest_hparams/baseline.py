@@ -29,8 +29,9 @@ from typing import Any
 
 from pytest_hparams.atomic import write_atomically
 from pytest_hparams.errors import BaselineError
-from pytest_hparams.records import Outcome, TrialRecord, Verdict
+from pytest_hparams.records import Outcome, TrialRecord
 from pytest_hparams.repeats import combine
+from pytest_hparams.verdicts import Verdict
 
 FORMAT = "pytest-hparams-baseline"
 VERSION = 1

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.records import Comparison, MetricComparison, Summary, Verdict
 from pytest_hparams.repeats import Combination
+from pytest_hparams.verdicts import Comparison, MetricComparison, Summary, Verdict
 
 STATS_EXTRA = "pip install 'pytest-hparams[stats]'"
 

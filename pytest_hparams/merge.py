@@ -17,9 +17,10 @@ from pathlib import Path
 from pytest_hparams import baseline, export
 from pytest_hparams.errors import BaselineError
 from pytest_hparams.options import alpha_spec, gate_spec, tolerance_spec
-from pytest_hparams.records import Comparison, SweepDefinition, TrialRecord
+from pytest_hparams.records import SweepDefinition, TrialRecord
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.settings import Settings
+from pytest_hparams.verdicts import Comparison
 
 
 class MergeError(ValueError):

@@ -9,7 +9,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pytest_hparams.records import Comparison, Outcome, Summary, TrialKey, TrialRecord, Verdict
+from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+from pytest_hparams.verdicts import Comparison, Summary, Verdict
 
 
 @dataclass

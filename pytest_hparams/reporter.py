@@ -27,14 +27,15 @@ from pytest_hparams.records import (
     USAGE_ERROR_OUTPUT,
     Started,
     TrialRecord,
-    Verdict,
 )
+from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
     from pytest_hparams.gates import Decision
-    from pytest_hparams.records import Comparison, SweepDefinition
+    from pytest_hparams.records import SweepDefinition
     from pytest_hparams.settings import Settings
     from pytest_hparams.table import Table
+    from pytest_hparams.verdicts import Comparison
 
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
 

@@ -440,7 +440,7 @@ class TrialRunner:
         trial.metrics = dict(trial.last)
         entries = self.settings.baseline
         if entries is not None and key.group in entries:
-            from pytest_hparams.records import Comparison, Verdict
+            from pytest_hparams.verdicts import Comparison, Verdict
 
             trial.comparison = Comparison(Verdict.PRUNED)  # not judged: not a regression
         pytest.skip(f"pruned at step {step}")

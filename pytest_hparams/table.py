@@ -13,16 +13,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pytest_hparams.metrics import Metric
-from pytest_hparams.records import (
-    Comparison,
-    Outcome,
-    Summary,
-    SweepDefinition,
-    TrialRecord,
-    Verdict,
-)
+from pytest_hparams.records import Outcome, SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination, combine, repeated
 from pytest_hparams.space import Value, format_value
+from pytest_hparams.verdicts import Comparison, Summary, Verdict
 
 #: By default a sweep's table shows every row up to this many trials; a larger
 #: sweep shows its best DEFAULT_TOP rows and counts the rest.

@@ -19,8 +19,9 @@ from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_see
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
     from pytest_hparams.pruning import StudyTrial
-    from pytest_hparams.records import Comparison, TrialKey
+    from pytest_hparams.records import TrialKey
     from pytest_hparams.storage import LocalStore
+    from pytest_hparams.verdicts import Comparison
 
 # TensorBoard keeps scalars as float32: a larger value reads back as inf.
 FLOAT32_MAX = 3.4028234663852886e38

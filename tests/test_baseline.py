@@ -9,7 +9,8 @@ import pytest
 
 from pytest_hparams import baseline, gates
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.records import Comparison, Outcome, TrialKey, TrialRecord, Verdict
+from pytest_hparams.records import Outcome, TrialKey, TrialRecord
+from pytest_hparams.verdicts import Comparison, Verdict
 
 
 def record(

@@ -15,7 +15,7 @@ from conftest import Dashboard, run_merge
 
 from pytest_hparams.gates import judge_repeats as judge
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.records import Summary
+from pytest_hparams.verdicts import Summary
 
 # Each trial's accuracy: a value per combination plus seeded noise (std 0.01);
 # SHIFT moves every value, as a degraded model would.
