@@ -77,6 +77,7 @@ def test_the_pruning_script_measures_both_parts_on_tiny_sizes() -> None:
     # The plugin's pruning checked against Optuna's own loop (the script
     # stops with an error where they differ).
     assert "stopped the same trials at the same epochs as Optuna's own" in result.stdout
+    assert "The grid's best itself: a second full grid" in result.stdout
 
 
 def test_the_search_script_counts_trials_for_each_method() -> None:
