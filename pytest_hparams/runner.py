@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from pytest_hparams.studies import Studies
     from pytest_hparams.trial import Trial
 
-RESUMED_REASON = "resumed: this trial's session in the logdir ended with SUCCESS"
-
 
 class TrialRunner:
     """Registered for the session in every process, like pytest's own plugins.
@@ -136,25 +134,7 @@ class TrialRunner:
             items.clear()
             return
         if self.settings.resume:
-            # Decided here, once: a resumed trial is skipped by pytest's own
-            # skip mark, reported at the test's line.
-            for item in items:
-                key = self.keys.get(item.nodeid)
-                if key is None:
-                    continue
-                # A session that ended with SUCCESS first: a run with
-                # --hparams-no-prune finished, in the logdir, a trial that
-                # the study still holds as pruned.
-                if self.resume(key):
-                    item.add_marker(pytest.mark.skip(reason=RESUMED_REASON))
-                    continue
-                pruned = self.studies.pruned(key) if self.optuna else None
-                if pruned is not None:
-                    key, step, metrics = pruned
-                    self.keys[key.nodeid] = key  # a search's, with the hparams it was given
-                    self._pruned[key.nodeid], self._resumed[key.nodeid] = step, metrics
-                    reason = f"resumed: pruned at step {step} in the study"
-                    item.add_marker(pytest.mark.skip(reason=reason))
+            self._resume(items)
         if self.worker and config.pluginmanager.hasplugin("rerunfailures"):
             config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
 
@@ -174,28 +154,14 @@ class TrialRunner:
                 items[:] = keep
 
     def check_collected(self) -> None:
-        """Refuses options that name what no collected sweep has, before anything runs."""
+        """Refuses, before anything runs, what collection found wrong."""
         if self.problems:
             raise pytest.UsageError(self.problems[0])
         if not self.sweeps:
             return
-        hparams = {n for c in self.sweeps.values() for n in c.sweep.names}
-        unknown_set = sorted({n for n, _ in self.settings.overrides} - hparams)
-        if unknown_set:
-            raise pytest.UsageError(
-                f"--hparams-set names {unknown_set[0]!r}, which no collected sweep has "
-                f"(hparams: {', '.join(sorted(hparams))}); fix the name"
-            )
-        declared = {m.name for c in self.sweeps.values() for m in c.sweep.metrics}
-        for source, names in self.settings.tolerance_names():
-            unknown = sorted(names - declared)
-            if unknown:
-                raise pytest.UsageError(
-                    f"{source} names {unknown[0]!r}, which no collected sweep declares "
-                    f"(declared: {', '.join(sorted(declared)) or 'none'}); "
-                    "declare it with metrics=[...] or fix the name"
-                )
-        self._check_stats()
+        from pytest_hparams import preflight
+
+        preflight.check(self.sweeps, self.settings)
         settings = self.settings
         # Decided once: a run whose sweeps neither prune nor search loads no Optuna code.
         self.optuna = any(c.search or c.pruner for c in self.sweeps.values()) or (
@@ -212,24 +178,6 @@ class TrialRunner:
 
             self._studies = Studies(self.sweeps, self.settings, self.journal)
         return self._studies
-
-    def _check_stats(self) -> None:
-        """Refuses, before any trial runs, a gate on repeats that would need
-        scipy where it is not installed (it is decided only at the end)."""
-        from pytest_hparams.gates import STATS_EXTRA, repeated
-
-        entries = self.settings.baseline
-        if not entries or not any(c.repeats > 1 for c in self.sweeps.values()):
-            return
-        if not any(repeated(e) for e in entries.values()):
-            return
-        import importlib.util
-
-        if importlib.util.find_spec("scipy") is None:
-            raise pytest.UsageError(
-                "the baseline holds repeats, and the gate on repeats needs scipy for its "
-                f"Welch's t-test; install it with: {STATS_EXTRA}"
-            )
 
     def goals(self) -> dict[str, tuple[str, str]]:
         """Each collected sweep's primary metric and its goal."""
@@ -334,37 +282,24 @@ class TrialRunner:
             folder = self._test_dirs[key.test] = test_dir(str(self.store.root), key.folder)
         return f"{folder}{os.sep}{safe_name(key.params)}"
 
-    def resume(self, key: TrialKey) -> bool:
-        """Whether a trial's recorded session ended with SUCCESS and the same
-        hparams; if so, its metrics are kept for its record.
-
-        A search's trial resumes when its latest run in the study completed:
-        its hparams are that run's, its metrics the session's where the
-        logdir holds one with those values, else the study's primary value.
-        """
-        from pytest_hparams import events
-        from pytest_hparams.logdir import run_path
-        from pytest_hparams.space import SWEEP_HPARAM
+    def _resume(self, items: list[pytest.Item]) -> None:
+        """Skips, by pytest's own skip mark (reported at the test's line),
+        the trials --hparams-resume does not run again. Decided here, once."""
+        from pytest_hparams import preflight
 
         assert self.store is not None
-        fallback = None
-        if key.number is not None:
-            completed = self.studies.completed(key)
-            if completed is None:
-                return False
-            key, value = completed
-            self.keys[key.nodeid] = key
-            fallback = {self.sweeps[key.test].sweep.metrics[0].name: value}
-        recorded = self.store.session(run_path(key.folder, key.params))
-        if recorded is not None:
-            hparams, status, metrics = recorded
-            hparams.pop(SWEEP_HPARAM, None)
-            if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
-                self._resumed[key.nodeid] = metrics
-                return True
-        if fallback is not None:
-            self._resumed[key.nodeid] = fallback
-        return fallback is not None
+        studies = self.studies if self.optuna else None
+        for item in items:
+            key = self.keys.get(item.nodeid)
+            found = (
+                None if key is None else preflight.resumed(key, self.store, self.sweeps, studies)
+            )
+            if found is not None:
+                self.keys[item.nodeid] = found.key  # a search's, with the hparams it was given
+                self._resumed[item.nodeid] = found.metrics
+                if found.pruned_at is not None:
+                    self._pruned[item.nodeid] = found.pruned_at
+                item.add_marker(pytest.mark.skip(reason=found.reason))
 
     def call(self, item: pytest.Function, key: TrialKey) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""

@@ -1,0 +1,114 @@
+"""What is decided once collection ends, before any trial runs: what a run
+refuses (options naming what no sweep has, a gate that needs a missing
+extra), and which trials `--hparams-resume` skips."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_hparams.collect import Compiled
+    from pytest_hparams.records import TrialKey
+    from pytest_hparams.settings import Settings
+    from pytest_hparams.storage import LocalStore
+    from pytest_hparams.studies import Studies
+
+RESUMED_REASON = "resumed: this trial's session in the logdir ended with SUCCESS"
+
+
+def check(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
+    """Refuses options that name what no collected sweep has, and a gate on
+    repeats that would need scipy where it is not installed."""
+    hparams = {n for c in sweeps.values() for n in c.sweep.names}
+    unknown_set = sorted({n for n, _ in settings.overrides} - hparams)
+    if unknown_set:
+        raise pytest.UsageError(
+            f"--hparams-set names {unknown_set[0]!r}, which no collected sweep has "
+            f"(hparams: {', '.join(sorted(hparams))}); fix the name"
+        )
+    declared = {m.name for c in sweeps.values() for m in c.sweep.metrics}
+    for source, names in settings.tolerance_names():
+        unknown = sorted(names - declared)
+        if unknown:
+            raise pytest.UsageError(
+                f"{source} names {unknown[0]!r}, which no collected sweep declares "
+                f"(declared: {', '.join(sorted(declared)) or 'none'}); "
+                "declare it with metrics=[...] or fix the name"
+            )
+    _check_stats(sweeps, settings)
+
+
+def _check_stats(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
+    # Checked now: the gate on repeats is decided only once every trial ran.
+    from pytest_hparams.gates import STATS_EXTRA, repeated
+
+    entries = settings.baseline
+    if not entries or not any(c.repeats > 1 for c in sweeps.values()):
+        return
+    if not any(repeated(e) for e in entries.values()):
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("scipy") is None:
+        raise pytest.UsageError(
+            "the baseline holds repeats, and the gate on repeats needs scipy for its "
+            f"Welch's t-test; install it with: {STATS_EXTRA}"
+        )
+
+
+class Resumed(NamedTuple):
+    """A trial `--hparams-resume` skips, and what its record keeps."""
+
+    key: TrialKey  # a search's, with the hparams it was given
+    metrics: dict[str, float]
+    reason: str  # its skip's
+    pruned_at: int | None = None
+
+
+def resumed(
+    key: TrialKey,
+    store: LocalStore,
+    sweeps: Mapping[str, Compiled],
+    studies: Studies | None,
+) -> Resumed | None:
+    """How a trial resumes, or None when it runs again.
+
+    A session that ended with SUCCESS with the same hparams comes first: a
+    run with --hparams-no-prune finished, in the logdir, a trial the study
+    still holds as pruned. Then a trial its study holds as pruned stays so.
+    A search's trial resumes when its latest run in the study completed:
+    its hparams are that run's, its metrics the session's where the logdir
+    holds one with those values, else the study's primary value.
+    """
+    from pytest_hparams import events
+    from pytest_hparams.logdir import run_path
+    from pytest_hparams.space import SWEEP_HPARAM
+
+    fallback = None
+    if key.number is not None:
+        assert studies is not None  # a search always has its study
+        completed = studies.completed(key)
+        if completed is None:
+            return _pruned(key, studies)
+        key, value = completed
+        fallback = {sweeps[key.test].sweep.metrics[0].name: value}
+    recorded = store.session(run_path(key.folder, key.params))
+    if recorded is not None:
+        hparams, status, metrics = recorded
+        hparams.pop(SWEEP_HPARAM, None)
+        if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
+            return Resumed(key, metrics, RESUMED_REASON)
+    if fallback is not None:
+        return Resumed(key, fallback, RESUMED_REASON)
+    return _pruned(key, studies)
+
+
+def _pruned(key: TrialKey, studies: Studies | None) -> Resumed | None:
+    pruned = studies.pruned(key) if studies is not None else None
+    if pruned is None:
+        return None
+    key, step, metrics = pruned
+    return Resumed(key, metrics, f"resumed: pruned at step {step} in the study", step)
