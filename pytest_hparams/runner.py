@@ -59,6 +59,9 @@ class TrialRunner:
         self.journal = journal
         self._studies: Studies | None = None
         self.optuna = False  # some sweep prunes or searches: set once collection ends
+        # Trials ask their studies: not where no test body runs (--setup-only,
+        # --setup-plan), which would leave the study a failed trial each.
+        self._asks = False
         self._pruned: dict[str, int] = {}  # node id -> the step its pruner stopped it
         self.sweeps: dict[str, Compiled] = {}
         self.keys: dict[str, TrialKey] = {}
@@ -133,6 +136,7 @@ class TrialRunner:
             config.hook.pytest_deselected(items=list(items))
             items.clear()
             return
+        self._asks = self.optuna and not config.getoption("setuponly", False)
         if self.settings.resume:
             self._resume(items)
         if self.worker and config.pluginmanager.hasplugin("rerunfailures"):
@@ -261,7 +265,7 @@ class TrialRunner:
             from pytest_hparams.trial import Trial
 
             study = None
-            if starts and self.optuna:
+            if starts and self._asks:
                 key, study = self.studies.ask(key)
                 self.keys[key.nodeid] = key  # a search's, with its asked hparams
             sweep = self.sweeps[key.test].sweep

@@ -368,3 +368,13 @@ def test_a_trial_resumed_as_pruned_keeps_its_hparams_and_last_value(
         assert again[k]["outcome"] == "pruned"
         assert again[k]["hparams"] == first[k]["hparams"]
         assert again[k]["metrics"] == first[k]["metrics"]
+
+
+@pytest.mark.parametrize("option", ["--setup-only", "--setup-plan"])
+def test_a_run_that_runs_no_test_body_asks_the_study_nothing(
+    search: pytest.Pytester, option: str
+) -> None:
+    run(search, "--hparams-logdir=logs", option).assert_outcomes()
+    run(search, "--hparams-logdir=logs", "-k", "trial:0").assert_outcomes(passed=1)
+    study = load(search.path / "logs")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
