@@ -136,8 +136,10 @@ def build(
         for i in range(1, len(header))
         if table.rows and all(_is_numeric(row[i]) for row in table.rows)
     }
-    if gated:
-        table.verdict = format_verdict(items, not_run)
+    # A search's trials are compared only as its best (--hparams-gate best):
+    # per-trial entries held other hparams, and a note says so.
+    if gated and (not definition.asked or any(_comparison(i) for i in items)):
+        table.verdict = format_verdict(items, () if definition.asked else not_run)
     return table
 
 

@@ -227,6 +227,10 @@ def test_gates_on_a_search_bounds_per_trial_and_best_against_the_baselines_best(
             "baseline's entries per trial do not apply; gate it with --hparams-gate best"
         ]
     )
+    # Nor are they counted or listed as not run: only the note speaks of them.
+    each.stdout.no_fnmatch_line("*baseline: *")
+    part = run(search, "--hparams-baseline=base.json", "-k", "trial:0")
+    part.stdout.no_fnmatch_line("*not run*")
     # The same study gives the same values: the best equals the baseline's best.
     best = run(
         search, "--hparams-logdir=logs", "--hparams-baseline=base.json", "--hparams-gate=best"
