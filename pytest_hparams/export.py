@@ -83,6 +83,27 @@ def _json_safe(data: Any) -> Any:
     return data
 
 
+#: How every JSON report begins (`json_report` writes "format" first).
+JSON_START = '{\n  "format": "pytest-hparams-report"'
+
+
+def replaceable(path: Path, markdown: bool = False) -> bool:
+    """Whether a report may be written over what `path` holds: nothing, a
+    blank file, or a report of the same kind that this plugin wrote."""
+    try:
+        with path.open("rb") as f:
+            start = f.read(256).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return True
+    except OSError:  # unreadable: whether it can be written is checked apart
+        return True
+    if not start.strip():
+        return True
+    if markdown:
+        return start.lstrip().startswith("### `")
+    return start.startswith(JSON_START)
+
+
 def markdown_report(tables: Sequence[table.Table]) -> str:
     """The sweep tables as GitHub-flavoured Markdown, best first, regressions marked."""
     return "\n".join(line for t in tables for line in table.markdown_lines(t)) + "\n"

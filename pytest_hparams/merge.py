@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pytest_hparams import baseline, export
 from pytest_hparams.errors import BaselineError
-from pytest_hparams.options import alpha_spec, gate_spec, tolerance_spec
+from pytest_hparams.options import alpha_spec, gate_spec, non_negative_int, tolerance_spec
 from pytest_hparams.records import SweepDefinition, TrialRecord
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.settings import Settings
@@ -99,7 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write the Markdown summary here")
     parser.add_argument("--save-baseline", type=Path, help="write (or update) a baseline file")
     parser.add_argument(
-        "--top", type=int, default=None, help="rows per sweep; 0 shows all (default: as pytest)"
+        "--top",
+        type=non_negative_int,
+        default=None,
+        help="rows per sweep; 0 shows all (default: as pytest)",
     )
     parser.add_argument(
         "--baseline",
@@ -114,6 +117,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gate", type=gate_spec, default="each", help="as pytest's")
     args = parser.parse_args(argv)
 
+    inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
+    for path, markdown in ((args.output, False), (args.markdown, True)):
+        if path is None:
+            continue
+        if path.resolve() in inputs:
+            print(
+                f"error: {path} is also an input; write the merge to a file of its own",
+                file=sys.stderr,
+            )
+            return 2
+        if not export.replaceable(path, markdown):
+            kind = "Markdown summary" if markdown else "JSON report"
+            print(
+                f"error: {path} holds something other than a pytest-hparams {kind}; "
+                "write the merge to a file of its own",
+                file=sys.stderr,
+            )
+            return 2
     entries = saved = None
     if args.baseline is not None:
         try:

@@ -132,13 +132,13 @@ def read(config: pytest.Config) -> Settings:
         if raw is not None:
             path = _path(here, raw)
             _check_output(path, f"--hparams-{option}")
-            if path.resolve() in {
-                p.resolve() for p in (compared, save_path, reports.get("json")) if p
-            }:
+            inputs = (compared, save_path, only_best, reports.get("json"))
+            if path.resolve() in {p.resolve() for p in inputs if p}:
                 raise pytest.UsageError(
                     f"--hparams-{option}: {path} is also a baseline or another report; "
                     "give each report its own file"
                 )
+            _check_ours(path, f"--hparams-{option}", markdown=option == "markdown")
             reports[option] = path
     if store is not None and not isinstance(store, _remote_type()):
         _check_not_holding_tests(config, store.root)
@@ -269,6 +269,19 @@ def _check_output(path: Path, source: str) -> None:
         raise pytest.UsageError(
             f"{source}: cannot write {path} ({e.strerror or e}); choose a writable path"
         ) from None
+
+
+def _check_ours(path: Path, source: str, markdown: bool) -> None:
+    """Refuses a report path that holds a file the plugin did not write: a
+    test file taken for the path (`--hparams-json test_x.py`) is not lost."""
+    from pytest_hparams.export import replaceable
+
+    if not replaceable(path, markdown):
+        kind = "Markdown summary" if markdown else "JSON report"
+        raise pytest.UsageError(
+            f"{source}: {path} holds something other than a pytest-hparams {kind}, "
+            "which this run would write over; give a path of its own"
+        )
 
 
 def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:

@@ -975,3 +975,49 @@ def test_a_report_may_not_overwrite_the_baseline_it_is_compared_with(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --hparams-json: *b.json is also a baseline or another*"])
     assert (pytester.path / "b.json").read_text() == saved
+
+
+def test_a_report_path_that_holds_a_file_of_the_users_is_refused_and_the_file_kept(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    source = (pytester.path / "test_grid.py").read_text()
+    (pytester.path / "notes.md").write_text("# My notes\n")
+    # The path forgotten: the test file after the option is taken for it.
+    for option in ("--hparams-json", "--hparams-markdown"):
+        result = pytester.runpytest(option, "test_grid.py")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {option}: *test_grid.py holds something other *"])
+    result = pytester.runpytest("--hparams-markdown=notes.md")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (pytester.path / "test_grid.py").read_text() == source
+    assert (pytester.path / "notes.md").read_text() == "# My notes\n"
+    # Its own reports, and blank files, it writes over run after run.
+    (pytester.path / "blank.md").write_text("")
+    args = ("--hparams-json=r.json", "--hparams-markdown=blank.md")
+    pytester.runpytest(*args).assert_outcomes(passed=12)
+    pytester.runpytest(*args).assert_outcomes(passed=12)
+    assert (pytester.path / "blank.md").read_text().startswith("### `")
+    # Nor may a report replace the only-best file it reads.
+    result = pytester.runpytest("--hparams-only-best=r.json", "--hparams-markdown=r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --hparams-markdown: *r.json is also a baseline or *"])
+
+
+def test_merge_refuses_to_write_over_an_input_or_a_file_of_the_users(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-json=r.json").assert_outcomes(passed=12)
+    report = (pytester.path / "r.json").read_text()
+    for output in ("r.json", "test_grid.py"):
+        merged = subprocess.run(
+            [sys.executable, "-m", "pytest_hparams", "merge", "r.json", "-o", output],
+            cwd=pytester.path,
+            capture_output=True,
+            text=True,
+        )
+        assert merged.returncode == 2
+        assert merged.stderr.startswith(f"error: {output} ")
+    assert (pytester.path / "r.json").read_text() == report
+    assert "hparam_grid" in (pytester.path / "test_grid.py").read_text()
