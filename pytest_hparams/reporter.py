@@ -63,6 +63,11 @@ class Reporter:
         self._collected: dict[str, Started] = {}
         self._collected_definitions: dict[str, SweepDefinition] = {}
         self._unknown_crashes: set[str] = set()
+        # Trials whose worker died and that pytest-rerunfailures put back in
+        # the queue: a rerun that never came (xdist's --max-worker-restart)
+        # leaves them crashed.
+        self._rerun_due: set[str] = set()
+        self.never_rerun: list[str] = []
         self._metric_names: set[str] = set()
         self._config_due = False  # the experiment config has something to add
         self._config_error: str | None = None
@@ -103,6 +108,7 @@ class Reporter:
         """Keeps a trial's record; a later record of the same trial (a rerun
         by pytest-rerunfailures) replaces the earlier one."""
         self._started.pop(record.nodeid, None)
+        self._rerun_due.discard(record.nodeid)
         self.records.setdefault(record.test, {})[record.nodeid] = record
         new = record.metrics.keys() - self._metric_names
         if new:
@@ -122,7 +128,10 @@ class Reporter:
         A trial whose setup report never arrived (pytest-rerunfailures holds
         it back) waits for a worker's list of the trials it collected.
         """
-        started = self._started.pop(nodeid, None) or self._collected.get(nodeid)
+        started = self._started.pop(nodeid, None)
+        as_collected = started is None
+        if as_collected:
+            started = self._collected.get(nodeid)
         if started is None or started.key is None:
             self._unknown_crashes.add(nodeid)
             return
@@ -135,8 +144,22 @@ class Reporter:
         if store is not None:
             from pytest_hparams.logdir import run_path
 
-            store.mark_crashed(run_path(key.folder, key.params), started.staging)
+            run = run_path(key.folder, key.params)
+            if key.number is not None and as_collected:
+                # A search's trial as collected: the values it was asked
+                # are in the session its worker began, if it began one.
+                recorded = store.session(run)
+                if recorded is not None:
+                    from pytest_hparams.space import SWEEP_HPARAM
+
+                    asked = {k: v for k, v in recorded[0].items() if k != SWEEP_HPARAM}
+                    key = key._replace(hparams=asked)
+            store.mark_crashed(run, started.staging)
         self.add(TrialRecord(key, Outcome.CRASHED))
+
+    def rerun_due(self, nodeid: str) -> None:
+        """Notes a trial whose worker died and that will be run again."""
+        self._rerun_due.add(nodeid)
 
     def collected(self, trials: Iterable[dict[str, Any]]) -> None:
         """Takes an xdist worker's list of the trials it collected
@@ -355,6 +378,10 @@ class Reporter:
             out.extend((text, {"red": True}) for text in self.decision.failures)
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
+        for nodeid in self.never_rerun:
+            out.append(
+                (f"{nodeid}: its worker died, and the rerun it was due never ran", {"red": True})
+            )
         for nodeid in sorted(self._unknown_crashes):
             # Every worker died before it could say which trial this was.
             out.append((f"{nodeid}: its worker died; not in the table or reports", {"red": True}))
@@ -408,6 +435,11 @@ class Reporter:
         if self.usage_error is not None:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
+        self.never_rerun = sorted(self._rerun_due)
+        for nodeid in self.never_rerun:
+            self.crashed(nodeid)
+        if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
         decision = self.decide_gate()
         # Written even when no trial ran (a shard with none, -k): a report
         # left from an earlier run would otherwise pass for this one's.
@@ -484,7 +516,9 @@ class XdistHooks:
     @pytest.hookimpl(trylast=True)  # after a plugin that reruns the item instead
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
         # pytest-rerunfailures sets "rerun", outside pytest's outcome literals.
-        if str(report.outcome) != "rerun":
+        if str(report.outcome) == "rerun":
+            self.reporter.rerun_due(crashitem)
+        else:
             self.reporter.crashed(crashitem)
 
     @pytest.hookimpl

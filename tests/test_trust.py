@@ -174,6 +174,71 @@ def test_a_worker_that_dies_under_pytest_rerunfailures_leaves_its_trial_in_every
     }
 
 
+def test_a_crashed_trial_whose_rerun_never_runs_is_crashed_and_fails_the_run(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    # pytest-rerunfailures puts the trial back in the queue; with worker
+    # restarts spent, xdist never runs it, and pytest alone would exit 0.
+    pytester.makepyfile(
+        test_die="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3, 4, 5, 6])
+        def test_die(a, trial):
+            trial.log(0, score=0.0)
+            if a == 3:
+                os._exit(1)
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "rerunfailures", "--reruns", "1", "-n", "2", "--max-worker-restart", "0",
+        "-p", "no:randomly", "--hparams-logdir=logs", "--hparams-json=report.json",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["  3 * - * crashed", "test_die.py::test_die[[]a:3[]]: its worker died, and the rerun *"]
+    )
+    recorded = json_outcomes(pytester.path / "report.json")
+    assert recorded["test_die.py::test_die[a:3]"] == "crashed"
+    statuses = dashboard_statuses(dashboard, pytester.path / "logs")
+    assert statuses["test_die.py::test_die[a:3]"] == "STATUS_FAILURE"
+    assert {n for n, o in recorded.items() if o == "passed"} == {
+        n for n, s in statuses.items() if s == "STATUS_SUCCESS"
+    }
+
+
+def test_a_crashed_search_trial_under_pytest_rerunfailures_keeps_the_values_it_was_asked(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makepyfile(
+        test_ask="""
+        import os
+        from pytest_hparams import hparam_search
+
+        @hparam_search(3, sampler="random", x=[1, 2, 3, 4, 5], metrics=["acc"])
+        def test_ask(x, trial):
+            trial.log(0, acc=0.0)
+            if trial.id.endswith("[trial:1]"):
+                os._exit(1)
+            return {"acc": x}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "rerunfailures", "--reruns", "1", "-n", "2", "-p", "no:randomly",
+        "--hparams-logdir=logs", "--hparams-json=report.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*1 failed, 2 passed, 1 rerun*"])
+    data = json.loads((pytester.path / "report.json").read_text())
+    (crashed,) = [t for t in data["sweeps"][0]["trials"] if t["outcome"] == "crashed"]
+    assert crashed["nodeid"] == "test_ask.py::test_ask[trial:1]"
+    # What its worker recorded when it began, as TensorBoard reads it.
+    group = dashboard(pytester.path / "logs").group("[trial:1]")
+    assert Dashboard.status(group) == "STATUS_FAILURE"
+    assert crashed["hparams"] == {"x": Dashboard.hparams(group)["x"]} != {}
+
+
 def test_a_crashed_trial_no_living_worker_could_name_is_said_to_be_missing(
     pytester: pytest.Pytester,
 ) -> None:
