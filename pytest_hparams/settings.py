@@ -88,6 +88,7 @@ def read(config: pytest.Config) -> Settings:
     only_best = None
     raw_best = config.getoption("hparams_only_best")
     if raw_best is not None:
+        _not_blank(raw_best, "--hparams-only-best", "a baseline or a JSON report")
         only_best = Path(here, raw_best)
         if not only_best.is_file():
             raise pytest.UsageError(
@@ -108,10 +109,18 @@ def read(config: pytest.Config) -> Settings:
 
     cli_baseline = config.getoption("hparams_baseline")
     ini_baseline = config.getini("hparams_baseline")
+    if len(ini_baseline) > 1:
+        raise pytest.UsageError(
+            f"hparams_baseline (ini) names {len(ini_baseline)} files; a run compares with one"
+        )
     compared: Path | None = None
     entries = None
     if cli_baseline is not None or ini_baseline:
-        compared = _path(here, cli_baseline) if cli_baseline is not None else Path(ini_baseline[0])
+        compared = (
+            _path(here, cli_baseline, "--hparams-baseline")
+            if cli_baseline is not None
+            else Path(ini_baseline[0])
+        )
         source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
         entries = _load(compared, source)
 
@@ -119,7 +128,7 @@ def read(config: pytest.Config) -> Settings:
     save_path: Path | None = None
     saved: dict[str, Entry] = {}
     if save is not None:
-        save_path = _path(here, save)
+        save_path = _path(here, save, "--hparams-save-baseline")
         # Read now: a file we could not merge into is refused before anything
         # runs, and what it holds is merged when the session ends.
         if save_path.exists():
@@ -130,7 +139,7 @@ def read(config: pytest.Config) -> Settings:
     for option in ("json", "markdown"):
         raw = config.getoption(f"hparams_{option}")
         if raw is not None:
-            path = _path(here, raw)
+            path = _path(here, raw, f"--hparams-{option}")
             _check_output(path, f"--hparams-{option}")
             inputs = (compared, save_path, only_best, reports.get("json"))
             if path.resolve() in {p.resolve() for p in inputs if p}:
@@ -162,7 +171,7 @@ def read(config: pytest.Config) -> Settings:
         markdown_path=reports.get("markdown"),
         shard=_shard(config.getoption("hparams_shard")),
         resume=resume,
-        overrides=tuple(dict(config.getoption("hparams_set")).items()),
+        overrides=_overrides(config.getoption("hparams_set")),
         only_best=only_best,
         repeats=_cli_or_ini(config, "repeats", positive_int, None),
         seed=_cli_or_ini(config, "seed", seed_spec, 0),
@@ -170,9 +179,40 @@ def read(config: pytest.Config) -> Settings:
         gate=_cli_or_ini(config, "gate", gate_spec, "each"),
         pruner=_cli_or_ini(config, "pruner", pruner_spec, None),
         no_prune=bool(config.getoption("hparams_no_prune")),
-        storage=_cli_or_ini(config, "storage", str, None) or None,
+        storage=_storage(config),
         tolerances=(cli, ini),
     )
+
+
+def _not_blank(raw: str, source: str, what: str) -> None:
+    if not raw.strip():
+        raise pytest.UsageError(
+            f"{source} is empty (an unset variable?); give {what}, or leave the option out"
+        )
+
+
+def _storage(config: pytest.Config) -> str | None:
+    cli = config.getoption("hparams_storage")
+    if cli is not None:
+        _not_blank(cli, "--hparams-storage", "an Optuna storage URL")
+        return str(cli)
+    return str(config.getini("hparams_storage")).strip() or None
+
+
+def _overrides(
+    given: list[tuple[str, tuple[str, ...]]],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """--hparams-set's, each hparam once: a second for the same name is a
+    mistake, not an override of the first."""
+    seen: dict[str, tuple[str, ...]] = {}
+    for name, values in given:
+        if name in seen:
+            both = ",".join((*seen[name], *values))
+            raise pytest.UsageError(
+                f"--hparams-set names {name!r} twice; give its values once: {name}={both}"
+            )
+        seen[name] = values
+    return tuple(seen.items())
 
 
 def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None:
@@ -192,8 +232,9 @@ def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None
         raise pytest.UsageError(f"--hparams-shard {given}: {e}") from None
 
 
-def _path(here: Path, raw: str) -> Path:
+def _path(here: Path, raw: str, source: str) -> Path:
     """A path option's file, relative to the invocation directory; `~` expands."""
+    _not_blank(raw, source, "a file path")
     return Path(here, os.path.expanduser(raw))
 
 

@@ -524,6 +524,31 @@ def test_an_empty_or_project_logdir_is_a_usage_error(
     assert sorted(p.name for p in pytester.path.iterdir()) == ["test_grid.py"]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hparams-storage="], "--hparams-storage is empty (an unset variable?); give an *"),
+        (["--hparams-json="], "--hparams-json is empty (an unset variable?); give a file *"),
+        (["--hparams-only-best="], "--hparams-only-best is empty (an unset variable?); *"),
+        (
+            ["--hparams-set=units=16", "--hparams-set=units=32"],
+            "--hparams-set names 'units' twice; give its values once: units=16,32",
+        ),
+        (
+            ["-o", "hparams_baseline=a.json b.json"],
+            "hparams_baseline (ini) names 2 files; a run compares with one",
+        ),
+    ],
+)
+def test_an_empty_or_doubled_option_value_is_a_usage_error(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a directory outside /tmp")
 def test_an_existing_logdir_that_pytest_takes_for_the_rootdir_says_to_write_it_with_equals(
     pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
