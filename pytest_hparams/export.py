@@ -41,7 +41,9 @@ def json_report(sweeps: Sequence[Sweep], not_run: Sequence[str]) -> str:
             ],
         }
         if combos:
-            sweep["combinations"] = [_combination(c) for c in combos]
+            # Ranked as the table ranks them: arrival order is xdist's.
+            ranked = table.rank_combinations(combos, primary)
+            sweep["combinations"] = [_combination(c) for c in ranked]
         out.append(sweep)
     data = {
         "format": "pytest-hparams-report",

@@ -503,6 +503,13 @@ class Sweep:
             return
         combos = {c["combo"]: c for c in data["sweeps"][0]["combinations"]}
         assert combos.keys() == {t.split("-repeat:")[0] + "]" for t in expected}, where
+        # Ranked as the table ranks them (score's goal is max), whatever
+        # order xdist's workers or the merged shards gave them.
+        # ("nan" where no repeat passed: those last.)
+        means = {c: e["metrics"]["score"]["mean"] for c, e in combos.items()}
+        finite = {c: m for c, m in means.items() if isinstance(m, float)}
+        ranked = sorted(finite, key=lambda c: (-finite[c], c))
+        assert list(combos) == ranked + sorted(c for c in combos if c not in finite), where
         for combo, entry in combos.items():
             trials = [t for t in expected if t.startswith(combo[:-1] + "-repeat:")]
             assert entry["repeats"] == len(trials), f"{where}: {entry}"
