@@ -378,13 +378,13 @@ class Reporter:
             out.extend((text, {"red": True}) for text in self.decision.failures)
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
+        # Not in the table: every worker died before it could say which trial this was.
+        missing = "; not in the table or reports"
         for nodeid in self.never_rerun:
-            out.append(
-                (f"{nodeid}: its worker died, and the rerun it was due never ran", {"red": True})
-            )
-        for nodeid in sorted(self._unknown_crashes):
-            # Every worker died before it could say which trial this was.
-            out.append((f"{nodeid}: its worker died; not in the table or reports", {"red": True}))
+            text = f"{nodeid}: its worker died, and the rerun it was due never ran"
+            out.append((text + (missing if nodeid in self._unknown_crashes else ""), {"red": True}))
+        for nodeid in sorted(self._unknown_crashes.difference(self.never_rerun)):
+            out.append((f"{nodeid}: its worker died{missing}", {"red": True}))
         return out
 
     def _baseline_notes(self) -> Iterable[str]:
