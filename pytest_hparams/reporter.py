@@ -128,6 +128,7 @@ class Reporter:
         A trial whose setup report never arrived (pytest-rerunfailures holds
         it back) waits for a worker's list of the trials it collected.
         """
+        self._rerun_due.discard(nodeid)  # if it was due one, this was it
         started = self._started.pop(nodeid, None)
         as_collected = started is None
         if as_collected:
