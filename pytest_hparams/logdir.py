@@ -293,25 +293,27 @@ def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, 
     return events.parse_session(record for data in contents for record in events.unframe(data))
 
 
-def mark_crashed(path: Path) -> None:
+def mark_crashed(path: Path, start: tuple[str, Mapping[str, Value]] | None = None) -> None:
     """Ends the session of a trial whose process died, as FAILURE.
 
-    A rerun's hidden file is dropped instead: the session recorded before
-    stays, and ends as FAILURE only if it never ended either (an attempt
-    whose worker died too, which pytest-rerunfailures ran again).
+    Only a session that never ended is the dead process's: a rerun's hidden
+    file is dropped, and a session an earlier run ended stays as it was. A
+    trial that died before it began a session (in a fixture's setup) gets
+    one from `start` (its group name and hparams), begun and ended at once.
     """
-    pending = [p for p in _event_files(str(path)) if os.path.basename(p).startswith(_PENDING)]
-    if pending:
-        for p in pending:
+    for p in _event_files(str(path)):
+        if os.path.basename(p).startswith(_PENDING):
             with contextlib.suppress(FileNotFoundError):
                 real_os.unlink(p)
-        recorded = read_session(path)
-        if recorded is None or recorded[1] != events.STATUS_UNKNOWN:
-            return
-    if not path.is_dir():
-        return
-    end = events.session_end_summary(events.STATUS_FAILURE, time.time())
-    write_atomically(path / _event_file_name("crashed."), _one_event_file(end))
+    recorded = read_session(path)
+    now = time.time()
+    end = events.session_end_summary(events.STATUS_FAILURE, now)
+    if recorded is None and start is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        data = events.start_records(now, *start) + events.frame(events.event_bytes(now, 0, end))
+        write_atomically(path / _event_file_name("crashed."), data)
+    elif recorded is not None and recorded[1] == events.STATUS_UNKNOWN:
+        write_atomically(path / _event_file_name("crashed."), _one_event_file(end))
 
 
 class ExperimentConfig:

@@ -144,6 +144,7 @@ class Reporter:
         store = self.settings.store
         if store is not None:
             from pytest_hparams.logdir import run_path
+            from pytest_hparams.space import SWEEP_HPARAM
 
             run = run_path(key.folder, key.params)
             if key.number is not None and as_collected:
@@ -151,11 +152,10 @@ class Reporter:
                 # are in the session its worker began, if it began one.
                 recorded = store.session(run)
                 if recorded is not None:
-                    from pytest_hparams.space import SWEEP_HPARAM
-
                     asked = {k: v for k, v in recorded[0].items() if k != SWEEP_HPARAM}
                     key = key._replace(hparams=asked)
-            store.mark_crashed(run, started.staging)
+            hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
+            store.mark_crashed(run, started.staging, (key.label, hparams))
         self.add(TrialRecord(key, Outcome.CRASHED))
 
     def rerun_due(self, nodeid: str) -> None:

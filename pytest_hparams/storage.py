@@ -25,9 +25,12 @@ from pytest_hparams import atomic  # noqa: F401  binds atomic.real_os before any
 from pytest_hparams.errors import LogdirError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pytest_hparams.space import Value
 
     Session = tuple[dict[str, Value], int, dict[str, float]]
+    Start = tuple[str, Mapping[str, Value]]  # a session's group name and hparams
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 REMOTE_EXTRA = "pip install 'pytest-hparams[remote]'"
@@ -91,16 +94,20 @@ class LocalStore:
           LogdirError: If the run could not be stored; it stays on this machine.
         """
 
-    def mark_crashed(self, run: str, staging: str | None = None) -> None:
+    def mark_crashed(
+        self, run: str, staging: str | None = None, start: Start | None = None
+    ) -> None:
         """Ends the session of a trial whose process died.
 
         Args:
           run: The run directory, relative to the logdir.
           staging: The dead process's `staging`, from its setup report.
+          start: The trial's group name and hparams, to record a session for
+            a trial that died before it began one.
         """
         from pytest_hparams.logdir import mark_crashed
 
-        mark_crashed(self.root.joinpath(*run.split("/")))
+        mark_crashed(self.root.joinpath(*run.split("/")), start)
 
     @property
     def staging(self) -> str | None:
@@ -153,9 +160,12 @@ class RemoteStore(LocalStore):
         """
         self._upload(self.root, Path(run_dir).relative_to(self.root).as_posix(), finished)
 
-    def mark_crashed(self, run: str, staging: str | None = None) -> None:
+    def mark_crashed(
+        self, run: str, staging: str | None = None, start: Start | None = None
+    ) -> None:
         """Ends, as FAILURE, the session a dead worker staged in `staging`, and
-        uploads it unless a session was recorded before (that one stays)."""
+        uploads it unless a session was recorded before (that one stays). A
+        trial that died before it staged a session gets none here."""
         if staging is None:
             return
         from pytest_hparams.logdir import mark_crashed

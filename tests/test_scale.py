@@ -85,6 +85,52 @@ def test_a_worker_that_dies_mid_trial_costs_only_that_trial(
     }
 
 
+def test_a_worker_that_dies_in_a_fixtures_setup_leaves_its_trial_a_failed_session(
+    pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_fx="""
+        import os
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def boom(request):
+            if os.environ.get("CRASH") and request.node.nodeid.endswith("[a:2]"):
+                os._exit(1)
+            yield
+
+        @hparam_grid(a=[1, 2, 3], metrics=["score"])
+        def test_fx(a, boom):
+            return {"score": a}
+        """
+    )
+
+    def statuses() -> dict[str, str]:
+        board = dashboard(pytester.path / "logs")
+        return {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
+
+    monkeypatch.setenv("CRASH", "1")
+    result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir=logs", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["  2 * - * crashed", "3 trials: 2 passed, 1 crashed*"])
+    # It began no session: one is recorded for it, begun and failed at once.
+    assert statuses() == {
+        "a:1]": "STATUS_SUCCESS",
+        "a:2]": "STATUS_FAILURE",
+        "a:3]": "STATUS_SUCCESS",
+    }
+    board = dashboard(pytester.path / "logs")
+    assert Dashboard.hparams(board.group("[a:2]"))["a"] == 2
+    # A rerun that dies so over a session an earlier run ended leaves that one.
+    monkeypatch.delenv("CRASH")
+    pytester.runpytest_subprocess("-n", "2", "--hparams-logdir=logs").assert_outcomes(passed=3)
+    monkeypatch.setenv("CRASH", "1")
+    pytester.runpytest_subprocess("-n", "2", "--hparams-logdir=logs").assert_outcomes(
+        passed=2, failed=1
+    )
+    assert set(statuses().values()) == {"STATUS_SUCCESS"}
+
+
 def run_shard(pytester: pytest.Pytester, k: int, n: int) -> pytest.RunResult:
     return pytester.runpytest(
         "--hparams-shard", f"{k}/{n}", "--hparams-json", f"shard-{k}.json", "-v"
