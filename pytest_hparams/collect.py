@@ -175,6 +175,8 @@ def parametrize(
     else:
         combos = list(sweep.combinations())
         ids = [trial_id(c) for c in combos]
+        if len(set(ids)) != len(ids):
+            _refuse_colliding_ids(where, combos, ids)
     if takes_dict:
         values = [(*(c[n] for n in argnames), c) for c in combos]
         argnames.append("hparams")
@@ -222,6 +224,20 @@ def define(function: pytest.Item, sweep: Sweep, asked: bool = False) -> SweepDef
         metrics=sweep.metrics,
         asked=asked,
     )
+
+
+def _refuse_colliding_ids(where: str, combos: list[dict[str, Any]], ids: list[str]) -> None:
+    # pytest would number such ids by their order (`...c0`, `...c1`), so a
+    # reordered grid would hand one combination's baseline entry, logdir
+    # run and repeats to the other.
+    seen: dict[str, dict[str, Any]] = {}
+    for combo, id_ in zip(combos, ids, strict=True):
+        if id_ in seen:
+            _fail(
+                f"{where} {seen[id_]} and {combo} both read as [{id_}]: a value holds "
+                "'-NAME:'; change it so each combination's id is its own"
+            )
+        seen[id_] = combo
 
 
 def _fail(message: str) -> None:

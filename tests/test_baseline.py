@@ -175,3 +175,28 @@ def test_a_save_over_regressions_says_how_many_entries_it_kept(tmp_path: Path) -
     )
     assert detail.startswith(" (2 trials); 1 kept at their old values")
     assert "-o hparams_baseline=" in detail
+
+
+def test_combinations_whose_ids_read_alike_are_a_collection_error(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest would number the two ids by their order (...c0, ...c1): a
+    # reordered grid would then compare each with the other's baseline entry.
+    pytester.makepyfile(
+        test_w="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(x=["a", "a-y:b"], y=["b-y:c", "c"], metrics=["acc"])
+        def test_w(x, y):
+            return {"acc": 1.0}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "In test_w.py::test_w: {'x': 'a', 'y': 'b-y:c'} and {'x': 'a-y:b', 'y': 'c'} both "
+            "read as [[]x:a-y:b-y:c[]]: a value holds '-NAME:'; change it so each "
+            "combination's id is its own"
+        ]
+    )
