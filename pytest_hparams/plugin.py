@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         reporter = config.stash[REPORTER_KEY] = Reporter(settings, config.get_verbosity() < 0)
         config.pluginmanager.register(reporter, "hparams-reporter")
         if config.pluginmanager.hasplugin("xdist"):
-            from pytest_hparams.reporter import XdistHooks
+            from pytest_hparams.workers import XdistHooks
 
             config.pluginmanager.register(XdistHooks(reporter), "hparams-xdist")
     import pytest_hparams  # the decorators tell a sweep from one under -p no:hparams by it

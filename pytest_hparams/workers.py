@@ -1,0 +1,63 @@
+"""The xdist controller's hooks, registered only where xdist is: the
+journal the workers' studies share, the usage errors workers found while
+collecting, and the trials of workers that died, which the `Reporter` ends."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_hparams.records import TRIALS_OUTPUT, USAGE_ERROR_OUTPUT
+
+if TYPE_CHECKING:
+    from pytest_hparams.reporter import Reporter
+
+
+class XdistHooks:
+    """Without a logdir or a storage URL, the workers share their pruners'
+    studies through a journal file in a temporary directory, named here and
+    removed when the run ends; a worker makes it only when a sweep prunes, so
+    a run that prunes nothing touches no file.
+    """
+
+    JOURNAL_INPUT = "hparams_journal"
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.journal: str | None = None
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        settings = self.reporter.settings
+        if settings.store is not None or settings.storage is not None:
+            return
+        if self.journal is None:
+            import tempfile
+
+            folder = f"pytest-hparams-{os.getpid()}-{os.urandom(4).hex()}"
+            self.journal = os.path.join(tempfile.gettempdir(), folder, "journal")
+        node.workerinput[self.JOURNAL_INPUT] = self.journal
+
+    def close(self) -> None:
+        if self.journal is not None:
+            import shutil
+
+            shutil.rmtree(os.path.dirname(self.journal), ignore_errors=True)
+
+    @pytest.hookimpl(trylast=True)  # after a plugin that reruns the item instead
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        # pytest-rerunfailures sets "rerun", outside pytest's outcome literals.
+        if str(report.outcome) == "rerun":
+            self.reporter.rerun_due(crashitem)
+        else:
+            self.reporter.crashed(crashitem)
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        if TRIALS_OUTPUT in output:
+            self.reporter.collected(output[TRIALS_OUTPUT])
+        if USAGE_ERROR_OUTPUT in output and self.reporter.usage_error is None:
+            self.reporter.usage_error = str(output[USAGE_ERROR_OUTPUT])
