@@ -8,6 +8,8 @@ trial or a warning.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 
@@ -39,3 +41,24 @@ class LogdirError(HParamsError):
 
 class HParamsWarning(pytest.PytestWarning):
     """Something about a sweep deserves attention but does not fail it."""
+
+
+def warn_at(item: pytest.Item, message: str, reporting: bool = False) -> None:
+    """Warns with an HParamsWarning placed at the test's own line.
+
+    Args:
+      reporting: Set when called from a report hook: there a warning that
+        `-W error` turned into an exception would be an INTERNALERROR, so it
+        is only shown (in pytest's warnings summary), never raised.
+    """
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    with warnings.catch_warnings():
+        if reporting:
+            warnings.simplefilter("always", HParamsWarning)
+        if code is None:
+            warnings.warn(HParamsWarning(message), stacklevel=2)
+            return
+        # Point at the test, not at this plugin, in the warnings summary.
+        warnings.warn_explicit(
+            HParamsWarning(message), HParamsWarning, code.co_filename, code.co_firstlineno
+        )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import warnings
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_hparams import MARK
+from pytest_hparams.errors import warn_at
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -514,26 +514,3 @@ class TrialRunner:
         # Without a logdir, trial.logdir is a directory of pytest's own temporary
         # tree, kept and pruned by pytest like tmp_path's.
         return self.trial_of(key, lambda: tmp_path_factory.mktemp("hparams-trial"))
-
-
-def warn_at(item: pytest.Item, message: str, reporting: bool = False) -> None:
-    """Warns with an HParamsWarning placed at the test's own line.
-
-    Args:
-      reporting: Set when called from a report hook: there a warning that
-        `-W error` turned into an exception would be an INTERNALERROR, so it
-        is only shown (in pytest's warnings summary), never raised.
-    """
-    from pytest_hparams.errors import HParamsWarning
-
-    code = getattr(getattr(item, "function", None), "__code__", None)
-    with warnings.catch_warnings():
-        if reporting:
-            warnings.simplefilter("always", HParamsWarning)
-        if code is None:
-            warnings.warn(HParamsWarning(message), stacklevel=2)
-            return
-        # Point at the test, not at this plugin, in the warnings summary.
-        warnings.warn_explicit(
-            HParamsWarning(message), HParamsWarning, code.co_filename, code.co_firstlineno
-        )
