@@ -39,9 +39,8 @@ PRUNED_ATTR = "hparams_pruned"
 # found while it collected (the controller does not collect).
 USAGE_ERROR_OUTPUT = "hparams_usage_error"
 # The key of an xdist worker's `workeroutput` that lists what a setup report
-# would carry (`Started`) for every trial it collected, where a plugin holds
-# setup reports back: the controller's only account of a trial whose worker
-# died before its reports were sent.
+# would carry (`Started`) for every trial it collected: the controller's only
+# account of a trial whose worker died before its setup report was sent.
 TRIALS_OUTPUT = "hparams_trials"
 
 

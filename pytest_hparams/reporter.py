@@ -14,7 +14,7 @@ import os
 import shlex
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -56,8 +56,9 @@ class Reporter:
         self.failed_writes: list[str] = []  # reports that could not be written
         self.written: list[str] = []
         self._started: dict[str, Started] = {}  # a worker's trials begun but not ended
-        # Where setup reports are held back: the trials xdist workers collected,
-        # the sweeps they belong to, and the crashed trials none has named yet.
+        # For trials whose setup report never came: the trials xdist workers
+        # collected, their sweeps, and the crashed trials none has named yet.
+        self._worker_list: str | None = None  # a worker's, not yet read
         self._collected: dict[str, Started] = {}
         self._collected_definitions: dict[str, SweepDefinition] = {}
         self._unknown_crashes: set[str] = set()
@@ -123,14 +124,15 @@ class Reporter:
     def crashed(self, nodeid: str) -> None:
         """Ends the trial whose xdist worker died running it, as CRASHED.
 
-        A trial whose setup report never arrived (pytest-rerunfailures holds
-        it back) waits for a worker's list of the trials it collected.
+        A trial whose setup report never arrived (its worker died in setup,
+        or pytest-rerunfailures held the report back) waits for a worker's
+        list of the trials it collected.
         """
         self._rerun_due.discard(nodeid)  # if it was due one, this was it
         started = self._started.pop(nodeid, None)
         as_collected = started is None
         if as_collected:
-            started = self._collected.get(nodeid)
+            started = self._collected_trial(nodeid)
         if started is None or started.key is None:
             self._unknown_crashes.add(nodeid)
             return
@@ -160,17 +162,28 @@ class Reporter:
         """Notes a trial whose worker died and that will be run again."""
         self._rerun_due.add(nodeid)
 
-    def collected(self, trials: Iterable[dict[str, Any]]) -> None:
+    def collected(self, trials: str) -> None:
         """Takes an xdist worker's list of the trials it collected
-        (`TRIALS_OUTPUT`) and ends the crashed trials it names."""
-        for started in map(Started.from_dict, trials):
-            if started.key is not None:
-                self._collected[started.key.nodeid] = started
-            if started.definition is not None:
-                self._collected_definitions[started.definition.test] = started.definition
+        (`TRIALS_OUTPUT`) and ends the crashed trials it names. Every worker
+        collects the same trials: the first list is kept, and read only
+        when a crashed trial needs it."""
+        if self._worker_list is None and not self._collected:
+            self._worker_list = trials
         unknown, self._unknown_crashes = self._unknown_crashes, set()
         for nodeid in unknown:
             self.crashed(nodeid)
+
+    def _collected_trial(self, nodeid: str) -> Started | None:
+        if self._worker_list is not None:
+            import json
+
+            for started in map(Started.from_dict, json.loads(self._worker_list)):
+                if started.key is not None:
+                    self._collected[started.key.nodeid] = started
+                if started.definition is not None:
+                    self._collected_definitions[started.definition.test] = started.definition
+            self._worker_list = None
+        return self._collected.get(nodeid)
 
     def _update_config(self) -> None:
         """Merges this run's sweeps and metrics into the logdir's experiment config.

@@ -139,7 +139,7 @@ class TrialRunner:
         self._asks = self.optuna and not config.getoption("setuponly", False)
         if self.settings.resume:
             self._resume(items)
-        if self.worker and config.pluginmanager.hasplugin("rerunfailures"):
+        if self.worker:
             config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
 
     def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -418,12 +418,16 @@ class TrialRunner:
             self.sweeps[key.test].definition if first else None,
         )
 
-    def collected(self, items: list[pytest.Item]) -> list[dict[str, Any]]:
+    def collected(self, items: list[pytest.Item]) -> str:
         """What a setup report would carry for each trial of `items`, for an
-        xdist worker's output. pytest-rerunfailures sends a run's reports
-        only after its teardown, so a worker that dies mid-trial never sent
-        that trial's setup report: the controller finds it here instead, in
-        the output of a worker that lived to the end."""
+        xdist worker's output. A worker that dies in a trial's setup never
+        sends its setup report, nor does one that dies mid-trial under
+        pytest-rerunfailures (which sends a run's reports after its
+        teardown): the controller finds the trial here instead, in the
+        output of a worker that lived to the end. One JSON string: it costs
+        execnet a fraction of a list of dicts, and is read only on a crash."""
+        import json
+
         from pytest_hparams.records import Started
 
         out, seen = [], set()
@@ -434,7 +438,7 @@ class TrialRunner:
                 seen.add(key.test)
                 definition = self.sweeps[key.test].definition if first else None
                 out.append(Started(key, None, definition).to_dict())
-        return out
+        return json.dumps(out, separators=(",", ":"))
 
     def finish(
         self, item: pytest.Function, key: TrialKey, reports: Mapping[str, pytest.TestReport]
