@@ -92,18 +92,26 @@ JSON_START = '{\n  "format": "pytest-hparams-report"'
 def replaceable(path: Path, markdown: bool = False) -> bool:
     """Whether a report may be written over what `path` holds: nothing, a
     blank file, or a report of the same kind that this plugin wrote."""
+    if not path.exists():
+        return True
+    if not path.is_file():  # a FIFO would block the read below
+        return False
     try:
         with path.open("rb") as f:
             start = f.read(256).decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return True
     except OSError:  # unreadable: whether it can be written is checked apart
         return True
     if not start.strip():
         return True
     if markdown:
         return start.lstrip().startswith("### `")
-    return start.startswith(JSON_START)
+    if start.startswith(JSON_START):
+        return True
+    try:  # a report reformatted (json.tool, jq): read it whole
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == "pytest-hparams-report"
 
 
 def markdown_report(tables: Sequence[table.Table]) -> str:

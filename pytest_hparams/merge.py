@@ -118,6 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
+    outputs = [p.resolve() for p in (args.output, args.markdown, args.save_baseline) if p]
+    if len(set(outputs)) < len(outputs):
+        print(
+            "error: -o, --markdown and --save-baseline name one file; give each its own",
+            file=sys.stderr,
+        )
+        return 2
     for path, markdown in ((args.output, False), (args.markdown, True)):
         if path is None:
             continue
@@ -144,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.save_baseline is not None:
         try:
-            if args.save_baseline.exists():
+            # A blank file (`mktemp`'s) holds no baseline yet.
+            if args.save_baseline.is_file() and args.save_baseline.read_bytes().strip():
                 saved = baseline.load(args.save_baseline)
         except BaselineError as e:
             print(f"error: {args.save_baseline} {e}; nothing written", file=sys.stderr)

@@ -89,7 +89,7 @@ def read(config: pytest.Config) -> Settings:
     raw_best = config.getoption("hparams_only_best")
     if raw_best is not None:
         _not_blank(raw_best, "--hparams-only-best", "a baseline or a JSON report")
-        only_best = Path(here, raw_best)
+        only_best = _path(here, raw_best, "--hparams-only-best")
         if not only_best.is_file():
             raise pytest.UsageError(
                 f"--hparams-only-best: {only_best} does not exist; give a baseline "
@@ -131,9 +131,9 @@ def read(config: pytest.Config) -> Settings:
         save_path = _path(here, save, "--hparams-save-baseline")
         # Read now: a file we could not merge into is refused before anything
         # runs, and what it holds is merged when the session ends.
-        if save_path.exists():
-            saved = _load(save_path, "--hparams-save-baseline")
         _check_output(save_path, "--hparams-save-baseline")
+        if save_path.exists():
+            saved = _load(save_path, "--hparams-save-baseline", written=True)
 
     reports: dict[str, Path] = {}
     for option in ("json", "markdown"):
@@ -171,7 +171,8 @@ def read(config: pytest.Config) -> Settings:
         markdown_path=reports.get("markdown"),
         shard=_shard(config.getoption("hparams_shard")),
         resume=resume,
-        overrides=_overrides(config.getoption("hparams_set")),
+        # The last for a name wins: the command line's over addopts'.
+        overrides=tuple(dict(config.getoption("hparams_set")).items()),
         only_best=only_best,
         repeats=_cli_or_ini(config, "repeats", positive_int, None),
         seed=_cli_or_ini(config, "seed", seed_spec, 0),
@@ -197,22 +198,6 @@ def _storage(config: pytest.Config) -> str | None:
         _not_blank(cli, "--hparams-storage", "an Optuna storage URL")
         return str(cli)
     return str(config.getini("hparams_storage")).strip() or None
-
-
-def _overrides(
-    given: list[tuple[str, tuple[str, ...]]],
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """--hparams-set's, each hparam once: a second for the same name is a
-    mistake, not an override of the first."""
-    seen: dict[str, tuple[str, ...]] = {}
-    for name, values in given:
-        if name in seen:
-            both = ",".join((*seen[name], *values))
-            raise pytest.UsageError(
-                f"--hparams-set names {name!r} twice; give its values once: {name}={both}"
-            )
-        seen[name] = values
-    return tuple(seen.items())
 
 
 def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None:
@@ -278,16 +263,23 @@ def _tests_in(root: Path) -> Path | None:
     return None
 
 
-def _load(path: Path, source: str) -> dict[str, Entry]:
+def _load(path: Path, source: str, written: bool = False) -> dict[str, Entry]:
+    """A baseline's entries; `written`: the file is one to write, which may
+    be blank (`mktemp`'s) and must not be a file of the user's."""
     from pytest_hparams import baseline
     from pytest_hparams.errors import BaselineError
 
     try:
+        if written and path.is_file() and not path.read_bytes().strip():
+            return {}
         return baseline.load(path)
     except BaselineError as e:
-        raise pytest.UsageError(
-            f"{source}: {path} {e}; fix the file, or write a new one with --hparams-save-baseline"
-        ) from None
+        fix = (
+            "give a path of its own"
+            if written
+            else "fix the file, or write a new one with --hparams-save-baseline"
+        )
+        raise pytest.UsageError(f"{source}: {path} {e}; {fix}") from None
 
 
 def _check_output(path: Path, source: str) -> None:
@@ -295,6 +287,8 @@ def _check_output(path: Path, source: str) -> None:
     at the end: the sweep's results would be lost with it."""
     if path.is_dir():
         raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
+    if path.exists() and not path.is_file():  # a FIFO: reading it would block
+        raise pytest.UsageError(f"{source}: {path} is not a regular file; give a file path")
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
     import tempfile

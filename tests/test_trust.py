@@ -531,8 +531,8 @@ def test_an_empty_or_project_logdir_is_a_usage_error(
         (["--hparams-json="], "--hparams-json is empty (an unset variable?); give a file *"),
         (["--hparams-only-best="], "--hparams-only-best is empty (an unset variable?); *"),
         (
-            ["--hparams-set=units=16", "--hparams-set=units=32"],
-            "--hparams-set names 'units' twice; give its values once: units=16,32",
+            ["--hparams-save-baseline=test_grid.py"],
+            "--hparams-save-baseline: *test_grid.py is not valid JSON *; give a path of its own",
         ),
         (
             ["-o", "hparams_baseline=a.json b.json"],
@@ -540,13 +540,27 @@ def test_an_empty_or_project_logdir_is_a_usage_error(
         ),
     ],
 )
-def test_an_empty_or_doubled_option_value_is_a_usage_error(
+def test_an_empty_option_or_a_baseline_path_holding_another_file_is_a_usage_error(
     pytester: pytest.Pytester, args: list[str], message: str
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "hparam_grid" in (pytester.path / "test_grid.py").read_text()
+
+
+def test_the_command_lines_hparams_set_wins_over_addopts_and_a_blank_baseline_file_is_none(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makeini("[pytest]\naddopts = --hparams-set=num_units=16,32\n")
+    result = pytester.runpytest("--hparams-set=num_units=64", "--collect-only", "-q")
+    assert all("num_units:64" in line for line in result.outlines if "::" in line)
+    (pytester.path / "blank.json").write_text("")  # as `mktemp` leaves it
+    result = pytester.runpytest("--hparams-save-baseline=blank.json")
+    result.assert_outcomes(passed=8)  # num_units 16 and 32, from addopts
+    assert json.loads((pytester.path / "blank.json").read_text())["trials"]
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a directory outside /tmp")
@@ -1111,3 +1125,17 @@ def test_merge_refuses_to_write_over_an_input_or_a_file_of_the_users(
         assert merged.stderr.startswith(f"error: {output} ")
     assert (pytester.path / "r.json").read_text() == report
     assert "hparam_grid" in (pytester.path / "test_grid.py").read_text()
+
+    def merge(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pytest_hparams", "merge", "r.json", *args]
+        return subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
+
+    both = merge("-o", "m.out", "--markdown", "m.out")
+    assert both.returncode == 2 and "name one file" in both.stderr
+    assert not (pytester.path / "m.out").exists()
+    # A blank file is none yet, and a report reformatted (json.tool) is still one.
+    (pytester.path / "blank.json").write_text("")
+    (pytester.path / "m.json").write_text(json.dumps(json.loads(report), indent=4))
+    done = merge("-o", "m.json", "--save-baseline", "blank.json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((pytester.path / "blank.json").read_text())["trials"]
