@@ -40,8 +40,9 @@ Entry = dict[str, Any]
 _MOVES = (Outcome.PASSED, Outcome.RESUMED)  # outcomes whose metrics a baseline takes
 
 
-def load(path: Path) -> dict[str, Entry]:
+def load(path: Path, blank_ok: bool = False) -> dict[str, Entry]:
     """Reads and validates a baseline file; returns its trials by node id.
+    `blank_ok`: a blank file (`mktemp`'s, given to be saved into) holds none yet.
 
     Raises:
       BaselineError: If the file is missing, unreadable, not JSON, or not a
@@ -53,6 +54,8 @@ def load(path: Path) -> dict[str, Entry]:
         raise BaselineError("no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BaselineError(f"cannot be read ({e})") from None
+    if blank_ok and not text.strip():
+        return {}
     try:
         data = json.loads(text)
     except ValueError as e:  # also an integer of more than 4,300 digits

@@ -89,9 +89,17 @@ def _json_safe(data: Any) -> Any:
 JSON_START = '{\n  "format": "pytest-hparams-report"'
 
 
-def replaceable(path: Path, markdown: bool = False) -> bool:
-    """Whether a report may be written over what `path` holds: nothing, a
-    blank file, or a report of the same kind that this plugin wrote."""
+def foreign(path: Path, markdown: bool = False) -> str:
+    """Why a report may not be written over what `path` holds, or "" when it
+    may: it holds nothing, a blank file, or a report of the same kind that
+    this plugin wrote."""
+    if _replaceable(path, markdown):
+        return ""
+    kind = "Markdown summary" if markdown else "JSON report"
+    return f"holds something other than a pytest-hparams {kind}"
+
+
+def _replaceable(path: Path, markdown: bool) -> bool:
     if not path.exists():
         return True
     if not path.is_file():  # a FIFO would block the read below

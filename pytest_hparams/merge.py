@@ -134,13 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        if not export.replaceable(path, markdown):
-            kind = "Markdown summary" if markdown else "JSON report"
-            print(
-                f"error: {path} holds something other than a pytest-hparams {kind}; "
-                "write the merge to a file of its own",
-                file=sys.stderr,
-            )
+        if why := export.foreign(path, markdown):
+            print(f"error: {path} {why}; write the merge to a file of its own", file=sys.stderr)
             return 2
     entries = saved = None
     if args.baseline is not None:
@@ -151,9 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.save_baseline is not None:
         try:
-            # A blank file (`mktemp`'s) holds no baseline yet.
-            if args.save_baseline.is_file() and args.save_baseline.read_bytes().strip():
-                saved = baseline.load(args.save_baseline)
+            if args.save_baseline.is_file():
+                saved = baseline.load(args.save_baseline, blank_ok=True)
         except BaselineError as e:
             print(f"error: {args.save_baseline} {e}; nothing written", file=sys.stderr)
             return 2

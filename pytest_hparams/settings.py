@@ -270,9 +270,7 @@ def _load(path: Path, source: str, written: bool = False) -> dict[str, Entry]:
     from pytest_hparams.errors import BaselineError
 
     try:
-        if written and path.is_file() and not path.read_bytes().strip():
-            return {}
-        return baseline.load(path)
+        return baseline.load(path, blank_ok=written)
     except BaselineError as e:
         fix = (
             "give a path of its own"
@@ -309,13 +307,11 @@ def _check_output(path: Path, source: str) -> None:
 def _check_ours(path: Path, source: str, markdown: bool) -> None:
     """Refuses a report path that holds a file the plugin did not write: a
     test file taken for the path (`--hparams-json test_x.py`) is not lost."""
-    from pytest_hparams.export import replaceable
+    from pytest_hparams.export import foreign
 
-    if not replaceable(path, markdown):
-        kind = "Markdown summary" if markdown else "JSON report"
+    if why := foreign(path, markdown):
         raise pytest.UsageError(
-            f"{source}: {path} holds something other than a pytest-hparams {kind}, "
-            "which this run would write over; give a path of its own"
+            f"{source}: {path} {why}, which this run would write over; give a path of its own"
         )
 
 
