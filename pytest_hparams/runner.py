@@ -125,7 +125,7 @@ class TrialRunner:
         # Each swept item's identity, once: the runner finds it by node id.
         self.keys = collect.keys_of(items, self.sweeps)
         try:
-            self.check_collected()
+            self.check_collected(opens_studies=not config.getoption("collectonly", False))
             self._select(config, items)
         except pytest.UsageError as e:
             if not self.worker:
@@ -157,8 +157,9 @@ class TrialRunner:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
 
-    def check_collected(self) -> None:
-        """Refuses, before anything runs, what collection found wrong."""
+    def check_collected(self, opens_studies: bool = True) -> None:
+        """Refuses, before anything runs, what collection found wrong;
+        `opens_studies`: also opens each study, which --collect-only does not."""
         if self.problems:
             raise pytest.UsageError(self.problems[0])
         if not self.sweeps:
@@ -172,7 +173,7 @@ class TrialRunner:
             settings.pruner is not None and not settings.no_prune
         )
         if self.optuna:
-            self.studies.check()
+            self.studies.check(opens_studies)
 
     @property
     def studies(self) -> Studies:

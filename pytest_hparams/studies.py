@@ -57,8 +57,11 @@ class Studies:
         """Whether a sweep prunes or searches, and so has a study."""
         return self.sweeps[test].search is not None or self.pruner(test) is not None
 
-    def check(self) -> None:
-        """Refuses, before any trial runs, pruning or a search that cannot work here.
+    def check(self, opens: bool = True) -> None:
+        """Refuses, before any trial runs, pruning or a search that cannot work
+        here. `opens`: also opens each study; --collect-only runs no trial,
+        and an editor that lists the tests runs it often, so it leaves no
+        journal or database behind.
 
         Raises:
           pytest.UsageError: Optuna, a sampler's package or a storage every
@@ -96,7 +99,7 @@ class Studies:
                 "(postgresql+psycopg2://... or sqlite:///...)"
             )
         for test in self.sweeps:
-            if self.uses(test):
+            if opens and self.uses(test):
                 self._open(test)
 
     def _open(self, test: str) -> None:
