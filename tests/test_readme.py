@@ -168,7 +168,7 @@ def assert_keras_table(
 
     def best(rows: list[str]) -> str:
         (starred,) = [row.lstrip("* ").split() for row in rows if row.startswith("*")]
-        return "-".join(f"{n}:{v}" for n, v in zip(names, starred, strict=False))
+        return "-".join(f"{n}:{v}" for n, v in zip(names, starred[:hparams], strict=True))
 
     assert shown[end].endswith(f" at [{best(shown[2:end])}]"), shown[end]
     assert_summary_close(lines[title + end], shown[end], tolerances[0], best(rows))
