@@ -185,10 +185,11 @@ def read(config: pytest.Config) -> Settings:
     )
 
 
-def _not_blank(raw: str, source: str, what: str) -> None:
+def _not_blank(raw: str, source: str, what: str, without: str = "") -> None:
     if not raw.strip():
         raise pytest.UsageError(
             f"{source} is empty (an unset variable?); give {what}, or leave the option out"
+            + without
         )
 
 
@@ -325,11 +326,7 @@ def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
         raw, source = ini, "hparams_logdir (ini)"
     else:
         return None
-    if not raw.strip():
-        raise pytest.UsageError(
-            f"{source} is empty (an unset variable?); give a directory such as logs/, "
-            "or leave the option out to record nothing"
-        )
+    _not_blank(raw, source, "a directory such as logs/", " to record nothing")
     from pytest_hparams import storage
     from pytest_hparams.errors import LogdirError
 
