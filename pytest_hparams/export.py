@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ def _json_safe(data: Any) -> Any:
 
 #: How every JSON report begins (`json_report` writes "format" first).
 JSON_START = '{\n  "format": "pytest-hparams-report"'
+#: How every Markdown summary begins: a sweep's heading, its node id.
+MARKDOWN_START = re.compile(r"### `[^`\n]*::")
 
 
 def foreign(path: Path, markdown: bool = False) -> str:
@@ -109,10 +112,13 @@ def _replaceable(path: Path, markdown: bool) -> bool:
             start = f.read(256).decode("utf-8", errors="replace")
     except OSError:  # unreadable: whether it can be written is checked apart
         return True
-    if not start.strip():
-        return True
-    if markdown:
-        return start.lstrip().startswith("### `")
+    if not start.strip():  # blank so far: blank throughout, or a file of the user's
+        try:
+            return not path.read_bytes().strip()
+        except OSError:
+            return True
+    if markdown:  # its first heading names a test: "### `test_x.py::test_fit`"
+        return MARKDOWN_START.match(start.lstrip()) is not None
     if start.startswith(JSON_START):
         return True
     try:  # a report reformatted (json.tool, jq): read it whole

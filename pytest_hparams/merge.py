@@ -14,12 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from pytest_hparams import baseline, export
 from pytest_hparams.errors import BaselineError
 from pytest_hparams.options import alpha_spec, gate_spec, non_negative_int, tolerance_spec
 from pytest_hparams.records import SweepDefinition, TrialRecord
 from pytest_hparams.reporter import Reporter
-from pytest_hparams.settings import Settings
+from pytest_hparams.settings import Settings, check_output
 from pytest_hparams.verdicts import Comparison
 
 
@@ -125,6 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    for path, source in (
+        (args.output, "-o"),
+        (args.markdown, "--markdown"),
+        (args.save_baseline, "--save-baseline"),
+    ):
+        try:  # pytest's own check: a directory, a FIFO, a missing or read-only folder
+            if path is not None:
+                check_output(path, source)
+        except pytest.UsageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     for path, markdown in ((args.output, False), (args.markdown, True)):
         if path is None:
             continue

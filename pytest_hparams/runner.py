@@ -125,7 +125,10 @@ class TrialRunner:
         # Each swept item's identity, once: the runner finds it by node id.
         self.keys = collect.keys_of(items, self.sweeps)
         try:
-            self.check_collected(opens_studies=not config.getoption("collectonly", False))
+            # --collect-only runs no trial: an editor lists the tests often,
+            # and each listing would add to the studies and the logdir.
+            listing = bool(config.getoption("collectonly", False))
+            self.check_collected(opens_studies=not listing)
             self._select(config, items)
         except pytest.UsageError as e:
             if not self.worker:
@@ -137,7 +140,7 @@ class TrialRunner:
             items.clear()
             return
         self._asks = self.optuna and not config.getoption("setuponly", False)
-        if self.settings.resume:
+        if self.settings.resume and not listing:
             self._resume(items)
         if self.worker:
             config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]

@@ -131,7 +131,7 @@ def read(config: pytest.Config) -> Settings:
         save_path = _path(here, save, "--hparams-save-baseline")
         # Read now: a file we could not merge into is refused before anything
         # runs, and what it holds is merged when the session ends.
-        _check_output(save_path, "--hparams-save-baseline")
+        check_output(save_path, "--hparams-save-baseline")
         if save_path.exists():
             saved = _load(save_path, "--hparams-save-baseline", written=True)
 
@@ -140,7 +140,7 @@ def read(config: pytest.Config) -> Settings:
         raw = config.getoption(f"hparams_{option}")
         if raw is not None:
             path = _path(here, raw, f"--hparams-{option}")
-            _check_output(path, f"--hparams-{option}")
+            check_output(path, f"--hparams-{option}")
             inputs = (compared, save_path, only_best, reports.get("json"))
             if path.resolve() in {p.resolve() for p in inputs if p}:
                 raise pytest.UsageError(
@@ -281,7 +281,7 @@ def _load(path: Path, source: str, written: bool = False) -> dict[str, Entry]:
         raise pytest.UsageError(f"{source}: {path} {e}; {fix}") from None
 
 
-def _check_output(path: Path, source: str) -> None:
+def check_output(path: Path, source: str) -> None:
     """Refuses, before anything runs, a report path that could not be written
     at the end: the sweep's results would be lost with it."""
     if path.is_dir():

@@ -386,8 +386,9 @@ def test_a_run_that_runs_no_test_body_asks_the_study_nothing(
 
 def test_collect_only_lists_the_trials_and_leaves_no_study(search: pytest.Pytester) -> None:
     # Editors list the tests with --collect-only whenever a file changes.
-    result = run(search, "--hparams-logdir=logs", "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["test_search.py::test_fit[[]trial:5[]]", "6 tests collected*"])
-    assert not (search.path / "logs" / ".pytest-hparams-optuna.journal").exists()
+    for resume in ((), ("--hparams-resume",)):
+        result = run(search, "--hparams-logdir=logs", "--collect-only", "-q", *resume)
+        result.stdout.fnmatch_lines(["test_search.py::test_fit[[]trial:5[]]", "6 tests collected*"])
+        assert not (search.path / "logs" / ".pytest-hparams-optuna.journal").exists()
     run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
     assert len(load(search.path / "logs").trials) == 6

@@ -4,6 +4,7 @@ or interrupts it, and nothing a user recorded lost or faked."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from conftest import GRID, Dashboard
+from conftest import GRID, Dashboard, run_merge
 
 # Each trial's accuracy and loss depend on its hparams; CASE_BONUS adds the
 # parametrize case's value, so every trial has its own numbers.
@@ -1092,10 +1093,23 @@ def test_a_report_path_that_holds_a_file_of_the_users_is_refused_and_the_file_ke
         result = pytester.runpytest(option, "test_grid.py")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {option}: *test_grid.py holds something other *"])
-    result = pytester.runpytest("--hparams-markdown=notes.md")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # Notes whose first heading reads like a summary's, and a script that
+    # begins with more blank lines than the check reads at first.
+    kept = {"notes.md": "# My notes\n", "steps.md": "### `install` step\n\nnotes\n"}
+    kept["late.py"] = "\n" * 300 + "print('mine')\n"
+    for name, text in kept.items():
+        (pytester.path / name).write_text(text)
+    for option, name in (
+        ("--hparams-markdown", "notes.md"),
+        ("--hparams-markdown", "steps.md"),
+        ("--hparams-markdown", "late.py"),
+        ("--hparams-json", "late.py"),
+    ):
+        result = pytester.runpytest(f"{option}={name}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert (pytester.path / "test_grid.py").read_text() == source
-    assert (pytester.path / "notes.md").read_text() == "# My notes\n"
+    for name, text in kept.items():
+        assert (pytester.path / name).read_text() == text
     # Its own reports, and blank files, it writes over run after run.
     (pytester.path / "blank.md").write_text("")
     args = ("--hparams-json=r.json", "--hparams-markdown=blank.md")
@@ -1139,3 +1153,24 @@ def test_merge_refuses_to_write_over_an_input_or_a_file_of_the_users(
     done = merge("-o", "m.json", "--save-baseline", "blank.json")
     assert done.returncode == 0, done.stderr
     assert json.loads((pytester.path / "blank.json").read_text())["trials"]
+
+
+def test_merge_refuses_an_output_it_could_not_write_before_it_merges(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-json=r.json").assert_outcomes(passed=12)
+    (pytester.path / "folder").mkdir()
+    os.mkfifo(pytester.path / "fifo")
+    for option in ("-o", "--markdown", "--save-baseline"):
+        for path, why in (
+            ("folder", "is a directory"),
+            ("fifo", "is not a regular file"),
+            ("missing/out", "the directory * does not exist"),
+        ):
+            # With another output that could be written: it is not, either.
+            other = "--markdown" if option == "-o" else "-o"
+            merged = run_merge(pytester, "r.json", option, path, other, "other")
+            assert merged.ret == 2
+            merged.stderr.fnmatch_lines([f"error: {option}: *{why}*"])
+    assert (pytester.path / "fifo").is_fifo() and not (pytester.path / "other").exists()
