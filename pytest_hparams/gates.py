@@ -396,6 +396,8 @@ def _gate_best(
 
 
 def _describe(summary: Summary) -> str:
+    if summary.n == 1:  # one value has no spread to show
+        return f"{_num(summary.mean, 4)} (n=1)"
     return f"{_num(summary.mean, 4)} ± {_num(summary.std, 4)} (n={summary.n})"
 
 

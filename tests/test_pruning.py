@@ -214,7 +214,7 @@ def test_a_pruned_repeat_counts_as_pruned_in_its_combinations_summary(
     result = run(pytester, "--hparams-json=r.json")
     result.stdout.fnmatch_lines(
         [
-            "* 0.6 0.5812 ± 0 (n=1) * 1/2 passed, 1 pruned",
+            "* 0.6 0.5812 (n=1) * 1/2 passed, 1 pruned",
             "* 0.1 - * 2 pruned",
             "4 combinations, 8 trials: 5 passed, 3 pruned; *",
             "*= 5 passed, 3 pruned in *",
