@@ -169,7 +169,7 @@ def judge_repeats(
     amount = _amount(tol, base.mean)
     delta = run.mean - base.mean
     bad = -delta if metric.goal == "max" else delta
-    sides = f"{_describe(run)} vs baseline {_describe(base)}"
+    sides = f"{run.text()} vs baseline {base.text()}"
     if run.n < 2 or base.n < 2:
         if bad > amount:
             return Verdict.REGRESSED, f"{name} regressed: {sides}, beyond tolerance {shown}", None
@@ -393,12 +393,6 @@ def _gate_best(
         f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
         for m in comparison.messages
     ]
-
-
-def _describe(summary: Summary) -> str:
-    if summary.n == 1:  # one value has no spread to show
-        return f"{_num(summary.mean, 4)} (n=1)"
-    return f"{_num(summary.mean, 4)} ± {_num(summary.std, 4)} (n={summary.n})"
 
 
 def _num(value: float, digits: int = 6) -> str:

@@ -325,13 +325,8 @@ def format_duration(seconds: float) -> str:
 
 
 def mean_cell(summary: Summary) -> str:
-    """`0.912 ± 0.004 (n=3)`; `0.912 (n=1)`, as one value has no spread; `-`
-    without a value."""
-    if summary.n == 0:
-        return "-"
-    if summary.n == 1:
-        return f"{summary.mean:.4g} (n=1)"
-    return f"{summary.mean:.4g} ± {summary.std:.2g} (n={summary.n})"
+    """`0.912 ± 0.004 (n=3)`; `-` without a value."""
+    return "-" if summary.n == 0 else summary.text(std_digits=2)
 
 
 def counts(records: Sequence[TrialRecord]) -> str:

@@ -32,6 +32,12 @@ class Summary(NamedTuple):
         std = statistics.stdev(finite) if len(finite) > 1 else 0.0
         return cls(len(finite), statistics.fmean(finite), std, finite)
 
+    def text(self, std_digits: int = 4) -> str:
+        """`0.912 ± 0.004 (n=3)`; `0.912 (n=1)`, as one value has no spread."""
+        if self.n == 1:
+            return f"{self.mean:.4g} (n=1)"
+        return f"{self.mean:.4g} ± {self.std:.{std_digits}g} (n={self.n})"
+
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "mean": self.mean, "std": self.std, "values": list(self.values)}
 
