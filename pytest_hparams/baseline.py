@@ -148,14 +148,23 @@ def updated(
         )
         if len(combination.records) < old_n:
             continue  # a partial run (-k "repeat:0") does not shrink the entry
-        summaries = {n: s for n, s in combination.summaries().items() if s.n}
-        if summaries:
+        recorded = trials.get(combination.combo, {}).get("stats", {})
+        stats: dict[str, dict[str, Any]] = {}
+        for name, summary in combination.summaries().items():
+            if combination.lost(name) or not math.isfinite(summary.mean + summary.std):
+                # A repeat came out NaN (or the values overflow): the survivors
+                # would flatter, so the metric keeps its recorded value.
+                if name in recorded:
+                    stats[name] = recorded[name]
+            elif summary.n:
+                stats[name] = summary.to_dict()
+        if stats:
             key = combination.key
             trials[combination.combo] = {
                 "test": key.test,
                 "hparams": dict(key.hparams),
-                "metrics": {n: s.mean for n, s in summaries.items()},
-                "stats": {n: s.to_dict() for n, s in summaries.items()},
+                "metrics": {n: s["mean"] for n, s in stats.items()},
+                "stats": stats,
             }
     for record in all_records:
         if record.key.repeat is not None:

@@ -128,7 +128,8 @@ def addoption(parser: pytest.Parser) -> None:
         metavar="N",
         type=non_negative_int,
         default=None,
-        help="Rows of each sweep's table, best first; 0 shows all. "
+        help="Rows of each sweep's table, best first, then every failed or regressed "
+        "row; 0 shows all. "
         "Default: every row up to 20 trials, else the best 10",
     )
     group.addoption(

@@ -97,7 +97,12 @@ def build(
         winner_combo = (
             ranked_combos[0] if ranked_combos and _has(ranked_combos[0], primary) else None
         )
-        shown_combos = _top(ranked_combos, top, [])
+        bad_combos = [
+            c
+            for c in ranked_combos
+            if c.verdict is Verdict.REGRESSED or any(r.outcome.bad for r in c.records)
+        ]
+        shown_combos = _top(ranked_combos, top, bad_combos)
         for combo in shown_combos:
             row = _key_cells(combo.key.hparams, combo.key.case, names, has_case)
             for m in metrics:
@@ -230,7 +235,8 @@ def markdown_lines(table: Table) -> list[str]:
     )
     for row, mark in zip(table.rows, table.marks, strict=True):
         cells = [_md(c) for c in row]
-        cells[0] = {"best": "🏆", "regressed": "❌"}.get(mark, "")
+        # The best row keeps its 🏆 when it improved; a regression's ❌ comes first.
+        cells[0] = "❌" if mark == "regressed" else "🏆" if row[0] == "*" else ""
         if mark == "regressed" and table.header[-1] == "baseline":
             cells[-1] = f"**{cells[-1]}**"
         out.append("| " + " | ".join(cells) + " |")

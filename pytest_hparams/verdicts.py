@@ -29,8 +29,15 @@ class Summary(NamedTuple):
             return cls(0, math.nan, math.nan, ())
         import statistics  # here: most runs summarise no repeats
 
-        std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-        return cls(len(finite), statistics.fmean(finite), std, finite)
+        try:
+            mean = statistics.fmean(finite)
+            std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+        except OverflowError:  # values near the float limit overflow their sum
+            scale = max(abs(v) for v in finite)
+            scaled = [v / scale for v in finite]
+            mean = statistics.fmean(scaled) * scale
+            std = statistics.stdev(scaled) * scale if len(finite) > 1 else 0.0
+        return cls(len(finite), mean, std, finite)
 
     def text(self, std_digits: int = 4) -> str:
         """`0.912 ± 0.004 (n=3)`; `0.912 (n=1)`, as one value has no spread."""

@@ -291,6 +291,17 @@ def test_markdown_summary_is_a_table_best_first_with_regressions_marked(
     assert rows[-1].endswith("| failed | **regressed** |")
 
 
+def test_markdown_keeps_the_trophy_on_a_best_row_that_improved(
+    sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    monkeypatch.setenv("SHIFT", "0.05")  # units:32-opt:adam improves, and is the best
+    sweep.runpytest("--hparams-baseline", "baseline.json", "--hparams-markdown", "summary.md")
+    rows = [r for r in (sweep.path / "summary.md").read_text().splitlines() if r.startswith("| ")]
+    assert rows[1].startswith("| 🏆 | 32 | adam | 0.932 | 0.882 +0.05 better |")
+    assert rows[1].endswith("| passed | improved |")
+
+
 def test_junit_xml_carries_hparams_and_metrics_as_properties(sweep: pytest.Pytester) -> None:
     sweep.runpytest("--junitxml", "junit.xml").assert_outcomes(passed=4)
     root = ET.parse(sweep.path / "junit.xml").getroot()

@@ -531,3 +531,72 @@ def test_a_gate_on_near_equal_repeats_survives_warnings_as_errors(
     result = pytester.runpytest("--hparams-baseline=base.json", "-W", "error")
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.fnmatch_lines(["4 combinations, 12 trials: 12 passed*"])
+
+
+def test_saving_over_a_repeat_that_returned_nan_keeps_the_recorded_value(
+    two: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = json.loads((two.path / "base.json").read_text())["trials"]
+    monkeypatch.setenv("NAN", "1")  # each combination's first repeat returns acc NaN
+    result = two.runpytest(
+        "--hparams-save-baseline=base.json", "-W", "ignore::pytest_hparams.HParamsWarning"
+    )
+    result.assert_outcomes(passed=6)
+    after = json.loads((two.path / "base.json").read_text())["trials"]
+    entry = after["test_m.py::test_m[a:1]"]
+    # Two survivors would flatter: acc keeps its three recorded repeats.
+    assert entry["stats"]["acc"] == before["test_m.py::test_m[a:1]"]["stats"]["acc"]
+    assert entry["stats"]["latency"]["n"] == 3  # a finite metric still moves
+    # On a fresh file, the metric that came out NaN is left out, as for one trial.
+    two.runpytest(
+        "--hparams-save-baseline=fresh.json", "-W", "ignore::pytest_hparams.HParamsWarning"
+    ).assert_outcomes(passed=6)
+    fresh = json.loads((two.path / "fresh.json").read_text())["trials"]
+    assert [set(e["stats"]) for e in fresh.values()] == [{"latency"}, {"latency"}]
+
+
+def test_repeats_whose_values_overflow_a_sum_are_summed_without_a_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_big="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(lr=[0.1, 10.0, 20.0], repeats=2, metrics=["acc", "loss"])
+        def test_big(lr, trial):
+            huge = {10.0: 1.5e308, 20.0: 1.7e308 * (1 if trial.repeat else -1)}
+            return {"acc": 0.9 if lr < 1 else 0.1, "loss": huge.get(lr, 0.3)}
+        """
+    )
+    args = ["--hparams-json=r.json", "--hparams-save-baseline=b.json", "-W", "ignore"]
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*10.0*1.5e+308 ± 0 (n=2)*2/2 passed", "3 combinations, 6 trials: 6 passed*"]
+    )
+    combos = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["combinations"]
+    assert len(combos) == 3
+    # A spread past the float limit is not saved as a baseline; the rest is.
+    saved = json.loads((pytester.path / "b.json").read_text())["trials"]
+    assert saved["test_big.py::test_big[lr:10.0]"]["stats"]["loss"]["mean"] == 1.5e308
+    assert set(saved["test_big.py::test_big[lr:20.0]"]["stats"]) == {"acc"}
+
+
+def test_a_combination_that_failed_or_regressed_is_shown_beyond_top(
+    noisy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noisy.makepyfile(
+        test_r=NOISY.format(repeats=2).replace(
+            "rng = random", "assert (units, opt) != (16, 'sgd')\n    rng = random"
+        )
+    )
+    result = noisy.runpytest("--hparams-top=1", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(
+        [
+            "*hparams: test_r.py::test_r*",
+            "*",
+            "[*] *32 adam*2/2 passed",
+            "*16 sgd *2 failed",
+            "... 2 more not shown*",
+        ]
+    )
