@@ -38,8 +38,9 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-#: The mark behind both decorators; the plugin finds swept tests by it.
-MARK = "hparams"
+#: The mark behind the decorators; the plugin finds swept tests by it. A name
+#: no project would give a marker of its own (`@pytest.mark.hparams` is theirs).
+MARK = "pytest_hparams_sweep"
 _TENSORBOARD_NAMES = ("HParam", "Discrete", "IntInterval", "RealInterval")
 # Loaded on first use: the plugin imports this package in every pytest run.
 _LAZY = {

@@ -144,3 +144,23 @@ def _none_set(total: int | None) -> str:
         f"HPARAMS_SHARD_INDEX (1-based, 1 to {total}; set it from your CI matrix) is set; "
         "set one, or give K/N"
     )
+
+
+# A CI run's id, shared by every job of the run (and so by its shards); a
+# retried attempt is a run of its own.
+RUN_IDS = (
+    ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"),
+    ("CI_PIPELINE_ID", None),  # GitLab
+    ("CIRCLE_WORKFLOW_ID", None),
+    ("BUILDKITE_BUILD_ID", "BUILDKITE_RETRY_COUNT"),
+)
+
+
+def run_id(environ: Mapping[str, str]) -> str | None:
+    """The CI run this job belongs to (`GITHUB_RUN_ID 123 attempt 1`), or None."""
+    for name, attempt in RUN_IDS:
+        value = environ.get(name, "").strip()
+        if value:
+            again = environ.get(attempt, "").strip() if attempt else ""
+            return f"{name} {value}" + (f" attempt {again}" if again else "")
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -65,6 +66,12 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> tuple[Sweep, S
     search = kwargs.pop("_search", None)
     kwargs.pop("_repeats", None)
     kwargs.pop("_pruner", None)
+    if search is not None and "repeats" in kwargs:
+        raise SweepError(
+            "@hparam_search takes no repeats= (each trial is asked values of its own, so "
+            "no two share a combination to repeat); repeat a combination with "
+            "@hparam_grid or @hparam_random(repeats=N)"
+        )
 
     def build(values: dict[str, Any]) -> tuple[Sweep, Search | None]:
         if search is not None:
@@ -274,11 +281,17 @@ def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
 
 
 def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
-    """Fails the collection of a unittest.TestCase that carries a sweep."""
+    """Fails the collection of a unittest.TestCase that carries a sweep.
+
+    Reads only the class's own dict and the marks of its plain functions: a
+    TestCase's other attributes (a Mock, a lazy setting whose access raises)
+    are the project's, and are never touched.
+    """
     marked = [
         name
         for name, value in [("", cls), *vars(cls).items()]
-        if any(getattr(m, "name", None) == MARK for m in getattr(value, "pytestmark", []))
+        if (value is cls or type(value) is types.FunctionType)
+        and any(getattr(m, "name", None) == MARK for m in vars(value).get("pytestmark", []))
     ]
     if marked:
         where = f"{cls.__name__}.{marked[0]}" if marked[0] else cls.__name__
@@ -303,8 +316,9 @@ def keys_of(items: list[pytest.Item], sweeps: Mapping[str, Compiled]) -> dict[st
 
 def only_best(
     items: list[pytest.Item], path: Path, goals: Mapping[str, tuple[str, str]]
-) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """Keeps each sweep's best trial recorded in a baseline or JSON report.
+) -> tuple[list[pytest.Item], list[pytest.Item], dict[str, dict[str, Any]]]:
+    """Keeps each sweep's best trial recorded in a baseline or JSON report;
+    returns the items kept, those dropped, and the hparams each best was given.
 
     Raises:
       pytest.UsageError: If no collected item is such a trial.
@@ -319,7 +333,7 @@ def only_best(
             f"--hparams-only-best: no trial in {path} matches a collected sweep; "
             "check the file and the tests selected"
         )
-    return keep, [item for item in items if item.nodeid not in best]
+    return keep, [item for item in items if item.nodeid not in best], best
 
 
 def sweep_of(item: pytest.Item) -> str | None:
@@ -394,8 +408,9 @@ def shard(
     return keep, drop
 
 
-def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> set[str]:
-    """The node ids of each sweep's best trial in a baseline or JSON report.
+def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Each sweep's best trial in a baseline or JSON report: its node id, and
+    the hparams it was given (a search's trial is given them again).
 
     Args:
       path: The file.
@@ -407,30 +422,33 @@ def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> set[str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") == "pytest-hparams-report":
-            best: set[str] = set()
+            best: dict[str, dict[str, Any]] = {}
             for sweep in data["sweeps"]:  # trials are ranked best first
                 passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
                 if passed:
                     _floats(passed[0]["metrics"])
-                    best.add(passed[0]["nodeid"])
+                    best[passed[0]["nodeid"]] = dict(passed[0].get("hparams") or {})
             return best
         if data.get("format") != "pytest-hparams-baseline":
             raise KeyError("format")
         by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
+        given: dict[str, dict[str, Any]] = {}
         for nodeid, entry in data["trials"].items():
             by_test.setdefault(entry["test"], []).append((nodeid, _floats(entry["metrics"])))
+            given[nodeid] = dict(entry.get("hparams") or {})
     # OverflowError: an integer beyond float64, such as 10**400 written out.
     except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         raise SweepError(
             f"{path} is not a pytest-hparams baseline or JSON report ({type(e).__name__}: {e}); "
             "give a file written by --hparams-save-baseline or --hparams-json"
         ) from None
-    best = set()
+    best = {}
     for test, trials in by_test.items():
         name, goal = goals.get(test) or (next(iter(trials[0][1]), ""), "max")
         scored = [(m[name], nodeid) for nodeid, m in trials if name in m]
         if scored:
-            best.add((max(scored) if goal == "max" else min(scored))[1])
+            nodeid = (max(scored) if goal == "max" else min(scored))[1]
+            best[nodeid] = given[nodeid]
     return best
 
 

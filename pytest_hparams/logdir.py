@@ -349,6 +349,12 @@ class ExperimentConfig:
             self.metrics[(metric.group, metric.name)] = metric
         return before != (repr(self.hparams), list(self.metrics))
 
+    @property
+    def sweeps(self) -> int:
+        """How many sweeps the logdir holds."""
+        domain = (self.hparams.get(SWEEP_HPARAM) or {}).get("domain") or {}
+        return len(domain.get("values") or ())
+
     def add_metrics(self, names: Iterable[str]) -> bool:
         """Adds metrics a trial returned without declaring them."""
         new = [n for n in names if not any(m.name == n for m in self.metrics.values())]

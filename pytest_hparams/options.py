@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from pytest_hparams.metrics import Tolerance
 
 
+#: The key of an xdist worker's `workerinput` that carries the run's scope
+#: (`Settings.run`), decided once on the controller.
+RUN_INPUT = "hparams_run"
+#: The same for when the run began (`Settings.began`).
+BEGAN_INPUT = "hparams_began"
+
+
 def non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -243,12 +250,27 @@ def addoption(parser: pytest.Parser) -> None:
         help="Run every trial to the end, whatever its sweep's pruner (a final full run)",
     )
     group.addoption(
+        "--hparams-prune-baseline",
+        action="store_true",
+        default=False,
+        help="Let the pruner stop trials that have a baseline entry too; by default they "
+        "run to the end under --hparams-gate each, so the gate judges every entry",
+    )
+    group.addoption(
         "--hparams-storage",
         metavar="URL",
         default=None,
         help="Optuna storage URL of the studies of pruned sweeps and searches "
         "(sqlite:///..., postgresql+psycopg2://...). "
         "Default: a journal file in a local logdir, else memory",
+    )
+    group.addoption(
+        "--hparams-study",
+        metavar="NAME",
+        default=None,
+        help="Name the Optuna studies of this run's pruned sweeps and searches, so that "
+        "shards and later runs given the same name prune and search against one "
+        "another's trials. Default: the CI's run id, else this run alone",
     )
     parser.addini(
         "hparams_logdir",
@@ -279,3 +301,4 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("hparams_gate", "each (default) or best", default="")
     parser.addini("hparams_pruner", "Pruner of sweeps that set none", default="")
     parser.addini("hparams_storage", "Optuna storage URL of the pruners' studies", default="")
+    parser.addini("hparams_study", "Name of the Optuna studies runs share", default="")

@@ -34,8 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "hparams(*hparams, metrics=None, **values): applied by @hparam_grid and "
-        "@hparam_random: run the test once per trial and record it (pytest-hparams)",
+        "pytest_hparams_sweep(sweep): applied by @hparam_grid, @hparam_random and "
+        "@hparam_search: run the test once per trial and record it (pytest-hparams)",
     )
     from pytest_hparams import settings as read_settings
     from pytest_hparams.runner import TrialRunner

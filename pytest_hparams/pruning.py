@@ -10,6 +10,8 @@ or searches (and by collection, for `problem`).
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,15 +24,25 @@ OPTUNA_EXTRA = "pip install 'pytest-hparams[optuna]'"
 JOURNAL = ".pytest-hparams-optuna.journal"
 #: The user attribute that ties an Optuna trial to its pytest item.
 NODEID_ATTR = "pytest_nodeid"
+#: The user attribute that says how a trial the study holds as FAIL ended in
+#: pytest: failed, error, skipped, xfailed, interrupted...
+OUTCOME_ATTR = "pytest_outcome"
 
 
 class TrialPruned(BaseException):
     """Stops a trial the pruner gave up on. A BaseException, as pytest's own
     `Skipped` is, so a test's `except Exception` does not swallow it."""
 
-    def __init__(self, step: int) -> None:
-        super().__init__(f"pruned at step {step}")
+    def __init__(self, step: int, again: bool = False) -> None:
+        note = " (trial.log was called again after the prune)" if again else ""
+        super().__init__(f"pruned at step {step}{note}")
         self.step = step
+
+
+def is_optuna_prune(error: BaseException) -> bool:
+    """Whether a test raised Optuna's own `optuna.TrialPruned`."""
+    optuna = sys.modules.get("optuna")  # never imported for a test that did not
+    return optuna is not None and isinstance(error, optuna.TrialPruned)
 
 
 def problem(pruner: object) -> str | None:
@@ -61,65 +73,101 @@ def make_pruner(spec: object) -> Any:
 
 
 class StudyTrial:
-    """One pytest trial's Optuna trial: asked when the trial starts, told how
-    it ended; `trial.log` reports to it when its sweep prunes.
+    """One pytest trial's Optuna trial: asked when the trial first reports
+    (a search's, when it starts), told once how the trial ended, as pytest
+    and the table say it; `trial.log` reports to it when its sweep prunes.
 
     Args:
       study: The sweep's study.
       trial: The Optuna trial asked of it (`search.ask` for a search), or
-        None to ask one with no parameters.
+        None to ask one with no parameters when it is first needed: a trial
+        skipped before it reported leaves nothing in the study.
       prunes: Whether the sweep has a pruner: without one, steps are not
         sent to the storage at all (a search's sampler needs final values only).
+      protected: The trial reports its steps, so that the pruner judges
+        the others by its curve, but is never stopped (a baseline's trial).
     """
 
     def __init__(
-        self, study: Any, nodeid: str, primary: Metric, trial: Any = None, prunes: bool = True
+        self,
+        study: Any,
+        nodeid: str,
+        primary: Metric,
+        trial: Any = None,
+        prunes: bool = True,
+        protected: bool = False,
     ) -> None:
         self.study = study
+        self.nodeid = nodeid
         self.metric = primary.name
         self.group = primary.group
         self.prunes = prunes
-        self.trial = study.ask() if trial is None else trial
-        # The one attribute resume reads: each is a write to the storage (a
-        # synced journal append, an SQLite commit), paid by every trial.
-        self.trial.set_user_attr(NODEID_ATTR, nodeid)
+        self.protected = protected
+        self._trial = trial
+        if trial is not None:
+            trial.set_user_attr(NODEID_ATTR, nodeid)
         self._told = False
         self._reported: set[int] = set()
+        self._pruned: TrialPruned | None = None  # raised by report(), kept to find its catcher
+
+    @property
+    def reported(self) -> bool:
+        """Whether the pruner was told the primary metric at some step."""
+        return bool(self._reported)
+
+    @property
+    def trial(self) -> Any:
+        if self._trial is None:
+            self._trial = self.study.ask()
+            # The one attribute resume reads: each is a write to the storage (a
+            # synced journal append, an SQLite commit), paid by every trial.
+            self._trial.set_user_attr(NODEID_ATTR, self.nodeid)
+        return self._trial
 
     def report(self, step: int, value: float) -> None:
         """Reports the primary metric at a step, when the sweep prunes.
 
         Raises:
-          TrialPruned: If the pruner stops the trial; Optuna is told so.
+          TrialPruned: If the pruner stops the trial, or stopped it before.
         """
+        if self._pruned is not None:
+            raise TrialPruned(self._pruned.step, again=True)
         # Optuna takes steps from 0 and one value a step; `trial.log` takes
         # any int32 step, and a step again (an epoch's end logged twice):
         # such a report is left out, as a run without a pruner would.
         if not self.prunes or step < 0 or step in self._reported:
             return
         self._reported.add(step)
-        self.trial.report(value, step)
-        if self.trial.should_prune():
-            self.tell_pruned()
-            raise TrialPruned(step)
+        trial = self.trial
+        trial.report(value, step)
+        if not self.protected and trial.should_prune():
+            self._pruned = TrialPruned(step)
+            raise self._pruned
 
-    def tell_pruned(self) -> None:
+    def swallowed(self) -> tuple[int, str] | None:
+        """A prune the test caught and went on from: its step, and the
+        `file:line` where the test caught it (the frame its traceback starts in)."""
+        pruned, self._pruned = self._pruned, None
+        if pruned is None:
+            return None
+        tb = pruned.__traceback__
+        where = "?" if tb is None else f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        pruned.__traceback__ = None  # its frames are the test's: let them go
+        return pruned.step, where
+
+    def end(self, outcome: str, pruned: bool, value: float | None) -> None:
+        """Tells the study, once, how the trial ended: PRUNED, COMPLETE with
+        a finite `value`, else FAIL with pytest's `outcome` in a user
+        attribute (Optuna has no state for a skipped or failed test)."""
+        if self._told:
+            return
+        self._told = True
         from optuna.trial import TrialState
 
-        self._tell(state=TrialState.PRUNED)
-
-    def tell(self, value: float | None) -> None:
-        """The trial ended: with the primary metric's final value, or failed (None)."""
-        import math
-
-        from optuna.trial import TrialState
-
-        if value is None or not math.isfinite(value):
-            self._tell(state=TrialState.FAIL)
-        else:
-            self._tell(values=value)
-
-    def _tell(self, **outcome: Any) -> None:
-        if not self._told:
-            self._told = True
-            self.study.tell(self.trial, **outcome)
+        if pruned:
+            self.study.tell(self.trial, state=TrialState.PRUNED)
+        elif value is not None and math.isfinite(value):
+            self.study.tell(self.trial, values=value)
+        elif self._trial is not None:  # a trial that asked nothing leaves nothing
+            self._trial.set_user_attr(OUTCOME_ATTR, outcome)
+            self.study.tell(self._trial, state=TrialState.FAIL)

@@ -203,6 +203,12 @@ class SweepDefinition:
     hparams: tuple[HParamInfo, ...]
     metrics: tuple[Metric, ...]
     asked: bool = False
+    prunes: bool = False  # a pruner stops its hopeless trials
+
+    @property
+    def folder(self) -> tuple[str, ...]:
+        """The sweep's runs' folder under a logdir, as `TrialKey.folder`."""
+        return (*self.file.split("/"), *self.function)
 
     @property
     def hparam_names(self) -> list[str]:
@@ -217,6 +223,7 @@ class SweepDefinition:
             "hparams": [h.to_dict() for h in self.hparams],
             "metrics": [m.to_dict() for m in self.metrics],
             "asked": self.asked,
+            "prunes": self.prunes,
         }
 
     @classmethod
@@ -231,6 +238,7 @@ class SweepDefinition:
             tuple(HParamInfo.from_dict(h) for h in data["hparams"]),
             tuple(Metric.from_dict(m) for m in data["metrics"]),
             bool(data.get("asked", False)),
+            bool(data.get("prunes", False)),
         )
 
 

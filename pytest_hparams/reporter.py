@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_hparams.errors import HParamsError
+from pytest_hparams.logdir import test_path
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
     STARTED_ATTR,
+    Outcome,
     Started,
     TrialRecord,
 )
@@ -30,7 +32,7 @@ from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
     from pytest_hparams.gates import Decision
-    from pytest_hparams.records import SweepDefinition
+    from pytest_hparams.records import SweepDefinition, TrialKey
     from pytest_hparams.settings import Settings
     from pytest_hparams.table import Table
     from pytest_hparams.verdicts import Comparison
@@ -62,6 +64,7 @@ class Reporter:
         self._collected: dict[str, Started] = {}
         self._collected_definitions: dict[str, SweepDefinition] = {}
         self._unknown_crashes: set[str] = set()
+        self._read_worker_list = False
         # Trials whose worker died and that pytest-rerunfailures put back in
         # the queue: a rerun that never came (xdist's --max-worker-restart)
         # leaves them crashed.
@@ -69,6 +72,7 @@ class Reporter:
         self.never_rerun: list[str] = []
         self._metric_names: set[str] = set()
         self._config_due = False  # the experiment config has something to add
+        self._sweeps_in_logdir = 0  # as the logdir's experiment config lists them
         self._config_error: str | None = None
         self.usage_error: str | None = None  # found by xdist workers as they collected
         self.decision: Decision | None = None  # the gates', once every trial is known
@@ -81,6 +85,8 @@ class Reporter:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":  # the rerun it was due, if any, ran
+            self._rerun_due.discard(report.nodeid)
         started = getattr(report, STARTED_ATTR, None)
         if started is not None:
             if isinstance(started, dict):  # from an xdist worker
@@ -121,8 +127,9 @@ class Reporter:
         if self._config_due or self._config_error:
             self._update_config()
 
-    def crashed(self, nodeid: str) -> None:
-        """Ends the trial whose xdist worker died running it, as CRASHED.
+    def crashed(self, nodeid: str) -> TrialKey | None:
+        """Ends the trial whose xdist worker died running it, as CRASHED;
+        returns its key, or None when no worker has named the trial yet.
 
         A trial whose setup report never arrived (its worker died in setup,
         or pytest-rerunfailures held the report back) waits for a worker's
@@ -134,8 +141,10 @@ class Reporter:
         if as_collected:
             started = self._collected_trial(nodeid)
         if started is None or started.key is None:
-            self._unknown_crashes.add(nodeid)
-            return
+            if not self._has_worker_list:
+                self._unknown_crashes.add(nodeid)
+            # else a test that is not a sweep: pytest and xdist tell its crash
+            return None
         from pytest_hparams.records import Outcome
 
         key = started.key
@@ -157,6 +166,7 @@ class Reporter:
             hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
             store.mark_crashed(run, started.staging, (key.label, hparams))
         self.add(TrialRecord(key, Outcome.CRASHED))
+        return key
 
     def rerun_due(self, nodeid: str) -> None:
         """Notes a trial whose worker died and that will be run again."""
@@ -167,11 +177,15 @@ class Reporter:
         (`TRIALS_OUTPUT`) and ends the crashed trials it names. Every worker
         collects the same trials: the first list is kept, and read only
         when a crashed trial needs it."""
-        if self._worker_list is None and not self._collected:
+        if not self._has_worker_list:
             self._worker_list = trials
         unknown, self._unknown_crashes = self._unknown_crashes, set()
         for nodeid in unknown:
             self.crashed(nodeid)
+
+    @property
+    def _has_worker_list(self) -> bool:
+        return self._worker_list is not None or self._read_worker_list
 
     def _collected_trial(self, nodeid: str) -> Started | None:
         if self._worker_list is not None:
@@ -183,6 +197,7 @@ class Reporter:
                 if started.definition is not None:
                     self._collected_definitions[started.definition.test] = started.definition
             self._worker_list = None
+            self._read_worker_list = True
         return self._collected.get(nodeid)
 
     def _update_config(self) -> None:
@@ -208,6 +223,7 @@ class Reporter:
                 changed |= experiment.add_metrics(sorted(self._metric_names))
                 if changed:
                     store.write(CONFIG_FILE, experiment.encode())
+            self._sweeps_in_logdir = experiment.sweeps
             self._config_error = None
         except (OSError, HParamsError) as e:
             self._config_error = (
@@ -370,7 +386,9 @@ class Reporter:
                     out.append((f"{line}; {sweep.verdict}" if sweep.verdict else line, {}))
                     continue
                 out.append((f"hparams: {sweep.test}", {"sep": True}))
-                for text, mark in table.text_lines(sweep):
+                # merge spells the option --top.
+                top_option = "--top" if self.merged else "--hparams-top"
+                for text, mark in table.text_lines(sweep, top_option):
                     markup = {"red": True} if mark == "regressed" else {}
                     if mark == "improved":
                         markup = {"green": True}
@@ -381,8 +399,19 @@ class Reporter:
             out.extend((text, {}) for text in self.decision.notes)
         store = settings.store
         if store is not None and self.records:
-            out.append((f"logdir: {shown(store.shown)}", {}))
-            out.append((f"view:   tensorboard --logdir {shlex.quote(shown(store.shown))}", {}))
+            root = shown(store.shown)
+            out.append((f"logdir: {root}", {}))
+            if self._sweeps_in_logdir > 1:
+                # TensorBoard reads a logdir as one experiment: the union of
+                # several sweeps' hparams leaves each trial's row half blank,
+                # and no trial has a line across all the axes. A sweep's own
+                # folder is an experiment of its own.
+                for definition in sorted(self.definitions.values(), key=lambda d: d.test):
+                    folder = f"{root.rstrip('/')}/{test_path(definition.folder)}"
+                    out.append((f"view:   tensorboard --logdir {shlex.quote(folder)}", {}))
+                out.append((f"        (every sweep at once: tensorboard --logdir {root})", {}))
+            else:
+                out.append((f"view:   tensorboard --logdir {shlex.quote(root)}", {}))
         elif self.records and not self.quiet and settings.show_table and not self.merged:
             out.append(("record the trials for TensorBoard with --hparams-logdir=DIR", {}))
         if self.decision is not None and self.decision.failures:
@@ -401,6 +430,18 @@ class Reporter:
 
     def _baseline_notes(self) -> Iterable[str]:
         entries = self.settings.baseline or {}
+        protected = sum(
+            1
+            for test, by_id in self.records.items()
+            if test in self.definitions and self.definitions[test].prunes
+            for r in by_id.values()
+            if self.settings.protects(r.key.group) and r.outcome is not Outcome.RESUMED
+        )
+        if protected:
+            yield (
+                f"baseline: {protected} trials with a baseline entry ran unpruned, so the "
+                "gate judges every entry (--hparams-prune-baseline lets the pruner stop them)"
+            )
         from pytest_hparams.gates import repeated
 
         single = [
@@ -447,9 +488,11 @@ class Reporter:
         if self.usage_error is not None:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        self.never_rerun = sorted(self._rerun_due)
-        for nodeid in self.never_rerun:
+        for nodeid in sorted(self._rerun_due):
             self.crashed(nodeid)
+            # A trial's, or one no worker could name; a plain test's is pytest's to tell.
+            if nodeid in self._unknown_crashes or any(nodeid in r for r in self.records.values()):
+                self.never_rerun.append(nodeid)
         if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
         decision = self.decide_gate()
@@ -474,6 +517,18 @@ class Reporter:
                 terminalreporter.write_sep("=", text)
             else:
                 terminalreporter.write_line(text, **markup)
+        if self.decision is not None and self.decision.failures:
+            # Said on pytest's own summary line too ("12 passed, 1 gate failed"):
+            # the exit code is 1, and no item failed.
+            terminalreporter.stats.setdefault("gate failed", []).append(self.decision)
+        chars = str(terminalreporter.config.getoption("reportchars", "") or "")
+        if {"s", "a", "A"} & set(chars):
+            # pytest's short summary lists only its own words: -rs, -ra and
+            # -rA would leave pruned trials out, which are skips underneath.
+            for report in terminalreporter.stats.get("pruned", []):
+                reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+                reason = reason.removeprefix("Skipped: ")
+                terminalreporter.write_line(f"PRUNED {report.nodeid} - {reason}", yellow=True)
 
     @property
     def ok(self) -> bool:

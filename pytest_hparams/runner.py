@@ -9,17 +9,24 @@ reports, the table) happens in `reporter.py`, in the reporting process only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import math
 import os
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hparams import MARK
-from pytest_hparams.errors import warn_at
+from pytest_hparams import MARK, collect, gates, preflight
+from pytest_hparams.errors import OverrideError, warn_at
+from pytest_hparams.lifecycle import Phase, TrialState
+from pytest_hparams.logdir import safe_name, test_dir
+from pytest_hparams.metrics import Metric
+from pytest_hparams.pruning import TrialPruned, is_optuna_prune
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -27,16 +34,18 @@ from pytest_hparams.records import (
     TRIALS_OUTPUT,
     USAGE_ERROR_OUTPUT,
     Outcome,
+    Started,
+    TrialKey,
+    TrialRecord,
 )
+from pytest_hparams.studies import Studies
+from pytest_hparams.trial import Trial, coerce_metrics, missing_metrics, out_of_range
+from pytest_hparams.verdicts import Comparison, Verdict
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
-    from pytest_hparams.pruning import TrialPruned
-    from pytest_hparams.records import Started, TrialKey, TrialRecord
     from pytest_hparams.settings import Settings
     from pytest_hparams.storage import LocalStore
-    from pytest_hparams.studies import Studies
-    from pytest_hparams.trial import Trial
 
 
 class TrialRunner:
@@ -45,7 +54,7 @@ class TrialRunner:
     Attributes:
       worker: Whether this process is an xdist worker, whose reports travel.
       sweeps: Each swept function's compiled sweep, by its node id.
-      keys: Each swept item's `TrialKey`, by node id, set once collection ends.
+      trials: Each swept item's `TrialState`, by node id, set once collection ends.
       problems: Usage errors found while collecting, raised once it ends.
     """
 
@@ -62,17 +71,13 @@ class TrialRunner:
         # Trials ask their studies: not where no test body runs (--setup-only,
         # --setup-plan), which would leave the study a failed trial each.
         self._asks = False
-        self._pruned: dict[str, int] = {}  # node id -> the step its pruner stopped it
         self.sweeps: dict[str, Compiled] = {}
-        self.keys: dict[str, TrialKey] = {}
-        # Each trial's phase reports of its latest run, by node id: a rerun
-        # keeps its item's entry, so JUnit properties are added once.
-        self._phases: dict[str, dict[str, pytest.TestReport]] = {}
+        # Every swept item's one state object, by node id, set once collection ends.
+        self.trials: dict[str, TrialState] = {}
         self.problems: list[str] = []
-        self._trials: dict[str, Trial] = {}
-        self._resumed: dict[str, dict[str, float]] = {}  # node id -> recorded metrics
         self._announced: set[str] = set()  # sweeps whose definition a report carried
         self._test_dirs: dict[str, str] = {}  # each sweep's folder in a local logdir
+        self._unheard: set[str] = set()  # pruned sweeps warned that never reported the metric
 
     @property
     def store(self) -> LocalStore | None:
@@ -96,17 +101,12 @@ class TrialRunner:
         # parametrize: a sweep on one would run once, unswept.
         unittest = sys.modules.get("unittest")
         if unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase):
-            from pytest_hparams.collect import refuse_unittest
-
-            refuse_unittest(collector, obj)
+            collect.refuse_unittest(collector, obj)
         return result
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker(MARK) is None:
             return
-        from pytest_hparams import collect
-        from pytest_hparams.errors import OverrideError
-
         settings = self.settings
         try:
             compiled = collect.parametrize(metafunc, settings.overrides, settings.repeats)
@@ -119,11 +119,11 @@ class TrialRunner:
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         if not self.sweeps and not self.problems:
+            if self.worker:  # the controller learns that a crashed test was no trial
+                config.workeroutput[TRIALS_OUTPUT] = "[]"  # type: ignore[attr-defined]
             return
-        from pytest_hparams import collect
-
         # Each swept item's identity, once: the runner finds it by node id.
-        self.keys = collect.keys_of(items, self.sweeps)
+        self.trials = {n: TrialState(k) for n, k in collect.keys_of(items, self.sweeps).items()}
         try:
             # --collect-only runs no trial: an editor lists the tests often,
             # and each listing would add to the studies and the logdir.
@@ -147,15 +147,18 @@ class TrialRunner:
 
     def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Applies shards and only-best to the collected items."""
-        from pytest_hparams import collect
-
         settings = self.settings
         if settings.only_best is not None:
-            keep, drop = collect.only_best(items, settings.only_best, self.goals())
+            keep, drop, given = collect.only_best(items, settings.only_best, self.goals())
+            for nodeid, hparams in given.items():
+                state = self.trials.get(nodeid)
+                if state is not None and state.key.number is not None and hparams:
+                    state.asked = hparams  # a search's best trains the values it was given
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
         if settings.shard is not None:
-            keep, drop = collect.shard(items, self.keys, *settings.shard)
+            keys = {n: state.key for n, state in self.trials.items()}
+            keep, drop = collect.shard(items, keys, *settings.shard)
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
@@ -167,8 +170,6 @@ class TrialRunner:
             raise pytest.UsageError(self.problems[0])
         if not self.sweeps:
             return
-        from pytest_hparams import preflight
-
         preflight.check(self.sweeps, self.settings)
         settings = self.settings
         # Decided once: a run whose sweeps neither prune nor search loads no Optuna code.
@@ -176,14 +177,19 @@ class TrialRunner:
             settings.pruner is not None and not settings.no_prune
         )
         if self.optuna:
-            self.studies.check(opens_studies)
+            for test, compiled in self.sweeps.items():
+                prunes = self.studies.pruner(test) is not None
+                definition = dataclasses.replace(compiled.definition, prunes=prunes)
+                self.sweeps[test] = compiled._replace(definition=definition)
+            cases: dict[str, set[str]] = {}
+            for state in self.trials.values():
+                cases.setdefault(state.key.test, set()).add(state.key.case)
+            self.studies.check(opens_studies, cases)
 
     @property
     def studies(self) -> Studies:
         """The Optuna studies of the sweeps that prune or search (made on first use)."""
         if self._studies is None:
-            from pytest_hparams.studies import Studies
-
             self._studies = Studies(self.sweeps, self.settings, self.journal)
         return self._studies
 
@@ -200,19 +206,19 @@ class TrialRunner:
     # Not tryfirst: after pytest's skip marks (a resumed trial asks nothing),
     # before fixtures, which may read trial.hparams.
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        key = self.keys.get(item.nodeid)
-        if key is not None and key.number is not None:
+        state = self.trials.get(item.nodeid)
+        if state is not None and state.key.number is not None:
             # A search's trial asks for its hparams as it starts; a failure
             # to reach the study is this item's setup error. The setup report
             # then carries them (a crashed worker's trial shows its values).
-            self.trial_of(key)
+            self.trial_of(state)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
-        key = self.keys.get(pyfuncitem.nodeid)
-        if key is None:
+        state = self.trials.get(pyfuncitem.nodeid)
+        if state is None:
             return None
-        self.call(pyfuncitem, key)
+        self.call(pyfuncitem, state)
         # Handled: pytest's own pyfunc_call would warn that the test returned a value.
         return True
 
@@ -221,32 +227,26 @@ class TrialRunner:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        key = self.keys.get(report.nodeid)  # an attribute: no property call, every phase
-        if key is None:
+        state = self.trials.get(report.nodeid)
+        if state is None:
             return report
         if report.when == "setup":  # a run of the item begins (a rerun too)
-            phases = self._phases.get(key.nodeid)
-            if phases is None:  # its first run
+            if state.runs == 0:
                 # JUnit XML shows them as properties of the trial's testcase
                 # (it reads them from the teardown report, made after this).
-                item.user_properties += [(f"hparam.{k}", v) for k, v in key.hparams.items()]
-                if key.repeat is not None:
-                    item.user_properties.append(("repeat", key.repeat))
-            self._phases[key.nodeid] = {"setup": report}
-            if report.skipped and key.nodeid in self._pruned:  # resumed, pruned before
-                setattr(report, PRUNED_ATTR, self._pruned[key.nodeid])
-            key = self.keys[key.nodeid]  # a search's, with the hparams it asked
-            started = self.started(key)
+                item.user_properties += [(f"hparam.{k}", v) for k, v in state.hparams.items()]
+                if state.key.repeat is not None:
+                    item.user_properties.append(("repeat", state.key.repeat))
+            state.begin()
+            started = self.started(state)
             if started is not None:
                 setattr(report, STARTED_ATTR, started)
-            return report
-        phases = self._phases.setdefault(key.nodeid, {})
-        phases[report.when] = report
-        if report.when == "call" and report.skipped and key.nodeid in self._pruned:
-            setattr(report, PRUNED_ATTR, self._pruned[key.nodeid])
+        state.reports[report.when] = report
+        if report.skipped and state.pruned_at is not None:  # pruned, or resumed as pruned
+            setattr(report, PRUNED_ATTR, state.pruned_at)
         if report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
-            record = self.finish(item, key, phases)
+            record = self.finish(item, state)
             if record is not None:
                 setattr(report, RECORD_ATTR, record)
                 if record.outcome is Outcome.RESUMED:
@@ -257,33 +257,27 @@ class TrialRunner:
                     ]
         return report
 
-    def trial_of(self, key: TrialKey, scratch: Any = None, starts: bool = True) -> Trial:
+    def trial_of(self, state: TrialState, scratch: Any = None, starts: bool = True) -> Trial:
         """The trial object of an item (made on first use).
 
         Args:
-          starts: The trial is about to run: it asks its study, if its sweep
-            prunes or searches, for its Optuna trial (and a search's hparams).
+          starts: The trial is about to run: it gets its Optuna trial, if its
+            sweep prunes or searches (a search's values are asked now).
         """
-        trial = self._trials.get(key.nodeid)
-        if trial is None:
-            from pytest_hparams.trial import Trial
-
+        if state.trial is None:
             study = None
             if starts and self._asks:
-                key, study = self.studies.ask(key)
-                self.keys[key.nodeid] = key  # a search's, with its asked hparams
+                asked, study = self.studies.ask(state.key, state.asked)
+                if asked is not None:
+                    state.asked = asked
+            key = state.record_key
+            run = self._run_dir(key) if self.store is not None else None
             sweep = self.sweeps[key.test].sweep
-            run = None
-            if self.store is not None:
-                run = self._run_dir(key)
-            trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
-            trial.study = study
-            self._trials[key.nodeid] = trial
-        return trial
+            state.trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
+            state.trial.study = study
+        return state.trial
 
     def _run_dir(self, key: TrialKey) -> str:
-        from pytest_hparams.logdir import safe_name, test_dir
-
         assert self.store is not None
         folder = self._test_dirs.get(key.test)
         if folder is None:
@@ -293,66 +287,60 @@ class TrialRunner:
     def _resume(self, items: list[pytest.Item]) -> None:
         """Skips, by pytest's own skip mark (reported at the test's line),
         the trials --hparams-resume does not run again. Decided here, once."""
-        from pytest_hparams import preflight
-
         assert self.store is not None
         studies = self.studies if self.optuna else None
         for item in items:
-            key = self.keys.get(item.nodeid)
-            found = (
-                None if key is None else preflight.resumed(key, self.store, self.sweeps, studies)
-            )
+            state = self.trials.get(item.nodeid)
+            if state is None:
+                continue
+            found = preflight.resumed(state.key, self.store, self.sweeps, studies)
             if found is not None:
-                self.keys[item.nodeid] = found.key  # a search's, with the hparams it was given
-                self._resumed[item.nodeid] = found.metrics
-                if found.pruned_at is not None:
-                    self._pruned[item.nodeid] = found.pruned_at
+                if state.key.number is not None:
+                    state.asked = found.key.hparams  # the values its search gave it
+                state.recorded = found.metrics
+                state.pruned_at = found.pruned_at
+                state.phase = Phase.RESUMED
                 item.add_marker(pytest.mark.skip(reason=found.reason))
+        if studies is not None:
+            recorded = {n: s.recorded for n, s in self.trials.items() if s.recorded is not None}
+            studies.end_stale([s.key for s in self.trials.values()], recorded)
 
-    def call(self, item: pytest.Function, key: TrialKey) -> None:
+    def call(self, item: pytest.Function, state: TrialState) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""
-        from pytest_hparams.gates import bounds
-        from pytest_hparams.trial import coerce_metrics, missing_metrics, out_of_range
-
-        compiled = self.sweeps[key.test]
-        trial = self.trial_of(key)
-        key = trial.key  # a search's, with its asked hparams
+        compiled = self.sweeps[state.key.test]
+        trial = self.trial_of(state)
         trial.open()
         declared = compiled.sweep.metrics
-        stopped: tuple[type[TrialPruned], ...] = ()  # catches nothing without a pruner
-        if trial.study is not None and trial.study.prunes:
-            from pytest_hparams.pruning import TrialPruned
-
-            stopped = (TrialPruned,)
         funcargs = item.funcargs
         kwargs = {n: funcargs[n] for n in compiled.argnames if n in funcargs}
         if compiled.search is not None:  # the asked values, for the None placeholders
-            kwargs.update((n, v) for n, v in key.hparams.items() if n in kwargs)
+            kwargs.update((n, v) for n, v in state.hparams.items() if n in kwargs)
             if "hparams" in kwargs:
-                kwargs["hparams"] = dict(key.hparams)
+                kwargs["hparams"] = dict(state.hparams)
         try:
             result = item.obj(**kwargs)
-        except stopped as e:
-            return self._stop(trial, key, e.step)
+        except TrialPruned as e:
+            return self._stop(state, e.step, str(e))
         except BaseException as e:
-            if trial.study is not None:
-                trial.study.tell(None)
+            if is_optuna_prune(e):  # Optuna's own idiom, raised by the test
+                return self._stop(state, trial.step)
             if isinstance(e, (KeyboardInterrupt, SystemExit, pytest.exit.Exception)):
-                self._trials.pop(key.nodeid).abort()  # cut short: never a SUCCESS
+                self.abort(state)  # cut short: never a SUCCESS
             raise
-        try:
-            trial.metrics = coerce_metrics(result, declared)
-        except Exception as e:  # MetricsError, or a __float__ that raised
-            problems = [str(e)]
-        else:
-            primary = declared[0].name if declared else ""
-            if primary and primary in trial.last and primary not in trial.metrics:
-                # Reported, not returned (Keras' validation metric through
-                # keras_callbacks, or trial.log): its last value is the one
-                # TensorBoard reads and a study is told below, so the table
-                # ranks by it, as a pruned trial's row shows its last value.
-                trial.metrics[primary] = trial.last[primary]
-            problems = bounds(trial.metrics, declared) + self._baseline_gate(trial, key)
+        swallowed = trial.study.swallowed() if trial.study is not None else None
+        if swallowed is not None:
+            step, where = swallowed
+            with contextlib.suppress(ValueError):  # shown from the rootdir, as pytest does
+                where = str(Path(where).relative_to(item.config.rootpath))
+            warn_at(
+                item,
+                f"{state.key.nodeid} was pruned at step {step}, but the test caught "
+                f"the prune at {where} and went on; it is recorded as pruned. "
+                "Let TrialPruned propagate (it is a BaseException: catch Exception instead)",
+            )
+            return self._stop(state, step)
+        problems = self._metrics(trial, result, declared, state.key)
+        self._check_reported(item, trial)
         # A rerun's attempt replaces the one before: JUnit XML shows the last.
         properties = [
             p for p in item.user_properties if not p[0].startswith("metric.") and p[0] != "baseline"
@@ -366,27 +354,67 @@ class TrialRunner:
             notes.append(missing_metrics(trial.metrics, declared, trial.logged))
         for note in notes:
             if note:
-                warn_at(item, f"{key.nodeid} {note}")
-        if trial.study is not None:  # it ran to the end, whatever the gates say
-            # Its final value: returned, else the last one reported (Keras').
-            name = declared[0].name
-            trial.study.tell(trial.metrics.get(name, trial.last.get(name)))
+                warn_at(item, f"{state.key.nodeid} {note}")
         if problems:  # failed outside any except block, so no chained traceback shows
-            pytest.fail(f"{key.nodeid} {'; '.join(problems)}", pytrace=False)
+            pytest.fail(f"{state.key.nodeid} {'; '.join(problems)}", pytrace=False)
 
-    def _stop(self, trial: Trial, key: TrialKey, step: int) -> None:
+    def _check_reported(self, item: pytest.Function, trial: Trial) -> None:
+        """Warns, once a sweep, when its pruner was never told the primary
+        metric: trial.log() under another name leaves pruning off."""
+        study = trial.study
+        test = trial.key.test
+        if study is None or not study.prunes or study.reported or test in self._unheard:
+            return
+        if not trial.logged:  # a test that logs nothing at all: plainly no curve to judge
+            return
+        self._unheard.add(test)
+        logged = ", ".join(sorted(trial.logged))
+        warn_at(
+            item,
+            f"{test} prunes on {study.metric!r}, but its trials never reported it "
+            f"(trial.log logged: {logged}); nothing can be pruned: log {study.metric!r}, "
+            "or declare the metric you log first in metrics=",
+        )
+
+    def _metrics(
+        self, trial: Trial, result: object, declared: tuple[Metric, ...], key: TrialKey
+    ) -> list[str]:
+        """Keeps what the test returned as the trial's metrics; returns what fails it."""
+        try:
+            trial.metrics = coerce_metrics(result, declared)
+        except Exception as e:  # MetricsError, or a __float__ that raised
+            return [str(e)]
+        primary = declared[0].name if declared else ""
+        if primary in trial.last and primary not in trial.metrics:
+            # Reported, not returned (Keras' validation metric through
+            # keras_callbacks, or trial.log): its last value is the one
+            # TensorBoard reads and a study is told, so the table ranks by
+            # it, as a pruned trial's row shows its last value.
+            trial.metrics[primary] = trial.last[primary]
+        problems = gates.bounds(trial.metrics, declared) + self._baseline_gate(trial, key)
+        value = trial.metrics.get(primary)
+        if value is not None and not math.isfinite(value) and trial.study is not None:
+            # Optuna can rank no NaN: the study would hold a failed trial
+            # that pytest, the table and TensorBoard call passed.
+            problems.append(
+                f"returned {primary}={value}, which its study cannot rank; "
+                "a sweep that prunes or searches needs a finite primary metric"
+            )
+        return problems
+
+    def _stop(self, state: TrialState, step: int, reason: str = "") -> None:
         """Ends a trial its pruner stopped: its curve so far stands, its last
         values are its metrics, and pytest reports it as pruned, neither
         passed nor failed (a skip, so -x, --lf and the exit code pass it)."""
-        self._pruned[key.nodeid] = step
-        trial.pruned_at = step
-        trial.metrics = dict(trial.last)
+        assert state.trial is not None
+        state.pruned_at = state.trial.pruned_at = step
+        state.phase = Phase.PRUNED
+        state.trial.metrics = dict(state.trial.last)
         entries = self.settings.baseline
-        if entries is not None and key.group in entries:
-            from pytest_hparams.verdicts import Comparison, Verdict
-
-            trial.comparison = Comparison(Verdict.PRUNED)  # not judged: not a regression
-        pytest.skip(f"pruned at step {step}")
+        if entries is not None and state.key.group in entries:
+            # Not judged: not a regression.
+            state.trial.comparison = Comparison(Verdict.PRUNED)
+        pytest.skip(reason or f"pruned at step {step}")
 
     def _baseline_gate(self, trial: Trial, key: TrialKey) -> list[str]:
         """The trial against its baseline entry (`--hparams-gate each`): sets
@@ -394,8 +422,6 @@ class TrialRunner:
         entries = self.settings.baseline
         if entries is None or self.settings.gate != "each" or key.number is not None:
             return []  # a search's entries held other hparams: see gates.decide
-        from pytest_hparams import gates
-
         entry = entries.get(key.group)
         if key.repeat is not None and gates.repeated(entry):
             return []  # repeats against repeats: decided where all of them are known
@@ -405,21 +431,20 @@ class TrialRunner:
         )
         return trial.comparison.messages
 
-    def started(self, key: TrialKey) -> Started | None:
+    def started(self, state: TrialState) -> Started | None:
         """What the setup report carries, or None: on an xdist worker, enough
         for the controller to end the trial should the worker die; anywhere,
         the sweep's definition the first time this process runs it."""
-        first = key.test not in self._announced
+        test = state.key.test
+        first = test not in self._announced
         if not self.worker and not first:
             return None
-        from pytest_hparams.records import Started
-
-        self._announced.add(key.test)
+        self._announced.add(test)
         return Started(
-            key if self.worker else None,
+            state.record_key if self.worker else None,
             # Where a remote logdir's trial is staged, should its worker die.
             self.store.staging if self.worker and self.store is not None else None,
-            self.sweeps[key.test].definition if first else None,
+            self.sweeps[test].definition if first else None,
         )
 
     def collected(self, items: list[pytest.Item]) -> str:
@@ -430,65 +455,80 @@ class TrialRunner:
         teardown): the controller finds the trial here instead, in the
         output of a worker that lived to the end. One JSON string: it costs
         execnet a fraction of a list of dicts, and is read only on a crash."""
-        import json
-
-        from pytest_hparams.records import Started
-
         out, seen = [], set()
         for item in items:
-            key = self.keys.get(item.nodeid)
-            if key is not None:
-                first = key.test not in seen
-                seen.add(key.test)
-                definition = self.sweeps[key.test].definition if first else None
-                out.append(Started(key, None, definition).to_dict())
+            state = self.trials.get(item.nodeid)
+            if state is not None:
+                test = state.key.test
+                definition = self.sweeps[test].definition if test not in seen else None
+                seen.add(test)
+                out.append(Started(state.record_key, None, definition).to_dict())
         return json.dumps(out, separators=(",", ":"))
 
-    def finish(
-        self, item: pytest.Function, key: TrialKey, reports: Mapping[str, pytest.TestReport]
-    ) -> TrialRecord | None:
-        """Ends a trial after its teardown; returns its record, or None when
-        no test body ran (`--setup-only`, `--setup-plan`): nothing is recorded."""
-        from pytest_hparams.records import Outcome, TrialRecord, outcome_of
-
-        trial = self._trials.pop(key.nodeid, None)
-        key = self.keys[key.nodeid]  # a search's, once asked
-        if trial is not None and trial.study is not None:
-            trial.study.tell(None)  # not told yet: it never reached its call
-        outcome = outcome_of(reports)
-        recorded = self._resumed.pop(key.nodeid, None)
-        pruned_at = self._pruned.pop(key.nodeid, None)
+    def finish(self, item: pytest.Function, state: TrialState) -> TrialRecord | None:
+        """Ends a trial after its teardown, from the outcome decided once on
+        its state: its TensorBoard session, its study and its record agree.
+        Returns its record, or None when no test body ran (`--setup-only`,
+        `--setup-plan`): nothing is recorded."""
+        trial, state.trial = state.trial, None
+        outcome = state.outcome()
+        state.phase = Phase.FINISHED
         if outcome is None:
             if trial is not None:
                 trial.discard()
             return None
         if trial is None:  # it never reached its call (skipped, or a fixture failed)
-            trial = self.trial_of(key, starts=False)
-            del self._trials[key.nodeid]
-        if outcome is Outcome.SKIPPED:
+            trial = self.trial_of(state, starts=False)
+            state.trial = None
+        ran = "call" in state.reports
+        if outcome is Outcome.RESUMED or (outcome is Outcome.PRUNED and not ran):
+            trial.discard()  # the session recorded before stays
+            trial.metrics = dict(state.recorded or {})
+            if outcome is Outcome.RESUMED and self.settings.baseline is not None:
+                self._baseline_gate(trial, state.key)
+                if trial.comparison is not None:  # shown: a resumed trial never fails
+                    trial.comparison = dataclasses.replace(trial.comparison, gating=False)
+        elif outcome is Outcome.SKIPPED:
             trial.discard()
-            if recorded is not None:
-                outcome, trial.metrics = Outcome.RESUMED, recorded
-                if self.settings.baseline is not None:
-                    self._baseline_gate(trial, key)
-                    if trial.comparison is not None:  # shown: a resumed trial never fails
-                        trial.comparison = dataclasses.replace(trial.comparison, gating=False)
-        elif outcome is Outcome.PRUNED and "call" not in reports:
-            trial.discard()  # resumed as pruned: the session recorded before stays
-            trial.metrics = recorded or {}  # the value it was pruned on
         else:
             # A fixture error counts as a failed trial, as in the table.
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
+        if trial.study is not None:
+            self._tell(trial, outcome)
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
-        duration = sum([r.duration for r in reports.values()])
-        return TrialRecord(key, outcome, dict(trial.metrics), duration, trial.comparison, pruned_at)
+        duration = sum([r.duration for r in state.reports.values()])
+        return TrialRecord(
+            state.record_key,
+            outcome,
+            dict(trial.metrics),
+            duration,
+            trial.comparison,
+            state.pruned_at,
+        )
+
+    def _tell(self, trial: Trial, outcome: Outcome) -> None:
+        """Tells a trial's study how it ended, as pytest and the table say it."""
+        assert trial.study is not None
+        value = None
+        if outcome in (Outcome.PASSED, Outcome.XPASSED):
+            # Its final value: returned, else the last one reported (Keras').
+            name = trial.study.metric
+            value = trial.metrics.get(name, trial.last.get(name))
+        trial.study.end(outcome.value, pruned=outcome is Outcome.PRUNED, value=value)
+
+    def abort(self, state: TrialState) -> None:
+        """Ends a trial cut short (Ctrl-C): its session reads as unknown, its study says FAIL."""
+        trial, state.trial = state.trial, None
+        if trial is not None:
+            trial.abort()
+            if trial.study is not None:
+                trial.study.end("interrupted", pruned=False, value=None)
 
     def close(self) -> None:
         """Closes trials cut short (Ctrl-C in a fixture): they read as unknown."""
-        for trial in self._trials.values():
-            trial.abort()
-        self._trials.clear()
+        for state in self.trials.values():
+            self.abort(state)
         if self.store is not None:
             self.store.close()
 
@@ -513,12 +553,12 @@ class TrialRunner:
         self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     ) -> Trial:
         """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
-        key = self.keys.get(request.node.nodeid)
-        if key is None:
+        state = self.trials.get(request.node.nodeid)
+        if state is None:
             pytest.fail(
                 "the `trial` fixture is only available to tests decorated with @hparam_grid",
                 pytrace=False,
             )
         # Without a logdir, trial.logdir is a directory of pytest's own temporary
         # tree, kept and pruned by pytest like tmp_path's.
-        return self.trial_of(key, lambda: tmp_path_factory.mktemp("hparams-trial"))
+        return self.trial_of(state, lambda: tmp_path_factory.mktemp("hparams-trial"))

@@ -72,15 +72,15 @@ def distributions(dimensions: Sequence[Dimension]) -> dict[str, Any]:
     return out
 
 
-def ask(study: Any, search: Search, index: int, before: Any = None) -> Any:
+def ask(study: Any, search: Search, index: int, before: Mapping[str, Any] | None = None) -> Any:
     """Asks the study for a trial's hparams.
 
     Args:
       study: The sweep's study.
       search: The sweep's search.
       index: The trial's index (`trial:K`).
-      before: The trial's latest earlier run in the study (a FrozenTrial),
-        whose values it takes again where they still fit the domains.
+      before: Values the trial was given before (its latest earlier run's,
+        or a report's best), taken again where they still fit the domains.
 
     Returns:
       Optuna's trial, its `params` set.
@@ -92,7 +92,7 @@ def ask(study: Any, search: Search, index: int, before: Any = None) -> Any:
     if before is not None:
         fixed = {
             name: value
-            for name, value in before.params.items()
+            for name, value in before.items()
             if name in wanted and _fits(wanted[name], value)
         }
         if fixed:

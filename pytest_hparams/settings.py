@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, TypeVar, cast
 import pytest
 
 from pytest_hparams.options import (
+    BEGAN_INPUT,
+    RUN_INPUT,
     alpha_spec,
     gate_spec,
     non_negative_int,
@@ -50,7 +53,12 @@ class Settings:
     gate: str = "each"
     pruner: str | None = None  # --hparams-pruner: for sweeps that set no pruner=
     no_prune: bool = False
+    prune_baseline: bool = False  # trials with a baseline entry may be pruned too
     storage: str | None = None  # an Optuna storage URL
+    study: str | None = None  # --hparams-study: the name runs that share studies give
+    run: str = ""  # whose trials this run's studies hold: the study's name, a CI run, or its own
+    # When the run began, by the controller's clock: older RUNNING trials are stale.
+    began: float = 0.0
     # Layers of tolerances, first match wins: the command line, then the ini.
     tolerances: tuple[dict[str, Tolerance], ...] = ()
 
@@ -66,6 +74,16 @@ class Settings:
         if metric.tolerance is not None:
             return parse_tolerance(metric.tolerance)
         return None
+
+    def protects(self, group: str) -> bool:
+        """Whether a combination runs unpruned so that the gate judges it: it
+        has a baseline entry, every trial is gated, and no option says otherwise."""
+        return (
+            self.baseline is not None
+            and group in self.baseline
+            and self.gate == "each"
+            and not self.prune_baseline
+        )
 
     def tolerance_names(self) -> list[tuple[str, set[str]]]:
         """The metrics each layer of tolerances names, with the layer's source."""
@@ -85,6 +103,7 @@ def read(config: pytest.Config) -> Settings:
         check_path_options(config)
     store = _store(config, here)
     resume = bool(config.getoption("hparams_resume"))
+    study = _cli_or_ini_text(config, "study")
     only_best = None
     raw_best = config.getoption("hparams_only_best")
     if raw_best is not None:
@@ -122,7 +141,14 @@ def read(config: pytest.Config) -> Settings:
             else Path(ini_baseline[0])
         )
         source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
-        entries = _load(compared, source)
+        save_raw = config.getoption("hparams_save_baseline")
+        bootstrap = (
+            save_raw is not None
+            and not compared.exists()
+            and _path(here, save_raw, "--hparams-save-baseline").resolve() == compared.resolve()
+        )
+        # The first save of the baseline a run compares with: nothing to compare yet.
+        entries = None if bootstrap else _load(compared, source)
 
     save = config.getoption("hparams_save_baseline")
     save_path: Path | None = None
@@ -180,9 +206,41 @@ def read(config: pytest.Config) -> Settings:
         gate=_cli_or_ini(config, "gate", gate_spec, "each"),
         pruner=_cli_or_ini(config, "pruner", pruner_spec, None),
         no_prune=bool(config.getoption("hparams_no_prune")),
+        prune_baseline=bool(config.getoption("hparams_prune_baseline")),
         storage=_storage(config),
+        study=study,
+        run=_run(config, study),
+        began=_began(config),
         tolerances=(cli, ini),
     )
+
+
+def _cli_or_ini_text(config: pytest.Config, name: str) -> str | None:
+    cli = config.getoption(f"hparams_{name}")
+    if cli is not None:
+        _not_blank(cli, f"--hparams-{name}", "a name")
+        return str(cli)
+    return str(config.getini(f"hparams_{name}")).strip() or None
+
+
+def _run(config: pytest.Config, study: str | None) -> str:
+    """Whose trials this run's studies hold, decided once: on an xdist
+    worker, the controller's decision, so all of them share one study."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and RUN_INPUT in workerinput:
+        return str(workerinput[RUN_INPUT])
+    if study:
+        return study
+    from pytest_hparams.ci import run_id
+
+    return run_id(os.environ) or f"run {time.strftime('%Y-%m-%dT%H:%M:%S')} {os.urandom(3).hex()}"
+
+
+def _began(config: pytest.Config) -> float:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and BEGAN_INPUT in workerinput:
+        return float(workerinput[BEGAN_INPUT])
+    return time.time()
 
 
 def _not_blank(raw: str, source: str, what: str, without: str = "") -> None:
@@ -198,7 +256,14 @@ def _storage(config: pytest.Config) -> str | None:
     if cli is not None:
         _not_blank(cli, "--hparams-storage", "an Optuna storage URL")
         return str(cli)
-    return str(config.getini("hparams_storage")).strip() or None
+    url = str(config.getini("hparams_storage")).strip()
+    path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and path and not os.path.isabs(path):
+        # Relative to the ini file, as the logdir is: a run from a subfolder
+        # must open the same study.
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        url = f"sqlite:///{base / path}"
+    return url or None
 
 
 def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None:
@@ -273,11 +338,12 @@ def _load(path: Path, source: str, written: bool = False) -> dict[str, Entry]:
     try:
         return baseline.load(path, blank_ok=written)
     except BaselineError as e:
-        fix = (
-            "give a path of its own"
-            if written
-            else "fix the file, or write a new one with --hparams-save-baseline"
-        )
+        if written:
+            fix = "give a path of its own"
+        elif not path.exists():
+            fix = f"write it first with --hparams-save-baseline={path}"
+        else:
+            fix = f"fix the file, or write a new one with --hparams-save-baseline={path}"
         raise pytest.UsageError(f"{source}: {path} {e}; {fix}") from None
 
 

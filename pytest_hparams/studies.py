@@ -9,13 +9,24 @@ is loaded only then.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_hparams.pruning import JOURNAL, NODEID_ATTR, OPTUNA_EXTRA, StudyTrial, make_pruner
+
+#: Between a study's sweep and the run whose trials it holds.
+RUN_SEPARATOR = " @ "
+#: The study's user attribute naming the metric it ranks trials by.
+METRIC_ATTR = "pytest_hparams_metric"
+_EPOCH = datetime.datetime(1970, 1, 1)
+#: The pip package of a database driver SQLAlchemy imports, by module.
+DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pymysql": "pymysql"}
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
@@ -43,7 +54,8 @@ class Studies:
             journal = str(store.root / JOURNAL)  # a local logdir's (a remote one needs a URL)
         self.journal = journal
         self._storage: Any = None
-        self._studies: dict[str, Any] = {}
+        self._studies: dict[tuple[str, str], Any] = {}
+        self._history: dict[tuple[str, str], list[Any]] = {}
 
     def pruner(self, test: str) -> object:
         """The pruner of a sweep, or None: its own, else --hparams-pruner's,
@@ -57,7 +69,7 @@ class Studies:
         """Whether a sweep prunes or searches, and so has a study."""
         return self.sweeps[test].search is not None or self.pruner(test) is not None
 
-    def check(self, opens: bool = True) -> None:
+    def check(self, opens: bool = True, cases: Mapping[str, set[str]] | None = None) -> None:
         """Refuses, before any trial runs, pruning or a search that cannot work
         here. `opens`: also opens each study; --collect-only runs no trial,
         and an editor that lists the tests runs it often, so it leaves no
@@ -98,19 +110,31 @@ class Studies:
                 "machine reaches: add --hparams-storage=URL "
                 "(postgresql+psycopg2://... or sqlite:///...)"
             )
-        for test in self.sweeps:
+        # Only the sweeps this run selected: -k leaves the others' studies alone.
+        selected = cases if cases is not None else {test: {""} for test in self.sweeps}
+        for test, its_cases in selected.items():
             if opens and self.uses(test):
-                self._open(test)
+                for case in sorted(its_cases):
+                    self._open(test, case)
 
-    def _open(self, test: str) -> None:
+    def _open(self, test: str, case: str) -> None:
         """Opens a sweep's study, and refuses one this sweep can no longer use."""
         from pytest_hparams.space import one_line
 
         where = shown_url(self.url) if self.url is not None else str(self.journal)
         try:  # now, not in every trial's setup: an unreachable or unreadable study
-            study = self.study(test)
+            study = self.study(test, case)
         except Exception as e:  # whatever the storage raises: a driver's, a parser's
-            if self.url is not None:
+            missing = _missing_module(e)
+            if missing is not None:
+                # SQLAlchemy picks a URL's default driver (psycopg2 for a bare
+                # postgresql://), which may not be the one installed.
+                package = DRIVERS.get(missing, missing)
+                fix = (
+                    f"install its driver (pip install '{package}'), or name the driver you "
+                    "have in the URL (postgresql+psycopg://... for psycopg 3)"
+                )
+            elif self.url is not None:
                 fix = "check --hparams-storage and its driver"
             else:
                 fix = "move it aside to start the study over"
@@ -120,13 +144,19 @@ class Studies:
             ) from None
         # What Optuna fixes when a study starts, and a run cannot change: its
         # direction, and a searched hparam's kind, log scale and choices.
-        fix = "record into a new logdir (or --hparams-storage), or undo the change"
+        fix = "name another study with --hparams-study, or undo the change"
         primary = self.sweeps[test].sweep.metrics[0]
+        ranked = str(study.user_attrs.get(METRIC_ATTR, primary.name))
+        if ranked != primary.name:
+            raise pytest.UsageError(
+                f"the Optuna study {study.study_name!r} in {where} ranks trials by {ranked!r}, "
+                f"and the sweep's primary metric is now {primary.name!r}; {fix}"
+            )
         if study.direction.name.lower() != ("maximize" if primary.goal == "max" else "minimize"):
             raise pytest.UsageError(
-                f"the Optuna study of {test} in {where} {study.direction.name.lower()}s "
-                f"{primary.name!r}, which the sweep now declares with goal={primary.goal!r}; "
-                f"{fix}"
+                f"the Optuna study {study.study_name!r} in {where} "
+                f"{study.direction.name.lower()}s {ranked!r}, which the sweep now declares "
+                f"with goal={primary.goal!r}; {fix}"
             )
         search = self.sweeps[test].search
         if search is not None:
@@ -135,13 +165,13 @@ class Studies:
             changed = changed_domain(study, search)
             if changed:
                 raise pytest.UsageError(
-                    f"the Optuna study of {test} in {where} holds {changed}, and a study "
-                    f"cannot change it (--hparams-set on a searched hparam does); {fix}"
+                    f"the Optuna study {study.study_name!r} in {where} holds {changed}, "
+                    f"and a study cannot change it (--hparams-set on a searched hparam does); {fix}"
                 )
 
-    def study(self, test: str) -> Any:
-        """The sweep's study (made or loaded on first use)."""
-        study = self._studies.get(test)
+    def study(self, test: str, case: str = "") -> Any:
+        """The study of a sweep's parametrize case (made or loaded on first use)."""
+        study = self._studies.get((test, case))
         if study is None:
             import optuna
 
@@ -150,26 +180,103 @@ class Studies:
                 self._storage = storage_for(self.url, self.journal)
             primary = self.sweeps[test].sweep.metrics[0]
             pruner = self.pruner(test)
-            study = self._studies[test] = optuna.create_study(
+            study = self._studies[test, case] = optuna.create_study(
                 storage=self._storage,
-                study_name=test,
+                study_name=self.name(test, case),
                 direction="maximize" if primary.goal == "max" else "minimize",
                 pruner=make_pruner(pruner) if pruner is not None else optuna.pruners.NopPruner(),
                 load_if_exists=True,
             )
+            if METRIC_ATTR not in study.user_attrs:
+                study.set_user_attr(METRIC_ATTR, primary.name)
         return study
 
-    def runs(self, test: str, nodeid: str) -> list[Any]:
-        """A pytest trial's runs in its study (Optuna's FrozenTrials), oldest first."""
-        return [
+    def name(self, test: str, case: str) -> str:
+        """A study's name: the sweep, its case, and whose trials it holds.
+
+        A run prunes and searches against its own trials only (its xdist
+        workers' and its shards'): the study is this run's, named by
+        `--hparams-study`, the CI's run id, or the run itself. Resuming
+        continues the latest study of the sweep, unless one is named.
+        """
+        base = f"{test}[{case}]" if case else test
+        if self.settings.resume and not self.settings.study:
+            import optuna
+
+            assert self._storage is not None
+            earlier = [
+                s
+                for s in optuna.get_all_study_summaries(self._storage, include_best_trial=False)
+                if s.study_name.startswith(f"{base}{RUN_SEPARATOR}")
+            ]
+            if earlier:
+                return max(earlier, key=lambda s: s.datetime_start or _EPOCH).study_name
+        return f"{base}{RUN_SEPARATOR}{self.settings.run}"
+
+    def end_stale(
+        self, keys: Iterable[TrialKey], recorded: Mapping[str, Mapping[str, float]]
+    ) -> None:
+        """Ends the trials a killed run left RUNNING in the studies it resumes:
+        COMPLETE with the value its logdir recorded for a trial that finished
+        there, else FAIL. Only trials older than this run: its own are running."""
+        from optuna.trial import TrialState
+
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for key in keys:
+            if self.uses(key.test):
+                wanted.setdefault((key.test, key.case), set()).add(key.nodeid)
+        for (test, case), nodeids in wanted.items():
+            study = self.study(test, case)
+            metric = self.sweeps[test].sweep.metrics[0].name
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                nodeid = t.user_attrs.get(NODEID_ATTR)
+                started = t.datetime_start
+                if nodeid not in nodeids or started is None:
+                    continue
+                if started.timestamp() >= self.settings.began:
+                    continue
+                value = recorded.get(nodeid, {}).get(metric)
+                # Another xdist worker of this run may have ended it first.
+                with contextlib.suppress(RuntimeError, ValueError):
+                    if value is not None and math.isfinite(value):
+                        study.tell(t.number, value)
+                    else:
+                        study.tell(t.number, state=TrialState.FAIL)
+
+    def runs(self, key: TrialKey) -> list[Any]:
+        """A pytest trial's runs (Optuna's FrozenTrials) in every study of
+        its sweep's case, oldest first: a search's trial is given the values
+        of its latest run (a rerun, --lf, a run after another), and resume
+        reads how it ended, whichever run's study holds it."""
+        found = [
             t
-            for t in self.study(test).get_trials(deepcopy=False)
-            if t.user_attrs.get(NODEID_ATTR) == nodeid
+            for study in self._earlier(key.test, key.case)
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(NODEID_ATTR) == key.nodeid
         ]
+        return sorted(found, key=lambda t: t.datetime_start or _EPOCH)
+
+    def _earlier(self, test: str, case: str) -> list[Any]:
+        """Every study of a sweep's case in the storage, this run's among them."""
+        found = self._history.get((test, case))
+        if found is None:
+            import optuna
+
+            current = self.study(test, case)
+            prefix = f"{test}[{case}]" if case else test
+            names = [
+                s.study_name
+                for s in optuna.get_all_study_summaries(self._storage, include_best_trial=False)
+                if s.study_name.startswith(f"{prefix}{RUN_SEPARATOR}")
+                and s.study_name != current.study_name
+            ]
+            found = [optuna.load_study(study_name=n, storage=self._storage) for n in names]
+            found = self._history[test, case] = [*found, current]
+        return found
 
     def finished(self, key: TrialKey) -> Any:
         """A pytest trial's latest finished run in its study, or None."""
-        finished = [t for t in self.runs(key.test, key.nodeid) if t.state.is_finished()]
+        finished = [t for t in self.runs(key) if t.state.is_finished()]
         return finished[-1] if finished else None
 
     def pruned(self, key: TrialKey) -> tuple[TrialKey, int, dict[str, float]] | None:
@@ -204,25 +311,41 @@ class Studies:
             return None
         return key._replace(hparams=values_of(latest.params)), float(latest.value)
 
-    def ask(self, key: TrialKey) -> tuple[TrialKey, StudyTrial | None]:
-        """A starting trial's Optuna trial, if its sweep prunes or searches;
-        for a search, its key then holds the hparams the sampler gave it
-        (the values its latest earlier run was given, where there is one)."""
+    def ask(
+        self, key: TrialKey, given: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any] | None, StudyTrial | None]:
+        """A starting trial's Optuna trial, if its sweep prunes or searches,
+        and a search's values, asked of its sampler: `given` (a report's
+        best), else the values its latest earlier run was given, where there
+        is one; None for a grid's."""
         if not self.uses(key.test):
-            return key, None
+            return None, None
         compiled = self.sweeps[key.test]
-        study = self.study(key.test)
+        study = self.study(key.test, key.case)
         primary = compiled.sweep.metrics[0]
         prunes = self.pruner(key.test) is not None
+        protected = self.settings.protects(key.group)
         if compiled.search is None:
-            return key, StudyTrial(study, key.nodeid, primary, prunes=prunes)
+            return None, StudyTrial(study, key.nodeid, primary, prunes=prunes, protected=protected)
         from pytest_hparams.search import ask, values_of
 
         assert key.number is not None
-        runs = self.runs(key.test, key.nodeid)
-        asked = ask(study, compiled.search, key.number, runs[-1] if runs else None)
-        key = key._replace(hparams=values_of(asked.params))
-        return key, StudyTrial(study, key.nodeid, primary, asked, prunes)
+        if given is None:
+            runs = self.runs(key)
+            given = runs[-1].params if runs else None
+        asked = ask(study, compiled.search, key.number, given)
+        trial = StudyTrial(study, key.nodeid, primary, asked, prunes, protected)
+        return values_of(asked.params), trial
+
+
+def _missing_module(error: BaseException | None) -> str | None:
+    """The top-level module whose absence caused `error` (Optuna wraps the
+    driver's ModuleNotFoundError in an ImportError of its own), or None."""
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name.split(".")[0]
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def shown_url(url: str) -> str:

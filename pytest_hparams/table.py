@@ -130,7 +130,7 @@ def build(
                 if m.name in with_base:
                     row.append(delta_cell(record.comparison, m.name))
             outcome = record.outcome.value
-            if record.pruned_at is not None:
+            if record.outcome is Outcome.PRUNED and record.pruned_at is not None:
                 outcome = f"pruned at {record.pruned_at}"
             row += [format_duration(record.duration), outcome]
             _add(table, row, record.comparison, comparisons, record is winner, record.verdict)
@@ -204,8 +204,9 @@ def _verdict_cell(comparison: Comparison | None, verdict: Verdict | None) -> str
 # --- rendering ------------------------------------------------------------------------
 
 
-def text_lines(table: Table) -> list[tuple[str, str]]:
-    """The table as aligned lines of text, each with its row's mark."""
+def text_lines(table: Table, top_option: str = "--hparams-top") -> list[tuple[str, str]]:
+    """The table as aligned lines of text, each with its row's mark;
+    `top_option`: the option that shows every row, as the command reading them spells it."""
     widths = [max(len(r[i]) for r in [table.header, *table.rows]) for i in range(len(table.header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -217,14 +218,14 @@ def text_lines(table: Table) -> list[tuple[str, str]]:
     out = [(line(table.header), "")]
     out += [(line(row), mark) for row, mark in zip(table.rows, table.marks, strict=True)]
     if table.hidden:
-        out.append((f"... {table.hidden} more not shown (--hparams-top 0 shows all)", ""))
+        out.append((f"... {table.hidden} more not shown ({top_option} 0 shows all)", ""))
     out.append((table.summary, ""))
     if table.verdict:
         out.append((table.verdict, ""))
     return out
 
 
-def markdown_lines(table: Table) -> list[str]:
+def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]:
     """The table as GitHub-flavoured Markdown: the best row 🏆, regressions ❌."""
     out = [f"### `{_md(table.test)}`", "", _md(table.summary), ""]
     out.append("| " + " | ".join(_md(h) for h in table.header) + " |")
@@ -241,7 +242,7 @@ def markdown_lines(table: Table) -> list[str]:
             cells[-1] = f"**{cells[-1]}**"
         out.append("| " + " | ".join(cells) + " |")
     if table.hidden:
-        out.append(f"\n{table.hidden} more not shown (--hparams-top 0 shows all)")
+        out.append(f"\n{table.hidden} more not shown ({top_option} 0 shows all)")
     if table.verdict:
         out += ["", _md(table.verdict)]
     out.append("")
@@ -278,16 +279,23 @@ def shown_columns(records: Sequence[TrialRecord], declared: Sequence[Metric]) ->
 
 def rank(records: Sequence[TrialRecord], primary: Metric | None) -> list[TrialRecord]:
     """Passed trials best first by the primary metric, then the rest, failures
-    last; ties by node id, so the order never depends on the order trials ran."""
+    last; ties by hparam values, so the order never depends on the order trials ran."""
 
-    def key(record: TrialRecord) -> tuple[int, float, str]:
+    def key(record: TrialRecord) -> tuple[int, float, tuple[tuple[int, float, str], ...], str]:
+        # Ties by the hparams' values, numbers as numbers (hidden:32 before
+        # hidden:128), then by node id.
+        values = tuple(
+            (0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v))
+            for v in record.key.hparams.values()
+        )
         if not record.outcome.ok:
-            return (3 if record.outcome is Outcome.SKIPPED else 2, 0.0, record.nodeid)
+            group = 3 if record.outcome is Outcome.SKIPPED else 2
+            return (group, 0.0, values, record.nodeid)
         value = record.metrics.get(primary.name) if primary else None
         if value is None or not math.isfinite(value):
-            return (1, 0.0, record.nodeid)
+            return (1, 0.0, values, record.nodeid)
         assert primary is not None
-        return (0, -value if primary.goal == "max" else value, record.nodeid)
+        return (0, -value if primary.goal == "max" else value, values, record.nodeid)
 
     return sorted(records, key=key)
 

@@ -68,6 +68,7 @@ class Trial:
         self.metrics: dict[str, float] = {}
         self.logged: set[str] = set()  # metric names written by log()
         self.last: dict[str, float] = {}  # each metric's latest value from log()
+        self.step = 0  # the latest step given to log(): where optuna.TrialPruned stops it
         # Its Optuna trial, when its sweep prunes or searches.
         self.study: StudyTrial | None = None
         self.pruned_at: int | None = None
@@ -131,6 +132,7 @@ class Trial:
         values = {k: _number(k, v) for k, v in metrics.items()}
         self.logged.update(values)
         self.last.update(values)
+        self.step = step
         writer = self.open()
         if writer is not None:
             try:

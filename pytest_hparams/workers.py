@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_hparams.options import BEGAN_INPUT, RUN_INPUT
 from pytest_hparams.records import TRIALS_OUTPUT, USAGE_ERROR_OUTPUT
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ class XdistHooks:
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         settings = self.reporter.settings
+        node.workerinput[RUN_INPUT] = settings.run  # one study for all the workers
+        node.workerinput[BEGAN_INPUT] = settings.began
         if settings.store is not None or settings.storage is not None:
             return
         if self.journal is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import shutil
@@ -164,6 +165,24 @@ def read_dashboard(logdir: Path) -> Dashboard:
         api_pb2.ListSessionGroupsRequest(allowed_statuses=ALL_STATUSES, slice_size=100_000),
     ).run()
     return Dashboard(experiment, list(groups.session_groups), multiplexer)
+
+
+def sweep_studies(storage: Any, test: str) -> list[Any]:
+    """A sweep's Optuna studies in a storage, one per run, oldest first."""
+    import optuna
+
+    summaries = [
+        s
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if s.study_name.startswith(f"{test} @ ")
+    ]
+    summaries.sort(key=lambda s: s.datetime_start or datetime.datetime.min)
+    return [optuna.load_study(study_name=s.study_name, storage=storage) for s in summaries]
+
+
+def latest_study(storage: Any, test: str) -> Any:
+    """The Optuna study of a sweep's latest run."""
+    return sweep_studies(storage, test)[-1]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import Dashboard
+from conftest import Dashboard, latest_study, sweep_studies
 
 Read = Callable[[Path], Dashboard]
 
@@ -46,12 +46,16 @@ def trials_of(path: Path) -> list[dict[str, Any]]:
     return trials
 
 
-def load(path: Path) -> optuna.Study:
-    from optuna.storages import JournalStorage
+def journal(path: Path) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend
 
-    storage = JournalStorage(JournalFileBackend(str(path / ".pytest-hparams-optuna.journal")))
-    return optuna.load_study(study_name="test_search.py::test_fit", storage=storage)
+    return optuna.storages.JournalStorage(
+        JournalFileBackend(str(path / ".pytest-hparams-optuna.journal"))
+    )
+
+
+def load(path: Path) -> optuna.Study:
+    return latest_study(journal(path), "test_search.py::test_fit")
 
 
 @pytest.fixture
@@ -159,8 +163,8 @@ def test_a_rerun_and_lf_give_each_trial_the_hparams_it_was_given(
     assert all(lr > 0.01 for lr, _ in again.values())
     whole = asked(run(pytester, "-s", "--hparams-logdir=logs"))
     assert {k: whole[k] for k in again} == again
-    study = load(pytester.path / "logs")
-    assert len(study.trials) == 6 + outcomes["failed"] + 6
+    studies = sweep_studies(journal(pytester.path / "logs"), "test_search.py::test_fit")
+    assert [len(s.trials) for s in studies] == [6, outcomes["failed"], 6]  # one per run
 
 
 def test_resume_continues_the_study_and_runs_no_finished_trial_again(
@@ -308,41 +312,41 @@ def test_the_named_samplers_run(search: pytest.Pytester, sampler: str) -> None:
 def test_an_edited_choice_or_set_on_a_searched_hparam_needs_a_new_study(
     search: pytest.Pytester,
 ) -> None:
-    run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
+    run(search, "--hparams-logdir=logs", "--hparams-study=s").assert_outcomes(passed=6)
     search.makepyfile(test_search=SEARCH.format(extra="").replace("[16, 32, 64]", "[16, 32]"))
-    result = run(search, "--hparams-logdir=logs")
+    result = run(search, "--hparams-logdir=logs", "--hparams-study=s")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "ERROR: the Optuna study of test_search.py::test_fit in * holds 'units' as "
+            "ERROR: the Optuna study 'test_search.py::test_fit @ s' in * holds 'units' as "
             "CategoricalDistribution(choices=(16, 32, 64)), where the sweep declares "
             "CategoricalDistribution(choices=(16, 32)), and a study cannot change it "
-            "(--hparams-set on a searched hparam does); record into a new logdir *"
+            "(--hparams-set on a searched hparam does); name another study with --hparams-study, *"
         ]
     )
     search.makepyfile(test_search=SEARCH.format(extra=""))
-    result = run(search, "--hparams-logdir=logs", "--hparams-set", "lr=0.01")
+    result = run(search, "--hparams-logdir=logs", "--hparams-study=s", "--hparams-set", "lr=0.01")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: * holds 'lr' as FloatDistribution(*"])
     # Nothing was asked of the study by the refused runs.
     assert len(load(search.path / "logs").trials) == 6
     # A range may change: the study goes on.
     search.makepyfile(test_search=SEARCH.format(extra="").replace("1e-4, 1.0", "1e-3, 1.0"))
-    run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
+    run(search, "--hparams-logdir=logs", "--hparams-study=s").assert_outcomes(passed=6)
 
 
 def test_a_flipped_goal_needs_a_new_study(search: pytest.Pytester) -> None:
-    run(search, "--hparams-logdir=logs").assert_outcomes(passed=6)
+    run(search, "--hparams-logdir=logs", "--hparams-study=s").assert_outcomes(passed=6)
     flipped = SEARCH.format(extra="").replace(
         'metrics=["acc"]', 'metrics=[Metric("acc", goal="min")]'
     )
     search.makepyfile(test_search=flipped.replace("import LogUniform", "import LogUniform, Metric"))
-    result = run(search, "--hparams-logdir=logs")
+    result = run(search, "--hparams-logdir=logs", "--hparams-study=s")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "ERROR: the Optuna study of test_search.py::test_fit in * maximizes 'acc', which "
-            "the sweep now declares with goal='min'; record into a new logdir *"
+            "ERROR: the Optuna study 'test_search.py::test_fit @ s' in * maximizes 'acc', "
+            "which the sweep now declares with goal='min'; name another study *"
         ]
     )
 

@@ -86,7 +86,7 @@ def test_outside_pytest_the_decorators_only_mark(monkeypatch: pytest.MonkeyPatch
         return a
 
     assert test_x(2) == 2
-    assert [mark.name for mark in test_x.pytestmark] == ["hparams"]  # type: ignore[attr-defined]
+    assert [mark.name for mark in test_x.pytestmark] == ["pytest_hparams_sweep"]  # type: ignore[attr-defined]
 
 
 def test_composes_with_parametrize_fixtures_marks_and_classes(pytester: pytest.Pytester) -> None:

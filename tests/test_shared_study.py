@@ -71,7 +71,7 @@ def every_worker_starts_together():
         assert time.monotonic() < deadline, "the other machine's workers never arrived"
         time.sleep(0.01)
 """
-STUDY = "test_shared.py::test_train"
+STUDY = "test_shared.py::test_train @ shared"
 HIGH = {f"test_shared.py::test_train[seed:{s}-curve:high]" for s in range(4)}
 LOW = {f"test_shared.py::test_train[seed:{s}-curve:low]" for s in range(4)}
 # A trial's line in pytest's -v output under xdist: "[gw1] [ 25%] PASSED test_...".
@@ -189,6 +189,7 @@ def machine(shared: Shared, shard: int) -> list[str]:
     return [
         sys.executable, "-m", "pytest", "-p", "no:randomly", "-n", "2", "-v",
         f"--hparams-shard={shard}/2", f"--hparams-json=shard{shard}.json",
+        "--hparams-study=shared",  # the machines of one CI run share their study
         *shared.options(shard),
     ]  # fmt: skip
 

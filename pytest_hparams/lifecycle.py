@@ -1,0 +1,99 @@
+"""One trial's state in the process that runs it, from collection to its
+record: `TrialState`, with its lifecycle as the `Phase` enum, the way Optuna
+keeps one `FrozenTrial` with a `TrialState`.
+
+The runner keeps one `TrialState` per swept item and nothing else keyed by
+node id: the trial's key (never rewritten), a search's asked values, the
+running `Trial`, its phase reports, where its pruner stopped it and what
+`--hparams-resume` recorded of it all live here, and its outcome is decided
+here once, from its phase reports, when its teardown ends.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pytest_hparams.records import PRUNED_ATTR, Outcome
+from pytest_hparams.space import Value
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_hparams.records import TrialKey
+    from pytest_hparams.trial import Trial
+
+
+class Phase(enum.Enum):
+    """Where a trial is in its lifecycle, in the process that runs it."""
+
+    COLLECTED = "collected"  # an item of a sweep, not started
+    RESUMED = "resumed"  # --hparams-resume skips it: its recorded metrics stand
+    RUNNING = "running"  # its setup began (a search's values were asked then)
+    PRUNED = "pruned"  # its pruner stopped it, or the test raised optuna.TrialPruned
+    FINISHED = "finished"  # its teardown ended: its record is made
+
+
+@dataclass(slots=True)
+class TrialState:
+    """A swept item's trial, as the runner holds it.
+
+    Attributes:
+      key: The item's identity, computed once at collection.
+      asked: A search's values, once its study gave them (or the values
+        --hparams-resume found for it); None for a grid's trial.
+      trial: The `Trial` behind the fixture, from its first use to its end.
+      reports: The phase reports of its latest run (a rerun starts anew).
+      pruned_at: The step at which it was pruned.
+      recorded: The metrics --hparams-resume keeps for it.
+      runs: How many times its setup began (pytest-rerunfailures reruns it).
+    """
+
+    key: TrialKey
+    phase: Phase = Phase.COLLECTED
+    asked: Mapping[str, Value] | None = None
+    trial: Trial | None = None
+    reports: dict[str, pytest.TestReport] = field(default_factory=dict)
+    pruned_at: int | None = None
+    recorded: dict[str, float] | None = None
+    runs: int = 0
+
+    @property
+    def hparams(self) -> Mapping[str, Value]:
+        """The trial's values: a search's as asked, a grid's as collected."""
+        return self.key.hparams if self.asked is None else self.asked
+
+    @property
+    def record_key(self) -> TrialKey:
+        """The key its record carries: with a search's asked values."""
+        return self.key if self.asked is None else self.key._replace(hparams=dict(self.asked))
+
+    def begin(self) -> None:
+        """A run of the item begins (its setup report came): a rerun forgets the last."""
+        self.reports = {}
+        self.runs += 1
+        if self.phase is not Phase.RESUMED:
+            self.phase = Phase.RUNNING
+            self.pruned_at = None
+
+    def outcome(self) -> Outcome | None:
+        """How the trial ended, decided once from its phase reports; None
+        when no test body ran and nothing failed or skipped (--setup-only)."""
+        reports = self.reports
+        call = reports.get("call")
+        if call is not None and hasattr(call, "wasxfail"):  # set by pytest's xfail handling
+            return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
+        if call is not None and call.outcome == "failed":
+            return Outcome.FAILED
+        # A fixture's error is an error everywhere, a pruned trial's too.
+        if any(r.outcome == "failed" for r in reports.values()):
+            return Outcome.ERROR
+        if self.pruned_at is not None or any(hasattr(r, PRUNED_ATTR) for r in reports.values()):
+            return Outcome.PRUNED
+        if any(r.outcome == "skipped" for r in reports.values()):
+            return Outcome.RESUMED if self.phase is Phase.RESUMED else Outcome.SKIPPED
+        if call is None:
+            return None
+        return Outcome.PASSED

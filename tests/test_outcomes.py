@@ -1,0 +1,229 @@
+"""One story per trial: for every way a trial can end, pytest, the table, the
+JSON report, JUnit XML, TensorBoard (through its own hparams backend) and the
+Optuna study (through Optuna) say the same. The mapping is the table in the
+README's "How a trial's outcome is told" section."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from conftest import latest_study, sweep_studies
+
+# pytester's in-process run inherits this suite's "error" filter; the user's
+# default is what is under test here.
+pytestmark = pytest.mark.filterwarnings("default")
+
+SWEEP = """
+import optuna
+import pytest
+from pytest_hparams import hparam_grid
+
+CASES = {cases!r}
+
+@pytest.fixture
+def guard(request):
+    case = request.node.callspec.params["story"]
+    if case == "setup_error":
+        raise RuntimeError("fixture setup")
+    yield
+    if case in ("teardown_error", "pruned_teardown_error"):
+        raise RuntimeError("fixture teardown")
+
+@hparam_grid(story=CASES, metrics=["acc"], pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+def test_outcome(story, trial, guard):
+    case = story
+    low = case in ("pruned", "swallowed", "pruned_teardown_error")
+    if case == "swallowed":
+        try:
+            trial.log(0, acc=0.1)
+        except BaseException:
+            pass
+        return {{"acc": 0.1}}
+    trial.log(0, acc=0.1 if low else 0.9)
+    if case == "failed":
+        assert False, "the model got worse"
+    if case == "skipped":
+        pytest.skip("no data today")
+    if case == "xfailed":
+        pytest.xfail("a known bug")
+    if case == "optuna_prune":
+        raise optuna.TrialPruned()
+    if case == "nan":
+        return {{"acc": float("nan")}}
+    return {{"acc": 0.9}}
+"""
+
+# case: (table/JSON outcome, JUnit verdict, TensorBoard status, study state, study's pytest_outcome)
+EXPECTED: dict[str, tuple[str, str, str | None, str | None, str | None]] = {
+    "passed": ("passed", "ok", "STATUS_SUCCESS", "COMPLETE", None),
+    "failed": ("failed", "failure", "STATUS_FAILURE", "FAIL", "failed"),
+    "setup_error": ("error", "error", "STATUS_FAILURE", None, None),
+    "teardown_error": ("error", "error", "STATUS_FAILURE", "FAIL", "error"),
+    "skipped": ("skipped", "skipped", None, "FAIL", "skipped"),
+    "xfailed": ("xfailed", "skipped", "STATUS_FAILURE", "FAIL", "xfailed"),
+    "pruned": ("pruned", "skipped", "STATUS_FAILURE", "PRUNED", None),
+    "optuna_prune": ("pruned", "skipped", "STATUS_FAILURE", "PRUNED", None),
+    "swallowed": ("pruned", "skipped", "STATUS_FAILURE", "PRUNED", None),
+    "nan": ("failed", "failure", "STATUS_FAILURE", "FAIL", "failed"),
+    "pruned_teardown_error": ("error", "error", "STATUS_FAILURE", "FAIL", "error"),
+}
+
+
+def junit_verdicts(path: Path) -> dict[str, str]:
+    """Each testcase's verdict in a JUnit XML file, by the case's hparam value."""
+    out: dict[str, str] = {}
+    for case in ET.parse(path).iter("testcase"):
+        story = str(case.get("name")).split("story:")[1].rstrip("]")
+        kinds = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        # A teardown error after a passed call is the testcase's error.
+        out[story] = "error" if "error" in kinds else (kinds or ["ok"])[0]
+    return out
+
+
+def journal(logdir: Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(logdir / ".pytest-hparams-optuna.journal"))
+    )
+
+
+def study_states(logdir: Path) -> dict[str, tuple[str, str | None]]:
+    study = latest_study(journal(logdir), "test_story.py::test_outcome")
+    out: dict[str, tuple[str, str | None]] = {}
+    for t in study.get_trials(deepcopy=False):
+        case = t.user_attrs["pytest_nodeid"].split("story:")[1].rstrip("]")
+        out[case] = (t.state.name, t.user_attrs.get("pytest_outcome"))
+    return out
+
+
+@pytest.fixture
+def outcomes(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_story=SWEEP.format(cases=list(EXPECTED)))
+    return pytester
+
+
+def test_every_place_tells_each_trial_the_same_story(
+    outcomes: pytest.Pytester, dashboard: Callable[[Path], Any]
+) -> None:
+    result = outcomes.runpytest(
+        "--hparams-logdir=logs", "--hparams-json=r.json", "--junitxml=junit.xml", "-rA"
+    )
+    # pytest: a teardown error adds an error to the passed or pruned call.
+    assert result.parseoutcomes() == {
+        "passed": 2,
+        "failed": 2,
+        "errors": 3,
+        "skipped": 1,
+        "xfailed": 1,
+        "pruned": 4,
+        "warnings": 2,
+    }
+    result.stdout.fnmatch_lines(["*swallowed*caught the prune at*test_story.py:*"])
+    trials = json.loads((outcomes.path / "r.json").read_text())["sweeps"][0]["trials"]
+    json_outcomes = {t["hparams"]["story"]: t["outcome"] for t in trials}
+    junit = junit_verdicts(outcomes.path / "junit.xml")
+    board = dashboard(outcomes.path / "logs")
+    tensorboard = {board.hparams(g)["story"]: board.status(g) for g in board.groups}
+    study = study_states(outcomes.path / "logs")
+    for case, (outcome, verdict, status, state, attr) in EXPECTED.items():
+        assert json_outcomes[case] == outcome, case
+        result.stdout.fnmatch_lines([f"*{case} * {outcome}*"])  # the table's row
+        assert junit[case] == verdict, case
+        assert tensorboard.get(case) == status, case
+        assert study.get(case, (None, None)) == (state, attr), case
+
+
+def test_trial_log_after_a_prune_says_so_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_again="""
+        import optuna
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1], metrics=["acc"], pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+        def test_again(a, trial):
+            try:
+                trial.log(0, acc=0.1)
+            except BaseException:
+                pass
+            trial.log(1, acc=0.2)
+            return {"acc": 0.2}
+        """
+    )
+    result = pytester.runpytest("-rA")
+    assert result.parseoutcomes() == {"pruned": 1}
+    result.stdout.fnmatch_lines(["*pruned at step 0 (trial.log was called again after the prune)*"])
+    result.stdout.no_fnmatch_line("*already finished*")
+
+
+def test_optuna_trial_pruned_without_a_pruner_prunes_at_the_last_logged_step(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_idiom="""
+        import optuna
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2], metrics=["acc"])
+        def test_idiom(a, trial):
+            for step in range(3):
+                trial.log(step, acc=0.5)
+                if a == 2 and step == 1:
+                    raise optuna.TrialPruned()
+            return {"acc": 0.5}
+        """
+    )
+    result = pytester.runpytest("--hparams-json=r.json")
+    assert result.parseoutcomes() == {"passed": 1, "pruned": 1}
+    trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert {t["hparams"]["a"]: t["pruned_at"] for t in trials} == {1: None, 2: 1}
+
+
+CRASH = """
+import os
+import optuna
+from pytest_hparams import hparam_grid
+
+@hparam_grid(story=["passed", "crashed"], metrics=["acc"],
+             pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+def test_outcome(story, trial):
+    trial.log(0, acc=0.9)
+    if story == "crashed" and not os.environ.get("FIXED"):
+        os._exit(1)
+    return {"acc": 0.9}
+"""
+
+
+def test_a_crashed_worker_s_trial_agrees_everywhere_and_resume_ends_it_in_the_study(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_story=CRASH)
+    args = ("-p", "no:randomly", "--hparams-logdir=logs", "--hparams-json=r.json")
+    result = pytester.runpytest_subprocess("-n", "1", "--junitxml=junit.xml", *args)
+    result.stdout.fnmatch_lines(["*1 failed, 1 passed*"])  # xdist's word for a crash
+    trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert {t["hparams"]["story"]: t["outcome"] for t in trials} == {
+        "passed": "passed",
+        "crashed": "crashed",
+    }
+    assert junit_verdicts(pytester.path / "junit.xml") == {"passed": "ok", "crashed": "error"}
+    board = dashboard(pytester.path / "logs")
+    statuses = {board.hparams(g)["story"]: board.status(g) for g in board.groups}
+    assert statuses == {"passed": "STATUS_SUCCESS", "crashed": "STATUS_FAILURE"}
+    assert study_states(pytester.path / "logs") == {
+        "passed": ("COMPLETE", None),
+        "crashed": ("RUNNING", None),  # no process was left to tell it
+    }
+    monkeypatch.setenv("FIXED", "1")
+    again = pytester.runpytest_subprocess("--hparams-resume", *args)
+    again.assert_outcomes(passed=1, skipped=1)
+    states = [
+        (t.state.name, t.user_attrs["pytest_nodeid"].split("story:")[1].rstrip("]"))
+        for study in sweep_studies(journal(pytester.path / "logs"), "test_story.py::test_outcome")
+        for t in study.trials
+    ]
+    assert sorted(states) == [("COMPLETE", "crashed"), ("COMPLETE", "passed"), ("FAIL", "crashed")]
