@@ -27,7 +27,7 @@ def test_the_benchmark_script_measures_every_row_on_tiny_sizes() -> None:
         "| 10-trial no-op sweep, recorded (whole run), 4-hparam grid vs 4 parametrize",
         "| 10-trial no-op sweep, recorded (whole run), one hparam vs one parametrize",
         "| 10-trial sweep vs tf.summary + hp.hparams (whole run)"
-        if "skipped" not in rows[2]
+        if "skipped" not in rows[3]
         else "| 10-trial sweep vs tf.summary + hp.hparams",
         "| `--collect-only`, 40 plain tests: plugin on vs `-p no:hparams`",
         "| collect a 100-combination grid: time",
