@@ -10,7 +10,12 @@ run its own split, initialisation and shuffles, none shared with the seeds
 that select (0 to 19). The file keeps, per combination, the number of
 validation digits right summed over the runs after each epoch (exact
 integers, so the mean of any budget up to EPOCHS is exact), and each run's
-count after the last epoch, which `--check` recomputes.
+count after the last epoch, which `--check` recomputes. A recomputed run may
+differ from the file by up to SLACK digits: the MLP's matrix products go
+through the BLAS of the machine, whose kernels round differently on other
+CPUs. On the machine that made the file, 16 of 16 recomputed runs matched
+exactly. A changed grid, seed or run count is caught by the parameters, a
+changed training mostly by the counts.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from stages import STAGES, TRUTH_SEED, VALIDATION
 RUNS = 60
 EPOCHS = 20
 PATH = Path(__file__).with_name("truth.json")
+#: Validation digits a recomputed run may differ by (see above).
+SLACK = 2
 
 
 def params() -> dict[str, object]:
@@ -94,9 +101,9 @@ def check(samples: int) -> list[str]:
             hparams = STAGES[name].combinations()[i]
             if rows[i]["hparams"] != hparams:
                 problems.append(f"{name} #{i}: {rows[i]['hparams']} in the file, {hparams} here")
-            got = correct(name, TRUTH_SEED + r, hparams)[-1]
-            if got != rows[i]["final_correct"][r]:
-                problems.append(f"{name} {hparams} run {r}: {got} here, file says otherwise")
+            got, kept = correct(name, TRUTH_SEED + r, hparams)[-1], rows[i]["final_correct"][r]
+            if abs(got - kept) > SLACK:
+                problems.append(f"{name} {hparams} run {r}: {got} right here, {kept} in the file")
     return problems
 
 
