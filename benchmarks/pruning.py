@@ -1,23 +1,34 @@
 """Measures what pruning saves and what it costs.
 
     python benchmarks/pruning.py                  # both parts, full sizes
-    python benchmarks/pruning.py --only compute   # epochs saved over seeds
+    python benchmarks/pruning.py --only compute   # epochs saved and selection regret
     python benchmarks/pruning.py --only cost      # coordination cost per trial and step
+    python benchmarks/pruning.py --stage mlp      # one stage of the compute part
     python benchmarks/pruning.py --markdown       # the tables as Markdown (RESULTS.md)
-    python benchmarks/pruning.py --tiny           # about a minute; what the test suite runs
+    python benchmarks/pruning.py --tiny           # what the test suite runs
 
-Each part takes about 10 minutes on a slow 2-CPU VM; results and what they
-mean are in benchmarks/RESULTS.md.
+Results and what they mean are in benchmarks/RESULTS.md.
 
-Compute saved: a 27-combination SGDClassifier sweep on scikit-learn's bundled
-digits, trained epoch by epoch with `partial_fit` and reporting validation
-accuracy through `trial.log`, run as real pytest processes of a generated
-test file, once as the full grid and once per pruner. Each seed is a sweep
-function of its own in that file, so each seed is its own Optuna study (a
-study is named by the sweep's node id) and starts with no trials; the
-studies live in memory (no logdir). Epochs are counted by the test itself.
-Trials run serially in collection order, and a pruner judges a trial only
-against those before it: another order gives other numbers.
+Compute saved, judged by selection regret: two 27-combination sweeps of
+benchmarks/stages.py on scikit-learn's bundled digits, SGDClassifier and a
+small MLP whose curves cross, trained epoch by epoch with `partial_fit` and
+reporting validation accuracy through `trial.log`, run as real pytest
+processes of a generated test file, into a fresh logdir (the study is the
+logdir's journal), once as the full grid and once per pruner. Each seed is a
+sweep function of its own in that file, so each seed is its own Optuna study
+(a study is named by the sweep's node id) and starts with no trials. Epochs
+are counted by the test itself. Trials run serially in collection order, and
+a pruner judges a trial only against those before it.
+
+A method picks the combination with the best final validation accuracy among
+the trials it ran to the end. Its selection regret on a seed is the true
+quality of the grid's best combination less that of its pick, in accuracy
+points, where a combination's true quality is its mean validation accuracy
+over 60 runs on other splits and initialisations (benchmarks/truth.json,
+made by benchmarks/truth.py). Two controls go through the same scoring to
+show that it can fail: halving judging in the wrong direction (a study that
+minimizes accuracy, in Optuna's own loop on the full grid's curves), and
+"one epoch each, then finish the leader".
 
 Coordination cost: trivial trials each doing k `trial.log` calls through the
 plugin's study (journal file, SQLite) against Optuna's own `study.optimize`
@@ -28,8 +39,8 @@ the same pytest sweep without a pruner as the floor of pytest itself.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import math
 import os
 import platform
 import shutil
@@ -42,6 +53,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+
+from stages import STAGES, Stage
+from truth import load as load_truth
 
 # Users' Pythons cache bytecode; see bench.py.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -77,248 +91,213 @@ def run(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> tu
     return elapsed, proc.stdout
 
 
-# --- compute saved -----------------------------------------------------------------
+# --- compute saved, judged by selection regret -------------------------------------
 
-#: The grid, fixed before any pruner ran on it: three values around
-#: scikit-learn's defaults for alpha (1e-4) and eta0 (0.01, at a constant
-#: learning rate), and three losses.
-GRID = {
-    "alpha": [1e-05, 0.0001, 0.001],
-    "eta0": [0.001, 0.01, 0.1],
-    "loss": ["hinge", "log_loss", "modified_huber"],
-}
+BENCHMARKS = Path(__file__).resolve().parent
 
-SWEEP_HEADER = '''
+SWEEP_HEADER = """
 import json
 import os
 
-import numpy as np
 import optuna
-from sklearn.datasets import load_digits
-from sklearn.linear_model import SGDClassifier
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+from stages import STAGES
 
 from pytest_hparams import hparam_grid
 
+STAGE = STAGES[{stage!r}]
 EPOCHS = {epochs}
-SHUFFLES = {shuffles}  # added to the seed of the model and of the epochs' shuffles
-GRID = {grid!r}
-X, Y = load_digits(return_X_y=True)
-CLASSES = np.unique(Y)
-SPLITS = {{}}
 
 
-def split(seed):
-    """The seed's train/validation split, scaled on its training part."""
-    if seed not in SPLITS:
-        x_train, x_val, y_train, y_val = train_test_split(
-            X, Y, test_size=0.25, stratify=Y, random_state=seed
-        )
-        scaler = StandardScaler().fit(x_train)
-        SPLITS[seed] = scaler.transform(x_train), y_train, scaler.transform(x_val), y_val
-    return SPLITS[seed]
-
-
-def train(seed, alpha, eta0, loss, trial):
-    x_train, y_train, x_val, y_val = split(seed)
-    model = SGDClassifier(
-        loss=loss, alpha=alpha, learning_rate="constant", eta0=eta0, random_state=seed + SHUFFLES
-    )
-    order = np.random.default_rng(seed + SHUFFLES)
+def train(seed, trial, **hparams):
     curve = []
     try:
-        for epoch in range(EPOCHS):
-            shuffled = order.permutation(len(y_train))
-            model.partial_fit(x_train[shuffled], y_train[shuffled], classes=CLASSES)
-            curve.append(float(model.score(x_val, y_val)))
-            trial.log(epoch, accuracy=curve[-1])  # may stop the trial here
+        for epoch, accuracy in enumerate(STAGE.curve(seed, hparams, EPOCHS)):
+            curve.append(accuracy)
+            trial.log(epoch, accuracy=accuracy)  # may stop the trial here
     finally:
         # Kept by the test itself: the epochs that ran, pruned or not.
         with open(os.environ["PRUNING_BENCH_COUNTS"], "a") as counts:
-            counts.write(json.dumps([trial.id, curve]) + "\\n")
+            counts.write(json.dumps([trial.id, STAGE.index(hparams), curve]) + "\\n")
     return {{"accuracy": curve[-1]}}
-'''
+"""
 
 SWEEP_SEED = """
 
-@hparam_grid(**GRID, pruner={pruner}, metrics=["accuracy"])
-def test_seed_{seed:02d}(alpha, eta0, loss, trial):
-    return train({seed}, alpha, eta0, loss, trial)
+@hparam_grid(**STAGE.grid, pruner={pruner}, metrics=["accuracy"])
+def test_{method}_seed_{seed:02d}({args}, trial):
+    return train({seed}, trial, {kwargs})
 """
 
 
 @dataclass
 class Trials:
-    """One pytest run of the generated sweeps: per seed, each combination's
-    outcome, final accuracy and epochs run."""
+    """One method's sweeps of a stage (or Optuna's loop over their curves):
+    per seed, each combination's outcome, final accuracy and epochs run."""
 
-    seconds: float
-    # seed -> combination (its params id) -> (outcome, accuracy, epochs)
-    seeds: dict[int, dict[str, tuple[str, float, int]]]
+    # seed -> combination (its index in Stage.combinations()) -> (outcome, accuracy, epochs)
+    seeds: dict[int, dict[int, tuple[str, float, int]]]
     # seed -> combination -> validation accuracy after each epoch that ran,
     # in the order the trials ran
-    curves: dict[int, dict[str, list[float]]]
+    curves: dict[int, dict[int, list[float]]]
 
 
-def sweep_run(
-    root: Path, name: str, pruner: str, seeds: int, epochs: int, shuffles: int = 0
-) -> Trials:
-    """Runs the sweeps with `pruner` (a Python expression) in a fresh pytest
-    process; `shuffles` changes every model's and shuffle's seed, not the splits."""
-    path = root / name
+def stage_run(
+    root: Path, stage: Stage, methods: dict[str, str], seeds: int, epochs: int
+) -> tuple[float, dict[str, Trials]]:
+    """Runs the stage's sweeps, one a method (its `pruner=` expression) and
+    seed, in one fresh pytest process into a fresh logdir: each sweep's study
+    lives in the logdir's journal. Returns the wall seconds and each method's
+    trials."""
+    path = root / stage.name
     path.mkdir()
     (path / "pytest.ini").write_text("[pytest]\n")
-    text = SWEEP_HEADER.format(epochs=epochs, grid=GRID, shuffles=shuffles)
-    text += "".join(SWEEP_SEED.format(pruner=pruner, seed=seed) for seed in range(seeds))
-    (path / "test_sgd.py").write_text(text)
+    text = SWEEP_HEADER.format(stage=stage.name, epochs=epochs)
+    args = ", ".join(stage.grid)
+    kwargs = ", ".join(f"{k}={k}" for k in stage.grid)
+    for method, pruner in methods.items():
+        for seed in range(seeds):
+            text += SWEEP_SEED.format(
+                method=method, pruner=pruner, seed=seed, args=args, kwargs=kwargs
+            )
+    (path / f"test_{stage.name}.py").write_text(text)
     counts = path / "counts.txt"
     seconds, _ = run(
-        pytest_cmd("--hparams-json=report.json", "--hparams-no-table"),
+        pytest_cmd("--hparams-logdir=logs", "--hparams-json=report.json", "--hparams-no-table"),
         path,
-        {"PRUNING_BENCH_COUNTS": str(counts)},
+        {"PRUNING_BENCH_COUNTS": str(counts), "PYTHONPATH": str(BENCHMARKS)},
     )
-    ran = dict(json.loads(line) for line in counts.read_text().splitlines())
+    ran = {nodeid: (combo, curve) for nodeid, combo, curve in map(json.loads, counts.open())}
     order = {nodeid: i for i, nodeid in enumerate(ran)}
     report = json.loads((path / "report.json").read_text())
-    out: dict[int, dict[str, tuple[str, float, int]]] = {}
-    curves: dict[int, dict[str, list[float]]] = {}
+    out = {method: Trials({}, {}) for method in methods}
     for sweep in report["sweeps"]:
-        seed = int(sweep["test"].rsplit("_", 1)[1])
+        method, seed = sweep["test"].split("::test_", 1)[1].split("_seed_")
+        trials = out[method]
         for t in sorted(sweep["trials"], key=lambda t: order[t["nodeid"]]):
             # The JSON's account of the epochs (a pruned trial ran steps 0
             # to pruned_at) must agree with the test's own count.
-            curves.setdefault(seed, {})[t["params"]] = ran[t["nodeid"]]
-            counted = len(ran[t["nodeid"]])
+            combo, curve = ran[t["nodeid"]]
+            trials.curves.setdefault(int(seed), {})[combo] = curve
             expected = epochs if t["outcome"] == "passed" else t["pruned_at"] + 1
-            if t["outcome"] not in ("passed", "pruned") or counted != expected:
-                raise AssertionError(f"{t['nodeid']}: {t['outcome']}, {counted} epochs counted")
-            out.setdefault(seed, {})[t["params"]] = (
-                t["outcome"],
-                t["metrics"]["accuracy"],
-                counted,
-            )
-    if len(out) != seeds or any(len(c) != len(combinations()) for c in out.values()):
-        raise AssertionError(f"{name}: not every trial of every seed was reported")
-    return Trials(seconds, out, curves)
+            if t["outcome"] not in ("passed", "pruned") or len(curve) != expected:
+                raise AssertionError(f"{t['nodeid']}: {t['outcome']}, {len(curve)} epochs counted")
+            outcome = (t["outcome"], t["metrics"]["accuracy"], len(curve))
+            trials.seeds.setdefault(int(seed), {})[combo] = outcome
+    n = len(stage.combinations())
+    for method, trials in out.items():
+        if len(trials.seeds) != seeds or any(len(c) != n for c in trials.seeds.values()):
+            raise AssertionError(f"{stage.name} {method}: not every trial was reported")
+    return seconds, out
 
 
-def combinations() -> list[tuple[object, ...]]:
-    return list(itertools.product(*GRID.values()))
+#: The pruners compared with the full grid, as `pruner=` expressions.
+PRUNERS = {"halving": '"halving"', "median": '"median"', "hyperband": '"hyperband"'}
 
-
-#: The pruners compared with the full grid, as `pruner=` expressions. The
-#: last is a configured instance beside Optuna's defaults, chosen once by
-#: reasoning and not tuned on these results: the default halving judges
-#: every trial after 2 epochs (rungs at steps 1, 4 and 16, keeping a
-#: quarter at each), when these curves still cross; this one judges after
-#: 3, 7 and 19 epochs (steps 2, 6, 18) and keeps a third at each.
-PRUNERS = {
-    "halving": '"halving"',
-    "median": '"median"',
-    "hyperband": '"hyperband"',
-    "halving, min_resource=2, reduction_factor=3": (
-        "optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3)"
-    ),
-}
-
-
-#: One validation digit's worth of accuracy (the split keeps 450 of 1,797),
-#: with room for float rounding.
-ONE_DIGIT = 1 / 450 + 1e-9
+#: The most of the grid's epochs `pruner="halving"` may run, per stage.
+SHARE_GOALS = {"sgd": 0.30, "mlp": 0.40}
+#: A seed's regret counts as the grid's when at most this much above it, in
+#: accuracy points (a validation digit is 0.22).
+TOLERANCE = 0.05
+#: The share of seeds that must be within TOLERANCE of the grid's regret.
+WITHIN_GOAL = 18 / 20
 
 
 @dataclass
-class Saved:
-    """What one pruner did over every seed, against the full grid."""
+class Scored:
+    """One method on one stage, over every seed: its compute and its picks'
+    selection regret, in accuracy points."""
 
     name: str
-    seconds: float
     epochs: int  # run, over all seeds
     grid_epochs: int  # the full grid's, over all seeds
-    shares: list[float]  # per seed: epochs run / the grid's
-    completed: list[int]  # per seed: trials that ran to the end
-    found: int  # seeds whose grid-best accuracy a completed trial reached
-    gaps: list[float]  # per seed: grid best - best completed accuracy
+    regrets: list[float]  # per seed
+
+    @property
+    def share(self) -> float:
+        return self.epochs / self.grid_epochs
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.regrets)
+
+    def within(self, grid: Scored) -> int:
+        """Seeds whose regret is at most the grid's on the same seed, plus TOLERANCE."""
+        pairs = zip(self.regrets, grid.regrets, strict=True)
+        return sum(r <= g + TOLERANCE + 1e-9 for r, g in pairs)
+
+    def failures(self, grid: Scored) -> list[str]:
+        """What keeps this method from picking as well as the grid: none, or
+        the regret half of the goal it misses."""
+        needed = math.ceil(WITHIN_GOAL * len(self.regrets) - 1e-9)
+        out = []
+        if self.mean > grid.mean + 1e-9:
+            out.append(f"mean regret {self.mean:.2f} > the grid's {grid.mean:.2f}")
+        if self.within(grid) < needed:
+            out.append(f"within the grid's + {TOLERANCE} in {self.within(grid)} < {needed} seeds")
+        return out
 
 
-def compare(name: str, full: Trials, pruned: Trials) -> Saved:
-    shares, completed, gaps = [], [], []
-    epochs = grid_epochs = found = 0
+def regret(truth: Sequence[float], finals: dict[int, float]) -> float:
+    """The true quality of the best combination less that of the pick (the
+    best final accuracy among `finals`), in accuracy points. Accuracy moves
+    in steps of 1/450, so picks often tie: a tie scores the mean of the tied
+    combinations' true quality, what a pick among them at random gives."""
+    top = max(finals.values())
+    picks = [truth[combo] for combo, accuracy in finals.items() if accuracy == top]
+    return 100 * (max(truth) - statistics.fmean(picks))
+
+
+def score(name: str, trials: Trials, full: Trials, truth: Sequence[float]) -> Scored:
+    epochs = grid_epochs = 0
+    regrets = []
     for seed, grid in full.seeds.items():
-        ran = pruned.seeds[seed]
+        ran = trials.seeds[seed]
         done = {c: acc for c, (outcome, acc, _) in ran.items() if outcome == "passed"}
         for combo, acc in done.items():
             # Each trial is deterministic given its seed: a completed trial
             # must end where the same combination ended in the full grid.
             if acc != grid[combo][1]:
-                raise AssertionError(f"seed {seed} {combo}: {acc} here, {grid[combo][1]} in full")
-        run_epochs = sum(e for _, _, e in ran.values())
-        all_epochs = sum(e for _, _, e in grid.values())
-        epochs += run_epochs
-        grid_epochs += all_epochs
-        shares.append(run_epochs / all_epochs)
-        completed.append(len(done))
-        best = max(acc for _, acc, _ in grid.values())
-        # Ties count as found: accuracy on 450 validation digits moves in
-        # steps of 1/450, and two combinations often end on the same value.
-        gap = best - max(done.values(), default=0.0)
-        found += gap <= 0
-        gaps.append(gap)
-    return Saved(name, pruned.seconds, epochs, grid_epochs, shares, completed, found, gaps)
+                raise AssertionError(f"seed {seed} #{combo}: {acc} here, {grid[combo][1]} in full")
+        epochs += sum(e for _, _, e in ran.values())
+        grid_epochs += sum(e for _, _, e in grid.values())
+        regrets.append(regret(truth, done))
+    return Scored(name, epochs, grid_epochs, regrets)
 
 
-def compute_saved(root: Path, seeds: int, epochs: int) -> tuple[list[Saved], Trials, Trials]:
-    """Runs the full grid twice (the second with other shuffles) and each
-    pruner through pytest; checks that each pruner stopped the same trials
-    at the same epochs as Optuna's own loop does on the full grid's curves."""
-    full = sweep_run(root, "full", "None", seeds, epochs)
-    again = sweep_run(root, "full again", "None", seeds, epochs, shuffles=1000)
-    rows = []
-    for name, expression in PRUNERS.items():
-        pruned = sweep_run(root, name, expression, seeds, epochs)
-        looped = optuna_loop(full, expression)
-        if looped.seeds != pruned.seeds:
-            raise AssertionError(f"{name}: the plugin pruned otherwise than Optuna's own loop")
-        rows.append(compare(name, full, pruned))
-    return rows, full, again
+def one_epoch_leader(full: Trials, truth: Sequence[float]) -> Scored:
+    """The control that trains every combination one epoch and then finishes
+    the leader: it picks on the first epoch's accuracy."""
+    epochs = grid_epochs = 0
+    regrets = []
+    for curves in full.curves.values():
+        epochs += len(curves) + len(next(iter(curves.values()))) - 1
+        grid_epochs += sum(len(curve) for curve in curves.values())
+        regrets.append(regret(truth, {combo: curve[0] for combo, curve in curves.items()}))
+    return Scored("control: one epoch each, then finish the leader", epochs, grid_epochs, regrets)
 
 
-def reproduced(full: Trials, again: Trials) -> tuple[int, int]:
-    """Seeds where a combination the full grid ends best on is best again in
-    a second full grid that differs only in the model's and the shuffles'
-    seeds, and seeds where it is within one validation digit of the best:
-    how much of "the grid's best" the grid itself repeats."""
-    same = close = 0
-    for seed, grid in full.seeds.items():
-        first = {combo: acc for combo, (_, acc, _) in grid.items()}
-        second = {combo: acc for combo, (_, acc, _) in again.seeds[seed].items()}
-        best = [combo for combo, acc in first.items() if acc == max(first.values())]
-        gap = max(second.values()) - max(second[combo] for combo in best)
-        same += gap <= 0
-        close += gap <= ONE_DIGIT
-    return same, close
-
-
-def optuna_loop(full: Trials, expression: str) -> Trials:
+def optuna_loop(
+    stage: Stage, method: str, full: Trials, expression: str, direction: str = "maximize"
+) -> Trials:
     """Optuna's own ask-report-tell loop over the full grid's curves, in the
     order the trials ran, with the pruner `expression` makes: each epoch
-    reported and `should_prune` asked, as `trial.log` does. No training, no
-    pytest: what Optuna's pruner decides on these curves."""
+    reported and `should_prune` asked, as `trial.log` does, in a study named
+    as the plugin names `method`'s. No training, no pytest: what Optuna's
+    pruner decides on these curves. `direction` is the study's: "minimize"
+    makes the wrong-direction control."""
     import optuna
 
     from pytest_hparams.pruning import make_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    start = time.perf_counter()
-    out: dict[int, dict[str, tuple[str, float, int]]] = {}
+    out: dict[int, dict[int, tuple[str, float, int]]] = {}
     for seed, curves in full.curves.items():
         # The plugin's name for the seed's study (its sweep's node id):
         # HyperbandPruner puts a trial in a bracket by a hash of both.
-        name = f"test_sgd.py::test_seed_{seed:02d}"
+        name = f"test_{stage.name}.py::test_{method}_seed_{seed:02d}"
         # The same text the generated test file holds.
         pruner = make_pruner(eval(expression, {"optuna": optuna}))
-        study = optuna.create_study(direction="maximize", pruner=pruner, study_name=name)
+        study = optuna.create_study(direction=direction, pruner=pruner, study_name=name)
         for combo, curve in curves.items():
             trial = study.ask()
             for step, accuracy in enumerate(curve):
@@ -330,7 +309,42 @@ def optuna_loop(full: Trials, expression: str) -> Trials:
             else:
                 study.tell(trial, curve[-1])
                 out.setdefault(seed, {})[combo] = ("passed", curve[-1], len(curve))
-    return Trials(time.perf_counter() - start, out, {})
+    return Trials(out, {})
+
+
+@dataclass
+class StageResult:
+    stage: Stage
+    seeds: int
+    epochs: int
+    seconds: float  # the stage's one pytest run
+    grid: Scored
+    pruners: list[Scored]
+    controls: list[Scored]
+    scan: list[Scored]
+
+
+def compute_saved(root: Path, stage: Stage, seeds: int, epochs: int) -> StageResult:
+    """Runs the stage's full grid and each pruner through pytest, scores each
+    by selection regret against truth.json, checks that each pruner stopped
+    the same trials at the same epochs as Optuna's own loop does on the full
+    grid's curves, and scores the two controls and the halving scan."""
+    truth = [curve[epochs - 1] for curve in load_truth()[stage.name]]
+    seconds, runs = stage_run(root, stage, {"full": "None", **PRUNERS}, seeds, epochs)
+    full = runs["full"]
+    grid = score("none (full grid)", full, full, truth)
+    rows = []
+    for name, expression in PRUNERS.items():
+        if optuna_loop(stage, name, full, expression).seeds != runs[name].seeds:
+            raise AssertionError(f"{name}: the plugin pruned otherwise than Optuna's own loop")
+        rows.append(score(name, runs[name], full, truth))
+    wrong = optuna_loop(stage, "halving", full, PRUNERS["halving"], direction="minimize")
+    controls = [
+        score("control: halving judging in the wrong direction", wrong, full, truth),
+        one_epoch_leader(full, truth),
+    ]
+    scan = halving_scan(stage, full, truth)
+    return StageResult(stage, seeds, epochs, seconds, grid, rows, controls, scan)
 
 
 #: Every SuccessiveHalvingPruner the scan below tries on the full grid's
@@ -344,93 +358,130 @@ HALVING_SCAN = [
 ]
 
 
-def halving_scan(full: Trials) -> list[Saved]:
-    """Each of HALVING_SCAN through Optuna's own loop; the ones no other
-    beats on both epochs and finds, fewest epochs first."""
+def halving_scan(stage: Stage, full: Trials, truth: Sequence[float]) -> list[Scored]:
+    """Each of HALVING_SCAN through Optuna's own loop, scored as the pruners are."""
     rows = []
     for name, (r, f, e) in HALVING_SCAN:
         expression = (
             "optuna.pruners.SuccessiveHalvingPruner("
             f"min_resource={r}, reduction_factor={f}, min_early_stopping_rate={e})"
         )
-        rows.append(compare(name, full, optuna_loop(full, expression)))
-    frontier: dict[tuple[int, int], Saved] = {}
+        rows.append(score(name, optuna_loop(stage, "halving", full, expression), full, truth))
+    return rows
+
+
+def frontier(rows: list[Scored], grid: Scored) -> list[Scored]:
+    """The rows no other beats on share, mean regret and seeds within, fewest
+    epochs first."""
+
+    def key(row: Scored) -> tuple[float, float, int]:
+        return (row.share, row.mean, -row.within(grid))
+
+    kept: dict[tuple[float, float, int], Scored] = {}
     for row in rows:
         beaten = any(
-            o.epochs <= row.epochs
-            and o.found >= row.found
-            and (o.epochs, o.found) != (row.epochs, row.found)
+            all(a <= b + 1e-12 for a, b in zip(key(o), key(row), strict=True))
+            and key(o) != key(row)
             for o in rows
         )
         if not beaten:
-            frontier.setdefault((row.epochs, row.found), row)  # the first of equals
-    return sorted(frontier.values(), key=lambda row: row.epochs)
+            kept.setdefault(key(row), row)  # the first of equals
+    return sorted(kept.values(), key=key)
 
 
-def saved_table(rows: list[Saved], full: Trials, seeds: int) -> list[list[str]]:
-    n = len(combinations())
+def judged(row: Scored, grid: Scored, share_goal: float | None) -> str:
+    misses = row.failures(grid)
+    if share_goal is not None and row.share > share_goal + 1e-12:
+        misses.insert(0, f"{row.share:.1%} of the epochs > {share_goal:.0%}")
+    return "fails: " + "; ".join(misses) if misses else "passes"
+
+
+def regret_table(result: StageResult) -> list[list[str]]:
+    grid = result.grid
     header = [
-        "pruner",
-        f"epochs run (full grid: {full_epochs(full):,})",
-        "share",
-        "share per seed (min-median-max)",
-        "trials completed per seed (median)",
-        f"grid's best found (of {seeds} seeds)",
-        "within 1 validation digit",
-        "accuracy lost where missed (max)",
-        "wall (one pytest run)",
+        "method",
+        f"epochs run (share of the grid's {grid.grid_epochs:,})",
+        "mean regret",
+        "median regret",
+        "max regret",
+        f"seeds within grid + {TOLERANCE} (of {result.seeds})",
+        "judged",
     ]
     table = [header]
-    table.append(
-        [
-            "none (full grid)",
-            f"{full_epochs(full):,}",
-            "100%",
-            "-",
-            f"{n}",
-            "-",
-            "-",
-            "-",
-            f"{full.seconds:.0f} s",
-        ]
-    )
-    for r in rows:
-        lost = max(r.gaps)
+    goal = SHARE_GOALS[result.stage.name]
+    for row in [grid, *result.pruners, *result.controls]:
         table.append(
             [
-                r.name,
-                f"{r.epochs:,}",
-                f"{r.epochs / r.grid_epochs:.1%}",
-                "-".join(
-                    f"{s:.0%}" for s in (min(r.shares), statistics.median(r.shares), max(r.shares))
-                ),
-                f"{statistics.median(r.completed):g} of {n}",
-                f"{r.found}",
-                # One digit more or less of the 450: the noise of a final epoch.
-                f"{sum(g <= ONE_DIGIT for g in r.gaps)}",
-                f"{lost:.4f}" if lost > 0 else "-",
-                f"{r.seconds:.0f} s",
+                row.name,
+                f"{row.epochs:,} ({row.share:.1%})",
+                f"{row.mean:.3f}",
+                f"{statistics.median(row.regrets):.3f}",
+                f"{max(row.regrets):.3f}",
+                "-" if row is grid else f"{row.within(grid)}",
+                "-" if row is grid else judged(row, grid, goal if row.name == "halving" else None),
             ]
         )
     return table
 
 
-def scan_table(rows: list[Saved], seeds: int) -> list[list[str]]:
+def scan_table(result: StageResult) -> list[list[str]]:
+    grid = result.grid
     header = [
         "SuccessiveHalvingPruner(...)",
         "share of the grid's epochs",
-        f"grid's best found (of {seeds} seeds)",
-        "within 1 validation digit",
+        "mean regret",
+        f"seeds within grid + {TOLERANCE} (of {result.seeds})",
     ]
     table = [header]
-    for r in rows:
-        found = f"{sum(g <= ONE_DIGIT for g in r.gaps)}"
-        table.append([r.name, f"{r.epochs / r.grid_epochs:.1%}", f"{r.found}", found])
+    for r in frontier(result.scan, grid):
+        table.append([r.name, f"{r.share:.1%}", f"{r.mean:.3f}", f"{r.within(grid)}"])
     return table
 
 
-def full_epochs(full: Trials) -> int:
-    return sum(e for combos in full.seeds.values() for _, _, e in combos.values())
+def floors(result: StageResult) -> list[str]:
+    """The measured floor of the scan: the fewest epochs of a setting that
+    picks as well as the grid, and the best regret within the share goal."""
+    grid, goal = result.grid, SHARE_GOALS[result.stage.name]
+    picking = [r for r in result.scan if not r.failures(grid)]
+    cheap = [r for r in result.scan if r.share <= goal + 1e-12]
+    lines = []
+    if picking:
+        best = min(picking, key=lambda r: (r.share, r.mean))
+        lines.append(
+            f"fewest epochs of a setting that picks as well as the grid: {best.share:.1%} "
+            f"({best.name}; mean regret {best.mean:.3f}, {best.within(grid)} seeds within)"
+        )
+    else:
+        lines.append("no setting picks as well as the grid")
+    if cheap:
+        best = max(cheap, key=lambda r: (r.within(grid), -r.mean))
+        lines.append(
+            f"most seeds within among settings at most {goal:.0%} of the epochs: "
+            f"{best.within(grid)} ({best.name}; {best.share:.1%}, mean regret {best.mean:.3f})"
+        )
+    else:
+        lines.append(f"no setting runs at most {goal:.0%} of the epochs")
+    return lines
+
+
+def as_json(result: StageResult) -> dict[str, object]:
+    grid = result.grid
+    return {
+        "seeds": result.seeds,
+        "epochs": result.epochs,
+        "rows": {
+            row.name: {
+                "share": row.share,
+                "mean_regret": row.mean,
+                "median_regret": statistics.median(row.regrets),
+                "regrets": row.regrets,
+                "within": row.within(grid),
+                "failures": row.failures(grid),
+            }
+            for row in [grid, *result.pruners, *result.controls]
+        },
+        "matches_optuna": [row.name for row in result.pruners],
+    }
 
 
 def format_table(table: list[list[str]], markdown: bool) -> str:
@@ -659,8 +710,10 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--only", choices=["compute", "cost"], help="only one of the two parts")
+    parser.add_argument("--stage", choices=list(STAGES), action="append", help="default: both")
     parser.add_argument("--seeds", type=int, default=20, help="seeds of the compute part")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of a full trial")
+    parser.add_argument("--json", type=Path, help="also write the compute part's figures here")
     parser.add_argument("--journal-trials", type=int, default=500, help="cost part, journal")
     # SQLite costs ten times the journal's a step here: fewer trials keep
     # the run within minutes.
@@ -669,7 +722,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per side of the cost part")
     args = parser.parse_args()
     if args.tiny:
-        args.seeds, args.epochs, args.steps, args.repeat = 1, 2, 1, 1
+        args.seeds, args.epochs, args.steps, args.repeat = 1, 6, 1, 1
         args.journal_trials = args.sqlite_trials = 5
     print(
         f"{platform.python_implementation()} {platform.python_version()}, "
@@ -678,32 +731,14 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="hparams-pruning-"))
     try:
         if args.only in (None, "compute"):
-            start = time.perf_counter()
-            rows, full, again = compute_saved(root, args.seeds, args.epochs)
-            print(
-                f"\nCompute saved: {len(combinations())} combinations x {args.epochs} epochs, "
-                f"{args.seeds} seed(s), trials in collection order "
-                f"({time.perf_counter() - start:.0f} s)"
-            )
-            print(format_table(saved_table(rows, full, args.seeds), args.markdown))
-            print(
-                "\nEvery pruner above stopped the same trials at the same epochs as "
-                "Optuna's own ask-report-tell loop on the full grid's curves."
-            )
-            same, close = reproduced(full, again)
-            print(
-                "The grid's best itself: a second full grid, other shuffles and model seeds "
-                f"(same splits), ends best on a combination the first ended best on in {same} "
-                f"of {args.seeds} seeds, within one validation digit of its best in {close}."
-            )
-            start = time.perf_counter()
-            scan = halving_scan(full)
-            print(
-                f"\n{len(HALVING_SCAN)} SuccessiveHalvingPruner settings in Optuna's own loop "
-                "on the full grid's curves; those no other beats on both epochs and finds "
-                f"({time.perf_counter() - start:.0f} s):"
-            )
-            print(format_table(scan_table(scan, args.seeds), args.markdown))
+            figures = {}
+            for name in args.stage or list(STAGES):
+                start = time.perf_counter()
+                result = compute_saved(root, STAGES[name], args.seeds, args.epochs)
+                figures[name] = as_json(result)
+                print_stage(result, time.perf_counter() - start, args.markdown)
+            if args.json:
+                args.json.write_text(json.dumps({"stages": figures}, indent=1) + "\n")
         if args.only in (None, "cost"):
             start = time.perf_counter()
             trials = {"journal": args.journal_trials, "sqlite": args.sqlite_trials}
@@ -718,6 +753,28 @@ def main() -> None:
                 print(f"  {name}: {seconds:.2f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def print_stage(result: StageResult, seconds: float, markdown: bool) -> None:
+    stage = result.stage
+    print(
+        f"\n{stage.title}: {len(stage.combinations())} combinations x {result.epochs} epochs, "
+        f"{result.seeds} seed(s), trials in collection order; selection regret in accuracy "
+        f"points against truth.json (one pytest run of every sweep: {result.seconds:.0f} s; "
+        f"in all {seconds:.0f} s)"
+    )
+    print(format_table(regret_table(result), markdown))
+    print(
+        f"\nOn {stage.name}, every pruner above stopped the same trials at the same epochs as "
+        "Optuna's own ask-report-tell loop on the full grid's curves."
+    )
+    print(
+        f"\n{len(HALVING_SCAN)} SuccessiveHalvingPruner settings in Optuna's own loop on the "
+        "full grid's curves; those no other beats on share, mean regret and seeds within:"
+    )
+    print(format_table(scan_table(result), markdown))
+    for line in floors(result):
+        print(f"- {line}")
 
 
 if __name__ == "__main__":
