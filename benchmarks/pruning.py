@@ -61,6 +61,10 @@ from truth import load as load_truth
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+#: The name the plugin's runs give their studies (--hparams-study), so that
+#: Optuna's own loop can name its study alike.
+STUDY = "bench"
+
 def pytest_cmd(*args: str) -> list[str]:
     # pytest-randomly would shuffle the trials, and a pruner's decisions
     # depend on the order trials run in: collection order, here.
@@ -162,7 +166,12 @@ def stage_run(
     (path / f"test_{stage.name}.py").write_text(text)
     counts = path / "counts.txt"
     seconds, _ = run(
-        pytest_cmd("--hparams-logdir=logs", "--hparams-json=report.json", "--hparams-no-table"),
+        pytest_cmd(
+            "--hparams-logdir=logs",
+            "--hparams-json=report.json",
+            "--hparams-no-table",
+            f"--hparams-study={STUDY}",
+        ),
         path,
         {"PRUNING_BENCH_COUNTS": str(counts), "PYTHONPATH": str(BENCHMARKS)},
     )
@@ -292,9 +301,10 @@ def optuna_loop(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out: dict[int, dict[int, tuple[str, float, int]]] = {}
     for seed, curves in full.curves.items():
-        # The plugin's name for the seed's study (its sweep's node id):
-        # HyperbandPruner puts a trial in a bracket by a hash of both.
-        name = f"test_{stage.name}.py::test_{method}_seed_{seed:02d}"
+        # The plugin's name for the seed's study (its sweep's node id and
+        # the run's study name): HyperbandPruner puts a trial in a bracket
+        # by a hash of the name and the trial's number.
+        name = f"test_{stage.name}.py::test_{method}_seed_{seed:02d} @ {STUDY}"
         # The same text the generated test file holds.
         pruner = make_pruner(eval(expression, {"optuna": optuna}))
         study = optuna.create_study(direction=direction, pruner=pruner, study_name=name)
