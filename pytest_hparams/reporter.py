@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_hparams.controller import Crash, TrialTable
 from pytest_hparams.errors import HParamsError
-from pytest_hparams.logdir import test_path
+from pytest_hparams.logdir import run_path, test_path
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -28,6 +29,7 @@ from pytest_hparams.records import (
     Started,
     TrialRecord,
 )
+from pytest_hparams.space import SWEEP_HPARAM
 from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -57,19 +59,10 @@ class Reporter:
         self.definitions: dict[str, SweepDefinition] = {}
         self.failed_writes: list[str] = []  # reports that could not be written
         self.written: list[str] = []
-        self._started: dict[str, Started] = {}  # a worker's trials begun but not ended
-        # For trials whose setup report never came: the trials xdist workers
-        # collected, their sweeps, and the crashed trials none has named yet.
-        self._worker_list: str | None = None  # a worker's, not yet read
-        self._collected: dict[str, Started] = {}
-        self._collected_definitions: dict[str, SweepDefinition] = {}
-        self._unknown_crashes: set[str] = set()
-        self._read_worker_list = False
-        # Trials whose worker died and that pytest-rerunfailures put back in
-        # the queue: a rerun that never came (xdist's --max-worker-restart)
-        # leaves them crashed.
-        self._rerun_due: set[str] = set()
-        self.never_rerun: list[str] = []
+        # The xdist controller's account of the trials, for those whose worker died.
+        self.table = TrialTable()
+        self.never_rerun: list[str] = []  # crashed, and the rerun they were due never ran
+        self.unknown: list[str] = []  # crashed, and no worker could say which trial it was
         self._metric_names: set[str] = set()
         self._config_due = False  # the experiment config has something to add
         self._sweeps_in_logdir = 0  # as the logdir's experiment config lists them
@@ -86,7 +79,7 @@ class Reporter:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # the rerun it was due, if any, ran
-            self._rerun_due.discard(report.nodeid)
+            self.table.ended(report.nodeid)
         started = getattr(report, STARTED_ATTR, None)
         if started is not None:
             if isinstance(started, dict):  # from an xdist worker
@@ -94,7 +87,7 @@ class Reporter:
             if started.definition is not None:  # the first trial of its sweep in its process
                 self.add_definition(started.definition)
             if started.key is not None:  # a worker's: kept in case the worker dies
-                self._started[report.nodeid] = started
+                self.table.started(report.nodeid, started)
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
             if isinstance(record, dict):  # from an xdist worker
@@ -112,8 +105,7 @@ class Reporter:
     def add(self, record: TrialRecord) -> None:
         """Keeps a trial's record; a later record of the same trial (a rerun
         by pytest-rerunfailures) replaces the earlier one."""
-        self._started.pop(record.nodeid, None)
-        self._rerun_due.discard(record.nodeid)
+        self.table.ended(record.nodeid)
         self.records.setdefault(record.test, {})[record.nodeid] = record
         new = record.metrics.keys() - self._metric_names
         if new:
@@ -127,78 +119,38 @@ class Reporter:
         if self._config_due or self._config_error:
             self._update_config()
 
-    def crashed(self, nodeid: str) -> TrialKey | None:
-        """Ends the trial whose xdist worker died running it, as CRASHED;
-        returns its key, or None when no worker has named the trial yet.
+    def resolve_crashes(self) -> None:
+        """Records, once the session ends, each trial whose xdist worker
+        died running it, as CRASHED (see `controller.TrialTable`)."""
+        resolution = self.table.resolve()
+        for crash in resolution.crashes:
+            test = crash.started.key.test if crash.started.key else ""
+            if test not in self.definitions and test in resolution.definitions:
+                self.add_definition(resolution.definitions[test])
+            self.add(TrialRecord(self._crashed_key(crash), Outcome.CRASHED))
+            if crash.never_rerun:
+                self.never_rerun.append(crash.nodeid)
+        self.never_rerun += [nodeid for nodeid, due in resolution.unknown if due]
+        self.unknown = [nodeid for nodeid, _ in resolution.unknown]
 
-        A trial whose setup report never arrived (its worker died in setup,
-        or pytest-rerunfailures held the report back) waits for a worker's
-        list of the trials it collected.
-        """
-        self._rerun_due.discard(nodeid)  # if it was due one, this was it
-        started = self._started.pop(nodeid, None)
-        as_collected = started is None
-        if as_collected:
-            started = self._collected_trial(nodeid)
-        if started is None or started.key is None:
-            if not self._has_worker_list:
-                self._unknown_crashes.add(nodeid)
-            # else a test that is not a sweep: pytest and xdist tell its crash
-            return None
-        from pytest_hparams.records import Outcome
-
-        key = started.key
-        if key.test not in self.definitions and key.test in self._collected_definitions:
-            self.add_definition(self._collected_definitions[key.test])
+    def _crashed_key(self, crash: Crash) -> TrialKey:
+        """A crashed trial's key, its session in the logdir ended as crashed."""
+        key = crash.started.key
+        assert key is not None
         store = self.settings.store
-        if store is not None:
-            from pytest_hparams.logdir import run_path
-            from pytest_hparams.space import SWEEP_HPARAM
-
-            run = run_path(key.folder, key.params)
-            if key.number is not None and as_collected:
-                # A search's trial as collected: the values it was asked
-                # are in the session its worker began, if it began one.
-                recorded = store.session(run)
-                if recorded is not None:
-                    asked = {k: v for k, v in recorded[0].items() if k != SWEEP_HPARAM}
-                    key = key._replace(hparams=asked)
-            hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
-            store.mark_crashed(run, started.staging, (key.label, hparams))
-        self.add(TrialRecord(key, Outcome.CRASHED))
+        if store is None:
+            return key
+        run = run_path(key.folder, key.params)
+        if key.number is not None and crash.as_collected:
+            # A search's trial as collected: the values it was asked are in
+            # the session its worker began, if it began one.
+            recorded = store.session(run)
+            if recorded is not None:
+                asked = {k: v for k, v in recorded[0].items() if k != SWEEP_HPARAM}
+                key = key._replace(hparams=asked)
+        hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
+        store.mark_crashed(run, crash.started.staging, (key.label, hparams))
         return key
-
-    def rerun_due(self, nodeid: str) -> None:
-        """Notes a trial whose worker died and that will be run again."""
-        self._rerun_due.add(nodeid)
-
-    def collected(self, trials: str) -> None:
-        """Takes an xdist worker's list of the trials it collected
-        (`TRIALS_OUTPUT`) and ends the crashed trials it names. Every worker
-        collects the same trials: the first list is kept, and read only
-        when a crashed trial needs it."""
-        if not self._has_worker_list:
-            self._worker_list = trials
-        unknown, self._unknown_crashes = self._unknown_crashes, set()
-        for nodeid in unknown:
-            self.crashed(nodeid)
-
-    @property
-    def _has_worker_list(self) -> bool:
-        return self._worker_list is not None or self._read_worker_list
-
-    def _collected_trial(self, nodeid: str) -> Started | None:
-        if self._worker_list is not None:
-            import json
-
-            for started in map(Started.from_dict, json.loads(self._worker_list)):
-                if started.key is not None:
-                    self._collected[started.key.nodeid] = started
-                if started.definition is not None:
-                    self._collected_definitions[started.definition.test] = started.definition
-            self._worker_list = None
-            self._read_worker_list = True
-        return self._collected.get(nodeid)
 
     def _update_config(self) -> None:
         """Merges this run's sweeps and metrics into the logdir's experiment config.
@@ -423,8 +375,8 @@ class Reporter:
         missing = "; not in the table or reports"
         for nodeid in self.never_rerun:
             text = f"{nodeid}: its worker died, and the rerun it was due never ran"
-            out.append((text + (missing if nodeid in self._unknown_crashes else ""), {"red": True}))
-        for nodeid in sorted(self._unknown_crashes.difference(self.never_rerun)):
+            out.append((text + (missing if nodeid in self.unknown else ""), {"red": True}))
+        for nodeid in sorted(set(self.unknown).difference(self.never_rerun)):
             out.append((f"{nodeid}: its worker died{missing}", {"red": True}))
         return out
 
@@ -488,11 +440,7 @@ class Reporter:
         if self.usage_error is not None:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        for nodeid in sorted(self._rerun_due):
-            self.crashed(nodeid)
-            # A trial's, or one no worker could name; a plain test's is pytest's to tell.
-            if nodeid in self._unknown_crashes or any(nodeid in r for r in self.records.values()):
-                self.never_rerun.append(nodeid)
+        self.resolve_crashes()
         if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
         decision = self.decide_gate()

@@ -53,14 +53,14 @@ class XdistHooks:
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
         # pytest-rerunfailures sets "rerun", outside pytest's outcome literals.
         if str(report.outcome) == "rerun":
-            self.reporter.rerun_due(crashitem)
+            self.reporter.table.rerun_due(crashitem)
         else:
-            self.reporter.crashed(crashitem)
+            self.reporter.table.crashed(crashitem)
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", None) or {}
         if TRIALS_OUTPUT in output:
-            self.reporter.collected(output[TRIALS_OUTPUT])
+            self.reporter.table.worker_list(output[TRIALS_OUTPUT])
         if USAGE_ERROR_OUTPUT in output and self.reporter.usage_error is None:
             self.reporter.usage_error = str(output[USAGE_ERROR_OUTPUT])
