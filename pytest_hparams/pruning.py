@@ -109,6 +109,9 @@ class StudyTrial:
         self._told = False
         self._reported: set[int] = set()
         self._pruned: TrialPruned | None = None  # raised by report(), kept to find its catcher
+        # Set when the storage refused a write (a full disk): the trial goes
+        # on unpruned, and the runner warns once with the reason.
+        self.lost: OSError | None = None
 
     @property
     def reported(self) -> bool:
@@ -135,12 +138,17 @@ class StudyTrial:
         # Optuna takes steps from 0 and one value a step; `trial.log` takes
         # any int32 step, and a step again (an epoch's end logged twice):
         # such a report is left out, as a run without a pruner would.
-        if not self.prunes or step < 0 or step in self._reported:
+        if not self.prunes or step < 0 or step in self._reported or self.lost is not None:
             return
         self._reported.add(step)
-        trial = self.trial
-        trial.report(value, step)
-        if not self.protected and trial.should_prune():
+        try:
+            trial = self.trial
+            trial.report(value, step)
+            stop = not self.protected and trial.should_prune()
+        except OSError as e:
+            self.lost = e
+            return
+        if stop:
             self._pruned = TrialPruned(step)
             raise self._pruned
 
@@ -159,9 +167,15 @@ class StudyTrial:
         """Tells the study, once, how the trial ended: PRUNED, COMPLETE with
         a finite `value`, else FAIL with pytest's `outcome` in a user
         attribute (Optuna has no state for a skipped or failed test)."""
-        if self._told:
+        if self._told or self.lost is not None:
             return
         self._told = True
+        try:
+            self._end(outcome, pruned, value)
+        except OSError as e:
+            self.lost = e
+
+    def _end(self, outcome: str, pruned: bool, value: float | None) -> None:
         from optuna.trial import TrialState
 
         if pruned:

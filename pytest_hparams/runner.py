@@ -26,7 +26,7 @@ from pytest_hparams.errors import OverrideError, warn_at
 from pytest_hparams.lifecycle import Phase, TrialState
 from pytest_hparams.logdir import safe_name, test_dir
 from pytest_hparams.metrics import Metric
-from pytest_hparams.pruning import TrialPruned, is_optuna_prune
+from pytest_hparams.pruning import StudyTrial, TrialPruned, is_optuna_prune
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -267,7 +267,7 @@ class TrialRunner:
         if state.trial is None:
             study = None
             if starts and self._asks:
-                asked, study = self.studies.ask(state.key, state.asked)
+                asked, study = self._ask(state)
                 if asked is not None:
                     state.asked = asked
             key = state.record_key
@@ -276,6 +276,14 @@ class TrialRunner:
             state.trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
             state.trial.study = study
         return state.trial
+
+    def _ask(self, state: TrialState) -> tuple[dict[str, Any] | None, StudyTrial | None]:
+        """A trial's study, and a search's values; a storage that refuses
+        the search's ask (a full disk) fails its setup in one line."""
+        try:
+            return self.studies.ask(state.key, state.asked)
+        except OSError as e:
+            pytest.fail(self._study_lost(state.key, e).split("; the trial")[0], pytrace=False)
 
     def _run_dir(self, key: TrialKey) -> str:
         assert self.store is not None
@@ -495,6 +503,8 @@ class TrialRunner:
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
         if trial.study is not None:
             self._tell(trial, outcome)
+            if trial.study.lost is not None:
+                warn_at(item, self._study_lost(state.key, trial.study.lost), reporting=True)
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
         duration = sum([r.duration for r in state.reports.values()])
@@ -505,6 +515,15 @@ class TrialRunner:
             duration,
             trial.comparison,
             state.pruned_at,
+        )
+
+    def _study_lost(self, key: TrialKey, error: OSError) -> str:
+        where = error.filename or self.studies.journal or self.settings.storage or "memory"
+        reason = error.strerror or str(error)
+        return (
+            f"{key.nodeid}: its Optuna study could not be written at {where} "
+            f"({type(error).__name__}: {reason}); the trial went on unpruned, and the "
+            "study does not hold it"
         )
 
     def _tell(self, trial: Trial, outcome: Outcome) -> None:

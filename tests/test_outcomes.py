@@ -227,3 +227,51 @@ def test_a_crashed_worker_s_trial_agrees_everywhere_and_resume_ends_it_in_the_st
         for t in study.trials
     ]
     assert sorted(states) == [("COMPLETE", "crashed"), ("COMPLETE", "passed"), ("FAIL", "crashed")]
+
+
+FULL_JOURNAL = """
+import errno
+import os
+
+from optuna.storages.journal import JournalFileBackend
+
+real = JournalFileBackend.append_logs
+
+def append_logs(self, logs):
+    if os.path.exists("full"):  # the disk filled up mid-sweep
+        raise OSError(errno.ENOSPC, "No space left on device", self._file_path)
+    return real(self, logs)
+
+JournalFileBackend.append_logs = append_logs
+"""
+
+
+def test_a_full_disk_under_the_study_is_a_warning_and_the_sweep_goes_on(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(FULL_JOURNAL)
+    pytester.makepyfile(
+        test_full="""
+        import pathlib
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3], metrics=["acc"], pruner="median")
+        def test_full(a, trial):
+            if a == 2:
+                pathlib.Path("full").touch()
+            for step in range(3):
+                trial.log(step, acc=a / 10)
+            return {"acc": a / 10}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs")
+    assert result.parseoutcomes() == {"passed": 3, "warnings": 2}
+    result.stdout.fnmatch_lines(
+        [
+            "*HParamsWarning: test_full.py::test_full[[]a:2[]]: its Optuna study could not be "
+            "written at *.pytest-hparams-optuna.journal (OSError: No space left on device); "
+            "the trial went on unpruned, and the study does not hold it",
+            "*3 trials: 3 passed*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
