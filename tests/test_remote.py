@@ -117,7 +117,14 @@ def test_an_s3_logdir_shows_in_tensorboard_as_a_local_one_does(
     url = f"s3://{bucket}/team/exp1"
     remote = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
     remote.assert_outcomes(passed=13, failed=1, errors=1)
-    remote.stdout.fnmatch_lines([f"logdir: {url}", f"view:   tensorboard --logdir {url}"])
+    remote.stdout.fnmatch_lines(
+        [
+            f"logdir: {url}",
+            f"view:   tensorboard --logdir {url}/test_grid.py/test_train",
+            f"view:   tensorboard --logdir {url}/test_mixed.py/test_mixed",
+            f"        (every sweep at once: tensorboard --logdir {url})",
+        ]
+    )
     assert leftovers(staging_area) == []
     pytester.runpytest_subprocess("--hparams-logdir", "local").assert_outcomes(
         passed=13, failed=1, errors=1
