@@ -1,13 +1,16 @@
 """Screenshots TensorBoard's HParams dashboard on the example sweeps.
 
-    python docs/screenshot.py            # writes docs/hparams-dashboard.png
-    python docs/screenshot.py --pruned   # writes docs/hparams-pruned.png
+    python docs/screenshot.py              # writes docs/hparams-dashboard.png
+    python docs/screenshot.py --pruned     # writes docs/hparams-pruned.png
+    python docs/screenshot.py --parallel   # writes docs/hparams-parallel.png
 
 Runs an example sweep into a fresh logdir, starts a real `tensorboard` on
 127.0.0.1, opens its HParams tab in headless Chromium and takes a screenshot,
 then stops both. The first is the Keras sweep's table; the second is the
 pruned Keras sweep's, with only the sessions whose status is Failure ticked
-under Status: its pruned trials. Needs the example's requirements and
+under Status: its pruned trials; the third is the Keras sweep's folder
+opened alone, in the parallel-coordinates view, a line per trial. Needs the
+example's requirements and
 Debian's Chromium:
 
     apt-get install chromium
@@ -47,12 +50,45 @@ class Shot:
     # Untick Success under Status: the table keeps the sessions that ended
     # as Failure, which in a sweep that passes are its pruned trials.
     failures_only: bool = False
+    # Open the sweep's own folder, in the parallel-coordinates view.
+    parallel: bool = False
 
 
 SHOTS = {
     "dashboard": Shot("test_keras_sweep.py", HERE / "hparams-dashboard.png"),
     "pruned": Shot("test_keras_pruned.py", HERE / "hparams-pruned.png", failures_only=True),
+    "parallel": Shot("test_keras_sweep.py", HERE / "hparams-parallel.png", parallel=True),
 }
+
+# Opens the parallel-coordinates view and resolves to the number of lines it
+# draws (the SVG paths of its foreground group), once it draws `expected`.
+PARALLEL = """
+(async (expected) => {
+  const everything = (root, out = []) => {
+    for (const el of root.querySelectorAll("*")) {
+      out.push(el);
+      if (el.shadowRoot) everything(el.shadowRoot, out);
+    }
+    return out;
+  };
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let tab = null;
+  for (let i = 0; i < 240 && !tab; i++, await sleep(250)) {
+    tab = everything(document).find(
+      (e) => e.tagName === "PAPER-TAB" && e.textContent.trim() === "PARALLEL COORDINATES VIEW");
+  }
+  if (!tab) return "no parallel-coordinates tab";
+  tab.click();
+  let lines = 0;
+  for (let i = 0; i < 240; i++, await sleep(250)) {
+    const groups = everything(document).filter(
+      (e) => e.tagName === "g" && e.classList.contains("foreground"));
+    lines = groups.reduce((n, g) => n + g.querySelectorAll("path").length, 0);
+    if (lines >= expected) return lines;
+  }
+  return lines;
+})
+"""
 
 # Finds a filter's checkbox by its label, through the dashboard's shadow
 # roots (Polymer), unticks it, and waits until the table shows the number of
@@ -231,12 +267,53 @@ class DevTools:
         os.close(self._replies)
 
 
+def parallel_lines(chromium: str, logdir: Path, expected: int, output: Path | None) -> int:
+    """Opens `logdir` in a real `tensorboard` and headless Chromium, in the
+    HParams tab's parallel-coordinates view; returns the lines it draws,
+    once `expected` (or what it drew by then), and screenshots it to `output`."""
+    port = free_port()
+    tensorboard = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    browser: DevTools | None = None
+    profile = Path(tempfile.mkdtemp(prefix="hparams-chromium-"))
+    try:
+        wait_for_sessions(port, expected=expected)
+        browser = DevTools(chromium, profile)
+        browser.open(f"http://127.0.0.1:{port}/#hparams")
+        lines = browser.run(PARALLEL, expected)
+        if not isinstance(lines, int):
+            raise RuntimeError(f"the dashboard did not settle: {lines}")
+        if output is not None:
+            time.sleep(2)  # the lines' colors settle after they are drawn
+            browser.screenshot(output)
+        return lines
+    finally:
+        if browser is not None:
+            browser.close()
+        tensorboard.terminate()
+        tensorboard.wait(timeout=30)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--pruned", action="store_true", help="the pruned Keras sweep (docs/hparams-pruned.png)"
     )
-    shot = SHOTS["pruned" if parser.parse_args().pruned else "dashboard"]
+    which.add_argument(
+        "--parallel",
+        action="store_true",
+        help="the Keras sweep's parallel coordinates (docs/hparams-parallel.png)",
+    )
+    args = parser.parse_args()
+    shot = SHOTS["pruned" if args.pruned else "parallel" if args.parallel else "dashboard"]
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         print(
@@ -264,6 +341,14 @@ def main() -> int:
     )
     (sweep,) = json.loads(report.read_text())["sweeps"]
     trials = sweep["trials"]
+    if shot.parallel:
+        folder = logdir.joinpath(*sweep["test"].replace("::", "/").split("/"))
+        lines = parallel_lines(chromium, folder, len(trials), shot.output)
+        shutil.rmtree(work, ignore_errors=True)
+        if lines != len(trials):
+            raise RuntimeError(f"{lines} lines for {len(trials)} trials")
+        print(f"wrote {shot.output.relative_to(ROOT)}")
+        return 0
     kept = [t for t in trials if t["outcome"] != "passed"] if shot.failures_only else trials
     port = free_port()
     tensorboard = subprocess.Popen(

@@ -47,10 +47,10 @@ TRIALS_OUTPUT = "hparams_trials"
 def sweep_label(file: str, function: tuple[str, ...]) -> str:
     """A sweep's value in the dashboard's `sweep` column: the function's name
     first (the column is narrow), then where it lives:
-    `test_train · tests/test_x.py::TestA`."""
+    `test_train in tests/test_x.py::TestA`."""
     if not function:
         return file
-    return f"{function[-1]} · {'::'.join([file, *function[:-1]])}"
+    return f"{function[-1]} in {'::'.join([file, *function[:-1]])}"
 
 
 class TrialKey(NamedTuple):

@@ -4,11 +4,18 @@ terminal says how to open each when a logdir holds several."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# docs/screenshot.py drives Chromium over its DevTools pipe: the test looks
+# at the dashboard through the same code that takes the docs' screenshots.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs"))
+import screenshot
 
 TWO_SWEEPS = """
 import pytest
@@ -61,3 +68,32 @@ def test_one_sweep_in_a_logdir_keeps_one_view_line(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--hparams-logdir=logs", "-k", "keras")
     result.stdout.fnmatch_lines(["logdir: logs", "view:   tensorboard --logdir logs"])
     result.stdout.no_fnmatch_line("*every sweep at once*")
+
+
+# Every metric a trial.log curve, so a pruned trial has a value on every
+# axis too: the median pruner stops 11 of the 16 trials.
+PRUNED_CURVES = """
+from pytest_hparams import hparam_grid
+
+@hparam_grid(lr=[0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], units=[16, 32], pruner="median",
+             metrics=["acc", "loss"])
+def test_train(lr, units, trial):
+    for step in range(5):
+        acc = lr * (1 - 0.5 ** (step + 1)) + units / 1000
+        trial.log(step, acc=acc, loss=1 - acc)
+    return {"acc": acc, "loss": 1 - acc}
+"""
+
+
+def test_a_real_tensorboard_draws_a_line_per_trial_pruned_ones_among_them(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    pytester.makepyfile(test_curves=PRUNED_CURVES)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=5)
+    folder = pytester.path / "logs" / "test_curves.py" / "test_train"
+    shot = tmp_path / "parallel.png"
+    assert screenshot.parallel_lines(chromium, folder, 16, shot) == 16
+    assert shot.stat().st_size > 10_000  # a picture, not an empty page

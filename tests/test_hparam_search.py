@@ -105,7 +105,7 @@ def test_tensorboard_shows_asked_values_and_the_declared_domains(
         assert board.hparams(group) == {
             "lr": pytest.approx(lr),
             "units": units,
-            "pytest.sweep": "test_fit · test_search.py",
+            "pytest.sweep": "test_fit in test_search.py",
         }
         assert board.status(group) == "STATUS_SUCCESS"
     infos = {h.name: h for h in board.experiment.hparam_infos}

@@ -36,7 +36,7 @@ def test_every_trial_is_a_session_with_its_hparams_and_metrics(
         "num_units": 32.0,
         "learning_rate": 0.1,
         "optimizer": "adam",
-        "pytest.sweep": "test_train · test_grid.py",
+        "pytest.sweep": "test_train in test_grid.py",
     }
     assert board.metrics(group) == pytest.approx({"accuracy": 0.32, "loss": 0.68})
     assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
@@ -68,7 +68,7 @@ def test_the_config_declares_domains_and_the_sweep_name(
     )
     assert [v.number_value for v in infos["units"].domain_discrete.values] == [16, 32]
     assert [v.string_value for v in infos["pytest.sweep"].domain_discrete.values] == [
-        "test_tb · test_tb.py"
+        "test_tb in test_tb.py"
     ]
     assert board.experiment.metric_infos[0].display_name == "Accuracy"
 
@@ -151,8 +151,8 @@ def test_a_partial_rerun_keeps_other_trials_and_sweeps_in_the_config(
     assert board.metric_names == {"accuracy", "loss", "f1"}
     infos = {h.name: h for h in board.experiment.hparam_infos}
     assert {v.string_value for v in infos["pytest.sweep"].domain_discrete.values} == {
-        "test_train · test_grid.py",
-        "test_other · test_other.py",
+        "test_train in test_grid.py",
+        "test_other in test_other.py",
     }
     changed = board.group("[num_units:16-learning_rate:0.01-optimizer:sgd]")
     kept = board.group("[num_units:16-learning_rate:0.01-optimizer:adam]")
