@@ -21,6 +21,7 @@ import pytest
 from pytest_hparams.controller import Crash, TrialTable
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.logdir import run_path, test_path
+from pytest_hparams.neighbours import Neighbours
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -30,6 +31,7 @@ from pytest_hparams.records import (
     TrialRecord,
 )
 from pytest_hparams.space import SWEEP_HPARAM
+from pytest_hparams.storage import RemoteStore
 from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -73,6 +75,8 @@ class Reporter:
         # run, and the verdicts they gave their repeated combinations.
         self.baseline_not_run: set[str] | None = None
         self.reported: dict[str, Comparison] = {}
+        # The other runs recording into a local logdir at the same time.
+        self.neighbours: Neighbours | None = None
 
     # --- records arriving -----------------------------------------------------
 
@@ -94,8 +98,19 @@ class Reporter:
                 record = TrialRecord.from_dict(record)
             self.add(record)
 
+    @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        store = self.settings.store
+        if store is not None and not isinstance(store, RemoteStore) and not self.merged:
+            try:
+                self.neighbours = Neighbours(store.root, self.settings.shard)
+            except OSError:  # a logdir that cannot be written says so when a trial writes
+                self.neighbours = None
+
     def add_definition(self, definition: SweepDefinition) -> None:
         if definition.test not in self.definitions:
+            if self.neighbours is not None:
+                self.neighbours.add_sweep(definition.test)
             self.definitions[definition.test] = definition
             # Declared metrics go into the config with the sweep: a trial
             # returning them changes nothing there.
@@ -369,6 +384,14 @@ class Reporter:
         if self.decision is not None and self.decision.failures:
             out.append(("hparams baseline gate: FAILED", {"sep": True}))
             out.extend((text, {"red": True}) for text in self.decision.failures)
+        if self.neighbours is not None and self.neighbours.clashes:
+            sweeps = ", ".join(sorted(self.neighbours.clashes))
+            text = (
+                f"hparams: another pytest run recorded {sweeps} into this logdir at the same "
+                "time, and each ran every trial; split the trials between the runs with "
+                "--hparams-shard=1/2 and --hparams-shard=2/2"
+            )
+            out.append((text, {"red": True}))
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
         # Not in the table: every worker died before it could say which trial this was.
@@ -441,6 +464,9 @@ class Reporter:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         self.resolve_crashes()
+        if self.neighbours is not None:
+            self.neighbours.look()
+            self.neighbours.close()
         if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
         decision = self.decide_gate()

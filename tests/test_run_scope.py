@@ -5,6 +5,7 @@ under the gate; a study that changed its metric is refused before any trial."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import optuna
@@ -169,3 +170,38 @@ def test_only_best_on_a_search_trains_the_values_the_report_gave_its_best(
     result = pytester.runpytest_subprocess("-s", "--hparams-only-best=r.json")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*TRAINED {best}*"])
+
+
+SLOW = """
+import time
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=[1, 2, 3, 4, 5, 6], metrics=["m"])
+def test_slow(a):
+    time.sleep(0.4)
+    return {"m": a}
+"""
+
+
+@pytest.mark.parametrize(
+    ("shards", "warned"), [((), True), (("1/2", "2/2"), False)], ids=["unsharded", "sharded"]
+)
+def test_two_runs_at_once_into_one_logdir_are_told_to_shard(
+    pytester: pytest.Pytester, shards: tuple[str, ...], warned: bool
+) -> None:
+    pytester.makepyfile(test_slow=SLOW)
+    processes = []
+    for i in range(2):
+        shard = [f"--hparams-shard={shards[i]}"] if shards else []
+        command = [sys.executable, "-m", "pytest", "-p", "no:randomly", "--hparams-logdir=logs"]
+        with (pytester.path / f"out{i}").open("w") as out:
+            processes.append(pytester.popen([*command, *shard], stdout=out, stderr=out))
+    assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    said = [(pytester.path / f"out{i}").read_text() for i in range(2)]
+    line = (
+        "hparams: another pytest run recorded test_slow.py::test_slow into this logdir at the "
+        "same time, and each ran every trial; split the trials between the runs with "
+        "--hparams-shard=1/2 and --hparams-shard=2/2"
+    )
+    assert any(line in out for out in said) is warned, said
+    assert not (pytester.path / "logs" / ".pytest-hparams-runs").exists()  # the last one out
