@@ -63,6 +63,9 @@ class TrialTable:
     def __init__(self) -> None:
         self.trials: dict[str, HeardTrial] = {}
         self._worker_list: str | None = None  # the first worker's, read only on a crash
+        # Trials whose worker died at least once (a rerun may have ended them
+        # since): their dead runs are left RUNNING in a study.
+        self.crashed_once: set[str] = set()
 
     def started(self, nodeid: str, started: Started) -> None:
         """A worker began the trial (a rerun begins it again)."""
@@ -81,6 +84,7 @@ class TrialTable:
         self._heard(nodeid, Heard.RERUN_DUE)
 
     def _heard(self, nodeid: str, heard: Heard) -> None:
+        self.crashed_once.add(nodeid)
         entry = self.trials.get(nodeid)
         if entry is None:  # it died before its setup report: a worker's list may name it
             self.trials[nodeid] = HeardTrial(nodeid, heard)

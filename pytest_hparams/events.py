@@ -333,6 +333,27 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
     return hparams, status, metrics
 
 
+def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
+    """Every scalar curve in a run's records, by tag then step (TensorBoard's
+    own scalars and the hparams plugin's records are told apart by metadata)."""
+    from tensorboard.compat.proto import event_pb2
+
+    curves: dict[str, dict[int, float]] = {}
+    for record in records:
+        event = event_pb2.Event.FromString(record)
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                continue
+            if value.HasField("simple_value"):
+                number = float(value.simple_value)
+            elif value.tensor.float_val:
+                number = float(value.tensor.float_val[0])
+            else:
+                continue
+            curves.setdefault(value.tag, {})[int(event.step)] = number
+    return curves
+
+
 def _experiment_to_plain(exp: Any) -> tuple[list[dict[str, Any]], list[Metric]]:
     hparams: list[dict[str, Any]] = []
     for info in exp.hparam_infos:

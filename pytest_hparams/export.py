@@ -20,8 +20,12 @@ JSON_VERSION = 3
 Sweep = tuple[SweepDefinition, Sequence[TrialRecord], Sequence[Combination] | None]
 
 
-def json_report(sweeps: Sequence[Sweep], not_run: Sequence[str]) -> str:
-    """Every trial of every sweep: its key, hparams, metrics, outcome, duration, baseline.
+def json_report(
+    sweeps: Sequence[Sweep], not_run: Sequence[str], gate_failures: Sequence[str] = ()
+) -> str:
+    """Every trial of every sweep: its key, hparams, metrics, outcome, duration,
+    baseline; and the gates' run-level verdict (repeats' test, gate best),
+    which no trial of pytest's, nor JUnit XML, carries.
 
     JSON has no NaN or infinity: such a metric is written as the string
     "nan", "inf" or "-inf".
@@ -51,6 +55,7 @@ def json_report(sweeps: Sequence[Sweep], not_run: Sequence[str]) -> str:
         "version": JSON_VERSION,
         "sweeps": out,
         "baseline_not_run": list(not_run),
+        "gate": {"passed": not gate_failures, "failures": list(gate_failures)},
     }
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 

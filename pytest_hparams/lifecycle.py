@@ -59,6 +59,7 @@ class TrialState:
     pruned_at: int | None = None
     recorded: dict[str, float] | None = None
     runs: int = 0
+    decided: Outcome | None = None  # how its latest run ended, once its teardown is done
 
     @property
     def hparams(self) -> Mapping[str, Value]:
@@ -74,6 +75,7 @@ class TrialState:
         """A run of the item begins (its setup report came): a rerun forgets the last."""
         self.reports = {}
         self.runs += 1
+        self.decided = None
         if self.phase is not Phase.RESUMED:
             self.phase = Phase.RUNNING
             self.pruned_at = None

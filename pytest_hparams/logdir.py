@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import math
 import os
 import re
 import socket
@@ -291,6 +292,45 @@ def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, 
     if not contents:
         return None
     return events.parse_session(record for data in contents for record in events.unframe(data))
+
+
+def read_curves(path: Path) -> dict[str, dict[str, dict[int, float]]]:
+    """A trial's scalar curves: by metric group ("" for its own run, else
+    the subdirectory, as Keras' `train` and `validation`), tag, then step."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for directory in [path, *sorted(p for p in path.iterdir() if p.is_dir())]:
+        files = sorted(p for p in directory.iterdir() if "tfevents" in p.name and p.is_file())
+        records = (r for f in files for r in events.unframe(f.read_bytes()))
+        curves = events.parse_scalars(records)
+        if curves:
+            out["" if directory == path else directory.name] = curves
+    return out
+
+
+def write_mean_run(
+    path: Path, repeats: Sequence[Mapping[str, Mapping[str, Mapping[int, float]]]]
+) -> None:
+    """Writes the mean of the repeats' curves, step by step, as a run of its
+    own (no session: the HParams tab lists trials; the Scalars tab draws one
+    line per combination, as TensorBoard's maintainers suggest for repeats)."""
+    sums: dict[tuple[str, str, int], list[float]] = {}
+    for curves in repeats:
+        for group, tags in curves.items():
+            for tag, points in tags.items():
+                for step, value in points.items():
+                    sums.setdefault((group, tag, step), []).append(value)
+    by_group: dict[str, list[bytes]] = {}
+    now = time.time()
+    for (group, tag, step), values in sorted(sums.items()):
+        summary = events.scalar_summary(tag, math.fsum(values) / len(values))
+        by_group.setdefault(group, []).append(events.event_bytes(now, step, summary))
+    for group, records in by_group.items():
+        directory = path / group if group else path
+        real_os.makedirs(str(directory), exist_ok=True)
+        for old in directory.glob("events.out.tfevents.*"):
+            old.unlink()  # the mean of this run's repeats replaces an earlier run's
+        data = events.frame(events.event_bytes(now), *records)
+        write_atomically(directory / _event_file_name("mean.", now), data)
 
 
 def mark_crashed(path: Path, start: tuple[str, Mapping[str, Value]] | None = None) -> None:

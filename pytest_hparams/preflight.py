@@ -91,10 +91,17 @@ def resumed(
     if key.number is not None:
         assert studies is not None  # a search always has its study
         completed = studies.completed(key)
-        if completed is None:
-            return _pruned(key, studies)
-        key, value = completed
-        fallback = {sweeps[key.test].sweep.metrics[0].name: value}
+        if completed is not None:
+            key, value = completed
+            fallback = {sweeps[key.test].sweep.metrics[0].name: value}
+        else:
+            # Killed after its session ended and before its study was told:
+            # the values it was asked are on its RUNNING run, and the logdir
+            # holds how it ended.
+            asked = studies.unfinished(key)
+            if asked is None:
+                return _pruned(key, studies)
+            key = asked
     recorded = store.session(run_path(key.folder, key.params))
     if recorded is not None:
         hparams, status, metrics = recorded

@@ -20,8 +20,9 @@ import pytest
 
 from pytest_hparams.controller import Crash, TrialTable
 from pytest_hparams.errors import HParamsError
-from pytest_hparams.logdir import run_path, test_path
+from pytest_hparams.logdir import read_curves, run_path, safe_name, test_path, write_mean_run
 from pytest_hparams.neighbours import Neighbours
+from pytest_hparams.pruning import JOURNAL
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -32,6 +33,7 @@ from pytest_hparams.records import (
 )
 from pytest_hparams.space import SWEEP_HPARAM
 from pytest_hparams.storage import RemoteStore
+from pytest_hparams.studies import end_crashed
 from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class Reporter:
         self.reported: dict[str, Comparison] = {}
         # The other runs recording into a local logdir at the same time.
         self.neighbours: Neighbours | None = None
+        self.journal: str | None = None  # the xdist workers' temporary one, if any
 
     # --- records arriving -----------------------------------------------------
 
@@ -147,6 +150,60 @@ class Reporter:
                 self.never_rerun.append(crash.nodeid)
         self.never_rerun += [nodeid for nodeid, due in resolution.unknown if due]
         self.unknown = [nodeid for nodeid, _ in resolution.unknown]
+
+    def end_crashed_in_studies(self) -> None:
+        """Ends, as FAIL, the Optuna trials that dead workers left RUNNING:
+        a crashed trial's, and a crashed run of one a rerun finished since."""
+        nodeids = self.table.crashed_once
+        keys = [r.key for by_id in self.records.values() for r in by_id.values()]
+        studied = {
+            t for t, d in self.definitions.items() if d.prunes or d.asked
+        }  # the sweeps that have studies
+        prefixes = {
+            f"{k.test}[{k.case}]" if k.case else k.test
+            for k in keys
+            if k.nodeid in nodeids and k.test in studied
+        }
+        if not prefixes:
+            return
+        settings = self.settings
+        journal = self.journal
+        if journal is None and settings.store is not None and settings.storage is None:
+            journal = str(settings.store.root / JOURNAL)
+        try:
+            end_crashed(settings.storage, journal, prefixes, nodeids, settings.began)
+        except Exception as e:  # whatever the storage raises: resume ends them too
+            self.written.append(
+                f"hparams: could not end the crashed trials in their Optuna study "
+                f"({type(e).__name__}: {e}); --hparams-resume ends them"
+            )
+
+    def _gate_failures(self) -> list[str]:
+        return list(self.decision.failures) if self.decision is not None else []
+
+    def write_means(self) -> None:
+        """Writes, beside a repeated sweep's trials in a local logdir, a run of
+        each combination's mean curves over its repeats (`mean~<combination>`)."""
+        store = self.settings.store
+        if store is None or isinstance(store, RemoteStore) or self.merged:
+            return
+        for by_id in self.records.values():
+            combos: dict[str, list[TrialKey]] = {}
+            for record in by_id.values():
+                if record.key.repeat is not None and record.outcome is not Outcome.CRASHED:
+                    combos.setdefault(record.key.group, []).append(record.key)
+            for keys in combos.values():
+                runs = [store.root / run_path(k.folder, k.params) for k in keys]
+                try:
+                    curves = [c for c in (read_curves(r) for r in runs if r.is_dir()) if c]
+                    if len(curves) > 1:
+                        name = f"mean~{safe_name(keys[0].where.strip('[]'))}"
+                        write_mean_run(store.root / test_path(keys[0].folder) / name, curves)
+                except OSError as e:  # said, but the run's verdict does not hang on it
+                    self.written.append(
+                        f"hparams: could not write the mean curves of {keys[0].group} "
+                        f"({type(e).__name__}: {e}); its trials' own runs are as recorded"
+                    )
 
     def _crashed_key(self, crash: Crash) -> TrialKey:
         """A crashed trial's key, its session in the logdir ended as crashed."""
@@ -315,7 +372,9 @@ class Reporter:
             (
                 "json report",
                 settings.json_path,
-                lambda path: export.write(path, export.json_report(sweeps, not_run)),
+                lambda path: export.write(
+                    path, export.json_report(sweeps, not_run, self._gate_failures())
+                ),
             ),
             (
                 "markdown summary",
@@ -376,7 +435,8 @@ class Reporter:
                 for definition in sorted(self.definitions.values(), key=lambda d: d.test):
                     folder = f"{root.rstrip('/')}/{test_path(definition.folder)}"
                     out.append((f"view:   tensorboard --logdir {shlex.quote(folder)}", {}))
-                out.append((f"        (every sweep at once: tensorboard --logdir {root})", {}))
+                every = f"tensorboard --logdir {shlex.quote(root)}"
+                out.append((f"        (every sweep at once: {every})", {}))
             else:
                 out.append((f"view:   tensorboard --logdir {shlex.quote(root)}", {}))
         elif self.records and not self.quiet and settings.show_table and not self.merged:
@@ -464,6 +524,8 @@ class Reporter:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         self.resolve_crashes()
+        self.end_crashed_in_studies()
+        self.write_means()
         if self.neighbours is not None:
             self.neighbours.look()
             self.neighbours.close()

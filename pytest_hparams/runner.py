@@ -334,6 +334,8 @@ class TrialRunner:
                 return self._stop(state, trial.step)
             if isinstance(e, (KeyboardInterrupt, SystemExit, pytest.exit.Exception)):
                 self.abort(state)  # cut short: never a SUCCESS
+            # Its last logged values, as TensorBoard shows them (a pruned trial's too).
+            trial.metrics = dict(trial.last)
             raise
         swallowed = trial.study.swallowed() if trial.study is not None else None
         if swallowed is not None:
@@ -478,16 +480,16 @@ class TrialRunner:
         its state: its TensorBoard session, its study and its record agree.
         Returns its record, or None when no test body ran (`--setup-only`,
         `--setup-plan`): nothing is recorded."""
-        trial, state.trial = state.trial, None
+        trial = state.trial
         outcome = state.outcome()
         state.phase = Phase.FINISHED
         if outcome is None:
             if trial is not None:
                 trial.discard()
+            state.trial = None
             return None
         if trial is None:  # it never reached its call (skipped, or a fixture failed)
             trial = self.trial_of(state, starts=False)
-            state.trial = None
         ran = "call" in state.reports
         if outcome is Outcome.RESUMED or (outcome is Outcome.PRUNED and not ran):
             trial.discard()  # the session recorded before stays
@@ -501,10 +503,12 @@ class TrialRunner:
         else:
             # A fixture error counts as a failed trial, as in the table.
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
+        state.decided = outcome
         if trial.study is not None:
             self._tell(trial, outcome)
             if trial.study.lost is not None:
                 warn_at(item, self._study_lost(state.key, trial.study.lost), reporting=True)
+        state.trial = None  # ended everywhere: a Ctrl-C from here on has nothing to cut short
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
         duration = sum([r.duration for r in state.reports.values()])
@@ -539,10 +543,16 @@ class TrialRunner:
     def abort(self, state: TrialState) -> None:
         """Ends a trial cut short (Ctrl-C): its session reads as unknown, its study says FAIL."""
         trial, state.trial = state.trial, None
-        if trial is not None:
-            trial.abort()
-            if trial.study is not None:
-                trial.study.end("interrupted", pruned=False, value=None)
+        if trial is None:
+            return
+        if state.decided is not None and trial.study is not None:
+            # Cut short while it was being told: TensorBoard has its end; so
+            # does the study, as decided.
+            self._tell(trial, state.decided)
+            return
+        trial.abort()
+        if trial.study is not None:
+            trial.study.end("interrupted", pruned=False, value=None)
 
     def close(self) -> None:
         """Closes trials cut short (Ctrl-C in a fixture): they read as unknown."""

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hparams.pruning import JOURNAL, NODEID_ATTR, OPTUNA_EXTRA, StudyTrial, make_pruner
+from pytest_hparams.pruning import (
+    JOURNAL,
+    NODEID_ATTR,
+    OPTUNA_EXTRA,
+    OUTCOME_ATTR,
+    StudyTrial,
+    make_pruner,
+)
 
 #: Between a study's sweep and the run whose trials it holds.
 RUN_SEPARATOR = " @ "
@@ -311,6 +318,18 @@ class Studies:
             return None
         return key._replace(hparams=values_of(latest.params)), float(latest.value)
 
+    def unfinished(self, key: TrialKey) -> TrialKey | None:
+        """A search trial whose latest run is still RUNNING (its process was
+        killed): its key with the values it was asked, or None."""
+        from optuna.trial import TrialState
+
+        from pytest_hparams.search import values_of
+
+        runs = self.runs(key)
+        if not runs or runs[-1].state != TrialState.RUNNING or not runs[-1].params:
+            return None
+        return key._replace(hparams=values_of(runs[-1].params))
+
     def ask(
         self, key: TrialKey, given: Mapping[str, Any] | None = None
     ) -> tuple[dict[str, Any] | None, StudyTrial | None]:
@@ -423,3 +442,32 @@ def database_storage(url: str, attempts: int = 8) -> Any:
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             time.sleep(jitter.uniform(0.05, 0.1) * attempt)
     return RDBStorage(url)  # the last attempt's error, if any, is the one raised
+
+
+def end_crashed(
+    url: str | None, journal: str | None, prefixes: set[str], nodeids: set[str], began: float
+) -> None:
+    """Ends, as FAIL, the Optuna trials that workers killed in this run left
+    RUNNING: the runs of `nodeids`, in the studies whose names start with one
+    of `prefixes`, begun since `began` (a rerun asked a trial of its own)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = storage_for(url, journal)
+    if storage is None:
+        return
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if not any(summary.study_name.startswith(p + RUN_SEPARATOR) for p in prefixes):
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        study_id = storage.get_study_id_from_name(summary.study_name)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            started = t.datetime_start
+            if t.user_attrs.get(NODEID_ATTR) not in nodeids or not started:
+                continue
+            if started.timestamp() < began:
+                continue
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            with contextlib.suppress(RuntimeError, ValueError):  # ended meanwhile
+                storage.set_trial_user_attr(trial_id, OUTCOME_ATTR, "crashed")
+                study.tell(t.number, state=TrialState.FAIL)

@@ -41,6 +41,7 @@ class XdistHooks:
 
             folder = f"pytest-hparams-{os.getpid()}-{os.urandom(4).hex()}"
             self.journal = os.path.join(tempfile.gettempdir(), folder, "journal")
+            self.reporter.journal = self.journal
         node.workerinput[self.JOURNAL_INPUT] = self.journal
 
     def close(self) -> None:

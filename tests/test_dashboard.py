@@ -97,3 +97,34 @@ def test_a_real_tensorboard_draws_a_line_per_trial_pruned_ones_among_them(
     shot = tmp_path / "parallel.png"
     assert screenshot.parallel_lines(chromium, folder, 16, shot) == 16
     assert shot.stat().st_size > 10_000  # a picture, not an empty page
+
+
+def test_each_repeated_combination_gets_a_run_of_its_mean_curve(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Any]
+) -> None:
+    pytester.makepyfile(
+        test_seeds="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(units=[16, 32], repeats=3, metrics=["acc"])
+        def test_seeds(units, trial):
+            for step in range(4):
+                trial.log(step, acc=units / 100 + step + trial.repeat)
+            return {"acc": units / 100 + 3 + trial.repeat}
+        """
+    )
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=6)
+    board = dashboard(pytester.path / "logs")
+    # The HParams tab lists the trials, a combination's repeats as one group; not the means.
+    assert sorted(len(g.sessions) for g in board.groups) == [3, 3]
+    runs = board.multiplexer.Runs()
+    mean = "test_seeds.py/test_seeds/mean~units=16"
+    assert mean in runs
+    points = board.multiplexer.Tensors(mean, "acc")
+    # Repeats 0, 1 and 2 add 0, 1 and 2: their mean adds 1.
+    assert [(p.step, round(float(p.tensor_proto.float_val[0]), 4)) for p in points] == [
+        (0, 1.16),
+        (1, 2.16),
+        (2, 3.16),
+        (3, 4.16),
+    ]

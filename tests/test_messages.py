@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import run_merge
 
@@ -28,9 +30,12 @@ def test_a_failing_gate_best_is_said_on_pytest_s_summary_line(
 ) -> None:
     sweep.runpytest("--hparams-save-baseline=b.json").assert_outcomes(passed=6)
     monkeypatch.setenv("SHIFT", "-0.5")
-    result = sweep.runpytest("--hparams-baseline=b.json", "--hparams-gate=best")
+    result = sweep.runpytest("--hparams-baseline=b.json", "--hparams-gate=best", "--hparams-json=r")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*= 6 passed, 1 gate failed in *"])
+    # JUnit XML has no run-level verdict; the JSON report says it at its top.
+    gate = json.loads((sweep.path / "r").read_text())["gate"]
+    assert gate["passed"] is False and "regressed" in gate["failures"][0]
 
 
 def test_the_ini_baseline_s_first_save_is_the_command_its_error_gives(

@@ -216,7 +216,7 @@ def test_a_crashed_worker_s_trial_agrees_everywhere_and_resume_ends_it_in_the_st
     assert statuses == {"passed": "STATUS_SUCCESS", "crashed": "STATUS_FAILURE"}
     assert study_states(pytester.path / "logs") == {
         "passed": ("COMPLETE", None),
-        "crashed": ("RUNNING", None),  # no process was left to tell it
+        "crashed": ("FAIL", "crashed"),  # ended by the controller, its worker being dead
     }
     monkeypatch.setenv("FIXED", "1")
     again = pytester.runpytest_subprocess("--hparams-resume", *args)
@@ -275,3 +275,85 @@ def test_a_full_disk_under_the_study_is_a_warning_and_the_sweep_goes_on(
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_worker_crash_that_its_rerun_recovers_leaves_nothing_running_in_the_study(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_story="""
+        import os
+        import optuna
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(story=["a", "b", "c", "d"], metrics=["acc"],
+                     pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+        def test_outcome(story, trial):
+            trial.log(0, acc=0.9)
+            if story == "b" and not os.path.exists("crashed-once"):
+                open("crashed-once", "w").close()
+                os._exit(1)
+            return {"acc": 0.9}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "rerunfailures", "--reruns", "1", "-p", "no:randomly",
+        "--hparams-logdir=logs", "--hparams-json=r.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*4 passed, 1 rerun*"])
+    trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert {t["outcome"] for t in trials} == {"passed"}
+    states = sorted(
+        (t.user_attrs["pytest_nodeid"].split("story:")[1].rstrip("]"), t.state.name)
+        for t in latest_study(journal(pytester.path / "logs"), "test_story.py::test_outcome").trials
+    )
+    assert states == [
+        ("a", "COMPLETE"), ("b", "COMPLETE"), ("b", "FAIL"), ("c", "COMPLETE"), ("d", "COMPLETE"),
+    ]  # fmt: skip
+
+
+KILLED_WHILE_TELLING = """
+import os
+from pytest_hparams import runner
+
+told = runner.TrialRunner._tell
+
+def _tell(self, trial, outcome):
+    # kill -9 between the trial's TensorBoard session ending and its study being told
+    if os.environ.get("VICTIM") and trial.id.endswith(os.environ["VICTIM"]):
+        os.kill(os.getpid(), 9)
+    return told(self, trial, outcome)
+
+runner.TrialRunner._tell = _tell
+"""
+
+
+def test_a_search_trial_killed_as_its_study_is_told_resumes_without_running_again(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(KILLED_WHILE_TELLING)
+    pytester.makepyfile(
+        test_s="""
+        from pytest_hparams import RealInterval, hparam_search
+
+        @hparam_search(4, x=RealInterval(0.0, 1.0), metrics=["acc"], sampler="random")
+        def test_s(x, trial):
+            print("RAN", trial.id)
+            return {"acc": x}
+        """
+    )
+    monkeypatch.setenv("VICTIM", "[trial:2]")
+    killed = pytester.runpytest_subprocess("-p", "no:randomly", "--hparams-logdir=logs")
+    assert killed.ret == -9
+    monkeypatch.delenv("VICTIM")
+    result = pytester.runpytest_subprocess(
+        "-s", "-p", "no:randomly", "--hparams-logdir=logs", "--hparams-resume"
+    )
+    result.stdout.fnmatch_lines(["*4 trials: 1 passed, 3 resumed*"])  # trial:3 never ran
+    result.stdout.no_fnmatch_line("*RAN test_s.py::test_s[[]trial:2[]]*")
+    runs = [
+        (t.user_attrs["pytest_nodeid"].split("[")[1].rstrip("]"), t.state.name)
+        for study in sweep_studies(journal(pytester.path / "logs"), "test_s.py::test_s")
+        for t in study.trials
+    ]
+    assert ("trial:2", "RUNNING") not in runs and ("trial:2", "COMPLETE") in runs
