@@ -27,7 +27,7 @@ from pytest_hparams import events
 from pytest_hparams.atomic import real_os, write_atomically
 from pytest_hparams.metrics import Metric
 from pytest_hparams.records import SweepDefinition
-from pytest_hparams.space import SWEEP_HPARAM, Domain, Value, merge_domains
+from pytest_hparams.space import PRUNED_METRIC, SWEEP_HPARAM, Domain, Value, merge_domains
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."
@@ -387,6 +387,12 @@ class ExperimentConfig:
             self._merge_hparam(hp)
         for metric in definition.metrics:
             self.metrics[(metric.group, metric.name)] = metric
+        if definition.prunes:
+            self.metrics[("", PRUNED_METRIC)] = Metric(
+                PRUNED_METRIC,
+                display_name="pruned",
+                description="1 for a trial its pruner stopped, 0 for one that ran to the end",
+            )
         return before != (repr(self.hparams), list(self.metrics))
 
     @property

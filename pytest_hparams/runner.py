@@ -38,6 +38,7 @@ from pytest_hparams.records import (
     TrialKey,
     TrialRecord,
 )
+from pytest_hparams.space import PRUNED_METRIC
 from pytest_hparams.studies import Studies
 from pytest_hparams.trial import Trial, coerce_metrics, missing_metrics, out_of_range
 from pytest_hparams.verdicts import Comparison, Verdict
@@ -502,7 +503,10 @@ class TrialRunner:
             trial.discard()
         else:
             # A fixture error counts as a failed trial, as in the table.
-            trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED))
+            extra = None
+            if trial.study is not None and trial.study.prunes:
+                extra = {PRUNED_METRIC: 1.0 if outcome is Outcome.PRUNED else 0.0}
+            trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED), extra=extra)
         state.decided = outcome
         if trial.study is not None:
             self._tell(trial, outcome)

@@ -24,6 +24,11 @@ DType = Literal["bool", "number", "str"]
 
 #: The hparam every recorded trial carries so the dashboard can tell sweeps apart.
 SWEEP_HPARAM = "pytest.sweep"
+#: The metric every finished trial of a pruned sweep carries: 1 when its
+#: pruner stopped it, 0 when it ran to the end. TensorBoard's status has no
+#: word for a pruned trial (it ends as Failure): this column tells the two
+#: apart, and its Min filter set to 1 keeps the pruned ones alone.
+PRUNED_METRIC = "pytest.pruned"
 
 _TB_MODULE = "tensorboard.plugins.hparams.summary_v2"
 

@@ -210,18 +210,20 @@ class Trial:
                 self._failed(e)
         return self._writer
 
-    def finish(self, success: bool) -> None:
+    def finish(self, success: bool, extra: Mapping[str, float] | None = None) -> None:
         """Ends the trial's session as SUCCESS or FAILURE (nothing without a logdir).
 
-        A file that cannot be written (a full disk, a read-only directory)
-        leaves the trial unrecorded, with the reason in `write_error`; a
-        remote logdir that refuses the run does the same.
+        `extra`: scalars its session ends with that are not its metrics (the
+        table and reports leave them out). A file that cannot be written (a
+        full disk, a read-only directory) leaves the trial unrecorded, with
+        the reason in `write_error`; a remote logdir that refuses the run
+        does the same.
         """
         writer = self.open()
         if writer is not None:
             self._writer = None
             try:
-                writer.finish(success, self.metrics, self._groups)
+                writer.finish(success, {**self.metrics, **(extra or {})}, self._groups)
             except OSError as e:
                 # Not a session that reads as unknown: the trial did end, and
                 # a session recorded before stays as it was.

@@ -129,12 +129,19 @@ def test_every_place_tells_each_trial_the_same_story(
     junit = junit_verdicts(outcomes.path / "junit.xml")
     board = dashboard(outcomes.path / "logs")
     tensorboard = {board.hparams(g)["story"]: board.status(g) for g in board.groups}
+    # A column tells a pruned trial from a failed one: both end as Failure.
+    pruned_column = {
+        board.hparams(g)["story"]: board.metrics(g).get("pytest.pruned") for g in board.groups
+    }
+    assert "pytest.pruned" in board.metric_names
     study = study_states(outcomes.path / "logs")
     for case, (outcome, verdict, status, state, attr) in EXPECTED.items():
         assert json_outcomes[case] == outcome, case
         result.stdout.fnmatch_lines([f"*{case} * {outcome}*"])  # the table's row
         assert junit[case] == verdict, case
         assert tensorboard.get(case) == status, case
+        if status is not None:  # a session: 1 for the pruned, 0 for every other
+            assert pruned_column[case] == (1.0 if outcome == "pruned" else 0.0), case
         assert study.get(case, (None, None)) == (state, attr), case
 
 

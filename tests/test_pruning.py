@@ -71,7 +71,9 @@ def test_tensorboard_shows_a_pruned_trials_curve_and_tells_its_session_apart(
         f"lr:{x}" for x in ("0.8", "0.7", "0.6", "0.5", "0.4")
     }
     pruned = board.group("[lr:0.1]")
-    assert board.metrics(pruned) == {"acc": pytest.approx(0.05)}  # its value where it stopped
+    # Its value where it stopped, and the column that tells it from a failure.
+    assert board.metrics(pruned) == {"acc": pytest.approx(0.05), "pytest.pruned": 1.0}
+    assert board.metrics(board.group("[lr:0.8]"))["pytest.pruned"] == 0.0
 
 
 def test_lf_does_not_rerun_a_pruned_trial_and_resume_keeps_it_pruned(
