@@ -65,6 +65,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 #: Optuna's own loop can name its study alike.
 STUDY = "bench"
 
+
 def pytest_cmd(*args: str) -> list[str]:
     # pytest-randomly would shuffle the trials, and a pruner's decisions
     # depend on the order trials run in: collection order, here.
