@@ -43,8 +43,10 @@ class Neighbours:
         """Notes a sweep this run records, and looks for a run recording it too."""
         if test not in self.sweeps:
             self.sweeps.add(test)
-            self._write()
-            self.look()
+            # A marker that cannot be written (a full disk) only loses the warning.
+            with contextlib.suppress(OSError):
+                self._write()
+                self.look()
 
     def look(self) -> None:
         """Finds the live runs whose sweeps and shard clash with this one's."""
@@ -75,6 +77,8 @@ class Neighbours:
         self.path.write_text(json.dumps(data), encoding="utf-8")
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.look()
         with contextlib.suppress(OSError):
             self.path.unlink()
         self._lock.release()

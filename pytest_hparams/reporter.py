@@ -527,8 +527,7 @@ class Reporter:
         self.end_crashed_in_studies()
         self.write_means()
         if self.neighbours is not None:
-            self.neighbours.look()
-            self.neighbours.close()
+            self.neighbours.close()  # looks a last time first
         if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
         decision = self.decide_gate()
