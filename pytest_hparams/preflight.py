@@ -85,7 +85,7 @@ def resumed(
     """
     from pytest_hparams import events
     from pytest_hparams.logdir import run_path
-    from pytest_hparams.space import SWEEP_HPARAM
+    from pytest_hparams.space import PRUNED_METRIC, SWEEP_HPARAM
 
     fallback = None
     if key.number is not None:
@@ -106,6 +106,7 @@ def resumed(
     if recorded is not None:
         hparams, status, metrics = recorded
         hparams.pop(SWEEP_HPARAM, None)
+        metrics.pop(PRUNED_METRIC, None)  # the dashboard's column, not a metric of the trial
         if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
             return Resumed(key, metrics, RESUMED_REASON)
     if fallback is not None:

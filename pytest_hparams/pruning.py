@@ -51,7 +51,8 @@ def problem(pruner: object) -> str | None:
         return None
     if isinstance(pruner, str):
         return f"pruner must be one of {', '.join(PRUNERS)} or an optuna pruner (got {pruner!r})"
-    if type(pruner).__module__.startswith("optuna.") and hasattr(pruner, "prune"):
+    optuna = sys.modules.get("optuna")  # loaded: the test file built the pruner with it
+    if optuna is not None and isinstance(pruner, optuna.pruners.BasePruner):
         return None
     return (
         f"pruner must be one of {', '.join(PRUNERS)} or an optuna.pruners.BasePruner "
@@ -133,8 +134,7 @@ class StudyTrial:
         Raises:
           TrialPruned: If the pruner stops the trial, or stopped it before.
         """
-        if self._pruned is not None:
-            raise TrialPruned(self._pruned.step, again=True)
+        self.check_pruned()
         # Optuna takes steps from 0 and one value a step; `trial.log` takes
         # any int32 step, and a step again (an epoch's end logged twice):
         # such a report is left out, as a run without a pruner would.
@@ -151,6 +151,12 @@ class StudyTrial:
         if stop:
             self._pruned = TrialPruned(step)
             raise self._pruned
+
+    def check_pruned(self) -> None:
+        """Raises TrialPruned again when the trial was pruned and the test
+        caught it: nothing is logged past its prune."""
+        if self._pruned is not None:
+            raise TrialPruned(self._pruned.step, again=True)
 
     def swallowed(self) -> tuple[int, str] | None:
         """A prune the test caught and went on from: its step, and the

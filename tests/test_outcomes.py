@@ -364,3 +364,39 @@ def test_a_search_trial_killed_as_its_study_is_told_resumes_without_running_agai
         for t in study.trials
     ]
     assert ("trial:2", "RUNNING") not in runs and ("trial:2", "COMPLETE") in runs
+
+
+def test_a_test_that_catches_every_prune_stops_its_curve_where_it_was_pruned(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Any]
+) -> None:
+    pytester.makepyfile(
+        test_story="""
+        import optuna
+        from pytest_hparams import hparam_grid
+
+        class BelowHalf(optuna.pruners.BasePruner):  # a user's own pruner
+            def prune(self, study, trial):
+                step = trial.last_step
+                return step is not None and trial.intermediate_values[step] < 0.5
+
+        @hparam_grid(story=["caught"], metrics=["acc"], pruner=BelowHalf())
+        def test_outcome(story, trial):
+            acc = 0.9
+            for step in range(4):
+                acc = 0.9 - 0.3 * step
+                try:
+                    trial.log(step, acc=acc)
+                except BaseException:
+                    pass
+            return {"acc": acc}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs", "--hparams-json=r.json")
+    assert result.parseoutcomes() == {"pruned": 1, "warnings": 1}
+    (t,) = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert (t["pruned_at"], t["metrics"]) == (2, {"acc": pytest.approx(0.3)})
+    board = dashboard(pytester.path / "logs")
+    (group,) = board.groups
+    assert board.metrics(group) == {"acc": pytest.approx(0.3), "pytest.pruned": 1.0}
+    (pruned,) = latest_study(journal(pytester.path / "logs"), "test_story.py::test_outcome").trials
+    assert (pruned.state.name, pruned.last_step) == ("PRUNED", 2)

@@ -205,3 +205,13 @@ def test_two_runs_at_once_into_one_logdir_are_told_to_shard(
     )
     assert any(line in out for out in said) is warned, said
     assert not (pytester.path / "logs" / ".pytest-hparams-runs").exists()  # the last one out
+
+
+def test_a_resumed_trial_s_metrics_leave_out_the_dashboard_s_pruned_column(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_curves=CURVES.format(metric="acc"))
+    run(pytester).assert_outcomes(passed=5)
+    run(pytester, "--hparams-resume", "--hparams-json=r.json").assert_outcomes(skipped=5)
+    trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert all(set(t["metrics"]) == {"acc"} for t in trials), trials
