@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -34,9 +35,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pytest_hparams.logdir import test_path
+from pytest_hparams.records import SweepDefinition
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -267,10 +272,11 @@ class DevTools:
         os.close(self._replies)
 
 
-def parallel_lines(chromium: str, logdir: Path, expected: int, output: Path | None) -> int:
-    """Opens `logdir` in a real `tensorboard` and headless Chromium, in the
-    HParams tab's parallel-coordinates view; returns the lines it draws,
-    once `expected` (or what it drew by then), and screenshots it to `output`."""
+@contextlib.contextmanager
+def opened(chromium: str, logdir: Path, expected: int) -> Iterator[DevTools]:
+    """A real `tensorboard` on 127.0.0.1 serving `logdir`, once it serves
+    `expected` sessions, and headless Chromium on its HParams tab; both are
+    stopped on the way out."""
     port = free_port()
     tensorboard = subprocess.Popen(
         [
@@ -286,6 +292,20 @@ def parallel_lines(chromium: str, logdir: Path, expected: int, output: Path | No
         wait_for_sessions(port, expected=expected)
         browser = DevTools(chromium, profile)
         browser.open(f"http://127.0.0.1:{port}/#hparams")
+        yield browser
+    finally:
+        if browser is not None:
+            browser.close()
+        tensorboard.terminate()
+        tensorboard.wait(timeout=30)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def parallel_lines(chromium: str, logdir: Path, expected: int, output: Path | None) -> int:
+    """Opens `logdir` in the HParams tab's parallel-coordinates view; returns
+    the lines it draws, once `expected` (or what it drew by then), and
+    screenshots it to `output`."""
+    with opened(chromium, logdir, expected) as browser:
         lines = browser.run(PARALLEL, expected)
         if not isinstance(lines, int):
             raise RuntimeError(f"the dashboard did not settle: {lines}")
@@ -293,12 +313,6 @@ def parallel_lines(chromium: str, logdir: Path, expected: int, output: Path | No
             time.sleep(2)  # the lines' colors settle after they are drawn
             browser.screenshot(output)
         return lines
-    finally:
-        if browser is not None:
-            browser.close()
-        tensorboard.terminate()
-        tensorboard.wait(timeout=30)
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def main() -> int:
@@ -342,7 +356,7 @@ def main() -> int:
     (sweep,) = json.loads(report.read_text())["sweeps"]
     trials = sweep["trials"]
     if shot.parallel:
-        folder = logdir.joinpath(*sweep["test"].replace("::", "/").split("/"))
+        folder = logdir / test_path(SweepDefinition.from_dict(sweep["definition"]).folder)
         lines = parallel_lines(chromium, folder, len(trials), shot.output)
         shutil.rmtree(work, ignore_errors=True)
         if lines != len(trials):
@@ -350,37 +364,14 @@ def main() -> int:
         print(f"wrote {shot.output.relative_to(ROOT)}")
         return 0
     kept = [t for t in trials if t["outcome"] != "passed"] if shot.failures_only else trials
-    port = free_port()
-    tensorboard = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            str(logdir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    browser: DevTools | None = None
     try:
-        wait_for_sessions(port, expected=len(trials))
-        browser = DevTools(chromium, work / "chromium")
-        browser.open(f"http://127.0.0.1:{port}/#hparams")
-        shown = browser.run(UNTICK, ["Success"] if shot.failures_only else [], len(kept))
-        if shown != len(kept):
-            raise RuntimeError(f"the dashboard did not settle: {shown}")
-        time.sleep(2)  # the table's rows render after its count
-        browser.screenshot(shot.output)
+        with opened(chromium, logdir, len(trials)) as browser:
+            shown = browser.run(UNTICK, ["Success"] if shot.failures_only else [], len(kept))
+            if shown != len(kept):
+                raise RuntimeError(f"the dashboard did not settle: {shown}")
+            time.sleep(2)  # the table's rows render after its count
+            browser.screenshot(shot.output)
     finally:
-        if browser is not None:
-            browser.close()
-        tensorboard.terminate()
-        tensorboard.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {shot.output.relative_to(ROOT)}")
     return 0

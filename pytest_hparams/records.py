@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pytest_hparams.verdicts import Comparison, Verdict
 
 if TYPE_CHECKING:
-    from pytest import TestReport
-
     from pytest_hparams.metrics import Metric
     from pytest_hparams.space import Domain, Value
 
@@ -296,27 +294,6 @@ class Outcome(enum.StrEnum):
     def bad(self) -> bool:
         """Whether the trial fails a merged run (`python -m pytest_hparams merge`)."""
         return self in (Outcome.FAILED, Outcome.ERROR, Outcome.CRASHED)
-
-
-def outcome_of(reports: Mapping[str, TestReport]) -> Outcome | None:
-    """A trial's outcome from its phase reports; None when it had no call
-    phase and nothing failed or skipped (pytest's `--setup-only`)."""
-    call = reports.get("call")
-    if any(hasattr(r, PRUNED_ATTR) for r in reports.values()):
-        return Outcome.PRUNED
-    if call is not None:  # `outcome`, not the properties: read for every trial
-        if hasattr(call, "wasxfail"):  # set by pytest's xfail handling
-            return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
-        if call.outcome == "failed":
-            return Outcome.FAILED
-    outcomes = {r.outcome for r in reports.values()}
-    if "failed" in outcomes:
-        return Outcome.ERROR
-    if "skipped" in outcomes:
-        return Outcome.SKIPPED
-    if call is None:
-        return None
-    return Outcome.PASSED
 
 
 @dataclass(slots=True)

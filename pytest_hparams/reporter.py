@@ -22,7 +22,6 @@ from pytest_hparams.controller import Crash, TrialTable
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.logdir import read_curves, run_path, safe_name, test_path, write_mean_run
 from pytest_hparams.neighbours import Neighbours
-from pytest_hparams.pruning import JOURNAL
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -33,7 +32,7 @@ from pytest_hparams.records import (
 )
 from pytest_hparams.space import SWEEP_HPARAM
 from pytest_hparams.storage import RemoteStore
-from pytest_hparams.studies import end_crashed
+from pytest_hparams.studies import end_crashed, journal_of, study_base
 from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -159,19 +158,15 @@ class Reporter:
         studied = {
             t for t, d in self.definitions.items() if d.prunes or d.asked
         }  # the sweeps that have studies
-        prefixes = {
-            f"{k.test}[{k.case}]" if k.case else k.test
-            for k in keys
-            if k.nodeid in nodeids and k.test in studied
+        bases = {
+            study_base(k.test, k.case) for k in keys if k.nodeid in nodeids and k.test in studied
         }
-        if not prefixes:
+        if not bases:
             return
         settings = self.settings
-        journal = self.journal
-        if journal is None and settings.store is not None and settings.storage is None:
-            journal = str(settings.store.root / JOURNAL)
+        journal = journal_of(settings, self.journal)
         try:
-            end_crashed(settings.storage, journal, prefixes, nodeids, settings.began)
+            end_crashed(settings.storage, journal, bases, nodeids, settings.began)
         except Exception as e:  # whatever the storage raises: resume ends them too
             self.written.append(
                 f"hparams: could not end the crashed trials in their Optuna study "

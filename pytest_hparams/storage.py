@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fasteners import InterProcessLock
+
 from pytest_hparams import atomic  # noqa: F401  binds atomic.real_os before any test runs
 from pytest_hparams.errors import LogdirError
 
@@ -80,10 +82,6 @@ class LocalStore:
         Raises:
           LogdirError: If the lock is not had within a minute.
         """
-        # fasteners, not filelock: its import is a fraction of filelock's,
-        # and every recorded run pays it (benchmarks/RESULTS.md).
-        from fasteners import InterProcessLock
-
         return _Locked(InterProcessLock(str(self.root / LOCK_FILE)), self.shown)
 
     def publish(self, run_dir: str, finished: bool) -> None:

@@ -56,10 +56,7 @@ class Studies:
         self.sweeps = sweeps
         self.settings = settings
         self.url = settings.storage
-        store = settings.store
-        if journal is None and store is not None and self.url is None:
-            journal = str(store.root / JOURNAL)  # a local logdir's (a remote one needs a URL)
-        self.journal = journal
+        self.journal = journal_of(settings, journal)
         self._storage: Any = None
         self._studies: dict[tuple[str, str], Any] = {}
         self._history: dict[tuple[str, str], list[Any]] = {}
@@ -206,18 +203,12 @@ class Studies:
         `--hparams-study`, the CI's run id, or the run itself. Resuming
         continues the latest study of the sweep, unless one is named.
         """
-        base = f"{test}[{case}]" if case else test
+        base = study_base(test, case)
         if self.settings.resume and not self.settings.study:
-            import optuna
-
             assert self._storage is not None
-            earlier = [
-                s
-                for s in optuna.get_all_study_summaries(self._storage, include_best_trial=False)
-                if s.study_name.startswith(f"{base}{RUN_SEPARATOR}")
-            ]
+            earlier = runs_of(self._storage, {base})
             if earlier:
-                return max(earlier, key=lambda s: s.datetime_start or _EPOCH).study_name
+                return earlier[-1]
         return f"{base}{RUN_SEPARATOR}{self.settings.run}"
 
     def end_stale(
@@ -235,14 +226,8 @@ class Studies:
         for (test, case), nodeids in wanted.items():
             study = self.study(test, case)
             metric = self.sweeps[test].sweep.metrics[0].name
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                nodeid = t.user_attrs.get(NODEID_ATTR)
-                started = t.datetime_start
-                if nodeid not in nodeids or started is None:
-                    continue
-                if started.timestamp() >= self.settings.began:
-                    continue
-                value = recorded.get(nodeid, {}).get(metric)
+            for t in running(study, nodeids, before=self.settings.began):
+                value = recorded.get(t.user_attrs[NODEID_ATTR], {}).get(metric)
                 # Another xdist worker of this run may have ended it first.
                 with contextlib.suppress(RuntimeError, ValueError):
                     if value is not None and math.isfinite(value):
@@ -270,14 +255,12 @@ class Studies:
             import optuna
 
             current = self.study(test, case)
-            prefix = f"{test}[{case}]" if case else test
-            names = [
-                s.study_name
-                for s in optuna.get_all_study_summaries(self._storage, include_best_trial=False)
-                if s.study_name.startswith(f"{prefix}{RUN_SEPARATOR}")
-                and s.study_name != current.study_name
+            names = runs_of(self._storage, {study_base(test, case)})
+            found = [
+                optuna.load_study(study_name=n, storage=self._storage)
+                for n in names
+                if n != current.study_name
             ]
-            found = [optuna.load_study(study_name=n, storage=self._storage) for n in names]
             found = self._history[test, case] = [*found, current]
         return found
 
@@ -444,29 +427,64 @@ def database_storage(url: str, attempts: int = 8) -> Any:
     return RDBStorage(url)  # the last attempt's error, if any, is the one raised
 
 
+def study_base(test: str, case: str) -> str:
+    """A study's name before the run's: the sweep, and its parametrize case."""
+    return f"{test}[{case}]" if case else test
+
+
+def journal_of(settings: Settings, journal: str | None = None) -> str | None:
+    """The studies' journal file: the one given (the xdist controller's),
+    else a local logdir's; None with a storage URL (a remote logdir needs one)."""
+    if journal is None and settings.store is not None and settings.storage is None:
+        return str(settings.store.root / JOURNAL)
+    return journal
+
+
+def runs_of(storage: Any, bases: set[str]) -> list[str]:
+    """The names of the studies of these bases (one per run), oldest first."""
+    import optuna
+
+    found = [
+        s
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if any(s.study_name.startswith(f"{b}{RUN_SEPARATOR}") for b in bases)
+    ]
+    return [s.study_name for s in sorted(found, key=lambda s: s.datetime_start or _EPOCH)]
+
+
+def running(
+    study: Any, nodeids: set[str], before: float | None = None, since: float | None = None
+) -> list[Any]:
+    """The RUNNING trials of `nodeids` in a study, begun before or since a time."""
+    from optuna.trial import TrialState
+
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = t.datetime_start
+        if t.user_attrs.get(NODEID_ATTR) not in nodeids or started is None:
+            continue
+        when = started.timestamp()
+        if (before is None or when < before) and (since is None or when >= since):
+            out.append(t)
+    return out
+
+
 def end_crashed(
-    url: str | None, journal: str | None, prefixes: set[str], nodeids: set[str], began: float
+    url: str | None, journal: str | None, bases: set[str], nodeids: set[str], began: float
 ) -> None:
     """Ends, as FAIL, the Optuna trials that workers killed in this run left
-    RUNNING: the runs of `nodeids`, in the studies whose names start with one
-    of `prefixes`, begun since `began` (a rerun asked a trial of its own)."""
+    RUNNING: the runs of `nodeids`, in the studies of `bases` (see
+    `study_base`), begun since `began` (a rerun asked a trial of its own)."""
     import optuna
     from optuna.trial import TrialState
 
     storage = storage_for(url, journal)
     if storage is None:
         return
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if not any(summary.study_name.startswith(p + RUN_SEPARATOR) for p in prefixes):
-            continue
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        study_id = storage.get_study_id_from_name(summary.study_name)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            started = t.datetime_start
-            if t.user_attrs.get(NODEID_ATTR) not in nodeids or not started:
-                continue
-            if started.timestamp() < began:
-                continue
+    for name in runs_of(storage, bases):
+        study = optuna.load_study(study_name=name, storage=storage)
+        study_id = storage.get_study_id_from_name(name)
+        for t in running(study, nodeids, since=began):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
             with contextlib.suppress(RuntimeError, ValueError):  # ended meanwhile
                 storage.set_trial_user_attr(trial_id, OUTCOME_ATTR, "crashed")
