@@ -197,7 +197,7 @@ def run_example(target: str, logdir: Path, *args: str) -> subprocess.CompletedPr
     """Runs a file of the example project, recording into `logdir`.
 
     pytest-randomly is off, as in the example's own venv (its requirements do
-    not install it): the README shows what that venv prints.
+    not install it): the docs show what that venv prints.
     """
     return subprocess.run(
         [

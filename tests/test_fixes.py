@@ -365,12 +365,13 @@ def test_merge_refuses_a_report_with_a_number_beyond_float64_in_one_line(
     assert "Traceback" not in result.stderr.str()
 
 
-def test_the_readme_writes_every_path_option_with_equals() -> None:
+def test_the_docs_write_every_path_option_with_equals() -> None:
     root = Path(__file__).resolve().parent.parent
     two_words = re.compile(
         r"--hparams-(logdir|baseline|save-baseline|json|markdown|only-best) [\w$.~/{\"']"
     )
-    for doc in [root / "README.md", *sorted((root / "example_project").glob("*"))]:
+    docs = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    for doc in [*docs, *sorted((root / "example_project").glob("*"))]:
         if doc.is_file() and doc.suffix in (".md", ".ini", ".py", ".txt"):
             for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
                 if "ERROR: " not in line:  # the refusal, quoted

@@ -4,11 +4,13 @@ cycle, and a trial's identity never depends on how its node id reads."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_hparams"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 
 def imports_of(path: Path) -> set[str]:
@@ -56,6 +58,40 @@ def test_the_packages_modules_import_one_another_without_a_cycle() -> None:
         if p.stem != "__init__"  # the public API: it imports lazily, and nothing back
     }
     assert find_cycle(graph) == []
+
+
+def documented_layers() -> list[set[str]]:
+    """The architecture page's layers, first to last: the modules each
+    numbered item of its "Layers" list names."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text[text.index("\n## Layers\n") :].split("\n## ")[1]
+    items = re.findall(r"^\d+\. (.*)$", section, re.M)
+    return [set(re.findall(r"`(\w+)`", item)) for item in items]
+
+
+def upward_imports(layers: list[set[str]]) -> list[str]:
+    """Each import of a module from its own layer or a later one."""
+    layer_of = {module: n for n, layer in enumerate(layers) for module in layer}
+    return [
+        f"{module} (layer {layer_of[module] + 1}) imports {other} (layer {layer_of[other] + 1})"
+        for module in sorted(layer_of)
+        for other in sorted(m.split(".")[1] for m in imports_of(PACKAGE / f"{module}.py"))
+        if other in layer_of and layer_of[other] >= layer_of[module]
+    ]
+
+
+def test_the_architecture_pages_layers_are_the_codes() -> None:
+    layers = documented_layers()
+    listed = [module for layer in layers for module in layer]
+    assert sorted(listed) == sorted({p.stem for p in PACKAGE.glob("*.py")} - {"__init__"})
+    assert upward_imports(layers) == []
+
+
+def test_the_layer_check_finds_a_module_listed_too_low() -> None:
+    layers = [set(layer) for layer in documented_layers()]
+    layers[-1].discard("plugin")
+    layers[0].add("plugin")
+    assert any(line.startswith("plugin (layer 1) imports") for line in upward_imports(layers))
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -1,7 +1,7 @@
 """One story per trial: for every way a trial can end, pytest, the table, the
 JSON report, JUnit XML, TensorBoard (through its own hparams backend) and the
 Optuna study (through Optuna) say the same. The mapping is the table in the
-README's "How a trial's outcome is told" section."""
+docs' "How a trial's outcome is told" page (docs/reference/outcomes.md)."""
 
 from __future__ import annotations
 

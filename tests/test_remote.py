@@ -54,7 +54,7 @@ def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket; the environment points every S3 client at the server.
 
     AWS_ENDPOINT_URL is the one setting both s3fs (our writes) and boto3
-    (TensorBoard's reads) honour, as the README tells users of MinIO and such.
+    (TensorBoard's reads) honour, as the scaling guide tells users of MinIO and such.
     """
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "S3_ENDPOINT", "FSSPEC_S3_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -1,6 +1,7 @@
-"""The README's promises, run as a new user runs them: every table it shows is
-what pytest prints (the Quickstart's, the example project's, the pruning and
-the baseline sections'), and `--lf` and `--sw` work on a sweep as on any test."""
+"""The promises of the README and the docs, run as a new user runs them: every
+table they show is what pytest prints (the Quickstart's, the example
+project's, the guides' on pruning, repeats and baselines), and `--lf` and
+`--sw` work on a sweep as on any test."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from conftest import EXAMPLE, PrunedExample, run_example
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
 # A duration as pytest and the table print it ("0.00s", "12.34s", pytest's
 # "70.59s (0:01:10)"), with the padding that aligns it: the one thing in a
 # table that differs between runs.
@@ -59,16 +61,19 @@ def test_the_quickstart_runs_as_pasted_and_prints_the_readme_table(
     assert (pytester.path / "logs").is_dir()
 
 
-def readme_block(first_line: str) -> list[str]:
-    """The lines of the README's one code block whose first line holds `first_line`."""
-    blocks = re.findall(r"^```[a-z]*\n(.*?)^```$", README.read_text(encoding="utf-8"), re.M | re.S)
+def doc_block(first_line: str) -> list[str]:
+    """The lines of the one code block, in the README or a page of the docs,
+    whose first line holds `first_line`."""
+    pages = [README, *sorted(DOCS.rglob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```$", text, re.M | re.S)
     (block,) = [b for b in blocks if first_line in b.partition("\n")[0]]
     return block.splitlines()
 
 
 def assert_prints(stdout: str, shown: list[str], logdir: Path) -> None:
     """Every line `shown` is in `stdout`, in runs of consecutive lines that
-    "..." separates; the README's logdir stands for the run's."""
+    "..." separates; the docs' logdir stands for the run's."""
     readme_logdir = "example_project/logs/hparam_tuning"
     matcher = pytest.LineMatcher(stdout.splitlines())
     run: list[str] = []
@@ -82,7 +87,7 @@ def assert_prints(stdout: str, shown: list[str], logdir: Path) -> None:
 
 # TensorFlow picks its CPU kernels by instruction set (oneDNN), so a Keras
 # sweep's last digits differ between machines: its rows are held to the
-# README's within the sweep's own tolerances (abs, rel per metric, in the
+# docs' within the sweep's own tolerances (abs, rel per metric, in the
 # order of its columns), and everything else exactly.
 KERAS_TOLERANCES = [(0.03, 0.0), (0.0, 0.3)]  # accuracy 0.03, loss 30%
 PRUNED_TOLERANCES = [(0.03, 0.0), (0.03, 0.0)]  # both accuracies 0.03
@@ -104,9 +109,9 @@ def close(got: str, want: str, tolerance: tuple[float, float]) -> bool:
 def assert_row_close(
     printed: str, shown: str, hparams: int, tolerances: list[tuple[float, float]]
 ) -> None:
-    """A table row as the README shows it: the hparams, outcome and verdict
+    """A table row as the docs show it: the hparams, outcome and verdict
     exactly, each metric within its tolerance, and a "same" that moved off
-    the committed baseline (saved where the README's table was printed)
+    the committed baseline (saved where the docs' table was printed)
     naming that baseline with the difference."""
     got, want = printed.lstrip("* ").split(), shown.lstrip("* ").split()
     g, metric, metrics_done = 0, 0, False
@@ -150,7 +155,7 @@ def assert_keras_table(
     hparams: int,
     tolerances: list[tuple[float, float]],
 ) -> None:
-    """A Keras sweep's block as the README shows it: its title and header,
+    """A Keras sweep's block as the docs show it: its title and header,
     each row (matched by its hparams: close values may rank apart), the
     summary, and the lines after it."""
     end = next(i for i, line in enumerate(shown) if SUMMARY.match(line))
@@ -180,10 +185,10 @@ def test_the_example_keras_table_is_what_the_example_prints(
 ) -> None:
     result, logdir = keras_example
     assert result.returncode == 0, result.stdout
-    shown = readme_block("hparams: test_keras_sweep.py::test_train_digits")
+    shown = doc_block("hparams: test_keras_sweep.py::test_train_digits")
     assert_keras_table(result.stdout, shown, logdir, 3, KERAS_TOLERANCES)
     # -q joins the sweep's two summary lines into one.
-    quiet = readme_block("= hparams =")[1]
+    quiet = doc_block("= hparams =")[1]
     test, _, summary = quiet.partition(": ")
     assert test == "test_keras_sweep.py::test_train_digits"
     trials, _, baseline = summary.partition("; baseline: ")
@@ -197,7 +202,7 @@ def test_the_example_keras_table_is_what_the_example_prints(
 def test_the_seeded_sweeps_tables_are_what_their_commands_print(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shown = readme_block(command)
+    shown = doc_block(command)
     words = shlex.split(shown[0].removeprefix("$ ").split(";")[0])
     while "=" in words[0]:
         monkeypatch.setenv(*words.pop(0).split("=", 1))
@@ -215,11 +220,11 @@ def test_the_pruned_sweeps_table_is_what_the_example_prints(
 ) -> None:
     # Held as the Keras table above: the pruner's decisions here have wide
     # margins, the last digits do not.
-    command, *shown = readme_block("$ pytest example_project/test_keras_pruned.py")
+    command, *shown = doc_block("$ pytest example_project/test_keras_pruned.py")
     assert command == "$ pytest example_project/test_keras_pruned.py"
     result = keras_pruned_example.result
     assert result.returncode == 0, result.stdout
-    # The fixture also writes a JSON report, which the README's command does not.
+    # The fixture also writes a JSON report, which the docs' command does not.
     printed = [line for line in result.stdout.splitlines() if not line.startswith("json report: ")]
     assert_keras_table("\n".join(printed), shown, keras_pruned_example.logdir, 3, PRUNED_TOLERANCES)
 
@@ -256,7 +261,7 @@ def test_the_baseline_sections_table_is_what_pytest_prints(
     )
     result.assert_outcomes(passed=5, failed=1)
     assert_prints(
-        result.stdout.str(), readme_block("hparams: test_sweep.py::test_train"), pytester.path
+        result.stdout.str(), doc_block("hparams: test_sweep.py::test_train"), pytester.path
     )
 
 
@@ -283,10 +288,10 @@ def test_the_install_section_installs_from_a_clone_with_extras_that_exist() -> N
     assert wanted and wanted <= extras, wanted - extras
 
 
-def test_the_json_reports_spelling_of_nan_and_infinity_is_what_the_readme_says(
+def test_the_json_reports_spelling_of_nan_and_infinity_is_what_the_docs_say(
     pytester: pytest.Pytester,
 ) -> None:
-    text = " ".join(README.read_text(encoding="utf-8").split())
+    text = " ".join((DOCS / "reference" / "formats.md").read_text(encoding="utf-8").split())
     assert 'written as the string `"nan"`, `"inf"` or `"-inf"`' in text
     pytester.makepyfile(
         """
