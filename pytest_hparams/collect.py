@@ -113,7 +113,27 @@ def parametrize(
     """
     marks = list(metafunc.definition.iter_markers(MARK))
     where = f"In {metafunc.definition.nodeid}:"
-    function = metafunc.function
+    _check_the_mark_fits(marks, metafunc.function, where)
+    try:
+        sweep, search, count, pruner = _compile(marks[0], overrides, repeats)
+    except OverrideError:
+        parametrize(metafunc, repeats=repeats)
+        raise
+    except SweepError as e:
+        error = str(e)
+    else:
+        error = ""
+    if error:  # failed outside the except block, so no chained traceback shows
+        _fail(f"{where} {error}")
+    _check_the_arguments(metafunc, sweep, search, where)
+    argnames, values, ids = _parameters(metafunc, sweep, search, count, where)
+    metafunc.parametrize(argnames, values, ids=ids)
+    definition = define(metafunc.definition, sweep, search is not None)
+    args = _required_args(metafunc.function, metafunc.cls)
+    return Compiled(sweep, definition, args, count, pruner, search)
+
+
+def _check_the_mark_fits(marks: list[pytest.Mark], function: Any, where: str) -> None:
     if len(marks) > 1:
         _fail(
             f"{where} @hparam_grid, @hparam_random or @hparam_search is applied "
@@ -124,30 +144,34 @@ def parametrize(
             f"{where} @hparam_grid needs a plain `def` test, not `async def`; "
             "run the coroutine inside it, e.g. return asyncio.run(train(...))"
         )
-    try:
-        sweep, search = compile_mark(marks[0], overrides)
-        count = repeats or repeats_of(marks[0])
-        if search is not None:
-            count = 1  # each trial is asked anew: there is no combination to repeat
-        pruner = marks[0].kwargs.get("_pruner")
-        if pruner is not None:  # a sweep that does not prune loads no pruning code
-            from pytest_hparams.pruning import problem
 
-            wrong = problem(pruner)
-            if wrong is not None:
-                raise SweepError(wrong)
-        if pruner is not None and not sweep.metrics:
+
+def _compile(
+    mark: pytest.Mark, overrides: Overrides, repeats: int | None
+) -> tuple[Sweep, Search | None, int, Any]:
+    """The mark's sweep, its search, how often each combination runs, and
+    its pruner; a mistake is a SweepError (or an OverrideError)."""
+    sweep, search = compile_mark(mark, overrides)
+    count = repeats or repeats_of(mark)
+    if search is not None:
+        count = 1  # each trial is asked anew: there is no combination to repeat
+    pruner = mark.kwargs.get("_pruner")
+    if pruner is not None:  # a sweep that does not prune loads no pruning code
+        from pytest_hparams.pruning import problem
+
+        wrong = problem(pruner)
+        if wrong is not None:
+            raise SweepError(wrong)
+        if not sweep.metrics:
             raise SweepError("pruner= needs metrics=[...]: the first is what the pruner watches")
-    except OverrideError:
-        parametrize(metafunc, repeats=repeats)
-        raise
-    except SweepError as e:
-        error = str(e)
-    else:
-        error = ""
-    if error:  # failed outside the except block, so no chained traceback shows
-        _fail(f"{where} {error}")
+    return sweep, search, count, pruner
 
+
+def _check_the_arguments(
+    metafunc: pytest.Metafunc, sweep: Sweep, search: Search | None, where: str
+) -> None:
+    """Every swept name is an argument of the function (or it takes
+    `hparams`), and none is also parametrized."""
     names = metafunc.fixturenames
     takes_dict = "hparams" in names
     missing = [n for n in sweep.names if n not in names]
@@ -155,7 +179,7 @@ def parametrize(
         decorator = (
             "@hparam_search" if search else "@hparam_random" if sweep.fixed else "@hparam_grid"
         )
-        parameter = inspect.signature(function).parameters.get(missing[0])
+        parameter = inspect.signature(metafunc.function).parameters.get(missing[0])
         if parameter is not None:  # pytest passes no argument that has a default
             _fail(
                 f"{where} {decorator} declares {missing[0]!r}, and the function's argument "
@@ -173,6 +197,13 @@ def parametrize(
                 "@pytest.mark.parametrize; keep one"
             )
 
+
+def _parameters(
+    metafunc: pytest.Metafunc, sweep: Sweep, search: Search | None, count: int, where: str
+) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:
+    """The argument names, values and ids to parametrize the function with:
+    an item per combination (or searched trial), and per repeat."""
+    names = metafunc.fixturenames
     argnames = [n for n in sweep.names if n in names]
     if search is not None:
         # The values are asked when each trial starts; until then its
@@ -184,11 +215,10 @@ def parametrize(
         ids = [trial_id(c) for c in combos]
         if len(set(ids)) != len(ids):
             _refuse_colliding_ids(where, combos, ids)
-    if takes_dict:
-        values = [(*(c[n] for n in argnames), c) for c in combos]
+    values = [tuple(c[n] for n in argnames) for c in combos]
+    if "hparams" in names:
+        values = [(*v, c) for v, c in zip(values, combos, strict=True)]
         argnames.append("hparams")
-    else:
-        values = [tuple(c[n] for n in argnames) for c in combos]
     if search is not None:
         metafunc.fixturenames.append(SEARCH_PARAM)
         argnames.append(SEARCH_PARAM)
@@ -200,10 +230,7 @@ def parametrize(
         argnames.append(REPEAT_PARAM)
         values = [(*v, k) for v in values for k in range(count)]
         ids = [f"{i}-repeat:{k}" for i in ids for k in range(count)]
-    metafunc.parametrize(argnames, values, ids=ids)
-    definition = define(metafunc.definition, sweep, search is not None)
-    args = _required_args(function, metafunc.cls)
-    return Compiled(sweep, definition, args, count, pruner, search)
+    return argnames, values, ids
 
 
 def where_of(item: pytest.Item) -> tuple[str, tuple[str, ...]]:

@@ -51,6 +51,33 @@ class Table:
     verdict: str = ""
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """What a sweep's rows hold, decided once from all its records."""
+
+    names: Sequence[str]
+    has_case: bool
+    metrics: list[Metric]
+    with_base: set[str]  # the metrics with a "vs base" column
+    comparisons: list[Comparison]
+
+    @property
+    def primary(self) -> Metric | None:
+        return self.metrics[0] if self.metrics else None
+
+    def header(self) -> list[str]:
+        header = ["", *self.names, *(["case"] if self.has_case else [])]
+        for m in self.metrics:
+            header.append(f"{m.name} ({m.goal})" if m is self.primary else m.name)
+            if m.name in self.with_base:
+                header.append("vs base")
+        return [*header, "duration", "outcome", *(["baseline"] if self.comparisons else [])]
+
+    def key_cells(self, hparams: Mapping[str, Value], case: str) -> list[str]:
+        cells = ["", *(cell_text(hparams.get(n, "")) for n in self.names)]
+        return [*cells, cell_text(case)] if self.has_case else cells
+
+
 def build(
     definition: SweepDefinition,
     records: Sequence[TrialRecord],
@@ -72,80 +99,104 @@ def build(
     """
     if combos is None and repeated(records):
         combos = combine(records)
+    items: list[TrialRecord] | list[Combination]
     if combos is not None:
-        items: list[TrialRecord] | list[Combination] = list(combos)
+        items = list(combos)
         records = [r for c in combos for r in c.records]
     else:
         items = list(records)
-    metrics = shown_columns(records, definition.metrics)
-    primary = metrics[0] if metrics else None
-    names = definition.hparam_names
-    has_case = any(r.key.case for r in records)
-    comparisons = [c for c in (_comparison(i) for i in items) if c is not None]
-    with_base = {m.name for c in comparisons for m in c.metrics} if combos is None else set()
-
-    header = ["", *names, *(["case"] if has_case else [])]
-    for m in metrics:
-        header.append(f"{m.name} ({m.goal})" if m is primary else m.name)
-        if m.name in with_base:
-            header.append("vs base")
-    header += ["duration", "outcome", *(["baseline"] if comparisons else [])]
-    table = Table(definition.test, header)
-
+    columns = _columns(definition, records, items, per_metric_base=combos is None)
+    table = Table(definition.test, columns.header())
     if combos is not None:
-        ranked_combos = rank_combinations(combos, primary)
-        winner_combo = (
-            ranked_combos[0] if ranked_combos and _has(ranked_combos[0], primary) else None
-        )
-        bad_combos = [
-            c
-            for c in ranked_combos
-            if c.verdict is Verdict.REGRESSED or any(r.outcome.bad for r in c.records)
-        ]
-        shown_combos = _top(ranked_combos, top, bad_combos)
-        for combo in shown_combos:
-            row = _key_cells(combo.key.hparams, combo.key.case, names, has_case)
-            for m in metrics:
-                lost = combo.lost(m.name)
-                cell = mean_cell(combo.summary(m.name))
-                row.append(f"{cell} +{lost} nan!" if lost else cell)
-            row += [format_duration(combo.duration), combo.outcomes()]
-            _add(table, row, combo.comparison, comparisons, combo is winner_combo, combo.verdict)
-        table.hidden = len(ranked_combos) - len(shown_combos)
-        best = ""
-        if winner_combo is not None and primary is not None:
-            value = mean_cell(winner_combo.summary(primary.name))
-            best = f"; best {primary.name}={value} at {cell_text(winner_combo.key.where)}"
-        noun = "combination" if len(combos) == 1 else "combinations"
-        table.summary = f"{len(combos)} {noun}, {counts(records)}{best}"
+        _fill_with_combinations(table, columns, combos, top)
     else:
-        ranked = rank(records, primary)
-        winner = best_of(ranked, primary)
-        bad = [r for r in ranked if r.outcome.bad]
-        shown = _top(ranked, top, bad)
-        for record in shown:
-            row = _key_cells(record.key.hparams, record.key.case, names, has_case)
-            for m in metrics:
-                row.append(format_value_cell(record.metrics.get(m.name)))
-                if m.name in with_base:
-                    row.append(delta_cell(record.comparison, m.name))
-            outcome = record.outcome.value
-            if record.outcome is Outcome.PRUNED and record.pruned_at is not None:
-                outcome = f"pruned at {record.pruned_at}"
-            row += [format_duration(record.duration), outcome]
-            _add(table, row, record.comparison, comparisons, record is winner, record.verdict)
-        table.hidden = len(records) - len(shown)
-        table.summary = counts(records) + _best_sentence(winner, primary)
-    table.numeric = {
-        i
-        for i in range(1, len(header))
-        if table.rows and all(_is_numeric(row[i]) for row in table.rows)
-    }
+        _fill_with_trials(table, columns, records, top)
+    table.numeric = _numeric_columns(table)
     # A search's trials are compared only as its best (--hparams-gate best):
     # per-trial entries held other hparams, and a note says so.
-    if gated and (not definition.asked or any(_comparison(i) for i in items)):
+    if gated and (not definition.asked or columns.comparisons):
         table.verdict = format_verdict(items, () if definition.asked else not_run)
     return table
+
+
+def _columns(
+    definition: SweepDefinition,
+    records: Sequence[TrialRecord],
+    items: Sequence[TrialRecord | Combination],
+    per_metric_base: bool,
+) -> _Columns:
+    comparisons = [c for c in (_comparison(i) for i in items) if c is not None]
+    with_base = {m.name for c in comparisons for m in c.metrics} if per_metric_base else set()
+    return _Columns(
+        names=definition.hparam_names,
+        has_case=any(r.key.case for r in records),
+        metrics=shown_columns(records, definition.metrics),
+        with_base=with_base,
+        comparisons=comparisons,
+    )
+
+
+def _numeric_columns(table: Table) -> set[int]:
+    """The columns to align right: those whose every shown cell is a number."""
+    if not table.rows:
+        return set()
+    return {i for i in range(1, len(table.header)) if all(_is_numeric(r[i]) for r in table.rows)}
+
+
+def _fill_with_combinations(
+    table: Table, columns: _Columns, combos: Sequence[Combination], top: int | None
+) -> None:
+    """A row per combination: each metric's mean over its repeats."""
+    primary = columns.primary
+    ranked = rank_combinations(combos, primary)
+    winner = ranked[0] if ranked and _has(ranked[0], primary) else None
+    bad = [c for c in ranked if c.verdict is Verdict.REGRESSED or _any_bad(c.records)]
+    shown = _top(ranked, top, bad)
+    for combo in shown:
+        row = columns.key_cells(combo.key.hparams, combo.key.case)
+        for m in columns.metrics:
+            lost = combo.lost(m.name)
+            cell = mean_cell(combo.summary(m.name))
+            row.append(f"{cell} +{lost} nan!" if lost else cell)
+        row += [format_duration(combo.duration), combo.outcomes()]
+        _add(table, row, combo.comparison, columns.comparisons, combo is winner, combo.verdict)
+    table.hidden = len(ranked) - len(shown)
+    best = ""
+    if winner is not None and primary is not None:
+        value = mean_cell(winner.summary(primary.name))
+        best = f"; best {primary.name}={value} at {cell_text(winner.key.where)}"
+    noun = "combination" if len(combos) == 1 else "combinations"
+    records = [r for c in combos for r in c.records]
+    table.summary = f"{len(combos)} {noun}, {counts(records)}{best}"
+
+
+def _fill_with_trials(
+    table: Table, columns: _Columns, records: Sequence[TrialRecord], top: int | None
+) -> None:
+    """A row per trial, with its change against the baseline per metric."""
+    ranked = rank(records, columns.primary)
+    winner = best_of(ranked, columns.primary)
+    shown = _top(ranked, top, [r for r in ranked if r.outcome.bad])
+    for record in shown:
+        row = columns.key_cells(record.key.hparams, record.key.case)
+        for m in columns.metrics:
+            row.append(format_value_cell(record.metrics.get(m.name)))
+            if m.name in columns.with_base:
+                row.append(delta_cell(record.comparison, m.name))
+        row += [format_duration(record.duration), _outcome_cell(record)]
+        _add(table, row, record.comparison, columns.comparisons, record is winner, record.verdict)
+    table.hidden = len(records) - len(shown)
+    table.summary = counts(records) + _best_sentence(winner, columns.primary)
+
+
+def _outcome_cell(record: TrialRecord) -> str:
+    if record.outcome is Outcome.PRUNED and record.pruned_at is not None:
+        return f"pruned at {record.pruned_at}"
+    return record.outcome.value
+
+
+def _any_bad(records: Sequence[TrialRecord]) -> bool:
+    return any(r.outcome.bad for r in records)
 
 
 def _comparison(item: TrialRecord | Combination) -> Comparison | None:
@@ -163,13 +214,6 @@ def _top(ranked: list[_T], top: int | None, bad: list[_T]) -> list[_T]:
         return ranked
     shown = ranked[:top]
     return shown + [r for r in bad if r not in shown][:top]
-
-
-def _key_cells(
-    hparams: Mapping[str, Value], case: str, names: Sequence[str], has_case: bool
-) -> list[str]:
-    cells = ["", *(cell_text(hparams.get(n, "")) for n in names)]
-    return [*cells, cell_text(case)] if has_case else cells
 
 
 def _add(
