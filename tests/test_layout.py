@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import needs
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_hparams"
 ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
@@ -108,6 +109,7 @@ def test_no_module_splits_a_node_id() -> None:
             assert needle not in text, f"{path.name} splits a node id with {needle}"
 
 
+@needs("scipy", "stats")  # the baseline of repeats is Welch-tested
 @pytest.mark.parametrize(
     ("folder", "name"),
     [("weird[dir]", "test_a[1].py"), ("plain", "test_b.py")],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_merge
+from conftest import needs, run_merge
 
 SWEEP = """
 import os
@@ -64,6 +64,7 @@ def test_merge_s_footer_names_merge_s_own_flag(sweep: pytest.Pytester) -> None:
     assert run_merge(sweep, "r.json", "--top=0").ret == 0
 
 
+@needs("optuna", "optuna")
 def test_a_storage_whose_driver_is_missing_names_the_package_to_install(
     pytester: pytest.Pytester,
 ) -> None:
