@@ -30,7 +30,7 @@ from typing import Any
 from pytest_hparams.atomic import write_atomically
 from pytest_hparams.errors import BaselineError
 from pytest_hparams.records import Outcome, TrialRecord
-from pytest_hparams.repeats import combine
+from pytest_hparams.repeats import Combination, combine
 from pytest_hparams.verdicts import Verdict
 
 FORMAT = "pytest-hparams-baseline"
@@ -135,54 +135,68 @@ def updated(
     all_records = list(records)
     skip = set(regressed)
     for combination in combine(r for r in all_records if r.key.repeat is not None):
-        if combination.combo in skip or any(
-            r.verdict is Verdict.REGRESSED or r.outcome not in _MOVES for r in combination.records
-        ):
+        if combination.combo in skip or not all(_moves(r) for r in combination.records):
             # Every repeat must have passed: a baseline of survivors flatters.
             if combination.combo in skip or any(_kept(r) for r in combination.records):
                 _keep(trials, kept, combination.combo, judged)
             continue
-        old_n = max(
-            (s.get("n", 0) for s in trials.get(combination.combo, {}).get("stats", {}).values()),
-            default=0,
-        )
-        if len(combination.records) < old_n:
-            continue  # a partial run (-k "repeat:0") does not shrink the entry
-        recorded = trials.get(combination.combo, {}).get("stats", {})
-        stats: dict[str, dict[str, Any]] = {}
-        for name, summary in combination.summaries().items():
-            if combination.lost(name) or not math.isfinite(summary.mean + summary.std):
-                # A repeat came out NaN (or the values overflow): the survivors
-                # would flatter, so the metric keeps its recorded value.
-                if name in recorded:
-                    stats[name] = recorded[name]
-            elif summary.n:
-                stats[name] = summary.to_dict()
-        if stats:
-            key = combination.key
-            trials[combination.combo] = {
-                "test": key.test,
-                "hparams": dict(key.hparams),
-                "metrics": {n: s["mean"] for n, s in stats.items()},
-                "stats": stats,
-            }
+        entry = _combination_entry(combination, trials.get(combination.combo, {}))
+        if entry is not None:
+            trials[combination.combo] = entry
     for record in all_records:
         if record.key.repeat is not None:
             continue
-        if record.outcome not in _MOVES or record.verdict is Verdict.REGRESSED:
+        if not _moves(record):
             if _kept(record):
                 _keep(trials, kept, record.nodeid, judged)
             continue
-        old = trials.get(record.nodeid, {}).get("metrics", {})
-        metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
-        metrics.update({k: v for k, v in old.items() if k not in metrics and k in record.metrics})
-        if metrics:
-            trials[record.nodeid] = {
-                "test": record.test,
-                "hparams": dict(record.key.hparams),
-                "metrics": metrics,
-            }
+        entry = _trial_entry(record, trials.get(record.nodeid, {}))
+        if entry is not None:
+            trials[record.nodeid] = entry
     return trials, kept
+
+
+def _trial_entry(record: TrialRecord, old: Entry) -> Entry | None:
+    """A passed trial's new entry; a metric that came out NaN keeps its
+    recorded value. None when no metric is left to record."""
+    metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
+    recorded = old.get("metrics", {})
+    metrics.update({k: v for k, v in recorded.items() if k not in metrics and k in record.metrics})
+    if not metrics:
+        return None
+    return {"test": record.test, "hparams": dict(record.key.hparams), "metrics": metrics}
+
+
+def _moves(record: TrialRecord) -> bool:
+    """Whether a trial's metrics may replace its entry: it passed (or was
+    resumed from a session that passed) and did not regress."""
+    return record.outcome in _MOVES and record.verdict is not Verdict.REGRESSED
+
+
+def _combination_entry(combination: Combination, old: Entry) -> Entry | None:
+    """A combination's new entry, every repeat having passed; None leaves
+    the old one: a partial run (-k "repeat:0") does not shrink it."""
+    recorded = old.get("stats", {})
+    if len(combination.records) < max((s.get("n", 0) for s in recorded.values()), default=0):
+        return None
+    stats: dict[str, dict[str, Any]] = {}
+    for name, summary in combination.summaries().items():
+        if combination.lost(name) or not math.isfinite(summary.mean + summary.std):
+            # A repeat came out NaN (or the values overflow): the survivors
+            # would flatter, so the metric keeps its recorded value.
+            if name in recorded:
+                stats[name] = recorded[name]
+        elif summary.n:
+            stats[name] = summary.to_dict()
+    if not stats:
+        return None
+    key = combination.key
+    return {
+        "test": key.test,
+        "hparams": dict(key.hparams),
+        "metrics": {n: s["mean"] for n, s in stats.items()},
+        "stats": stats,
+    }
 
 
 def _keep(

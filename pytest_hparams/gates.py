@@ -287,13 +287,7 @@ def decide(
         if any(r.key.repeat is not None for r in records):
             decision.combinations[test] = combine(records)
     if entries is None:
-        for combos in decision.combinations.values():
-            for combo in combos:
-                comparison = (reported or {}).get(combo.combo)
-                if comparison is not None:
-                    combo.comparison = comparison
-                    if comparison.gating:
-                        decision.failures += [f"{combo.combo} {m}" for m in comparison.messages]
+        _keep_reported(decision, reported or {})
         return decision
     for test, records in sweeps.items():
         metrics = list(declared.get(test, ()))
@@ -302,35 +296,69 @@ def decide(
                 f"{test}: @hparam_search asks each trial's hparams, so the baseline's "
                 "entries per trial do not apply; gate it with --hparams-gate best"
             )
-            continue
-        if gate == "best":
-            if sharded:
-                decision.notes.append(
-                    f"{test}: --hparams-gate best is decided over every shard, by "
-                    "`python -m pytest_hparams merge --gate best --baseline ...`"
-                )
-                continue
+        elif gate == "best" and sharded:
+            decision.notes.append(
+                f"{test}: --hparams-gate best is decided over every shard, by "
+                "`python -m pytest_hparams merge --gate best --baseline ...`"
+            )
+        elif gate == "best":
             combos = decision.combinations.get(test) or combine(records)
             decision.failures += _gate_best(
                 test, combos, metrics, entries, tolerances, alpha, shown=test not in asked
             )
-            continue
-        if merged and test not in decision.combinations:
-            for record in records:
-                if record.outcome.ok:
-                    entry = entries.get(record.nodeid)
-                    record.comparison = compare_trial(record.metrics, entry, metrics, tolerances)
-                    decision.failures += [
-                        f"{record.nodeid} {m}" for m in record.comparison.messages
-                    ]
-        for combo in decision.combinations.get(test, []):
-            entry = entries.get(combo.combo)
-            if not repeated(entry):
-                continue  # n = 1 on a side: each repeat was judged as its own trial
-            combo.comparison = compare_repeats(combo, entry, metrics, tolerances, alpha)
-            if combo.comparison is not None:
-                decision.failures += [f"{combo.combo} {m}" for m in combo.comparison.messages]
+        else:
+            if merged and test not in decision.combinations:
+                decision.failures += _compare_trials_again(records, metrics, entries, tolerances)
+            combos = decision.combinations.get(test, [])
+            decision.failures += _gate_each(combos, metrics, entries, tolerances, alpha)
     return decision
+
+
+def _keep_reported(decision: Decision, reported: Mapping[str, Comparison]) -> None:
+    """`merge` without a baseline: each combination keeps the verdict its
+    shard's report gave it."""
+    for combos in decision.combinations.values():
+        for combo in combos:
+            comparison = reported.get(combo.combo)
+            if comparison is not None:
+                combo.comparison = comparison
+                if comparison.gating:
+                    decision.failures += [f"{combo.combo} {m}" for m in comparison.messages]
+
+
+def _compare_trials_again(
+    records: Sequence[Any],
+    metrics: list[Metric],
+    entries: Mapping[str, Entry],
+    tolerances: Tolerances,
+) -> list[str]:
+    """`merge` with a baseline: each single trial that ran to the end, again."""
+    failures = []
+    for record in records:
+        if record.outcome.ok:
+            entry = entries.get(record.nodeid)
+            record.comparison = compare_trial(record.metrics, entry, metrics, tolerances)
+            failures += [f"{record.nodeid} {m}" for m in record.comparison.messages]
+    return failures
+
+
+def _gate_each(
+    combos: Sequence[Combination],
+    metrics: list[Metric],
+    entries: Mapping[str, Entry],
+    tolerances: Tolerances,
+    alpha: float,
+) -> list[str]:
+    """Every repeated combination against its entry, by the Welch gate."""
+    failures = []
+    for combo in combos:
+        entry = entries.get(combo.combo)
+        if not repeated(entry):
+            continue  # n = 1 on a side: each repeat was judged as its own trial
+        combo.comparison = compare_repeats(combo, entry, metrics, tolerances, alpha)
+        if combo.comparison is not None:
+            failures += [f"{combo.combo} {m}" for m in combo.comparison.messages]
+    return failures
 
 
 def _gate_best(
@@ -364,13 +392,8 @@ def _gate_best(
         ]
     base_key = min(candidates, key=lambda k: rank(mine[k]["metrics"][primary.name], k))
     ranked = sorted(combos, key=lambda c: rank(c.summary(primary.name).mean, c.combo))
-    for combo in combos if shown else ():
-        comparison = compare_repeats(combo, mine.get(combo.combo), declared, tolerances, alpha)
-        if comparison is not None and comparison.verdict is not Verdict.NEW:
-            # Shown beside the row; the best's verdict below is the gate.
-            combo.comparison = Comparison(
-                comparison.verdict, comparison.metrics, comparison.against, gating=False
-            )
+    if shown:
+        _show_changes(combos, mine, declared, tolerances, alpha)
     if not ranked:
         return []
     if not ranked[0].summary(primary.name).n:
@@ -393,6 +416,23 @@ def _gate_best(
         f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
         for m in comparison.messages
     ]
+
+
+def _show_changes(
+    combos: Sequence[Combination],
+    entries: Mapping[str, Entry],
+    declared: list[Metric],
+    tolerances: Tolerances,
+    alpha: float,
+) -> None:
+    """Each combination's change against its own entry, shown beside its
+    row under `--hparams-gate best`; only the best's verdict is the gate."""
+    for combo in combos:
+        comparison = compare_repeats(combo, entries.get(combo.combo), declared, tolerances, alpha)
+        if comparison is not None and comparison.verdict is not Verdict.NEW:
+            combo.comparison = Comparison(
+                comparison.verdict, comparison.metrics, comparison.against, gating=False
+            )
 
 
 def _num(value: float, digits: int = 6) -> str:
