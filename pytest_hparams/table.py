@@ -227,15 +227,15 @@ def text_lines(table: Table, top_option: str = "--hparams-top") -> list[tuple[st
 
 def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]:
     """The table as GitHub-flavoured Markdown: the best row 🏆, regressions ❌."""
-    out = [f"### `{_md(table.test)}`", "", _md(table.summary), ""]
-    out.append("| " + " | ".join(_md(h) for h in table.header) + " |")
+    out = [f"### `{md_text(table.test)}`", "", md_text(table.summary), ""]
+    out.append("| " + " | ".join(md_text(h) for h in table.header) + " |")
     out.append(
         "|"
         + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header)))
         + "|"
     )
     for row, mark in zip(table.rows, table.marks, strict=True):
-        cells = [_md(c) for c in row]
+        cells = [md_text(c) for c in row]
         # The best row keeps its 🏆 when it improved; a regression's ❌ comes first.
         cells[0] = "❌" if mark == "regressed" else "🏆" if row[0] == "*" else ""
         if mark == "regressed" and table.header[-1] == "baseline":
@@ -244,12 +244,13 @@ def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]
     if table.hidden:
         out.append(f"\n{table.hidden} more not shown ({top_option} 0 shows all)")
     if table.verdict:
-        out += ["", _md(table.verdict)]
+        out += ["", md_text(table.verdict)]
     out.append("")
     return out
 
 
-def _md(text: str) -> str:
+def md_text(text: str) -> str:
+    """`text` as one Markdown table cell or line."""
     # A value is data, never markup: HTML is escaped, and a pipe or a line
     # break would end the row.
     return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
