@@ -158,7 +158,7 @@ class _Figures:
 def _sweep(view: SweepView, figures: _Figures, nested: bool) -> list[str]:
     level = "h3" if nested else "h2"
     out = [f"<{level}><code>{_e(view.definition.test)}</code></{level}>"]
-    out += table_html(view.table)
+    out += table.html_lines(view.table)
     primary = _primary(view)
     sections: list[tuple[str, list[str]]] = [
         ("Learning curves", [figures.div(f) for f in curve_figures(view)]),
@@ -199,25 +199,6 @@ def _sweep(view: SweepView, figures: _Figures, nested: bool) -> list[str]:
 def _primary(view: SweepView) -> Metric | None:
     metrics = table.columns(view.records, view.definition.metrics)
     return metrics[0] if metrics else None
-
-
-def table_html(model: table.Table) -> list[str]:
-    """A table model as an HTML table, its rows marked as the terminal marks them."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in model.header)
-    rows = []
-    for row, mark in zip(model.rows, model.marks, strict=True):
-        cells = "".join(
-            f'<td class="num">{_e(c)}</td>' if i in model.numeric else f"<td>{_e(c)}</td>"
-            for i, c in enumerate(row)
-        )
-        rows.append(f'<tr class="{mark}">{cells}</tr>')
-    out = [f'<p class="note">{_e(model.summary)}</p>']
-    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-    if model.hidden:
-        out.append(f'<p class="note">{model.hidden} more not shown</p>')
-    if model.verdict:
-        out.append(f'<p class="verdict">{_e(model.verdict)}</p>')
-    return out
 
 
 # --- the figures, as dicts in Plotly's schema ------------------------------------------------
@@ -444,7 +425,7 @@ def _against_base(
 
 def _changes(changes: Changes, figures: _Figures) -> list[str]:
     out = ["<h2>Head against base</h2>", f'<p class="verdict">{_e(changes.verdict)}</p>']
-    out += table_html(changes.table)
+    out += table.html_lines(changes.table)
     shifts = [s for s in changes.shifts if s.base or s.head]
     if shifts:
         out.append(f"<h3>{_e(changes.metric)}: base and head, mean ± std</h3>")

@@ -1,6 +1,6 @@
 """The sweep table: one model (`Table`) built from a sweep's records, and
-rendered as aligned text (the terminal, `merge`) or as Markdown (the
-`--hparams-markdown` summary). Pure.
+rendered as aligned text (the terminal, `merge`), as Markdown (the
+`--hparams-markdown` summary) or as HTML (the HTML report, pytest-html's). Pure.
 """
 
 from __future__ import annotations
@@ -247,6 +247,29 @@ def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]
         out += ["", md_text(table.verdict)]
     out.append("")
     return out
+
+
+def html_lines(model: Table) -> list[str]:
+    """A table model as an HTML table, its rows marked as the terminal marks them."""
+    head = "".join(f"<th>{_html(h)}</th>" for h in model.header)
+    rows = []
+    for row, mark in zip(model.rows, model.marks, strict=True):
+        cells = "".join(
+            f'<td class="num">{_html(c)}</td>' if i in model.numeric else f"<td>{_html(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        rows.append(f'<tr class="{mark}">{cells}</tr>')
+    out = [f'<p class="note">{_html(model.summary)}</p>']
+    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    if model.hidden:
+        out.append(f'<p class="note">{model.hidden} more not shown</p>')
+    if model.verdict:
+        out.append(f'<p class="verdict">{_html(model.verdict)}</p>')
+    return out
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
 
 
 def md_text(text: str) -> str:

@@ -191,3 +191,19 @@ def test_merge_draws_the_shards_curves_from_their_json_reports(pytester: pytest.
     # Every trial's curve, whichever shard ran it: 12 lines in one figure.
     page = assert_drawn_offline(pytester.path / "merged.html", figures=4)
     assert page.plots[0]["traces"] == 12
+
+
+def test_pytest_html_s_report_gains_the_sweep_tables_and_a_link(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html")
+    pytester.makepyfile(test_sweeps=SWEEPS)
+    (pytester.path / "out").mkdir()
+    pytester.runpytest_subprocess(
+        "-k", "seeds", "--html=out/pytest.html", "--hparams-html=sweeps.html"
+    )
+    page = (pytester.path / "out" / "pytest.html").read_text()
+    assert "hparams: <code>test_sweeps.py::test_seeds</code>" in page
+    assert "<td>0.33 ± 0.01 (n=3)</td>" in page or "0.33 ± 0.01 (n=3)</td>" in page
+    assert 'Plots of every sweep: <a href="../sweeps.html">sweeps.html</a>' in page
+    # Without a run of ours, pytest-html's report is its own.
+    pytester.runpytest_subprocess("-k", "nothing", "--html=out/empty.html")
+    assert "hparams:" not in (pytester.path / "out" / "empty.html").read_text()
