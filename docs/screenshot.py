@@ -3,6 +3,7 @@
     python docs/screenshot.py              # writes docs/hparams-dashboard.png
     python docs/screenshot.py --pruned     # writes docs/hparams-pruned.png
     python docs/screenshot.py --parallel   # writes docs/hparams-parallel.png
+    python docs/screenshot.py --report     # writes docs/report.png (the HTML report)
 
 Runs an example sweep into a fresh logdir, starts a real `tensorboard` on
 127.0.0.1, opens its HParams tab in headless Chromium and takes a screenshot,
@@ -46,6 +47,8 @@ from pytest_hparams.records import SweepDefinition
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 WIDTH, HEIGHT = 1600, 1000
+REPORT_HEIGHT = 2400  # the report's screenshot: its table and first figures
+REPORT_SHOT = HERE / "report.png"
 
 
 @dataclass(frozen=True)
@@ -212,10 +215,13 @@ class DevTools:
         self._pending = b""
         self._id = 0
         self._session: str | None = None
+        # The events Chromium sent, in order (those of a domain once enabled:
+        # Network's requests, Runtime's console calls and exceptions).
+        self.events: list[dict[str, Any]] = []
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         """Sends a command (to the open page, once there is one) and returns
-        its result; events on the way are passed over."""
+        its result; events on the way are kept in `events`."""
         self._id += 1
         message: dict[str, Any] = {"id": self._id, "method": method, "params": params}
         if self._session is not None:
@@ -229,16 +235,30 @@ class DevTools:
                 self._pending += chunk
             line, self._pending = self._pending.split(b"\0", 1)
             reply = json.loads(line)
+            if "method" in reply and "id" not in reply:
+                self.events.append(reply)
             if reply.get("id") == self._id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return dict(reply["result"])
 
-    def open(self, url: str) -> None:
+    def open(self, url: str, offline: bool = False) -> None:
+        """Opens `url` in a new page; `offline`: with the network off, and the
+        page's requests, console and exceptions recorded in `events`."""
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
             "sessionId"
         ]
+        if offline:
+            for domain in ("Network", "Runtime", "Log"):
+                self.send(f"{domain}.enable")
+            self.send(
+                "Network.emulateNetworkConditions",
+                offline=True,
+                latency=0,
+                downloadThroughput=-1,
+                uploadThroughput=-1,
+            )
         self.send(
             "Emulation.setDeviceMetricsOverride",
             width=WIDTH,
@@ -315,11 +335,112 @@ def parallel_lines(chromium: str, logdir: Path, expected: int, output: Path | No
         return lines
 
 
+# Waits for the page to load and its figures to draw; resolves to each
+# figure's id, its traces as Plotly holds them, and the marks it drew (SVG
+# paths and points, or the canvases of WebGL traces such as parcoords).
+PLOTS = """
+(async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < 240 && document.readyState !== "complete"; i++) await sleep(250);
+  await sleep(1000);
+  return [...document.querySelectorAll('[id^="figure-"]')].map((el) => ({
+    id: el.id,
+    plotly: el.classList.contains("js-plotly-plot"),
+    traces: (el._fullData || []).length,
+    points: (el._fullData || []).reduce(
+      (n, t) => n + ((t.x && t.x.length) || (t.dimensions && t.dimensions.length) || 0), 0),
+    marks: el.querySelectorAll(
+      "g.trace path, g.trace .point, path.js-line, g.parcoords canvas, .gl-canvas").length,
+  }));
+})
+"""
+
+
+@dataclass
+class Page:
+    """What headless Chromium found in a report it opened offline."""
+
+    plots: list[dict[str, Any]]
+    errors: list[str]  # console errors and uncaught exceptions
+    requests: list[str]  # every URL the page asked for but its own file
+
+
+def open_report(chromium: str, report: Path, output: Path | None = None) -> Page:
+    """Opens an HTML report from file:// with the network off; returns its
+    figures, its console errors and the requests it made, and screenshots
+    it to `output` (the whole page)."""
+    profile = Path(tempfile.mkdtemp(prefix="hparams-chromium-"))
+    browser = DevTools(chromium, profile)
+    url = report.resolve().as_uri()
+    try:
+        browser.open(url, offline=True)
+        plots = browser.run(PLOTS)
+        if output is not None:
+            browser.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=WIDTH,
+                height=REPORT_HEIGHT,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            time.sleep(2)  # the responsive figures redraw at the new size
+            browser.screenshot(output)
+    finally:
+        browser.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    errors, requests = [], []
+    for event in browser.events:
+        method, params = event["method"], event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            errors.append(str(params["exceptionDetails"].get("text")))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            errors.append(
+                " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+            )
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            errors.append(str(params["entry"].get("text")))
+        elif method == "Network.requestWillBeSent":
+            requested = str(params["request"]["url"])
+            if requested != url and not requested.startswith("data:"):
+                requests.append(requested)
+    return Page(plots, errors, requests)
+
+
+def report_shot(chromium: str) -> int:
+    """Runs the example's Keras sweeps into a fresh logdir twice, the second
+    against a baseline, writes their HTML report and screenshots it."""
+    work = Path(tempfile.mkdtemp(prefix="hparams-screenshot-"))
+    report = work / "report.html"
+    try:
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"),
+                str(ROOT / "example_project" / "test_keras_pruned.py"),
+                f"--hparams-logdir={work / 'logs'}",
+                f"--hparams-html={report}",
+            ],
+            check=True,
+            cwd=ROOT / "example_project",
+        )
+        page = open_report(chromium, report, REPORT_SHOT)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if page.errors or page.requests or not all(p["traces"] for p in page.plots):
+        raise RuntimeError(f"the report did not draw cleanly: {page}")
+    print(f"wrote {REPORT_SHOT.relative_to(ROOT)} ({len(page.plots)} figures)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--pruned", action="store_true", help="the pruned Keras sweep (docs/hparams-pruned.png)"
+    )
+    which.add_argument(
+        "--report",
+        action="store_true",
+        help="the pruned Keras sweep's HTML report (docs/report.png)",
     )
     which.add_argument(
         "--parallel",
@@ -334,6 +455,8 @@ def main() -> int:
             "error: Chromium not found; install it with: apt-get install chromium", file=sys.stderr
         )
         return 2
+    if args.report:
+        return report_shot(chromium)
     work = Path(tempfile.mkdtemp(prefix="hparams-screenshot-"))
     logdir, report = work / "logs", work / "report.json"
     subprocess.run(

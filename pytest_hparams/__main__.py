@@ -1,15 +1,19 @@
-"""`python -m pytest_hparams merge ...`: see pytest_hparams.merge."""
+"""`python -m pytest_hparams merge|compare ...`: see pytest_hparams.merge and
+pytest_hparams.compare."""
 
 from __future__ import annotations
 
 import sys
 
-from pytest_hparams import merge
+from pytest_hparams import compare, merge
 
-USAGE = "usage: python -m pytest_hparams merge REPORT.json [REPORT.json ...] [options]"
+USAGE = """usage: python -m pytest_hparams merge REPORT.json [REPORT.json ...] [options]
+       python -m pytest_hparams compare BASE.json HEAD.json [options]"""
+COMMANDS = {"merge": merge.main, "compare": compare.main}
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] != "merge":
+    command = COMMANDS.get(sys.argv[1] if len(sys.argv) > 1 else "")
+    if command is None:
         print(USAGE, file=sys.stderr)
         sys.exit(2)
-    sys.exit(merge.main(sys.argv[2:]))
+    sys.exit(command(sys.argv[2:]))

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from pytest_hparams import table
 from pytest_hparams.atomic import write_atomically
 from pytest_hparams.records import SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination
+
+if TYPE_CHECKING:  # settings.py checks report paths here: the logdir's readers load later
+    from pytest_hparams.logdir import Curves
 
 JSON_VERSION = 3
 #: One sweep's part of a report: its definition, its records and, when it
@@ -21,15 +25,23 @@ Sweep = tuple[SweepDefinition, Sequence[TrialRecord], Sequence[Combination] | No
 
 
 def json_report(
-    sweeps: Sequence[Sweep], not_run: Sequence[str], gate_failures: Sequence[str] = ()
+    sweeps: Sequence[Sweep],
+    not_run: Sequence[str],
+    gate_failures: Sequence[str] = (),
+    curves: Mapping[str, Curves] | None = None,
 ) -> str:
     """Every trial of every sweep: its key, hparams, metrics, outcome, duration,
     baseline; and the gates' run-level verdict (repeats' test, gate best),
     which no trial of pytest's, nor JUnit XML, carries.
 
+    A trial whose curves were logged (`curves`, by node id) carries them under
+    "curves": group, tag, then `[step, value]` pairs. Readers of version 3
+    that do not know the field pass over it; `merge` and `compare` draw it.
+
     JSON has no NaN or infinity: such a metric is written as the string
     "nan", "inf" or "-inf".
     """
+    curves = curves or {}
     out = []
     for definition, records, combos in sweeps:
         metrics = table.columns(records, definition.metrics)
@@ -41,8 +53,7 @@ def json_report(
             "metrics": data["metrics"],
             "definition": data,
             "trials": [
-                _json_safe({**t.to_dict(), "duration": round(t.duration, 6)})
-                for t in table.rank(records, primary)
+                _json_safe(_trial(t, curves.get(t.nodeid))) for t in table.rank(records, primary)
             ],
         }
         if combos:
@@ -58,6 +69,34 @@ def json_report(
         "gate": {"passed": not gate_failures, "failures": list(gate_failures)},
     }
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def _trial(record: TrialRecord, curves: Curves | None) -> dict[str, Any]:
+    out = {**record.to_dict(), "duration": round(record.duration, 6)}
+    if curves:
+        out["curves"] = {
+            group: {
+                tag: [[step, v] for step, v in sorted(points.items())]
+                for tag, points in tags.items()
+            }
+            for group, tags in curves.items()
+        }
+    return out
+
+
+def read_curves(trial: Mapping[str, Any]) -> Curves:
+    """A JSON report's trial's curves, as `json_report` wrote them ({} if none).
+
+    Raises:
+      TypeError, ValueError: If the field is not of that form.
+    """
+    raw = trial.get("curves") or {}
+    return {
+        str(group): {
+            str(tag): {int(s): float(v) for s, v in points} for tag, points in tags.items()
+        }
+        for group, tags in dict(raw).items()
+    }
 
 
 def _combination(combo: Combination) -> Any:
@@ -95,19 +134,22 @@ def _json_safe(data: Any) -> Any:
 JSON_START = '{\n  "format": "pytest-hparams-report"'
 #: How every Markdown summary begins: a sweep's heading, its node id.
 MARKDOWN_START = re.compile(r"### `[^`\n]*::")
+#: How every HTML report begins (report_html.py writes it).
+HTML_START = "<!DOCTYPE html>\n<!-- pytest-hparams report -->"
+#: The kinds of report `foreign` tells apart, as its messages name them.
+KINDS = {"json": "JSON report", "markdown": "Markdown summary", "html": "HTML report"}
 
 
-def foreign(path: Path, markdown: bool = False) -> str:
-    """Why a report may not be written over what `path` holds, or "" when it
-    may: it holds nothing, a blank file, or a report of the same kind that
-    this plugin wrote."""
-    if _replaceable(path, markdown):
+def foreign(path: Path, kind: str = "json") -> str:
+    """Why a report of `kind` ("json", "markdown" or "html") may not be
+    written over what `path` holds, or "" when it may: it holds nothing, a
+    blank file, or a report of the same kind that this plugin wrote."""
+    if _replaceable(path, kind):
         return ""
-    kind = "Markdown summary" if markdown else "JSON report"
-    return f"holds something other than a pytest-hparams {kind}"
+    return f"holds something other than a pytest-hparams {KINDS[kind]}"
 
 
-def _replaceable(path: Path, markdown: bool) -> bool:
+def _replaceable(path: Path, kind: str) -> bool:
     if not path.exists():
         return True
     if not path.is_file():  # a FIFO would block the read below
@@ -122,8 +164,10 @@ def _replaceable(path: Path, markdown: bool) -> bool:
             return not path.read_bytes().strip()
         except OSError:
             return True
-    if markdown:  # its first heading names a test: "### `test_x.py::test_fit`"
+    if kind == "markdown":  # its first heading names a test: "### `test_x.py::test_fit`"
         return MARKDOWN_START.match(start.lstrip()) is not None
+    if kind == "html":
+        return start.startswith(HTML_START)
     if start.startswith(JSON_START):
         return True
     try:  # a report reformatted (json.tool, jq): read it whole
@@ -133,9 +177,16 @@ def _replaceable(path: Path, markdown: bool) -> bool:
     return isinstance(data, dict) and data.get("format") == "pytest-hparams-report"
 
 
-def markdown_report(tables: Sequence[table.Table]) -> str:
-    """The sweep tables as GitHub-flavoured Markdown, best first, regressions marked."""
-    return "\n".join(line for t in tables for line in table.markdown_lines(t)) + "\n"
+def markdown_report(tables: Sequence[table.Table], html_link: str = "") -> str:
+    """The sweep tables as GitHub-flavoured Markdown, best first, regressions
+    marked; then, when the HTML report is written too, a link to it
+    (`html_link`, relative to the Markdown's folder). The link comes last: a
+    summary begins with its first sweep's heading, by which a rerun knows it."""
+    lines = [line for t in tables for line in table.markdown_lines(t)]
+    if html_link:
+        name = html_link.rsplit("/", 1)[-1]
+        lines += [f"Plots of every sweep: [{table.md_text(name)}]({quote(html_link)})", ""]
+    return "\n".join(lines) + "\n"
 
 
 def write(path: Path, text: str) -> str:

@@ -152,6 +152,38 @@ def welch_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
     return float(result.pvalue)
 
 
+def welch_interval(
+    run: Sequence[float], base: Sequence[float], alpha: float
+) -> tuple[float, float]:
+    """The (1 - 2 alpha) confidence interval of the run's mean minus the
+    base's, by Welch's t: each bound is the one-sided bound of `welch_p`'s
+    test at `alpha`, so the interval lies wholly on the worse side of 0
+    exactly when that test finds the run worse. Two samples without
+    variance give the exact difference.
+
+    Raises:
+      ModuleNotFoundError: If scipy is not installed; the message names the extra.
+    """
+    import statistics
+
+    if statistics.pstdev(run) == 0 and statistics.pstdev(base) == 0:
+        difference = statistics.fmean(run) - statistics.fmean(base)
+        return difference, difference
+    try:
+        from scipy import stats
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            f"the Welch interval on repeats needs scipy; install it with: {STATS_EXTRA}"
+        ) from None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # as in welch_p
+        result = stats.ttest_ind(run, base, equal_var=False)
+        low, high = result.confidence_interval(1 - 2 * alpha)
+    return float(low), float(high)
+
+
 def judge_repeats(
     metric: Metric, run: Summary, base: Summary, tol: Tolerance, alpha: float, shown: str = ""
 ) -> tuple[Verdict, str, float | None]:

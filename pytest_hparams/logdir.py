@@ -36,6 +36,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._,=+@-]")
 _counter = itertools.count()
 
 
+#: A trial's scalar curves: by metric group ("" for its own run, else the
+#: subdirectory, as Keras' `train` and `validation`), tag, then step.
+Curves = dict[str, dict[str, dict[int, float]]]
+
+
 def safe_name(text: str) -> str:
     """A path component for `text` that stays inside its parent directory.
 
@@ -294,7 +299,7 @@ def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, 
     return events.parse_session(record for data in contents for record in events.unframe(data))
 
 
-def read_curves(path: Path) -> dict[str, dict[str, dict[int, float]]]:
+def read_curves(path: Path) -> Curves:
     """A trial's scalar curves: by metric group ("" for its own run, else
     the subdirectory, as Keras' `train` and `validation`), tag, then step."""
     out: dict[str, dict[str, dict[int, float]]] = {}

@@ -2,8 +2,8 @@
 
 Each shard of a CI matrix (`--hparams-shard K/N`) writes its own
 `--hparams-json` report; this joins them into the same `Reporter` that pytest
-uses, prints its tables, and can write the merged JSON, the Markdown summary
-and a baseline.
+uses, prints its tables, and can write the merged JSON, the Markdown summary,
+the HTML report and a baseline.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pytest_hparams.errors import BaselineError
 from pytest_hparams.options import alpha_spec, gate_spec, non_negative_int, tolerance_spec
 from pytest_hparams.records import SweepDefinition, TrialRecord
 from pytest_hparams.reporter import Reporter
-from pytest_hparams.settings import Settings, check_output
+from pytest_hparams.settings import Settings, check_output, missing_plotly
 from pytest_hparams.verdicts import Comparison
 
 
@@ -59,6 +59,12 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                 )
                 for sweep in data["sweeps"]
             ]
+            curves = {
+                str(t["nodeid"]): export.read_curves(t)
+                for sweep in data["sweeps"]
+                for t in sweep["trials"]
+                if t.get("curves")
+            }
             for sweep in data["sweeps"]:
                 for combo in sweep.get("combinations") or []:
                     if combo.get("baseline"):
@@ -87,6 +93,8 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                     )
                 seen[record.nodeid] = path
                 reporter.add(record)
+                if record.nodeid in curves:
+                    reporter.loaded_curves[record.nodeid] = curves[record.nodeid]
     # Entries one shard did not run were most likely run by another.
     reporter.baseline_not_run = not_run
 
@@ -99,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("reports", nargs="+", type=Path, help="--hparams-json files of the shards")
     parser.add_argument("-o", "--output", type=Path, help="write the merged JSON report here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown summary here")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        help="write the HTML report (tables and plots) here; needs pytest-hparams[report]",
+    )
     parser.add_argument("--save-baseline", type=Path, help="write (or update) a baseline file")
     parser.add_argument(
         "--top",
@@ -120,16 +133,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
-    outputs = [p.resolve() for p in (args.output, args.markdown, args.save_baseline) if p]
+    outputs = [
+        p.resolve() for p in (args.output, args.markdown, args.html, args.save_baseline) if p
+    ]
     if len(set(outputs)) < len(outputs):
         print(
-            "error: -o, --markdown and --save-baseline name one file; give each its own",
+            "error: -o, --markdown, --html and --save-baseline name one file; give each its own",
             file=sys.stderr,
         )
+        return 2
+    if args.html is not None and (why := missing_plotly("--html")):
+        print(f"error: {why}", file=sys.stderr)
         return 2
     for path, source in (
         (args.output, "-o"),
         (args.markdown, "--markdown"),
+        (args.html, "--html"),
         (args.save_baseline, "--save-baseline"),
     ):
         try:  # pytest's own check: a directory, a FIFO, a missing or read-only folder
@@ -138,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except pytest.UsageError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    for path, markdown in ((args.output, False), (args.markdown, True)):
+    for path, kind in ((args.output, "json"), (args.markdown, "markdown"), (args.html, "html")):
         if path is None:
             continue
         if path.resolve() in inputs:
@@ -147,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        if why := export.foreign(path, markdown):
+        if why := export.foreign(path, kind):
             print(f"error: {path} {why}; write the merge to a file of its own", file=sys.stderr)
             return 2
     entries = saved = None
@@ -171,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         saved=saved or {},
         json_path=args.output,
         markdown_path=args.markdown,
+        html_path=args.html,
         alpha=args.alpha,
         gate=args.gate,
         tolerances=(dict(args.tolerance),),

@@ -178,6 +178,13 @@ def addoption(parser: pytest.Parser) -> None:
         help="Write the sweep tables as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY)",
     )
     group.addoption(
+        "--hparams-html",
+        metavar="PATH",
+        default=None,
+        help="Write every sweep's table and plots as one self-contained HTML file to PATH "
+        "(needs pytest-hparams[report])",
+    )
+    group.addoption(
         "--hparams-shard",
         metavar="K/N|auto|auto/N",
         type=shard_spec,
@@ -286,6 +293,12 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "hparams_baseline",
         "Baseline file to compare against, relative to the ini file",
+        type="paths",
+        default=[],
+    )
+    parser.addini(
+        "hparams_html",
+        "HTML report to write, relative to the ini file",
         type="paths",
         default=[],
     )

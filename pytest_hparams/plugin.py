@@ -13,6 +13,7 @@ benchmarks/RESULTS.md for the cost.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -56,6 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_hparams.workers import XdistHooks
 
             config.pluginmanager.register(XdistHooks(reporter), "hparams-xdist")
+        html_report = config.getoption("htmlpath", None)
+        if config.pluginmanager.hasplugin("html") and html_report:
+            from pytest_hparams.html_summary import HtmlSummary
+
+            report = Path(config.invocation_params.dir, str(html_report))
+            config.pluginmanager.register(HtmlSummary(reporter, report), "hparams-html")
     import pytest_hparams  # the decorators tell a sweep from one under -p no:hparams by it
 
     pytest_hparams._active_runs += 1
@@ -77,4 +84,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if xdist is not None:
             xdist.close()
             config.pluginmanager.unregister(xdist)
+        html_summary = config.pluginmanager.get_plugin("hparams-html")
+        if html_summary is not None:
+            config.pluginmanager.unregister(html_summary)
         del config.stash[REPORTER_KEY]

@@ -1,6 +1,6 @@
 """The reporting process's view of a run: every trial's record, and all that
 is made from them once: the logdir's experiment config, the gates' decision,
-the baseline saved, the JSON and Markdown reports, and the terminal tables.
+the baseline saved, the JSON, Markdown and HTML reports, and the terminal tables.
 
 A `Reporter` is registered only where pytest reports (the controller under
 xdist, as pytest's junitxml registers its `LogXML`), and
@@ -20,7 +20,14 @@ import pytest
 
 from pytest_hparams.controller import Crash, TrialTable
 from pytest_hparams.errors import HParamsError
-from pytest_hparams.logdir import read_curves, run_path, safe_name, test_path, write_mean_run
+from pytest_hparams.logdir import (
+    Curves,
+    read_curves,
+    run_path,
+    safe_name,
+    test_path,
+    write_mean_run,
+)
 from pytest_hparams.neighbours import Neighbours
 from pytest_hparams.records import (
     PRUNED_ATTR,
@@ -38,6 +45,7 @@ from pytest_hparams.verdicts import Verdict
 if TYPE_CHECKING:
     from pytest_hparams.gates import Decision
     from pytest_hparams.records import SweepDefinition, TrialKey
+    from pytest_hparams.report_html import SweepView
     from pytest_hparams.settings import Settings
     from pytest_hparams.table import Table
     from pytest_hparams.verdicts import Comparison
@@ -76,6 +84,10 @@ class Reporter:
         # run, and the verdicts they gave their repeated combinations.
         self.baseline_not_run: set[str] | None = None
         self.reported: dict[str, Comparison] = {}
+        # Each trial's logged curves, by node id: as merge read them from the
+        # shards' reports, or read from a local logdir once, when asked.
+        self.loaded_curves: dict[str, Curves] = {}
+        self._curves: dict[str, Curves] | None = None
         # The other runs recording into a local logdir at the same time.
         self.neighbours: Neighbours | None = None
         self.journal: str | None = None  # the xdist workers' temporary one, if any
@@ -344,8 +356,13 @@ class Reporter:
             if self._config_error:
                 self.failed_writes.append(self._config_error)
         settings = self.settings
-        asked = (settings.save_baseline, settings.json_path, settings.markdown_path)
-        if asked == (None, None, None):
+        asked = (
+            settings.save_baseline,
+            settings.json_path,
+            settings.markdown_path,
+            settings.html_path,
+        )
+        if not any(asked):
             return  # and no run pays for importing the writers
         from pytest_hparams import baseline, export
 
@@ -368,14 +385,18 @@ class Reporter:
                 "json report",
                 settings.json_path,
                 lambda path: export.write(
-                    path, export.json_report(sweeps, not_run, self._gate_failures())
+                    path,
+                    export.json_report(sweeps, not_run, self._gate_failures(), self.curves()),
                 ),
             ),
             (
                 "markdown summary",
                 settings.markdown_path,
-                lambda path: export.write(path, export.markdown_report(self.tables(0))),
+                lambda path: export.write(
+                    path, export.markdown_report(self.tables(0), self._html_link(path))
+                ),
             ),
+            ("html report", settings.html_path, lambda path: export.write(path, self.html())),
         ]
         for name, path, write in jobs:
             if path is None:
@@ -390,6 +411,56 @@ class Reporter:
                 )
             else:
                 self.written.append(f"{name}: {shown(path)}{detail}")
+
+    def curves(self) -> dict[str, Curves]:
+        """Each trial's logged curves, by node id (read once); a sweep whose
+        trials logged no more than their final values has none."""
+        if self._curves is None:
+            found = dict(self.loaded_curves)
+            store = self.settings.store
+            if store is not None and not isinstance(store, RemoteStore) and not self.merged:
+                for record in self.all_records:
+                    run = store.root / run_path(record.key.folder, record.key.params)
+                    try:
+                        curves = read_curves(run) if run.is_dir() else {}
+                    except OSError:  # a run that cannot be read is drawn without its curve
+                        curves = {}
+                    if curves:
+                        found[record.nodeid] = curves
+            self._curves = {}
+            for by_id in self.records.values():
+                self._curves.update(logged_curves({n: found[n] for n in by_id if n in found}))
+        return self._curves
+
+    def views(self) -> list[SweepView]:
+        """Every sweep as the HTML report draws it."""
+        from pytest_hparams.report_html import SweepView
+
+        combinations = self.decision.combinations if self.decision else {}
+        curves = self.curves()
+        return [
+            SweepView(
+                self.definitions[test],
+                list(by_id.values()),
+                model,
+                combinations.get(test),
+                {n: curves[n] for n in by_id if n in curves},
+            )
+            for (test, by_id), model in zip(self.records.items(), self.tables(0), strict=True)
+        ]
+
+    def html(self) -> str:
+        from pytest_hparams import report_html
+
+        title = "pytest-hparams: merged report" if self.merged else "pytest-hparams report"
+        return report_html.render(title, [report_html.Part("", self.views())])
+
+    def _html_link(self, markdown: Path) -> str:
+        """The HTML report's path from the Markdown's folder, when both are written."""
+        html = self.settings.html_path
+        if html is None:
+            return ""
+        return Path(os.path.relpath(html.resolve(), markdown.resolve().parent)).as_posix()
 
     def lines(self) -> list[Line]:
         """The terminal summary: one table per sweep (one line each if quiet),
@@ -564,6 +635,22 @@ class Reporter:
     def ok(self) -> bool:
         """Whether every report asked for was written."""
         return not self.failed_writes
+
+
+def logged_curves(curves: dict[str, Curves]) -> dict[str, Curves]:
+    """A sweep's curves without the plugin's own tags (`pytest.pruned`), or
+    none when no trial logged a tag at two steps or more: then they are the
+    final values its trials returned, which the table holds."""
+    kept = {
+        nodeid: {
+            group: {tag: points for tag, points in tags.items() if not tag.startswith("pytest.")}
+            for group, tags in by_group.items()
+        }
+        for nodeid, by_group in curves.items()
+    }
+    if not any(len(p) > 1 for c in kept.values() for tags in c.values() for p in tags.values()):
+        return {}
+    return {n: {g: t for g, t in c.items() if t} for n, c in kept.items()}
 
 
 def shown(path: Path | str) -> str:

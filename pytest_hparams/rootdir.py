@@ -23,6 +23,7 @@ PATH_OPTIONS = (
     "--hparams-save-baseline",
     "--hparams-json",
     "--hparams-markdown",
+    "--hparams-html",
     "--hparams-only-best",
 )
 # The files pytest's search for its rootdir and ini file stops at.

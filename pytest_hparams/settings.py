@@ -4,6 +4,7 @@ into a frozen `Settings` the rest of the plugin reads."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from pytest_hparams.options import (
     tolerance_spec,
 )
 
+#: How to install what the HTML report draws with.
+REPORT_EXTRA = "pip install 'pytest-hparams[report]'"
+
 if TYPE_CHECKING:
     from pytest_hparams import storage
     from pytest_hparams.baseline import Entry
@@ -43,6 +47,7 @@ class Settings:
     saved: dict[str, Entry] = field(default_factory=dict)  # save_baseline's at the start
     json_path: Path | None = None
     markdown_path: Path | None = None
+    html_path: Path | None = None
     shard: tuple[int, int] | None = None  # (K, N), K from 1; `auto` is decided in read()
     resume: bool = False
     overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -173,8 +178,16 @@ def read(config: pytest.Config) -> Settings:
                     f"--hparams-{option}: {path} is also a baseline or another report; "
                     "give each report its own file"
                 )
-            _check_ours(path, f"--hparams-{option}", markdown=option == "markdown")
+            _check_ours(path, f"--hparams-{option}", option)
             reports[option] = path
+    html = _html_path(config, here)
+    if html is not None:
+        outputs = {p.resolve() for p in (compared, save_path, only_best, *reports.values()) if p}
+        if html.resolve() in outputs:
+            raise pytest.UsageError(
+                f"--hparams-html: {html} is also a baseline or another report; "
+                "give each report its own file"
+            )
     if store is not None and not isinstance(store, _remote_type()):
         _check_not_holding_tests(config, store.root)
 
@@ -195,6 +208,7 @@ def read(config: pytest.Config) -> Settings:
         saved=saved,
         json_path=reports.get("json"),
         markdown_path=reports.get("markdown"),
+        html_path=html,
         shard=_shard(config.getoption("hparams_shard")),
         resume=resume,
         # The last for a name wins: the command line's over addopts'.
@@ -212,6 +226,37 @@ def read(config: pytest.Config) -> Settings:
         run=_run(config, study),
         began=_began(config),
         tolerances=(cli, ini),
+    )
+
+
+def _html_path(config: pytest.Config, here: Path) -> Path | None:
+    """`--hparams-html`, else the ini's `hparams_html`: checked as the other
+    reports are, and refused without plotly, which draws it."""
+    raw = config.getoption("hparams_html")
+    ini = config.getini("hparams_html")
+    if raw is None and not ini:
+        return None
+    if raw is not None:
+        path, source = _path(here, raw, "--hparams-html"), "--hparams-html"
+    elif len(ini) > 1:
+        raise pytest.UsageError(f"hparams_html (ini) names {len(ini)} files; give one")
+    else:
+        path, source = Path(ini[0]), "hparams_html (ini)"
+    check_output(path, source)
+    _check_ours(path, source, "html")
+    if why := missing_plotly(source):
+        raise pytest.UsageError(why)
+    return path
+
+
+def missing_plotly(source: str) -> str:
+    """Why `source`, an option that writes the HTML report, cannot: plotly,
+    which draws it, is not installed; "" when it is."""
+    if importlib.util.find_spec("plotly") is not None:
+        return ""
+    return (
+        f"{source} draws its plots with plotly, which is not installed; "
+        f"install it with: {REPORT_EXTRA}"
     )
 
 
@@ -371,12 +416,12 @@ def check_output(path: Path, source: str) -> None:
         ) from None
 
 
-def _check_ours(path: Path, source: str, markdown: bool) -> None:
+def _check_ours(path: Path, source: str, kind: str) -> None:
     """Refuses a report path that holds a file the plugin did not write: a
     test file taken for the path (`--hparams-json test_x.py`) is not lost."""
     from pytest_hparams.export import foreign
 
-    if why := foreign(path, markdown):
+    if why := foreign(path, kind):
         raise pytest.UsageError(
             f"{source}: {path} {why}, which this run would write over; give a path of its own"
         )

@@ -1,6 +1,6 @@
 """The sweep table: one model (`Table`) built from a sweep's records, and
-rendered as aligned text (the terminal, `merge`) or as Markdown (the
-`--hparams-markdown` summary). Pure.
+rendered as aligned text (the terminal, `merge`), as Markdown (the
+`--hparams-markdown` summary) or as HTML (the HTML report, pytest-html's). Pure.
 """
 
 from __future__ import annotations
@@ -271,15 +271,15 @@ def text_lines(table: Table, top_option: str = "--hparams-top") -> list[tuple[st
 
 def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]:
     """The table as GitHub-flavoured Markdown: the best row 🏆, regressions ❌."""
-    out = [f"### `{_md(table.test)}`", "", _md(table.summary), ""]
-    out.append("| " + " | ".join(_md(h) for h in table.header) + " |")
+    out = [f"### `{md_text(table.test)}`", "", md_text(table.summary), ""]
+    out.append("| " + " | ".join(md_text(h) for h in table.header) + " |")
     out.append(
         "|"
         + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header)))
         + "|"
     )
     for row, mark in zip(table.rows, table.marks, strict=True):
-        cells = [_md(c) for c in row]
+        cells = [md_text(c) for c in row]
         # The best row keeps its 🏆 when it improved; a regression's ❌ comes first.
         cells[0] = "❌" if mark == "regressed" else "🏆" if row[0] == "*" else ""
         if mark == "regressed" and table.header[-1] == "baseline":
@@ -288,12 +288,36 @@ def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]
     if table.hidden:
         out.append(f"\n{table.hidden} more not shown ({top_option} 0 shows all)")
     if table.verdict:
-        out += ["", _md(table.verdict)]
+        out += ["", md_text(table.verdict)]
     out.append("")
     return out
 
 
-def _md(text: str) -> str:
+def html_lines(model: Table) -> list[str]:
+    """A table model as an HTML table, its rows marked as the terminal marks them."""
+    head = "".join(f"<th>{_html(h)}</th>" for h in model.header)
+    rows = []
+    for row, mark in zip(model.rows, model.marks, strict=True):
+        cells = "".join(
+            f'<td class="num">{_html(c)}</td>' if i in model.numeric else f"<td>{_html(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        rows.append(f'<tr class="{mark}">{cells}</tr>')
+    out = [f'<p class="note">{_html(model.summary)}</p>']
+    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    if model.hidden:
+        out.append(f'<p class="note">{model.hidden} more not shown</p>')
+    if model.verdict:
+        out.append(f'<p class="verdict">{_html(model.verdict)}</p>')
+    return out
+
+
+def _html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def md_text(text: str) -> str:
+    """`text` as one Markdown table cell or line."""
     # A value is data, never markup: HTML is escaped, and a pipe or a line
     # break would end the row.
     return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
