@@ -82,6 +82,13 @@ def blocked(pytester: pytest.Pytester) -> pytest.Pytester:
             "install it with: pip install 'pytest-hparams[remote]'",
             id="remote-logdir",
         ),
+        pytest.param(
+            GRID.format(extra=""),
+            ["--hparams-html=report.html"],
+            "ERROR: --hparams-html draws its plots with plotly, which is not installed; "
+            "install it with: pip install 'pytest-hparams[report]'",
+            id="html-report",
+        ),
     ],
 )
 def test_a_feature_without_its_extra_is_one_usage_error_naming_it(
