@@ -337,6 +337,7 @@ def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
     """Every scalar curve in a run's records, by tag then step (TensorBoard's
     own scalars and the hparams plugin's records are told apart by metadata)."""
     from tensorboard.compat.proto import event_pb2
+    from tensorboard.util import tensor_util
 
     curves: dict[str, dict[int, float]] = {}
     for record in records:
@@ -346,8 +347,13 @@ def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
                 continue
             if value.HasField("simple_value"):
                 number = float(value.simple_value)
-            elif value.tensor.float_val:
-                number = float(value.tensor.float_val[0])
+            elif value.HasField("tensor") and value.tensor.dtype:
+                # TensorFlow's writer (Keras' callback) packs a scalar into
+                # tensor_content; TensorBoard's own decoder reads every form.
+                array = tensor_util.make_ndarray(value.tensor)
+                if array.size != 1 or array.dtype.kind not in "fiu":
+                    continue
+                number = float(array.reshape(()))
             else:
                 continue
             curves.setdefault(value.tag, {})[int(event.step)] = number

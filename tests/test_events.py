@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,19 @@ def test_a_trials_start_is_its_header_and_session_start_framed(hparams: dict[str
         events.event_bytes(2.5, 0, events.session_start_summary(group, hparams, 2.5))
     )
     assert events.start_records(2.5, group, hparams) == expected
+
+
+def test_a_scalar_written_as_tensorflows_writer_writes_it_is_a_curve_point() -> None:
+    # tf.summary.scalar (Keras' TensorBoard callback) packs the value into
+    # tensor_content, where TensorBoard's scalars plugin reads it.
+    def point(step: int, value: float) -> bytes:
+        tensor = tensor_util.make_tensor_proto(value, dtype=types_pb2.DT_FLOAT)
+        tensor.tensor_content = struct.pack("<f", value)
+        del tensor.float_val[:]
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="epoch_accuracy")])
+        summary.value[0].tensor.CopyFrom(tensor)
+        summary.value[0].metadata.plugin_data.plugin_name = "scalars"
+        return event_pb2.Event(step=step, summary=summary).SerializeToString()
+
+    curves = events.parse_scalars(iter([point(0, 0.5), point(1, 0.75)]))
+    assert curves == {"epoch_accuracy": {0: 0.5, 1: 0.75}}
