@@ -4,6 +4,9 @@ check each value as pytest reads it (`settings.py` reads them all)."""
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import shlex
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,11 +15,41 @@ if TYPE_CHECKING:
     from pytest_hparams.metrics import Tolerance
 
 
+#: The options that take a path, written `--opt=PATH` only: pytest chooses its
+#: rootdir and ini file from the command's paths before any plugin adds its
+#: options, so in `--hparams-logdir logs` it would take `logs` for a test path,
+#: and whether it exists (a second run, xdist's workers) would move the rootdir.
+PATH_OPTIONS = (
+    "--hparams-logdir",
+    "--hparams-baseline",
+    "--hparams-save-baseline",
+    "--hparams-json",
+    "--hparams-markdown",
+    "--hparams-html",
+    "--hparams-only-best",
+)
+
 #: The key of an xdist worker's `workerinput` that carries the run's scope
 #: (`Settings.run`), decided once on the controller.
 RUN_INPUT = "hparams_run"
 #: The same for when the run began (`Settings.began`).
 BEGAN_INPUT = "hparams_began"
+
+
+def refuse_two_word_paths(config: pytest.Config) -> None:
+    """Refuses a path option written as two words, on the command line or in
+    PYTEST_ADDOPTS: one rule, the same on every run and in every process.
+
+    Raises:
+      pytest.UsageError: Naming the option and the `--opt=PATH` to write.
+    """
+    words = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+    for option, value in itertools.pairwise(words):
+        if option in PATH_OPTIONS and not value.startswith("-"):
+            raise pytest.UsageError(
+                f"{option} {value}: write {shlex.quote(f'{option}={value}')}; pytest would take "
+                "a path after an option for a test path when it chooses its rootdir and ini file"
+            )
 
 
 def non_negative_int(text: str) -> int:

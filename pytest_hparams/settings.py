@@ -21,6 +21,7 @@ from pytest_hparams.options import (
     gate_spec,
     non_negative_int,
     positive_int,
+    refuse_two_word_paths,
     pruner_spec,
     seed_spec,
     tolerance_spec,
@@ -102,10 +103,8 @@ class Settings:
 def read(config: pytest.Config) -> Settings:
     """Reads and checks the options; raises pytest.UsageError with the fix."""
     here = config.invocation_params.dir
-    if not hasattr(config, "workerinput"):  # decided once: the answer is the same everywhere
-        from pytest_hparams.rootdir import check_path_options
-
-        check_path_options(config)
+    if not hasattr(config, "workerinput"):  # the controller refuses, once
+        refuse_two_word_paths(config)
     store = _store(config, here)
     resume = bool(config.getoption("hparams_resume"))
     study = _cli_or_ini_text(config, "study")

@@ -61,11 +61,11 @@ def test_a_trial_outside_a_threshold_fails_naming_metric_value_and_bound(
 def test_save_then_compare_unchanged_passes_and_rewrites_the_same_file(
     sweep: pytest.Pytester,
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json").assert_outcomes(passed=4)
+    sweep.runpytest("--hparams-save-baseline=baseline.json").assert_outcomes(passed=4)
     saved = (sweep.path / "baseline.json").read_bytes()
     assert len(json.loads(saved)["trials"]) == 4
     result = sweep.runpytest(
-        "--hparams-baseline", "baseline.json", "--hparams-save-baseline", "baseline.json"
+        "--hparams-baseline=baseline.json", "--hparams-save-baseline=baseline.json"
     )
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["baseline: 0 regressed, 0 improved, 0 new, 4 ok"])
@@ -75,10 +75,10 @@ def test_save_then_compare_unchanged_passes_and_rewrites_the_same_file(
 def test_a_worse_metric_beyond_tolerance_fails_that_item_with_exit_code_1(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "-0.05")
     result = sweep.runpytest(
-        "--hparams-baseline", "baseline.json", "--hparams-tolerance", "accuracy:0.02"
+        "--hparams-baseline=baseline.json", "--hparams-tolerance", "accuracy:0.02"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=3, failed=1)
@@ -97,11 +97,10 @@ def test_a_worse_metric_beyond_tolerance_fails_that_item_with_exit_code_1(
 def test_a_change_within_tolerance_passes(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "-0.01")
     result = sweep.runpytest(
-        "--hparams-baseline",
-        "baseline.json",
+        "--hparams-baseline=baseline.json",
         "--hparams-tolerance",
         "accuracy:0.02",
         "--hparams-tolerance",
@@ -114,9 +113,9 @@ def test_a_change_within_tolerance_passes(
 def test_an_improvement_is_reported_so_the_baseline_can_be_refreshed(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "0.05")
-    result = sweep.runpytest("--hparams-baseline", "baseline.json")
+    result = sweep.runpytest("--hparams-baseline=baseline.json")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         [
@@ -129,9 +128,9 @@ def test_an_improvement_is_reported_so_the_baseline_can_be_refreshed(
 def test_a_metric_that_became_nan_is_a_regression(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "nan")
-    result = sweep.runpytest("--hparams-baseline", "baseline.json", "-W", "ignore")
+    result = sweep.runpytest("--hparams-baseline=baseline.json", "-W", "ignore")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([f"{REGRESSED} accuracy regressed: nan (baseline 0.882)*"])
 
@@ -139,8 +138,8 @@ def test_a_metric_that_became_nan_is_a_regression(
 def test_new_trials_are_reported_as_new_and_missing_ones_as_not_run(
     sweep: pytest.Pytester,
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json", "-k", "units:16")
-    result = sweep.runpytest("--hparams-baseline", "baseline.json", "-k", "opt:adam")
+    sweep.runpytest("--hparams-save-baseline=baseline.json", "-k", "units:16")
+    result = sweep.runpytest("--hparams-baseline=baseline.json", "-k", "opt:adam")
     result.assert_outcomes(passed=2, deselected=2)
     result.stdout.fnmatch_lines(
         ["baseline: 0 regressed, 0 improved, 1 new, 1 ok; 1 not run ([[]units:16-opt:sgd[]])"]
@@ -150,9 +149,9 @@ def test_new_trials_are_reported_as_new_and_missing_ones_as_not_run(
 def test_saving_after_a_partial_run_keeps_the_other_entries(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "0.1")
-    sweep.runpytest("--hparams-save-baseline", "baseline.json", "-k", "units:32 and opt:adam")
+    sweep.runpytest("--hparams-save-baseline=baseline.json", "-k", "units:32 and opt:adam")
     trials = json.loads((sweep.path / "baseline.json").read_text())["trials"]
     assert len(trials) == 4
     accuracy = {k.split("[")[1]: v["metrics"]["accuracy"] for k, v in trials.items()}
@@ -175,8 +174,8 @@ def test_an_unusable_baseline_is_a_usage_error_and_is_left_untouched(
 ) -> None:
     path = sweep.path / "baseline.json"
     path.write_text(content)
-    for option in ("--hparams-baseline", "--hparams-save-baseline"):
-        result = sweep.runpytest(option, "baseline.json")
+    for option in "--hparams-baseline", "--hparams-save-baseline":
+        result = sweep.runpytest(f"{option}=baseline.json")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {option}: */{message}"])
         result.stdout.no_fnmatch_line("*passed*")
@@ -184,7 +183,7 @@ def test_an_unusable_baseline_is_a_usage_error_and_is_left_untouched(
 
 
 def test_a_missing_baseline_is_a_usage_error(sweep: pytest.Pytester) -> None:
-    result = sweep.runpytest("--hparams-baseline", "nowhere.json")
+    result = sweep.runpytest("--hparams-baseline=nowhere.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --hparams-baseline: */nowhere.json no such file; *"])
 
@@ -202,12 +201,12 @@ def test_the_command_line_tolerance_wins_over_the_ini_and_the_metric(
             return {"score": float(os.environ.get("SCORE", "1"))}
         """
     )
-    pytester.runpytest("--hparams-save-baseline", "b.json")
+    pytester.runpytest("--hparams-save-baseline=b.json")
     monkeypatch.setenv("SCORE", "0.7")
-    pytester.runpytest("--hparams-baseline", "b.json").assert_outcomes(passed=1)
+    pytester.runpytest("--hparams-baseline=b.json").assert_outcomes(passed=1)
     pytester.makeini("[pytest]\nhparams_tolerance = score:0.1")
-    pytester.runpytest("--hparams-baseline", "b.json").assert_outcomes(failed=1)
-    result = pytester.runpytest("--hparams-baseline", "b.json", "--hparams-tolerance", "40%")
+    pytester.runpytest("--hparams-baseline=b.json").assert_outcomes(failed=1)
+    result = pytester.runpytest("--hparams-baseline=b.json", "--hparams-tolerance", "40%")
     result.assert_outcomes(passed=1)
 
 
@@ -254,9 +253,9 @@ def test_min_above_max_is_a_collection_error(pytester: pytest.Pytester) -> None:
 def test_json_report_holds_every_trial_with_its_baseline_comparison(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "-0.1")
-    sweep.runpytest("--hparams-baseline", "baseline.json", "--hparams-json", "report.json")
+    sweep.runpytest("--hparams-baseline=baseline.json", "--hparams-json=report.json")
     data = json.loads((sweep.path / "report.json").read_text())
     (sweep_report,) = data["sweeps"]
     assert sweep_report["test"] == "test_model.py::test_model"
@@ -276,9 +275,9 @@ def test_json_report_holds_every_trial_with_its_baseline_comparison(
 def test_markdown_summary_is_a_table_best_first_with_regressions_marked(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "-0.1")
-    sweep.runpytest("--hparams-baseline", "baseline.json", "--hparams-markdown", "summary.md")
+    sweep.runpytest("--hparams-baseline=baseline.json", "--hparams-markdown=summary.md")
     lines = (sweep.path / "summary.md").read_text().splitlines()
     assert lines[0] == "### `test_model.py::test_model`"
     rows = [line for line in lines if line.startswith("| ")]
@@ -294,9 +293,9 @@ def test_markdown_summary_is_a_table_best_first_with_regressions_marked(
 def test_markdown_keeps_the_trophy_on_a_best_row_that_improved(
     sweep: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep.runpytest("--hparams-save-baseline", "baseline.json")
+    sweep.runpytest("--hparams-save-baseline=baseline.json")
     monkeypatch.setenv("SHIFT", "0.05")  # units:32-opt:adam improves, and is the best
-    sweep.runpytest("--hparams-baseline", "baseline.json", "--hparams-markdown", "summary.md")
+    sweep.runpytest("--hparams-baseline=baseline.json", "--hparams-markdown=summary.md")
     rows = [r for r in (sweep.path / "summary.md").read_text().splitlines() if r.startswith("| ")]
     assert rows[1].startswith("| 🏆 | 32 | adam | 0.932 | 0.882 +0.05 better |")
     assert rows[1].endswith("| passed | improved |")

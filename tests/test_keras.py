@@ -47,7 +47,7 @@ def test_keras_curves_land_in_the_trials_run_next_to_its_session(
         """
     )
     # A subprocess: TensorFlow must not be imported into pytester's process twice.
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs")
     result.assert_outcomes(passed=1)
     board = dashboard(pytester.path / "logs")
     runs = board.multiplexer.Runs()

@@ -22,7 +22,7 @@ def test_every_trial_is_a_session_with_its_hparams_and_metrics(
     pytester: pytest.Pytester, dashboard: Read
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
     board = dashboard(pytester.path / "logs")
     assert board.hparam_names == {"num_units", "learning_rate", "optimizer", "pytest.sweep"}
     assert board.metric_names == {"accuracy", "loss"}
@@ -58,7 +58,7 @@ def test_the_config_declares_domains_and_the_sweep_name(
             return {"accuracy": lr * units}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=4)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=4)
     board = dashboard(pytester.path / "logs")
     infos = {h.name: h for h in board.experiment.hparam_infos}
     assert infos["lr"].display_name == "Learning rate"
@@ -77,7 +77,7 @@ def test_failed_and_errored_trials_end_as_failure(
     pytester: pytest.Pytester, dashboard: Read
 ) -> None:
     pytester.makepyfile(test_mixed=MIXED_OUTCOMES)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=1, failed=1, errors=1)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=1, failed=1, errors=1)
     board = dashboard(pytester.path / "logs")
     statuses = {g.name.split("[")[1]: board.status(g) for g in board.groups}
     assert statuses == {
@@ -99,7 +99,7 @@ def test_undeclared_returned_metrics_are_added_to_the_config(
             return {"accuracy": a / 10, "epochs_run": 3}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=2)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2)
     board = dashboard(pytester.path / "logs")
     assert board.metric_names == {"accuracy", "epochs_run"}
     assert board.metrics(board.group("[a:2]")) == pytest.approx({"accuracy": 0.2, "epochs_run": 3})
@@ -109,9 +109,9 @@ def test_a_rerun_replaces_each_session_instead_of_adding_one(
     pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
     monkeypatch.setenv("BONUS", "1")
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
     board = dashboard(pytester.path / "logs")
     assert len(board.groups) == 12
     assert all(len(g.sessions) == 1 for g in board.groups)
@@ -135,9 +135,9 @@ def test_a_partial_rerun_keeps_other_trials_and_sweeps_in_the_config(
             return {"f1": depth / 2}
         """,
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=14)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=14)
     monkeypatch.setenv("BONUS", "1")
-    result = pytester.runpytest("--hparams-logdir", "logs", "-k", "test_train and optimizer:sgd")
+    result = pytester.runpytest("--hparams-logdir=logs", "-k", "test_train and optimizer:sgd")
     result.assert_outcomes(passed=6, deselected=8)
     board = dashboard(pytester.path / "logs")
     assert len(board.groups) == 14
@@ -173,7 +173,7 @@ def test_run_directories_never_leave_the_logdir_and_never_collide(
             return {"n": len(name)}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=7)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=7)
     logs = (pytester.path / "logs").resolve()
     caches = {".pytest_cache", "__pycache__"}
     assert {p.name for p in pytester.path.iterdir()} - caches == {"logs", "test_names.py"}
@@ -199,7 +199,7 @@ def test_trial_log_writes_curves_and_the_final_value_is_the_last_point(
             return {"accuracy": 0.45}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=1)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=1)
     board = dashboard(pytester.path / "logs")
     (run,) = [r for r in board.multiplexer.Runs() if r.endswith("a=1")]
     points = [
@@ -240,7 +240,7 @@ def test_ctrl_c_mid_sweep_leaves_finished_trials_and_never_a_false_success(
 ) -> None:
     pytester.makepyfile(test_stop=INTERRUPTED.format(action=CTRL_C))
     monkeypatch.setenv("STOP_AT", "2")
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     board = dashboard(pytester.path / "logs")
     statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
@@ -252,9 +252,9 @@ def test_ctrl_c_while_rerunning_keeps_the_recorded_session(
     pytester: pytest.Pytester, dashboard: Read, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_stop=INTERRUPTED.format(action=CTRL_C))
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=3)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=3)
     monkeypatch.setenv("STOP_AT", "1")
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     board = dashboard(pytester.path / "logs")
     assert len(board.groups) == 3
@@ -267,7 +267,7 @@ def test_a_crashed_process_leaves_every_finished_trial_readable(
 ) -> None:
     pytester.makepyfile(test_stop=INTERRUPTED.format(action="os._exit(3)"))
     monkeypatch.setenv("STOP_AT", "3")
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs")
     assert result.ret == 3
     board = dashboard(pytester.path / "logs")
     statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
@@ -296,7 +296,7 @@ def test_a_trial_killed_before_it_logs_anything_already_shows_as_started(
             return {"score": a}
         """
     )
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs")
     assert result.ret == -9
     board = dashboard(pytester.path / "logs")
     statuses = {g.name.rsplit("[", 1)[1]: board.status(g) for g in board.groups}
@@ -334,7 +334,7 @@ def test_a_run_cut_short_leaves_run_directories_only_for_trials_that_ran(
     pytester: pytest.Pytester, dashboard: Read, action: str, args: tuple[str, ...]
 ) -> None:
     pytester.makepyfile(test_many=MANY.format(action=action))
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs", *args)
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs", *args)
     assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED)
     found = run_dirs(pytester.path / "logs")
     runs = {path: files for path, files in found.items() if "=" in path}
@@ -367,7 +367,7 @@ def test_a_trial_whose_logdir_a_fixture_uses_still_starts_visibly(
             return {"m": 1.0}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=100)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=100)
 
 
 def test_a_trial_skipped_in_a_fixture_that_used_its_logdir_leaves_no_directory(
@@ -390,7 +390,7 @@ def test_a_trial_skipped_in_a_fixture_that_used_its_logdir_leaves_no_directory(
             return {"m": 1.0}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=6, skipped=4)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=6, skipped=4)
     runs = run_dirs(pytester.path / "logs")
     assert sorted(p for p in runs if "=" in p) == [
         f"test_few.py/test_few/a={a}" for a in (1, 2, 4, 5, 7, 8)
@@ -414,7 +414,7 @@ def test_a_tests_own_os_wait_gets_its_own_child(pytester: pytest.Pytester) -> No
             return {"x": a}
         """
     )
-    pytester.runpytest_subprocess("--hparams-logdir", "logs").assert_outcomes(passed=100)
+    pytester.runpytest_subprocess("--hparams-logdir=logs").assert_outcomes(passed=100)
 
 
 def test_a_rerun_replaces_its_first_attempt(pytester: pytest.Pytester, dashboard: Read) -> None:
@@ -433,7 +433,7 @@ def test_a_rerun_replaces_its_first_attempt(pytester: pytest.Pytester, dashboard
             return {"score": attempt}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs", "-p", "rerunfailures", "--reruns", "1")
+    pytester.runpytest("--hparams-logdir=logs", "-p", "rerunfailures", "--reruns", "1")
     board = dashboard(pytester.path / "logs")
     assert len(board.groups) == 100
     group = board.group("[a:5]")
@@ -496,7 +496,7 @@ def test_a_step_tensorboards_hparams_view_cannot_read_fails_the_trial_in_one_lin
             return {"acc": 0.9}
         """
     )
-    result = pytester.runpytest("--hparams-logdir", "logs")
+    result = pytester.runpytest("--hparams-logdir=logs")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*ValueError: trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got 2147483648)"]
@@ -547,7 +547,7 @@ def test_a_recorded_sweep_without_tensorflow_code_never_imports_tensorflow(
             print("TENSORFLOW IMPORTED:", "tensorflow" in sys.modules)
         """
     )
-    result = pytester.runpytest_subprocess("--hparams-logdir", "logs", "-s")
+    result = pytester.runpytest_subprocess("--hparams-logdir=logs", "-s")
     result.assert_outcomes(passed=12)
     result.stdout.fnmatch_lines(["TENSORFLOW IMPORTED: False"])
 
@@ -567,7 +567,7 @@ def test_a_real_tensorboard_server_serves_the_sessions_metrics_and_curves(
             return {"accuracy": units / 100}
         """
     )
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=3, failed=1)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=3, failed=1)
     server = tensorboard_server(pytester.path / "logs")
     groups = server.session_groups(expected=4, with_metrics=3)
     assert len(groups) == 4
@@ -586,8 +586,8 @@ def test_xdist_workers_give_the_same_sessions_and_table_as_one_process(
     pytester: pytest.Pytester, dashboard: Read
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    serial = pytester.runpytest_subprocess("--hparams-logdir", "serial")
-    parallel = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", "parallel")
+    serial = pytester.runpytest_subprocess("--hparams-logdir=serial")
+    parallel = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir=parallel")
     parallel.assert_outcomes(passed=12)
 
     def table(result: pytest.RunResult) -> list[str]:
@@ -604,10 +604,10 @@ def test_xdist_workers_give_the_same_sessions_and_table_as_one_process(
 
 def test_a_logdir_inside_the_project_is_never_walked_for_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
     # A test file that lands in the logdir (say, copied there) is not collected.
     (pytester.path / "logs" / "test_stray.py").write_text("def test_stray():\n    pass\n")
-    result = pytester.runpytest("--hparams-logdir", "logs", "--collect-only", "-q")
+    result = pytester.runpytest("--hparams-logdir=logs", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["12 tests collected*"])
     pytester.runpytest("--collect-only", "-q").stdout.fnmatch_lines(["13 tests collected*"])
 

@@ -44,7 +44,7 @@ def test_without_the_plugin_the_decorator_does_not_sweep(pytester: pytest.Pytest
     pytester.makepyfile(test_grid=GRID)
     result = pytester.runpytest("-p", "no:hparams", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["test_grid.py::test_train", "1 test collected*"])
-    result = pytester.runpytest("-p", "no:hparams", "--hparams-logdir", "logs")
+    result = pytester.runpytest("-p", "no:hparams", "--hparams-logdir=logs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
@@ -286,10 +286,10 @@ def test_a_misused_decorator_is_a_one_line_collection_error(
 def test_a_logdir_that_is_a_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_grid=GRID)
     pytester.path.joinpath("taken").write_text("not a directory")
-    result = pytester.runpytest("--hparams-logdir", "taken")
+    result = pytester.runpytest("--hparams-logdir=taken")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --hparams-logdir: */taken is a file, not a directory; *"])
-    result = pytester.runpytest("--hparams-logdir", "taken/sub")
+    result = pytester.runpytest("--hparams-logdir=taken/sub")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: --hparams-logdir: cannot create */taken/sub *; choose a writable*"]
@@ -305,7 +305,7 @@ def test_a_bad_top_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_terminal_table_ranks_trials_and_names_the_logdir(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_grid=GRID)
-    result = pytester.runpytest("--hparams-logdir", "logs", "--hparams-top", "3")
+    result = pytester.runpytest("--hparams-logdir=logs", "--hparams-top", "3")
     result.stdout.fnmatch_lines(
         [
             "=*= hparams: test_grid.py::test_train =*=",
@@ -362,7 +362,7 @@ def test_ini_options_apply_and_the_command_line_wins(pytester: pytest.Pytester) 
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["... 10 more not shown*", "logdir: from_ini"])
     assert pytester.path.joinpath("from_ini").is_dir()
-    result = pytester.runpytest("--hparams-logdir", "from_cli", "--hparams-top", "0")
+    result = pytester.runpytest("--hparams-logdir=from_cli", "--hparams-top", "0")
     result.stdout.fnmatch_lines(["12 trials*", "logdir: from_cli"])
     result.stdout.no_fnmatch_line("*more not shown*")
 

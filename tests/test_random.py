@@ -88,7 +88,7 @@ def test_the_dashboard_shows_the_declared_domains(
     pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
 ) -> None:
     pytester.makepyfile(test_search=RANDOM)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=6)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=6)
     board = dashboard(pytester.path / "logs")
     infos = {h.name: h for h in board.experiment.hparam_infos}
     assert (infos["lr"].domain_interval.min_value, infos["lr"].domain_interval.max_value) == (
@@ -186,15 +186,15 @@ def test_only_best_reruns_the_winner_recorded_in_a_baseline_or_report(
     pytester: pytest.Pytester, source: str
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest(source, "record.json").assert_outcomes(passed=4)
+    pytester.runpytest(f"{source}=record.json").assert_outcomes(passed=4)
     json.loads((pytester.path / "record.json").read_text())
-    result = pytester.runpytest("--hparams-only-best", "record.json", "-v")
+    result = pytester.runpytest("--hparams-only-best=record.json", "-v")
     result.assert_outcomes(passed=1, deselected=3)
     result.stdout.fnmatch_lines(["*test_grid[[]units:32-lr:0.1-flag:True[]] PASSED*"])
 
 
 def test_only_best_with_a_missing_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_grid=GRID)
-    result = pytester.runpytest("--hparams-only-best", "nope.json")
+    result = pytester.runpytest("--hparams-only-best=nope.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --hparams-only-best: */nope.json does not exist; *"])

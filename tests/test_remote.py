@@ -115,7 +115,7 @@ def test_an_s3_logdir_shows_in_tensorboard_as_a_local_one_does(
 ) -> None:
     pytester.makepyfile(test_grid=GRID, test_mixed=MIXED_OUTCOMES)
     url = f"s3://{bucket}/team/exp1"
-    remote = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
+    remote = pytester.runpytest_subprocess("-n", "2", f"--hparams-logdir={url}")
     remote.assert_outcomes(passed=13, failed=1, errors=1)
     remote.stdout.fnmatch_lines(
         [
@@ -126,7 +126,7 @@ def test_an_s3_logdir_shows_in_tensorboard_as_a_local_one_does(
         ]
     )
     assert leftovers(staging_area) == []
-    pytester.runpytest_subprocess("--hparams-logdir", "local").assert_outcomes(
+    pytester.runpytest_subprocess("--hparams-logdir=local").assert_outcomes(
         passed=13, failed=1, errors=1
     )
 
@@ -197,11 +197,11 @@ def test_a_worker_that_dies_costs_only_its_trial_in_s3(
 ) -> None:
     pytester.makepyfile(test_dies=DIES)
     first, again = f"s3://{bucket}/first", f"s3://{bucket}/again"
-    pytester.runpytest_subprocess("--hparams-logdir", again).assert_outcomes(passed=4)
+    pytester.runpytest_subprocess(f"--hparams-logdir={again}").assert_outcomes(passed=4)
     monkeypatch.setenv("CRASH", "1")
     monkeypatch.setenv("BONUS", "10")
     for url in (first, again):
-        result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", url)
+        result = pytester.runpytest_subprocess("-n", "2", f"--hparams-logdir={url}")
         result.assert_outcomes(passed=3, failed=1)
         result.stdout.fnmatch_lines(["*3 *crashed*"])
     # The controller ended the dead worker's staged sessions and uploaded them.
@@ -240,7 +240,7 @@ def test_what_a_trial_writes_in_its_logdir_is_uploaded_with_it(
         """
     )
     url = f"s3://{bucket}/exp"
-    pytester.runpytest_subprocess("--hparams-logdir", url).assert_outcomes(passed=2)
+    pytester.runpytest_subprocess(f"--hparams-logdir={url}").assert_outcomes(passed=2)
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     for a in (1, 2):
         path = f"{bucket}/exp/test_ckpt.py/test_ckpt/a={a}/checkpoints/model.ckpt"
@@ -251,8 +251,8 @@ def test_what_a_trial_writes_in_its_logdir_is_uploaded_with_it(
 def test_other_fsspec_urls_get_the_same_layout(pytester: pytest.Pytester) -> None:
     # fsspec's in-memory file system lives in this process: run in-process.
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "memory://sweeps/exp").assert_outcomes(passed=12)
-    pytester.runpytest("--hparams-logdir", "local").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=memory://sweeps/exp").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=local").assert_outcomes(passed=12)
     memory = fsspec.filesystem("memory")
     files = [p[len("/sweeps/exp/") :] for p in memory.find("/sweeps/exp")]
     local = [
@@ -283,7 +283,7 @@ def test_an_unusable_logdir_url_is_a_usage_error(
     pytester: pytest.Pytester, bucket: str, url: str, message: str
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    result = pytester.runpytest("--hparams-logdir", url)
+    result = pytester.runpytest(f"--hparams-logdir={url}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     result.stderr.no_fnmatch_line("*Traceback*")
@@ -301,7 +301,7 @@ def test_without_the_remote_extra_the_error_names_it(
 ) -> None:
     pytester.makeconftest(f"import sys\nsys.modules[{missing!r}] = None  # as if not installed\n")
     pytester.makepyfile(test_grid=GRID)
-    result = pytester.runpytest_subprocess("--hparams-logdir", "s3://bucket/exp")
+    result = pytester.runpytest_subprocess("--hparams-logdir=s3://bucket/exp")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     fix = "install it with: pip install 'pytest-hparams[remote]'"
     assert f"ERROR: --hparams-logdir: {expected}; {fix}" in result.errlines
@@ -326,7 +326,7 @@ def test_a_trial_that_cannot_be_uploaded_keeps_its_files_and_says_where(
             return {{"score": a}} if a < 3 else {{"score": a, "extra": 1.0}}
         """
     )
-    result = pytester.runpytest_subprocess("--hparams-logdir", f"s3://{bucket}/exp")
+    result = pytester.runpytest_subprocess(f"--hparams-logdir=s3://{bucket}/exp")
     result.stdout.fnmatch_lines(
         [
             f"hparams: could not write the experiment config to s3://{bucket}/exp "

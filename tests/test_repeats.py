@@ -62,7 +62,7 @@ def test_each_repeat_is_an_item_with_its_own_id_repeat_and_seed(
         ]
     )
     noisy.makepyfile(test_s=SEEDS)
-    noisy.runpytest("test_s.py", "--hparams-json", "r.json").assert_outcomes(passed=20)
+    noisy.runpytest("test_s.py", "--hparams-json=r.json").assert_outcomes(passed=20)
     trials = json.loads((noisy.path / "r.json").read_text())["sweeps"][0]["trials"]
     assert sorted(t["metrics"]["repeat"] for t in trials) == sorted([0.0, 1.0, 2.0, 3.0, 4.0] * 4)
     assert len({t["metrics"]["seed"] for t in trials}) == 20
@@ -95,8 +95,8 @@ def test_a_bad_repeats_is_a_one_line_collection_error(pytester: pytest.Pytester)
 def test_the_seed_salt_changes_every_seed_and_no_id(pytester: pytest.Pytester) -> None:
     noisy = pytester
     noisy.makepyfile(test_s=SEEDS)
-    noisy.runpytest("--hparams-json", "a.json").assert_outcomes(passed=20)
-    noisy.runpytest("--hparams-json", "b.json", "--hparams-seed", "1").assert_outcomes(passed=20)
+    noisy.runpytest("--hparams-json=a.json").assert_outcomes(passed=20)
+    noisy.runpytest("--hparams-json=b.json", "--hparams-seed", "1").assert_outcomes(passed=20)
 
     def seeds(name: str) -> dict[str, float]:
         data = json.loads((noisy.path / name).read_text())
@@ -110,9 +110,7 @@ def test_the_seed_salt_changes_every_seed_and_no_id(pytester: pytest.Pytester) -
 def test_tensorboard_groups_a_combinations_repeats_and_averages_them(
     noisy: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
 ) -> None:
-    noisy.runpytest("--hparams-logdir", "logs", "--hparams-json", "r.json").assert_outcomes(
-        passed=20
-    )
+    noisy.runpytest("--hparams-logdir=logs", "--hparams-json=r.json").assert_outcomes(passed=20)
     board = dashboard(noisy.path / "logs")
     assert len(board.groups) == 4
     assert all(len(g.sessions) == 5 for g in board.groups)
@@ -131,7 +129,7 @@ def test_tensorboard_groups_a_combinations_repeats_and_averages_them(
 def test_a_real_tensorboard_server_serves_one_group_per_combination(
     noisy: pytest.Pytester, tensorboard_server: Callable[[Path], Any]
 ) -> None:
-    noisy.runpytest("--hparams-logdir", "logs", "--hparams-repeats", "3").assert_outcomes(passed=12)
+    noisy.runpytest("--hparams-logdir=logs", "--hparams-repeats", "3").assert_outcomes(passed=12)
     server = tensorboard_server(noisy.path / "logs")
     groups = server.session_groups(expected=4, with_metrics=4)
     assert len(groups) == 4
@@ -158,7 +156,7 @@ def test_the_table_has_a_row_per_combination_with_mean_std_and_outcomes(
 def test_the_json_report_keeps_every_repeat_and_sums_up_each_combination(
     noisy: pytest.Pytester,
 ) -> None:
-    noisy.runpytest("--hparams-json", "r.json", "--hparams-markdown", "r.md")
+    noisy.runpytest("--hparams-json=r.json", "--hparams-markdown=r.md")
     (sweep,) = json.loads((noisy.path / "r.json").read_text())["sweeps"]
     assert len(sweep["trials"]) == 20
     combos = {c["combo"]: c for c in sweep["combinations"]}
@@ -179,7 +177,7 @@ def test_the_json_report_keeps_every_repeat_and_sums_up_each_combination(
 
 
 def gate(noisy: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return noisy.runpytest("--hparams-baseline", "base.json", *args)
+    return noisy.runpytest("--hparams-baseline=base.json", *args)
 
 
 def merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -194,7 +192,7 @@ def comparisons(report: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def saved(noisy: pytest.Pytester) -> pytest.Pytester:
-    noisy.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=20)
+    noisy.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=20)
     entry = json.loads((noisy.path / "base.json").read_text())["trials"][
         "test_r.py::test_r[units:32-opt:adam]"
     ]
@@ -239,16 +237,14 @@ def test_the_gate_gives_the_same_verdicts_under_xdist(
     saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHIFT", "-0.012")
-    serial = gate(saved, "--hparams-seed", "1", "--hparams-json", "serial.json")
+    serial = gate(saved, "--hparams-seed", "1", "--hparams-json=serial.json")
     parallel = saved.runpytest_subprocess(
         "-n",
         "2",
-        "--hparams-baseline",
-        "base.json",
+        "--hparams-baseline=base.json",
         "--hparams-seed",
         "1",
-        "--hparams-json",
-        "parallel.json",
+        "--hparams-json=parallel.json",
     )
     assert serial.ret == parallel.ret
     serial_verdicts = comparisons(saved.path / "serial.json")
@@ -259,10 +255,10 @@ def test_shards_keep_repeats_together_and_merge_gives_the_same_verdicts(
     saved: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHIFT", "-0.012")
-    gate(saved, "--hparams-seed", "1", "--hparams-json", "all.json")
+    gate(saved, "--hparams-seed", "1", "--hparams-json=all.json")
     for k in (1, 2, 3):
         name = f"s{k}.json"
-        gate(saved, "--hparams-seed", "1", "--hparams-shard", f"{k}/3", "--hparams-json", name)
+        gate(saved, "--hparams-seed", "1", "--hparams-shard", f"{k}/3", f"--hparams-json={name}")
         sweeps = json.loads((saved.path / name).read_text())["sweeps"]
         combos = [t["combo"] for sweep in sweeps for t in sweep["trials"]]
         assert all(combos.count(c) == 5 for c in combos)  # every repeat in one shard
@@ -286,7 +282,7 @@ def test_shards_keep_repeats_together_and_merge_gives_the_same_verdicts(
 def test_a_baseline_of_single_values_judges_each_repeat_by_todays_rule(
     noisy: pytest.Pytester,
 ) -> None:
-    noisy.runpytest("--hparams-repeats", "1", "--hparams-save-baseline", "base.json")
+    noisy.runpytest("--hparams-repeats", "1", "--hparams-save-baseline=base.json")
     result = gate(noisy, "--hparams-tolerance", "acc:0.005")
     # Each repeat against the single value: noise alone fails some of them.
     outcomes = result.parseoutcomes()
@@ -353,10 +349,10 @@ def test_judge_of_samples_without_variance_is_exact() -> None:
 def test_resume_skips_the_repeats_that_passed_and_keeps_their_values(
     noisy: pytest.Pytester,
 ) -> None:
-    noisy.runpytest("--hparams-logdir", "logs", "-k", "repeat:0 or repeat:1").assert_outcomes(
+    noisy.runpytest("--hparams-logdir=logs", "-k", "repeat:0 or repeat:1").assert_outcomes(
         passed=8, deselected=12
     )
-    result = noisy.runpytest("--hparams-logdir", "logs", "--hparams-resume", "-rs")
+    result = noisy.runpytest("--hparams-logdir=logs", "--hparams-resume", "-rs")
     result.assert_outcomes(passed=12, skipped=8)
     result.stdout.fnmatch_lines(["*4 combinations, 20 trials: 12 passed, 8 resumed*"])
 
@@ -388,7 +384,7 @@ def test_m(a, trial, request):
 @pytest.fixture
 def two(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(test_m=TWO_METRICS)
-    pytester.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=6)
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=6)
     return pytester
 
 
@@ -396,7 +392,7 @@ def test_gate_best_judges_every_metric_by_its_declared_goal_and_tolerance(
     two: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHIFT", "1")  # latency halves: better, not worse
-    result = gate(two, "--hparams-gate", "best", "--hparams-json", "r.json")
+    result = gate(two, "--hparams-gate", "best", "--hparams-json=r.json")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     combos = json.loads((two.path / "r.json").read_text())["sweeps"][0]["combinations"]
     best = next(c for c in combos if c["combo"].endswith("[a:2]"))
@@ -417,8 +413,8 @@ def test_gate_best_breaks_ties_the_same_way_on_both_sides(pytester: pytest.Pytes
             return {"acc": 0.9, "latency": 5.0 * a}
         """
     )
-    pytester.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=6)
-    assert pytester.runpytest("--hparams-baseline", "base.json", "--hparams-gate", "best").ret == 0
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=6)
+    assert pytester.runpytest("--hparams-baseline=base.json", "--hparams-gate", "best").ret == 0
 
 
 def test_a_shard_leaves_gate_best_to_merge(two: pytest.Pytester) -> None:
@@ -429,8 +425,7 @@ def test_a_shard_leaves_gate_best_to_merge(two: pytest.Pytester) -> None:
             "best",
             "--hparams-shard",
             f"{k}/2",
-            "--hparams-json",
-            f"s{k}.json",
+            f"--hparams-json=s{k}.json",
         )
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     merged = merge(
@@ -450,7 +445,7 @@ def test_merge_without_a_baseline_keeps_the_shards_verdicts_on_repeats(
 ) -> None:
     monkeypatch.setenv("SHIFT", "-1")  # latency doubles
     for k in (1, 2):
-        assert gate(two, "--hparams-shard", f"{k}/2", "--hparams-json", f"s{k}.json").ret == 1
+        assert gate(two, "--hparams-shard", f"{k}/2", f"--hparams-json=s{k}.json").ret == 1
     merged = merge(
         two,
         "s1.json",
@@ -497,7 +492,7 @@ def test_a_combination_whose_repeats_were_all_skipped_is_not_judged(
 
 def test_saving_a_partial_run_never_shrinks_a_combinations_entry(two: pytest.Pytester) -> None:
     before = json.loads((two.path / "base.json").read_text())["trials"]
-    two.runpytest("-k", "repeat:0", "--hparams-save-baseline", "base.json")
+    two.runpytest("-k", "repeat:0", "--hparams-save-baseline=base.json")
     assert json.loads((two.path / "base.json").read_text())["trials"] == before
 
 

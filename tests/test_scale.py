@@ -40,12 +40,12 @@ def without_durations(report: dict) -> dict:  # type: ignore[type-arg]
 
 def test_xdist_gives_the_same_baseline_verdicts_and_json_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sweep=SWEEP)
-    pytester.runpytest_subprocess("--hparams-save-baseline", "base.json")
+    pytester.runpytest_subprocess("--hparams-save-baseline=base.json")
     serial = pytester.runpytest_subprocess(
-        "--hparams-baseline", "base.json", "--hparams-json", "serial.json"
+        "--hparams-baseline=base.json", "--hparams-json=serial.json"
     )
     parallel = pytester.runpytest_subprocess(
-        "-n", "2", "--hparams-baseline", "base.json", "--hparams-json", "parallel.json"
+        "-n", "2", "--hparams-baseline=base.json", "--hparams-json=parallel.json"
     )
     parallel.assert_outcomes(passed=11)
     verdict = "baseline: 0 regressed, 0 improved, 0 new, 10 ok"
@@ -71,7 +71,7 @@ def test_a_worker_that_dies_mid_trial_costs_only_that_trial(
             return {"score": a}
         """
     )
-    result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir", "logs")
+    result = pytester.runpytest_subprocess("-n", "2", "--hparams-logdir=logs")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*worker * crashed while running*test_crash[[]a:3[]]*"])
     result.stdout.fnmatch_lines(["  3 * - * crashed", "4 trials: 3 passed, 1 crashed*"])
@@ -135,9 +135,7 @@ def test_a_worker_that_dies_in_a_fixtures_setup_leaves_its_trial_a_failed_sessio
 
 
 def run_shard(pytester: pytest.Pytester, k: int, n: int) -> pytest.RunResult:
-    return pytester.runpytest(
-        "--hparams-shard", f"{k}/{n}", "--hparams-json", f"shard-{k}.json", "-v"
-    )
+    return pytester.runpytest("--hparams-shard", f"{k}/{n}", f"--hparams-json=shard-{k}.json", "-v")
 
 
 def test_shards_run_every_trial_exactly_once_and_plain_tests_in_shard_one(
@@ -193,7 +191,7 @@ def test_shard_reports_merge_into_one_table_report_and_baseline(pytester: pytest
     saved = json.loads((pytester.path / "base.json").read_text())["trials"]
     assert len(saved) == 10
     # The merged baseline gates an ordinary run.
-    pytester.runpytest("--hparams-baseline", "base.json").assert_outcomes(passed=11)
+    pytester.runpytest("--hparams-baseline=base.json").assert_outcomes(passed=11)
 
 
 def test_merge_refuses_a_file_that_is_not_a_report(pytester: pytest.Pytester) -> None:
@@ -238,9 +236,9 @@ def test_resume_skips_successes_and_reruns_failures(
         """
     )
     monkeypatch.setenv("BROKEN", "1")
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=2, failed=1)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2, failed=1)
     monkeypatch.delenv("BROKEN")
-    result = pytester.runpytest("--hparams-logdir", "logs", "--hparams-resume", "-rs")
+    result = pytester.runpytest("--hparams-logdir=logs", "--hparams-resume", "-rs")
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
         [
@@ -260,7 +258,7 @@ def test_a_killed_sweep_resumes_with_no_trial_lost_or_duplicated(
     pytester.makepyfile(test_sweep=SWEEP)
     logs = pytester.path / "logs"
     env = {**os.environ, "TRIAL_SECONDS": "0.3"}
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hparams-logdir", "logs"]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hparams-logdir=logs"]
     process = subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     # A trial has started once its run holds an event file (the directory of

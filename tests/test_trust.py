@@ -71,7 +71,7 @@ def assert_agree(
 ) -> dict[str, str]:
     """Runs a sweep; pytest, the JSON report and the logdir say the same of each trial."""
     said, result = outcomes_by_pytest(
-        pytester, "--hparams-logdir", "logs", "--hparams-json", "report.json", *args
+        pytester, "--hparams-logdir=logs", "--hparams-json=report.json", *args
     )
     recorded = json_outcomes(pytester.path / "report.json")
     assert recorded == said
@@ -297,8 +297,7 @@ def test_shards_partition_the_sweep_whatever_order_pytest_randomly_gives_each_jo
             f"--randomly-seed={seed}",
             "--hparams-shard",
             f"{k}/3",
-            "--hparams-json",
-            name,
+            f"--hparams-json={name}",
         ).assert_outcomes(passed=3)
         reports.append(name)
     merged = pytester.run(
@@ -310,8 +309,8 @@ def test_shards_partition_the_sweep_whatever_order_pytest_randomly_gives_each_jo
 
 def test_merge_refuses_a_trial_that_two_shards_ran(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-json", "a.json").assert_outcomes(passed=12)
-    pytester.runpytest("--hparams-json", "b.json", "-k", "num_units:16").assert_outcomes(passed=4)
+    pytester.runpytest("--hparams-json=a.json").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-json=b.json", "-k", "num_units:16").assert_outcomes(passed=4)
     result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "a.json", "b.json")
     assert result.ret == 2
     result.stderr.fnmatch_lines(
@@ -324,10 +323,10 @@ def test_a_run_that_runs_no_test_body_records_nothing(
     pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard], option: str
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
     before = {g.name: Dashboard.metrics(g) for g in dashboard(pytester.path / "logs").groups}
     assert len(before) == 12
-    result = pytester.runpytest("--hparams-logdir", "logs", option, "--hparams-json", "r.json")
+    result = pytester.runpytest("--hparams-logdir=logs", option, "--hparams-json=r.json")
     assert result.ret == 0
     result.stdout.no_fnmatch_line("*trials:*")
     after = {g.name: Dashboard.metrics(g) for g in dashboard(pytester.path / "logs").groups}
@@ -385,8 +384,7 @@ def test_two_processes_recording_different_sweeps_into_one_logdir_keep_both_in_t
                 "-p",
                 "no:randomly",
                 f"test_{name}.py",
-                "--hparams-logdir",
-                str(logdir),
+                f"--hparams-logdir={logdir}",
             ],
             cwd=pytester.path,
             stdout=subprocess.DEVNULL,
@@ -425,7 +423,7 @@ def test_a_trial_whose_files_cannot_be_written_is_a_warning_and_the_sweep_goes_o
             return {"score": a}
         """
     )
-    result = pytester.runpytest("--hparams-logdir", "logs", "-W", "error")
+    result = pytester.runpytest("--hparams-logdir=logs", "-W", "error")
     result.assert_outcomes(passed=3, warnings=1)
     result.stdout.fnmatch_lines(
         [
@@ -469,7 +467,7 @@ def test_a_trial_whose_curve_cannot_be_written_leaves_no_session(
             return {"acc": a}
         """
     )
-    result = pytester.runpytest("--hparams-logdir", "logs")
+    result = pytester.runpytest("--hparams-logdir=logs")
     result.assert_outcomes(passed=2, warnings=1)
     statuses = dashboard_statuses(dashboard, pytester.path / "logs")
     assert statuses == {"test_c.py::test_c[a:1]": "STATUS_SUCCESS"}
@@ -500,7 +498,7 @@ def test_a_trial_whose_first_write_fails_leaves_no_file_and_no_open_descriptor(
         """
     )
     result = pytester.runpytest_subprocess(
-        "--hparams-logdir", "logs", "--hparams-json", "r.json", "-p", "no:randomly"
+        "--hparams-logdir=logs", "--hparams-json=r.json", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=20, warnings=20)
     report = json.loads((pytester.path / "r.json").read_text())
@@ -525,7 +523,7 @@ def test_an_empty_or_project_logdir_is_a_usage_error(
     pytester: pytest.Pytester, value: str, message: str
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    result = pytester.runpytest("--hparams-logdir", value)
+    result = pytester.runpytest(f"--hparams-logdir={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert sorted(p.name for p in pytester.path.iterdir()) == ["test_grid.py"]
@@ -583,9 +581,9 @@ def test_an_existing_logdir_that_pytest_takes_for_the_rootdir_says_to_write_it_w
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(
             [
-                f"ERROR: --hparams-logdir {elsewhere}: pytest takes a path after an option for "
-                "a test path when it chooses its rootdir and ini file, so this one can change "
-                f"them; write --hparams-logdir={elsewhere}"
+                f"ERROR: --hparams-logdir {elsewhere}: write --hparams-logdir={elsewhere}; "
+                "pytest would take a path after an option for a test path when it chooses its "
+                "rootdir and ini file"
             ]
         )
         equals = pytester.runpytest_subprocess(f"--hparams-logdir={elsewhere}")
@@ -626,12 +624,9 @@ def test_a_report_that_fails_at_the_end_does_not_stop_the_others_and_fails_the_r
         """
     )
     result = pytester.runpytest(
-        "--hparams-json",
-        "out/r.json",
-        "--hparams-markdown",
-        "r.md",
-        "--hparams-save-baseline",
-        "base.json",
+        "--hparams-json=out/r.json",
+        "--hparams-markdown=r.md",
+        "--hparams-save-baseline=base.json",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
@@ -657,7 +652,7 @@ def test_a_metric_group_outside_the_run_is_a_collection_error(
             return {{"acc": 1.0}}
         """
     )
-    result = pytester.runpytest("--hparams-logdir", "logs")
+    result = pytester.runpytest("--hparams-logdir=logs")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -682,7 +677,7 @@ def test_a_metric_group_outside_the_run_is_a_collection_error(
             "--hparams-tolerance names 'acc', which no collected sweep declares*",
         ),
         (
-            ["--hparams-only-best", "bad.json"],
+            ["--hparams-only-best=bad.json"],
             "--hparams-only-best: *bad.json is not a pytest-hparams baseline or JSON report*",
         ),
     ],
@@ -791,9 +786,9 @@ def test_a_rerun_killed_mid_trial_leaves_no_file_tensorboard_would_load(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytester.makepyfile(test_k=KILLED_RERUN)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=2)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2)
     monkeypatch.setenv("KILL", "1")
-    killed = pytester.runpytest_subprocess("--hparams-logdir", "logs")
+    killed = pytester.runpytest_subprocess("--hparams-logdir=logs")
     assert killed.ret == -9, killed.stdout.str()
     run = pytester.path / "logs" / "test_k.py" / "test_k" / "a=2"
     assert [p.name for p in run.iterdir() if p.name.startswith(".pending.")], (
@@ -810,7 +805,7 @@ def test_a_rerun_killed_mid_trial_leaves_no_file_tensorboard_would_load(
     points = board.multiplexer.Tensors(run_name, "score")
     assert [p.step for p in points] == [0, 1, 1]  # the recorded curve, and its final value
     monkeypatch.delenv("KILL")
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=2)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2)
     assert not [p for p in run.iterdir() if p.name.startswith(".pending.")]
 
 
@@ -818,10 +813,10 @@ def test_a_regression_saved_into_its_own_baseline_never_moves_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-save-baseline", "base.json").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=12)
     saved = (pytester.path / "base.json").read_text()
     monkeypatch.setenv("BONUS", "-0.5")
-    both = ("--hparams-baseline", "base.json", "--hparams-save-baseline", "base.json")
+    both = ("--hparams-baseline=base.json", "--hparams-save-baseline=base.json")
     pytester.runpytest(*both).assert_outcomes(failed=12)
     assert (pytester.path / "base.json").read_text() == saved
     monkeypatch.delenv("BONUS")
@@ -864,7 +859,7 @@ def test_a_baseline_that_matches_no_trial_says_so_plainly(pytester: pytest.Pytes
         '{"x.py::t[a:1]": {"test": "x.py::t", "hparams": {}, "metrics": {"m": 1}}}}',
     )
     for quiet in ([], ["-q"]):
-        result = pytester.runpytest("--hparams-baseline", "other.json", *quiet)
+        result = pytester.runpytest("--hparams-baseline=other.json", *quiet)
         result.assert_outcomes(passed=12)
         result.stdout.fnmatch_lines(
             ["baseline: none of its 1 trials is a trial of this run: it is another project's,*"]
@@ -889,7 +884,7 @@ def test_xfailed_and_skipped_trials_are_named_so_and_recorded_as_documented(
             return {"score": a}
         """
     )
-    result = pytester.runpytest("--hparams-logdir", "logs", "--hparams-json", "r.json")
+    result = pytester.runpytest("--hparams-logdir=logs", "--hparams-json=r.json")
     result.assert_outcomes(passed=1, xfailed=1, skipped=1)
     result.stdout.fnmatch_lines(["3 trials: 1 passed, 1 xfailed, 1 skipped*"])
     assert json_outcomes(pytester.path / "r.json") == {
@@ -916,7 +911,7 @@ def test_html_and_pipes_in_values_stay_data_in_the_markdown_summary(
             return {"score": len(name)}
         """
     )
-    pytester.runpytest("--hparams-markdown", "r.md").assert_outcomes(passed=2)
+    pytester.runpytest("--hparams-markdown=r.md").assert_outcomes(passed=2)
     text = (pytester.path / "r.md").read_text()
     assert "&lt;b&gt;x&lt;/b&gt;\\|y" in text and "<b>" not in text
     assert "a\\nb" in text
@@ -946,7 +941,7 @@ def test_the_dashboards_trial_id_starts_with_the_values_and_is_unique_in_the_log
     pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
 ) -> None:
     pytester.makepyfile(test_x=NON_ASCII, test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=20)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=20)
     names = [g.name for g in dashboard(pytester.path / "logs").groups]
     assert len(set(names)) == 20
     assert (
@@ -969,9 +964,9 @@ def test_a_nan_regression_still_writes_the_json_report(
             return {"score": float("nan") if os.environ.get("NAN") and a == 2 else 1.0}
         """
     )
-    pytester.runpytest("--hparams-save-baseline", "b.json").assert_outcomes(passed=2)
+    pytester.runpytest("--hparams-save-baseline=b.json").assert_outcomes(passed=2)
     monkeypatch.setenv("NAN", "1")
-    result = pytester.runpytest("--hparams-baseline", "b.json", "--hparams-json", "r.json")
+    result = pytester.runpytest("--hparams-baseline=b.json", "--hparams-json=r.json")
     result.assert_outcomes(passed=1, failed=1)
     data = json.loads((pytester.path / "r.json").read_text())
     (failed,) = [t for t in data["sweeps"][0]["trials"] if t["outcome"] == "failed"]
@@ -981,9 +976,9 @@ def test_a_nan_regression_still_writes_the_json_report(
 
 def test_resumed_trials_keep_their_place_in_a_saved_baseline(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-logdir", "logs").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
     result = pytester.runpytest(
-        "--hparams-logdir", "logs", "--hparams-resume", "--hparams-save-baseline", "b.json"
+        "--hparams-logdir=logs", "--hparams-resume", "--hparams-save-baseline=b.json"
     )
     result.stdout.fnmatch_lines(["baseline saved: b.json (12 trials)"])
 
@@ -1010,8 +1005,8 @@ def test_a_run_that_records_no_trial_replaces_an_earlier_report(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_grid=GRID, test_plain="def test_plain():\n    pass\n")
-    pytester.runpytest("--hparams-json", "r.json").assert_outcomes(passed=13)
-    pytester.runpytest("--hparams-json", "r.json", "-k", "plain").assert_outcomes(passed=1)
+    pytester.runpytest("--hparams-json=r.json").assert_outcomes(passed=13)
+    pytester.runpytest("--hparams-json=r.json", "-k", "plain").assert_outcomes(passed=1)
     assert json.loads((pytester.path / "r.json").read_text())["sweeps"] == []
 
 
@@ -1062,7 +1057,7 @@ def test_the_markdown_summary_has_the_case_column_the_table_has(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_x=NON_ASCII)
-    pytester.runpytest("--hparams-markdown", "r.md").assert_outcomes(passed=8)
+    pytester.runpytest("--hparams-markdown=r.md").assert_outcomes(passed=8)
     text = (pytester.path / "r.md").read_text()
     assert "| case |" in text and "| data=a |" in text and "| data=b |" in text
 
@@ -1071,7 +1066,7 @@ def test_a_logdir_that_holds_the_tests_being_run_is_a_usage_error(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.mkpydir("tests").joinpath("test_grid.py").write_text(GRID)
-    result = pytester.runpytest("tests", "--hparams-logdir", "tests")
+    result = pytester.runpytest("tests", "--hparams-logdir=tests")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --hparams-logdir: *tests holds the tests being run*"])
 
@@ -1080,9 +1075,9 @@ def test_a_report_may_not_overwrite_the_baseline_it_is_compared_with(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-save-baseline", "b.json").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-save-baseline=b.json").assert_outcomes(passed=12)
     saved = (pytester.path / "b.json").read_text()
-    result = pytester.runpytest("--hparams-baseline", "b.json", "--hparams-json", "b.json")
+    result = pytester.runpytest("--hparams-baseline=b.json", "--hparams-json=b.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --hparams-json: *b.json is also a baseline or another*"])
     assert (pytester.path / "b.json").read_text() == saved
@@ -1094,9 +1089,9 @@ def test_a_report_path_that_holds_a_file_of_the_users_is_refused_and_the_file_ke
     pytester.makepyfile(test_grid=GRID)
     source = (pytester.path / "test_grid.py").read_text()
     (pytester.path / "notes.md").write_text("# My notes\n")
-    # The path forgotten: the test file after the option is taken for it.
+    # A test file given as the report path (two words are refused before this).
     for option in ("--hparams-json", "--hparams-markdown"):
-        result = pytester.runpytest(option, "test_grid.py")
+        result = pytester.runpytest(f"{option}=test_grid.py")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {option}: *test_grid.py holds something other *"])
     # Notes whose first heading reads like a summary's, and a script that
@@ -1106,10 +1101,10 @@ def test_a_report_path_that_holds_a_file_of_the_users_is_refused_and_the_file_ke
     for name, text in kept.items():
         (pytester.path / name).write_text(text)
     for option, name in (
-        ("--hparams-markdown", "notes.md"),
-        ("--hparams-markdown", "steps.md"),
-        ("--hparams-markdown", "late.py"),
-        ("--hparams-json", "late.py"),
+        ("--hparams-markdown=notes.md"),
+        ("--hparams-markdown=steps.md"),
+        ("--hparams-markdown=late.py"),
+        ("--hparams-json=late.py"),
     ):
         result = pytester.runpytest(f"{option}={name}")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
