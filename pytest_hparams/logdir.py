@@ -393,12 +393,19 @@ class ExperimentConfig:
         for metric in definition.metrics:
             self.metrics[(metric.group, metric.name)] = metric
         if definition.prunes:
-            self.metrics[("", PRUNED_METRIC)] = Metric(
-                PRUNED_METRIC,
-                display_name="pruned",
-                description="1 for a trial its pruner stopped, 0 for one that ran to the end",
-            )
+            self.add_pruned_column()
         return before != (repr(self.hparams), list(self.metrics))
+
+    def add_pruned_column(self) -> bool:
+        """Adds the dashboard's `pruned` column (`pytest.pruned`)."""
+        if ("", PRUNED_METRIC) in self.metrics:
+            return False
+        self.metrics[("", PRUNED_METRIC)] = Metric(
+            PRUNED_METRIC,
+            display_name="pruned",
+            description="1 for a trial its pruner stopped, 0 for one that ran to the end",
+        )
+        return True
 
     @property
     def sweeps(self) -> int:

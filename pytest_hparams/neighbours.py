@@ -48,6 +48,10 @@ class Neighbours:
                 self._write()
                 self.look()
 
+    def alone(self) -> bool:
+        """Whether no other run records into this logdir now."""
+        return not self._live_others()
+
     def look(self) -> None:
         """Finds the live runs whose sweeps and shard clash with this one's."""
         for other in self._live_others():

@@ -14,6 +14,8 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from pytest_hparams.metrics import Metric
 
@@ -22,6 +24,8 @@ OPTUNA_EXTRA = "pip install 'pytest-hparams[optuna]'"
 #: The journal of a local logdir's studies, in its root (TensorBoard reads no
 #: file without "tfevents" in its name).
 JOURNAL = ".pytest-hparams-optuna.journal"
+#: Optuna's lock beside a journal file (`JournalFileSymlinkLock`): a symlink.
+JOURNAL_LOCK_SUFFIX = ".lock"
 #: The user attribute that ties an Optuna trial to its pytest item.
 NODEID_ATTR = "pytest_nodeid"
 #: The user attribute that says how a trial the study holds as FAIL ended in
@@ -29,9 +33,11 @@ NODEID_ATTR = "pytest_nodeid"
 OUTCOME_ATTR = "pytest_outcome"
 
 
-class TrialPruned(BaseException):
-    """Stops a trial the pruner gave up on. A BaseException, as pytest's own
-    `Skipped` is, so a test's `except Exception` does not swallow it."""
+class TrialPruned(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """Stops a trial the pruner gave up on. pytest's own skip underneath:
+    a BaseException, so a test's `except Exception` does not swallow it, and
+    raised from a fixture (a warm-up epoch logged in its setup) it skips the
+    test as pytest's fixtures expect, tearing the others down."""
 
     def __init__(self, step: int, again: bool = False) -> None:
         note = " (trial.log was called again after the prune)" if again else ""
@@ -108,6 +114,9 @@ class StudyTrial:
         if trial is not None:
             trial.set_user_attr(NODEID_ATTR, nodeid)
         self._told = False
+        # Its test returned or raised: a value logged from then on (a
+        # fixture's teardown) is reported, but nothing is left to stop.
+        self.called = False
         self._reported: set[int] = set()
         self._pruned: TrialPruned | None = None  # raised by report(), kept to find its catcher
         # Set when the storage refused a write (a full disk): the trial goes
@@ -144,7 +153,7 @@ class StudyTrial:
         try:
             trial = self.trial
             trial.report(value, step)
-            stop = not self.protected and trial.should_prune()
+            stop = not (self.protected or self.called) and trial.should_prune()
         except OSError as e:
             self.lost = e
             return
@@ -155,7 +164,7 @@ class StudyTrial:
     def check_pruned(self) -> None:
         """Raises TrialPruned again when the trial was pruned and the test
         caught it: nothing is logged past its prune."""
-        if self._pruned is not None:
+        if self._pruned is not None and not self.called:
             raise TrialPruned(self._pruned.step, again=True)
 
     def swallowed(self) -> tuple[int, str] | None:

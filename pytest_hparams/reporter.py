@@ -10,6 +10,7 @@ several JSON reports, so a merged table is the table pytest prints.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from pytest_hparams.logdir import (
     write_mean_run,
 )
 from pytest_hparams.neighbours import Neighbours
+from pytest_hparams.pruning import JOURNAL_LOCK_SUFFIX
 from pytest_hparams.records import (
     PRUNED_ATTR,
     RECORD_ATTR,
@@ -75,6 +77,7 @@ class Reporter:
         self.never_rerun: list[str] = []  # crashed, and the rerun they were due never ran
         self.unknown: list[str] = []  # crashed, and no worker could say which trial it was
         self._metric_names: set[str] = set()
+        self._pruned_column = False  # a trial was pruned: the dashboard's column is due
         self._config_due = False  # the experiment config has something to add
         self._sweeps_in_logdir = 0  # as the logdir's experiment config lists them
         self._config_error: str | None = None
@@ -120,6 +123,19 @@ class Reporter:
                 self.neighbours = Neighbours(store.root, self.settings.shard)
             except OSError:  # a logdir that cannot be written says so when a trial writes
                 self.neighbours = None
+            else:
+                self._drop_stale_journal_lock()
+
+    def _drop_stale_journal_lock(self) -> None:
+        """Removes the journal's lock when no other run is live: a run killed
+        mid-write left it (this run's workers start after this), and Optuna
+        would wait 30 s, its grace period, before breaking it."""
+        journal = journal_of(self.settings)
+        lock = None if journal is None else journal + JOURNAL_LOCK_SUFFIX
+        assert self.neighbours is not None
+        if lock is not None and os.path.islink(lock) and self.neighbours.alone():
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
 
     def add_definition(self, definition: SweepDefinition) -> None:
         if definition.test not in self.definitions:
@@ -140,6 +156,8 @@ class Reporter:
         if new:
             self._metric_names.update(new)
             self._config_due = True
+        if record.outcome is Outcome.PRUNED and not self._pruned_column:
+            self._pruned_column = self._config_due = True  # a sweep without a pruner too
 
     @pytest.hookimpl
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
@@ -252,6 +270,8 @@ class Reporter:
                 for definition in self.definitions.values():
                     changed |= experiment.add_sweep(definition)
                 changed |= experiment.add_metrics(sorted(self._metric_names))
+                if self._pruned_column:
+                    changed |= experiment.add_pruned_column()
                 if changed:
                     store.write(CONFIG_FILE, experiment.encode())
             self._sweeps_in_logdir = experiment.sweeps

@@ -219,7 +219,11 @@ class TrialRunner:
         state = self.trials.get(pyfuncitem.nodeid)
         if state is None:
             return None
-        self.call(pyfuncitem, state)
+        try:
+            self.call(pyfuncitem, state)
+        finally:
+            if state.trial is not None and state.trial.study is not None:
+                state.trial.study.called = True  # its teardown cannot be pruned
         # Handled: pytest's own pyfunc_call would warn that the test returned a value.
         return True
 
@@ -243,6 +247,12 @@ class TrialRunner:
             if started is not None:
                 setattr(report, STARTED_ATTR, started)
         state.reports[report.when] = report
+        pruned = call.excinfo.value if call.excinfo is not None else None
+        if report.when == "setup" and isinstance(pruned, TrialPruned):
+            # Pruned in a fixture's setup (a warm-up epoch), before its test ran.
+            self._mark_pruned(state, pruned.step)
+            if isinstance(report.longrepr, tuple):  # said as a pruned call says it
+                report.longrepr = (*report.longrepr[:2], f"Skipped: {pruned}")
         if report.skipped and state.pruned_at is not None:  # pruned, or resumed as pruned
             setattr(report, PRUNED_ATTR, state.pruned_at)
         if report.when == "teardown":
@@ -333,8 +343,10 @@ class TrialRunner:
         except BaseException as e:
             if is_optuna_prune(e):  # Optuna's own idiom, raised by the test
                 return self._stop(state, trial.step)
-            if isinstance(e, (KeyboardInterrupt, SystemExit, pytest.exit.Exception)):
-                self.abort(state)  # cut short: never a SUCCESS
+            # Cut short: never a SUCCESS. (pytest reports a SystemExit, as
+            # argparse raises it, as the test's failure: so does the trial.)
+            if isinstance(e, (KeyboardInterrupt, pytest.exit.Exception)):
+                self.abort(state)
             # Its last logged values, as TensorBoard shows them (a pruned trial's too).
             trial.metrics = dict(trial.last)
             raise
@@ -417,6 +429,10 @@ class TrialRunner:
         """Ends a trial its pruner stopped: its curve so far stands, its last
         values are its metrics, and pytest reports it as pruned, neither
         passed nor failed (a skip, so -x, --lf and the exit code pass it)."""
+        self._mark_pruned(state, step)
+        pytest.skip(reason or f"pruned at step {step}")
+
+    def _mark_pruned(self, state: TrialState, step: int) -> None:
         assert state.trial is not None
         state.pruned_at = state.trial.pruned_at = step
         state.phase = Phase.PRUNED
@@ -425,7 +441,6 @@ class TrialRunner:
         if entries is not None and state.key.group in entries:
             # Not judged: not a regression.
             state.trial.comparison = Comparison(Verdict.PRUNED)
-        pytest.skip(reason or f"pruned at step {step}")
 
     def _baseline_gate(self, trial: Trial, key: TrialKey) -> list[str]:
         """The trial against its baseline entry (`--hparams-gate each`): sets
@@ -483,6 +498,7 @@ class TrialRunner:
         `--setup-plan`): nothing is recorded."""
         trial = state.trial
         outcome = state.outcome()
+        resumed = state.phase is Phase.RESUMED  # pruned too: its recorded session stands
         state.phase = Phase.FINISHED
         if outcome is None:
             if trial is not None:
@@ -491,8 +507,7 @@ class TrialRunner:
             return None
         if trial is None:  # it never reached its call (skipped, or a fixture failed)
             trial = self.trial_of(state, starts=False)
-        ran = "call" in state.reports
-        if outcome is Outcome.RESUMED or (outcome is Outcome.PRUNED and not ran):
+        if outcome is Outcome.RESUMED or resumed:
             trial.discard()  # the session recorded before stays
             trial.metrics = dict(state.recorded or {})
             if outcome is Outcome.RESUMED and self.settings.baseline is not None:
@@ -503,8 +518,10 @@ class TrialRunner:
             trial.discard()
         else:
             # A fixture error counts as a failed trial, as in the table.
+            # The dashboard's pruned column: every trial of a pruned sweep, and
+            # one that raised optuna.TrialPruned where nothing prunes.
             extra = None
-            if trial.study is not None and trial.study.prunes:
+            if (trial.study is not None and trial.study.prunes) or outcome is Outcome.PRUNED:
                 extra = {PRUNED_METRIC: 1.0 if outcome is Outcome.PRUNED else 0.0}
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED), extra=extra)
         state.decided = outcome

@@ -21,8 +21,8 @@ from pytest_hparams.options import (
     gate_spec,
     non_negative_int,
     positive_int,
-    refuse_two_word_paths,
     pruner_spec,
+    refuse_two_word_paths,
     seed_spec,
     tolerance_spec,
 )

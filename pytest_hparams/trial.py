@@ -130,6 +130,8 @@ class Trial:
             # one step past it fails the whole logdir's table.
             raise ValueError(f"trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got {step})")
         values = {k: _number(k, v) for k, v in metrics.items()}
+        if self.pruned_at is not None:
+            return  # pruned, and the test is over: its curve ends where it was pruned
         if self.study is not None:
             self.study.check_pruned()  # a caught prune: its curve ends where it was pruned
         self.logged.update(values)

@@ -31,9 +31,14 @@ def guard(request):
     case = request.node.callspec.params["story"]
     if case == "setup_error":
         raise RuntimeError("fixture setup")
+    if case == "pruned_in_setup":  # a warm-up epoch, reported from a fixture
+        trial = request.getfixturevalue("trial")
+        trial.log(0, acc=0.1)
     yield
     if case in ("teardown_error", "pruned_teardown_error"):
         raise RuntimeError("fixture teardown")
+    if case == "logged_in_teardown":  # a last evaluation, after the test returned
+        request.getfixturevalue("trial").log(9, acc=0.1)
 
 @hparam_grid(story=CASES, metrics=["acc"], pruner=optuna.pruners.ThresholdPruner(lower=0.5))
 def test_outcome(story, trial, guard):
@@ -56,6 +61,8 @@ def test_outcome(story, trial, guard):
         raise optuna.TrialPruned()
     if case == "nan":
         return {{"acc": float("nan")}}
+    if case == "system_exit":  # argparse's way of refusing a flag
+        raise SystemExit(2)
     return {{"acc": 0.9}}
 """
 
@@ -72,6 +79,9 @@ EXPECTED: dict[str, tuple[str, str, str | None, str | None, str | None]] = {
     "swallowed": ("pruned", "skipped", "STATUS_FAILURE", "PRUNED", None),
     "nan": ("failed", "failure", "STATUS_FAILURE", "FAIL", "failed"),
     "pruned_teardown_error": ("error", "error", "STATUS_FAILURE", "FAIL", "error"),
+    "pruned_in_setup": ("pruned", "skipped", "STATUS_FAILURE", "PRUNED", None),
+    "logged_in_teardown": ("passed", "ok", "STATUS_SUCCESS", "COMPLETE", None),
+    "system_exit": ("failed", "failure", "STATUS_FAILURE", "FAIL", "failed"),
 }
 
 
@@ -115,12 +125,12 @@ def test_every_place_tells_each_trial_the_same_story(
     )
     # pytest: a teardown error adds an error to the passed or pruned call.
     assert result.parseoutcomes() == {
-        "passed": 2,
-        "failed": 2,
+        "passed": 3,
+        "failed": 3,
         "errors": 3,
         "skipped": 1,
         "xfailed": 1,
-        "pruned": 4,
+        "pruned": 5,
         "warnings": 2,
     }
     result.stdout.fnmatch_lines(["*swallowed*caught the prune at*test_story.py:*"])
@@ -143,6 +153,12 @@ def test_every_place_tells_each_trial_the_same_story(
         if status is not None:  # a session: 1 for the pruned, 0 for every other
             assert pruned_column[case] == (1.0 if outcome == "pruned" else 0.0), case
         assert study.get(case, (None, None)) == (state, attr), case
+    # Each trial's own values, whatever ended the one before it (a prune
+    # raised in a fixture once left its trial to the next test).
+    assert {t["hparams"]["story"] for t in trials} == set(EXPECTED)
+    assert board.metrics(
+        next(g for g in board.groups if board.hparams(g)["story"] == "system_exit")
+    )["acc"] == pytest.approx(0.9)  # its logged curve stands
 
 
 def test_trial_log_after_a_prune_says_so_in_one_line(pytester: pytest.Pytester) -> None:
@@ -168,7 +184,7 @@ def test_trial_log_after_a_prune_says_so_in_one_line(pytester: pytest.Pytester) 
 
 
 def test_optuna_trial_pruned_without_a_pruner_prunes_at_the_last_logged_step(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Any]
 ) -> None:
     pytester.makepyfile(
         test_idiom="""
@@ -184,10 +200,15 @@ def test_optuna_trial_pruned_without_a_pruner_prunes_at_the_last_logged_step(
             return {"acc": 0.5}
         """
     )
-    result = pytester.runpytest("--hparams-json=r.json")
+    result = pytester.runpytest("--hparams-json=r.json", "--hparams-logdir=logs")
     assert result.parseoutcomes() == {"passed": 1, "pruned": 1}
     trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
     assert {t["hparams"]["a"]: t["pruned_at"] for t in trials} == {1: None, 2: 1}
+    board = dashboard(pytester.path / "logs")  # the pruned column, though nothing prunes
+    assert {board.hparams(g)["a"]: board.metrics(g).get("pytest.pruned") for g in board.groups} == {
+        1: None,
+        2: 1.0,
+    }
 
 
 CRASH = """

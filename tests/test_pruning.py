@@ -260,6 +260,20 @@ def test_a_torn_journal_line_is_cut_and_a_corrupt_journal_is_a_usage_error(
     )
 
 
+def test_a_journal_lock_a_killed_run_left_is_dropped_when_no_other_run_is_live(
+    curves: pytest.Pytester,
+) -> None:
+    run(curves, "--hparams-logdir=logs").assert_outcomes(passed=5, skipped=0)
+    journal = curves.path / "logs" / ".pytest-hparams-optuna.journal"
+    lock = journal.with_name(journal.name + ".lock")
+    lock.symlink_to(journal)  # as Optuna's JournalFileSymlinkLock leaves it, killed mid-append
+    again = run(curves, "--hparams-logdir=logs")
+    again.stdout.fnmatch_lines(["*= 5 passed, 3 pruned in *"])
+    assert not lock.is_symlink()
+    # Optuna would wait out its grace period, 30 s, before breaking the lock.
+    assert again.duration < 20, again.duration
+
+
 def test_an_unreachable_storage_is_a_usage_error_that_hides_the_password(
     curves: pytest.Pytester,
 ) -> None:
