@@ -107,97 +107,17 @@ def read(config: pytest.Config) -> Settings:
         refuse_two_word_paths(config)
     store = _store(config, here)
     resume = bool(config.getoption("hparams_resume"))
-    study = _cli_or_ini_text(config, "study")
-    only_best = None
-    raw_best = config.getoption("hparams_only_best")
-    if raw_best is not None:
-        _not_blank(raw_best, "--hparams-only-best", "a baseline or a JSON report")
-        only_best = _path(here, raw_best, "--hparams-only-best")
-        if not only_best.is_file():
-            raise pytest.UsageError(
-                f"--hparams-only-best: {only_best} does not exist; give a baseline "
-                "(--hparams-save-baseline) or a JSON report (--hparams-json)"
-            )
-        from pytest_hparams.collect import read_best
-        from pytest_hparams.errors import SweepError
-
-        try:  # read now, so a malformed file is a usage error before anything runs
-            read_best(only_best, {})
-        except SweepError as e:
-            raise pytest.UsageError(f"--hparams-only-best: {e}") from None
     if resume and store is None:
         raise pytest.UsageError(
             "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
         )
-
-    cli_baseline = config.getoption("hparams_baseline")
-    ini_baseline = config.getini("hparams_baseline")
-    if len(ini_baseline) > 1:
-        raise pytest.UsageError(
-            f"hparams_baseline (ini) names {len(ini_baseline)} files; a run compares with one"
-        )
-    compared: Path | None = None
-    entries = None
-    if cli_baseline is not None or ini_baseline:
-        compared = (
-            _path(here, cli_baseline, "--hparams-baseline")
-            if cli_baseline is not None
-            else Path(ini_baseline[0])
-        )
-        source = "--hparams-baseline" if cli_baseline is not None else "hparams_baseline (ini)"
-        save_raw = config.getoption("hparams_save_baseline")
-        bootstrap = (
-            save_raw is not None
-            and not compared.exists()
-            and _path(here, save_raw, "--hparams-save-baseline").resolve() == compared.resolve()
-        )
-        # The first save of the baseline a run compares with: nothing to compare yet.
-        entries = None if bootstrap else _load(compared, source)
-
-    save = config.getoption("hparams_save_baseline")
-    save_path: Path | None = None
-    saved: dict[str, Entry] = {}
-    if save is not None:
-        save_path = _path(here, save, "--hparams-save-baseline")
-        # Read now: a file we could not merge into is refused before anything
-        # runs, and what it holds is merged when the session ends.
-        check_output(save_path, "--hparams-save-baseline")
-        if save_path.exists():
-            saved = _load(save_path, "--hparams-save-baseline", written=True)
-
-    reports: dict[str, Path] = {}
-    for option in ("json", "markdown"):
-        raw = config.getoption(f"hparams_{option}")
-        if raw is not None:
-            path = _path(here, raw, f"--hparams-{option}")
-            check_output(path, f"--hparams-{option}")
-            inputs = (compared, save_path, only_best, reports.get("json"))
-            if path.resolve() in {p.resolve() for p in inputs if p}:
-                raise pytest.UsageError(
-                    f"--hparams-{option}: {path} is also a baseline or another report; "
-                    "give each report its own file"
-                )
-            _check_ours(path, f"--hparams-{option}", option)
-            reports[option] = path
-    html = _html_path(config, here)
-    if html is not None:
-        outputs = {p.resolve() for p in (compared, save_path, only_best, *reports.values()) if p}
-        if html.resolve() in outputs:
-            raise pytest.UsageError(
-                f"--hparams-html: {html} is also a baseline or another report; "
-                "give each report its own file"
-            )
+    study = _cli_or_ini_text(config, "study")
+    only_best = _only_best(config, here)
+    compared, entries = _compared_baseline(config, here)
+    save_path, saved = _saved_baseline(config, here)
+    reports = _reports(config, here, (compared, save_path, only_best))
     if store is not None and not isinstance(store, _remote_type()):
         _check_not_holding_tests(config, store.root)
-
-    cli = dict(config.getoption("hparams_tolerance"))
-    ini: dict[str, Tolerance] = {}
-    for line in config.getini("hparams_tolerance"):
-        try:
-            name, tol = tolerance_spec(line)
-        except argparse.ArgumentTypeError as e:
-            raise pytest.UsageError(f"hparams_tolerance (ini): {e}") from None
-        ini[name] = tol
     return Settings(
         store=store,
         top=_cli_or_ini(config, "top", non_negative_int, None),
@@ -207,7 +127,7 @@ def read(config: pytest.Config) -> Settings:
         saved=saved,
         json_path=reports.get("json"),
         markdown_path=reports.get("markdown"),
-        html_path=html,
+        html_path=reports.get("html"),
         shard=_shard(config.getoption("hparams_shard")),
         resume=resume,
         # The last for a name wins: the command line's over addopts'.
@@ -224,8 +144,107 @@ def read(config: pytest.Config) -> Settings:
         study=study,
         run=_run(config, study),
         began=_began(config),
-        tolerances=(cli, ini),
+        tolerances=_tolerances(config),
     )
+
+
+def _only_best(config: pytest.Config, here: Path) -> Path | None:
+    """`--hparams-only-best`: read now, so a malformed file is a usage error
+    before anything runs."""
+    raw = config.getoption("hparams_only_best")
+    if raw is None:
+        return None
+    _not_blank(raw, "--hparams-only-best", "a baseline or a JSON report")
+    path = _path(here, raw, "--hparams-only-best")
+    if not path.is_file():
+        raise pytest.UsageError(
+            f"--hparams-only-best: {path} does not exist; give a baseline "
+            "(--hparams-save-baseline) or a JSON report (--hparams-json)"
+        )
+    from pytest_hparams.collect import read_best
+    from pytest_hparams.errors import SweepError
+
+    try:
+        read_best(path, {})
+    except SweepError as e:
+        raise pytest.UsageError(f"--hparams-only-best: {e}") from None
+    return path
+
+
+def _compared_baseline(
+    config: pytest.Config, here: Path
+) -> tuple[Path | None, dict[str, Entry] | None]:
+    """The baseline a run compares with (`--hparams-baseline`, else the
+    ini's), and its entries: None when there is none, or when this run
+    saves it for the first time (nothing to compare yet)."""
+    cli = config.getoption("hparams_baseline")
+    ini = config.getini("hparams_baseline")
+    if len(ini) > 1:
+        raise pytest.UsageError(
+            f"hparams_baseline (ini) names {len(ini)} files; a run compares with one"
+        )
+    if cli is None and not ini:
+        return None, None
+    compared = _path(here, cli, "--hparams-baseline") if cli is not None else Path(ini[0])
+    source = "--hparams-baseline" if cli is not None else "hparams_baseline (ini)"
+    save_raw = config.getoption("hparams_save_baseline")
+    bootstrap = (
+        save_raw is not None
+        and not compared.exists()
+        and _path(here, save_raw, "--hparams-save-baseline").resolve() == compared.resolve()
+    )
+    return compared, None if bootstrap else _load(compared, source)
+
+
+def _saved_baseline(config: pytest.Config, here: Path) -> tuple[Path | None, dict[str, Entry]]:
+    """`--hparams-save-baseline` and what it holds: read now, so a file we
+    could not merge into is refused before anything runs."""
+    save = config.getoption("hparams_save_baseline")
+    if save is None:
+        return None, {}
+    path = _path(here, save, "--hparams-save-baseline")
+    check_output(path, "--hparams-save-baseline")
+    saved = _load(path, "--hparams-save-baseline", written=True) if path.exists() else {}
+    return path, saved
+
+
+def _reports(config: pytest.Config, here: Path, inputs: tuple[Path | None, ...]) -> dict[str, Path]:
+    """The JSON, Markdown and HTML reports' paths, each writable, a report
+    of its own kind (or blank), and no other report's or baseline's file."""
+    reports: dict[str, Path] = {}
+    for option in ("json", "markdown"):
+        raw = config.getoption(f"hparams_{option}")
+        if raw is not None:
+            path = _path(here, raw, f"--hparams-{option}")
+            check_output(path, f"--hparams-{option}")
+            _refuse_shared(path, f"--hparams-{option}", (*inputs, *reports.values()))
+            _check_ours(path, f"--hparams-{option}", option)
+            reports[option] = path
+    html = _html_path(config, here)
+    if html is not None:
+        _refuse_shared(html, "--hparams-html", (*inputs, *reports.values()))
+        reports["html"] = html
+    return reports
+
+
+def _refuse_shared(path: Path, option: str, others: tuple[Path | None, ...]) -> None:
+    if path.resolve() in {p.resolve() for p in others if p}:
+        raise pytest.UsageError(
+            f"{option}: {path} is also a baseline or another report; give each report its own file"
+        )
+
+
+def _tolerances(config: pytest.Config) -> tuple[dict[str, Tolerance], dict[str, Tolerance]]:
+    """The tolerances of the command line, and of the ini's lines."""
+    cli = dict(config.getoption("hparams_tolerance"))
+    ini: dict[str, Tolerance] = {}
+    for line in config.getini("hparams_tolerance"):
+        try:
+            name, tol = tolerance_spec(line)
+        except argparse.ArgumentTypeError as e:
+            raise pytest.UsageError(f"hparams_tolerance (ini): {e}") from None
+        ini[name] = tol
+    return cli, ini
 
 
 def _html_path(config: pytest.Config, here: Path) -> Path | None:
