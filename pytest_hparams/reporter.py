@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,7 @@ from pytest_hparams.studies import end_crashed, journal_of, study_base
 from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:
+    from pytest_hparams.baseline import Entry
     from pytest_hparams.gates import Decision
     from pytest_hparams.records import SweepDefinition, TrialKey
     from pytest_hparams.report_html import SweepView
@@ -485,48 +486,14 @@ class Reporter:
     def lines(self) -> list[Line]:
         """The terminal summary: one table per sweep (one line each if quiet),
         the baseline verdicts, the logdir and what was written."""
-        settings = self.settings
         out: list[Line] = []
-        if settings.show_table and self.records:
-            from pytest_hparams import table
-
-            if self.quiet:
-                out.append(("hparams", {"sep": True}))
-            for sweep in self.tables(settings.top):
-                if self.quiet:
-                    line = f"{sweep.test}: {sweep.summary}"
-                    out.append((f"{line}; {sweep.verdict}" if sweep.verdict else line, {}))
-                    continue
-                out.append((f"hparams: {sweep.test}", {"sep": True}))
-                # merge spells the option --top.
-                top_option = "--top" if self.merged else "--hparams-top"
-                for text, mark in table.text_lines(sweep, top_option):
-                    markup = {"red": True} if mark == "regressed" else {}
-                    if mark == "improved":
-                        markup = {"green": True}
-                    out.append((text, markup))
+        if self.settings.show_table and self.records:
+            out += self._table_lines()
         if self.records and self.settings.baseline is not None:
             out.extend((text, {}) for text in self._baseline_notes())
         if self.decision is not None and self.records:
             out.extend((text, {}) for text in self.decision.notes)
-        store = settings.store
-        if store is not None and self.records:
-            root = shown(store.shown)
-            out.append((f"logdir: {root}", {}))
-            if self._sweeps_in_logdir > 1:
-                # TensorBoard reads a logdir as one experiment: the union of
-                # several sweeps' hparams leaves each trial's row half blank,
-                # and no trial has a line across all the axes. A sweep's own
-                # folder is an experiment of its own.
-                for definition in sorted(self.definitions.values(), key=lambda d: d.test):
-                    folder = f"{root.rstrip('/')}/{test_path(definition.folder)}"
-                    out.append((f"view:   tensorboard --logdir {shlex.quote(folder)}", {}))
-                every = f"tensorboard --logdir {shlex.quote(root)}"
-                out.append((f"        (every sweep at once: {every})", {}))
-            else:
-                out.append((f"view:   tensorboard --logdir {shlex.quote(root)}", {}))
-        elif self.records and not self.quiet and settings.show_table and not self.merged:
-            out.append(("record the trials for TensorBoard with --hparams-logdir=DIR", {}))
+        out += self._logdir_lines()
         if self.decision is not None and self.decision.failures:
             out.append(("hparams baseline gate: FAILED", {"sep": True}))
             out.extend((text, {"red": True}) for text in self.decision.failures)
@@ -540,6 +507,48 @@ class Reporter:
             out.append((text, {"red": True}))
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
+        return out + self._crash_lines()
+
+    def _table_lines(self) -> list[Line]:
+        """Each sweep's table (its summary line alone under -q)."""
+        from pytest_hparams import table
+
+        out: list[Line] = [("hparams", {"sep": True})] if self.quiet else []
+        top_option = "--top" if self.merged else "--hparams-top"  # merge spells it --top
+        for sweep in self.tables(self.settings.top):
+            if self.quiet:
+                line = f"{sweep.test}: {sweep.summary}"
+                out.append((f"{line}; {sweep.verdict}" if sweep.verdict else line, {}))
+                continue
+            out.append((f"hparams: {sweep.test}", {"sep": True}))
+            for text, mark in table.text_lines(sweep, top_option):
+                markup = {"regressed": {"red": True}, "improved": {"green": True}}.get(mark, {})
+                out.append((text, markup))
+        return out
+
+    def _logdir_lines(self) -> list[Line]:
+        """Where the trials were recorded, and the command to open each sweep."""
+        store = self.settings.store
+        if store is None or not self.records:
+            if self.records and not self.quiet and self.settings.show_table and not self.merged:
+                return [("record the trials for TensorBoard with --hparams-logdir=DIR", {})]
+            return []
+        root = shown(store.shown)
+        out: list[Line] = [(f"logdir: {root}", {})]
+        if self._sweeps_in_logdir <= 1:
+            return [*out, (f"view:   tensorboard --logdir {shlex.quote(root)}", {})]
+        # TensorBoard reads a logdir as one experiment: the union of several
+        # sweeps' hparams leaves each trial's row half blank, and no trial has
+        # a line across all the axes. A sweep's own folder is an experiment.
+        for definition in sorted(self.definitions.values(), key=lambda d: d.test):
+            folder = f"{root.rstrip('/')}/{test_path(definition.folder)}"
+            out.append((f"view:   tensorboard --logdir {shlex.quote(folder)}", {}))
+        every = f"tensorboard --logdir {shlex.quote(root)}"
+        return [*out, (f"        (every sweep at once: {every})", {})]
+
+    def _crash_lines(self) -> list[Line]:
+        """The trials whose worker died where no rerun or record tells them."""
+        out: list[Line] = []
         # Not in the table: every worker died before it could say which trial this was.
         missing = "; not in the table or reports"
         for nodeid in self.never_rerun:
@@ -551,35 +560,21 @@ class Reporter:
 
     def _baseline_notes(self) -> Iterable[str]:
         entries = self.settings.baseline or {}
-        protected = sum(
-            1
-            for test, by_id in self.records.items()
-            if test in self.definitions and self.definitions[test].prunes
-            for r in by_id.values()
-            if self.settings.protects(r.key.group) and r.outcome is not Outcome.RESUMED
-        )
+        protected = self._protected()
         if protected:
             yield (
                 f"baseline: {protected} trials with a baseline entry ran unpruned, so the "
                 "gate judges every entry (--hparams-prune-baseline lets the pruner stop them)"
             )
-        from pytest_hparams.gates import repeated
-
-        single = [
-            t
-            for t, by_id in self.records.items()
-            if all(r.key.repeat is None for r in by_id.values())
-        ]
-        held = sum(1 for e in entries.values() if e.get("test") in single and repeated(e))
+        held = self._held_repeats(entries)
         if held:
             yield (
                 f"baseline: {held} of its entries hold repeats, and this run has one trial per "
                 "combination: each is compared with their mean at the same tolerance, and one "
                 "run is noisier than a mean; compare like with like with --hparams-repeats=N"
             )
-        ran = self._ran()
         sweeps = {e.get("test") for e in entries.values()}
-        if entries and not ran & entries.keys() and not sweeps & self.records.keys():
+        if entries and not self._ran() & entries.keys() and not sweeps & self.records.keys():
             yield (
                 f"baseline: none of its {len(entries)} trials is a trial of this run: "
                 "it is another project's, or the tests were renamed, or pytest chose another "
@@ -593,6 +588,27 @@ class Reporter:
         if elsewhere and not self.quiet:
             tests = sorted({str(entries[n].get("test")) for n in elsewhere})
             yield f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run"
+
+    def _protected(self) -> int:
+        """How many trials of pruned sweeps ran unpruned for their baseline entry."""
+        pruned_sweeps = [t for t, d in self.definitions.items() if d.prunes]
+        return sum(
+            1
+            for test in pruned_sweeps
+            for r in self.records.get(test, {}).values()
+            if self.settings.protects(r.key.group) and r.outcome is not Outcome.RESUMED
+        )
+
+    def _held_repeats(self, entries: Mapping[str, Entry]) -> int:
+        """How many entries hold repeats of a sweep this run ran once a combination."""
+        from pytest_hparams.gates import repeated
+
+        single = {
+            t
+            for t, by_id in self.records.items()
+            if all(r.key.repeat is None for r in by_id.values())
+        }
+        return sum(1 for e in entries.values() if e.get("test") in single and repeated(e))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
