@@ -12,7 +12,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,44 +41,10 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
     seen: dict[str, Path] = {}
     not_run: set[str] = set()
     for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise MergeError(f"{path}: cannot be read as JSON ({e})") from None
-        if not isinstance(data, dict) or data.get("format") != "pytest-hparams-report":
-            raise MergeError(f"{path}: not a pytest-hparams JSON report (--hparams-json)")
-        if data.get("version") != export.JSON_VERSION:
-            raise MergeError(
-                f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}; "
-                "write the shards' reports with this version of pytest-hparams"
-            )
-        try:
-            not_run.update(str(n) for n in data.get("baseline_not_run", []))
-            sweeps = [
-                (
-                    SweepDefinition.from_dict(sweep["definition"]),
-                    [TrialRecord.from_dict(t) for t in sweep["trials"]],
-                )
-                for sweep in data["sweeps"]
-            ]
-            curves = {
-                str(t["nodeid"]): export.read_curves(t)
-                for sweep in data["sweeps"]
-                for t in sweep["trials"]
-                if t.get("curves")
-            }
-            for sweep in data["sweeps"]:
-                for combo in sweep.get("combinations") or []:
-                    if combo.get("baseline"):
-                        comparison = Comparison.from_dict(combo["baseline"])
-                        reporter.reported[str(combo["combo"])] = comparison
-        # OverflowError: an integer beyond float64, such as 10**400 written out.
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
-            raise MergeError(
-                f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "
-                "give the files that --hparams-json wrote"
-            ) from None
-        for definition, records in sweeps:
+        report = _read_report(path)
+        not_run |= report.not_run
+        reporter.reported.update(report.reported)
+        for definition, records in report.sweeps:
             known = reporter.definitions.get(definition.test)
             if known is not None and known != definition:
                 raise MergeError(
@@ -93,13 +61,85 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                     )
                 seen[record.nodeid] = path
                 reporter.add(record)
-                if record.nodeid in curves:
-                    reporter.loaded_curves[record.nodeid] = curves[record.nodeid]
+                if record.nodeid in report.curves:
+                    reporter.loaded_curves[record.nodeid] = report.curves[record.nodeid]
     # Entries one shard did not run were most likely run by another.
     reporter.baseline_not_run = not_run
 
 
+@dataclass
+class _Report:
+    """What one `--hparams-json` file holds, read and checked."""
+
+    sweeps: list[tuple[SweepDefinition, list[TrialRecord]]]
+    curves: dict[str, Any]  # by node id
+    reported: dict[str, Comparison]  # each combination's verdict, by its name
+    not_run: set[str]  # the baseline's entries that did not run
+
+
+def _read_report(path: Path) -> _Report:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MergeError(f"{path}: cannot be read as JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != "pytest-hparams-report":
+        raise MergeError(f"{path}: not a pytest-hparams JSON report (--hparams-json)")
+    if data.get("version") != export.JSON_VERSION:
+        raise MergeError(
+            f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}; "
+            "write the shards' reports with this version of pytest-hparams"
+        )
+    try:
+        return _Report(
+            sweeps=[
+                (
+                    SweepDefinition.from_dict(sweep["definition"]),
+                    [TrialRecord.from_dict(t) for t in sweep["trials"]],
+                )
+                for sweep in data["sweeps"]
+            ],
+            curves={
+                str(t["nodeid"]): export.read_curves(t)
+                for sweep in data["sweeps"]
+                for t in sweep["trials"]
+                if t.get("curves")
+            },
+            reported={
+                str(combo["combo"]): Comparison.from_dict(combo["baseline"])
+                for sweep in data["sweeps"]
+                for combo in sweep.get("combinations") or []
+                if combo.get("baseline")
+            },
+            not_run={str(n) for n in data.get("baseline_not_run", [])},
+        )
+    # OverflowError: an integer beyond float64, such as 10**400 written out.
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise MergeError(
+            f"{path}: a malformed pytest-hparams report ({type(e).__name__}: {e}); "
+            "give the files that --hparams-json wrote"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _check_outputs(args)
+        reporter = Reporter(_settings(args), merged=True)
+        load_reports(args.reports, reporter)
+        decision = reporter.decide_gate()
+    # ModuleNotFoundError: the gate on repeats without scipy.
+    except (MergeError, ModuleNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    reporter.write_reports()
+    for text, markup in reporter.lines():
+        print(f"== {text} ==" if markup.get("sep") else text)
+    if not reporter.ok or (decision is not None and decision.failures):
+        return 1
+    return 1 if any(r.outcome.bad for r in reporter.all_records) else 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_hparams merge",
         description="Merge the --hparams-json reports of CI shards into one report and table.",
@@ -130,60 +170,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--alpha", type=alpha_spec, default=0.05, help="as pytest's")
     parser.add_argument("--gate", type=gate_spec, default="each", help="as pytest's")
-    args = parser.parse_args(argv)
+    return parser
 
-    inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
-    outputs = [
-        p.resolve() for p in (args.output, args.markdown, args.html, args.save_baseline) if p
-    ]
-    if len(set(outputs)) < len(outputs):
-        print(
-            "error: -o, --markdown, --html and --save-baseline name one file; give each its own",
-            file=sys.stderr,
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Each output its own writable file, never an input, and a report only
+    over a blank file or a report of its own kind: pytest's checks.
+
+    Raises:
+      MergeError: Naming the file and the fix.
+    """
+    outputs = {
+        "-o": args.output,
+        "--markdown": args.markdown,
+        "--html": args.html,
+        "--save-baseline": args.save_baseline,
+    }
+    given = [p.resolve() for p in outputs.values() if p is not None]
+    if len(set(given)) < len(given):
+        raise MergeError(
+            "-o, --markdown, --html and --save-baseline name one file; give each its own"
         )
-        return 2
     if args.html is not None and (why := missing_plotly("--html")):
-        print(f"error: {why}", file=sys.stderr)
-        return 2
-    for path, source in (
-        (args.output, "-o"),
-        (args.markdown, "--markdown"),
-        (args.html, "--html"),
-        (args.save_baseline, "--save-baseline"),
-    ):
-        try:  # pytest's own check: a directory, a FIFO, a missing or read-only folder
-            if path is not None:
-                check_output(path, source)
-        except pytest.UsageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-    for path, kind in ((args.output, "json"), (args.markdown, "markdown"), (args.html, "html")):
+        raise MergeError(why)
+    for source, path in outputs.items():
         if path is None:
             continue
-        if path.resolve() in inputs:
-            print(
-                f"error: {path} is also an input; write the merge to a file of its own",
-                file=sys.stderr,
-            )
-            return 2
-        if why := export.foreign(path, kind):
-            print(f"error: {path} {why}; write the merge to a file of its own", file=sys.stderr)
-            return 2
+        try:  # a directory, a FIFO, a missing or read-only folder
+            check_output(path, source)
+        except pytest.UsageError as e:
+            raise MergeError(str(e)) from None
+    inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
+    for path, kind in ((args.output, "json"), (args.markdown, "markdown"), (args.html, "html")):
+        if path is not None and path.resolve() in inputs:
+            raise MergeError(f"{path} is also an input; write the merge to a file of its own")
+        if path is not None and (why := export.foreign(path, kind)):
+            raise MergeError(f"{path} {why}; write the merge to a file of its own")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The merge's settings, with the baseline it gates on and the one it saves, read."""
     entries = saved = None
     if args.baseline is not None:
         try:
             entries = baseline.load(args.baseline)
         except BaselineError as e:
-            print(f"error: {args.baseline} {e}", file=sys.stderr)
-            return 2
-    if args.save_baseline is not None:
+            raise MergeError(f"{args.baseline} {e}") from None
+    if args.save_baseline is not None and args.save_baseline.is_file():
         try:
-            if args.save_baseline.is_file():
-                saved = baseline.load(args.save_baseline, blank_ok=True)
+            saved = baseline.load(args.save_baseline, blank_ok=True)
         except BaselineError as e:
-            print(f"error: {args.save_baseline} {e}; nothing written", file=sys.stderr)
-            return 2
-    settings = Settings(
+            raise MergeError(f"{args.save_baseline} {e}; nothing written") from None
+    return Settings(
         top=args.top,
         baseline=entries,
         save_baseline=args.save_baseline,
@@ -195,19 +233,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         gate=args.gate,
         tolerances=(dict(args.tolerance),),
     )
-    reporter = Reporter(settings, merged=True)
-    try:
-        load_reports(args.reports, reporter)
-        decision = reporter.decide_gate()
-    except MergeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:  # the gate on repeats without scipy
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    reporter.write_reports()
-    for text, markup in reporter.lines():
-        print(f"== {text} ==" if markup.get("sep") else text)
-    if not reporter.ok or (decision is not None and decision.failures):
-        return 1
-    return 1 if any(r.outcome.bad for r in reporter.all_records) else 0
