@@ -326,18 +326,10 @@ class TrialRunner:
 
     def call(self, item: pytest.Function, state: TrialState) -> None:
         """Runs a swept test function, keeps its metrics, and applies the gates."""
-        compiled = self.sweeps[state.key.test]
         trial = self.trial_of(state)
         trial.open()
-        declared = compiled.sweep.metrics
-        funcargs = item.funcargs
-        kwargs = {n: funcargs[n] for n in compiled.argnames if n in funcargs}
-        if compiled.search is not None:  # the asked values, for the None placeholders
-            kwargs.update((n, v) for n, v in state.hparams.items() if n in kwargs)
-            if "hparams" in kwargs:
-                kwargs["hparams"] = dict(state.hparams)
         try:
-            result = item.obj(**kwargs)
+            result = item.obj(**self._arguments(item, state))
         except TrialPruned as e:
             return self._stop(state, e.step, str(e))
         except BaseException as e:
@@ -352,26 +344,11 @@ class TrialRunner:
             raise
         swallowed = trial.study.swallowed() if trial.study is not None else None
         if swallowed is not None:
-            step, where = swallowed
-            with contextlib.suppress(ValueError):  # shown from the rootdir, as pytest does
-                where = str(Path(where).relative_to(item.config.rootpath))
-            warn_at(
-                item,
-                f"{state.key.nodeid} was pruned at step {step}, but the test caught "
-                f"the prune at {where} and went on; it is recorded as pruned. "
-                "Let TrialPruned propagate (it is a BaseException: catch Exception instead)",
-            )
-            return self._stop(state, step)
+            return self._stop_swallowed(item, state, *swallowed)
+        declared = self.sweeps[state.key.test].sweep.metrics
         problems = self._metrics(trial, result, declared, state.key)
         self._check_reported(item, trial)
-        # A rerun's attempt replaces the one before: JUnit XML shows the last.
-        properties = [
-            p for p in item.user_properties if not p[0].startswith("metric.") and p[0] != "baseline"
-        ]
-        properties += [(f"metric.{k}", v) for k, v in trial.metrics.items()]
-        if trial.comparison is not None:
-            properties.append(("baseline", trial.comparison.verdict.value))
-        item.user_properties[:] = properties
+        self._set_properties(item, trial)
         notes = [out_of_range(trial.metrics)]
         if not problems:
             notes.append(missing_metrics(trial.metrics, declared, trial.logged))
@@ -380,6 +357,43 @@ class TrialRunner:
                 warn_at(item, f"{state.key.nodeid} {note}")
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{state.key.nodeid} {'; '.join(problems)}", pytrace=False)
+
+    def _arguments(self, item: pytest.Function, state: TrialState) -> dict[str, Any]:
+        """The test function's arguments: a search's asked values replace
+        the None placeholders it was collected with."""
+        compiled = self.sweeps[state.key.test]
+        kwargs = {n: item.funcargs[n] for n in compiled.argnames if n in item.funcargs}
+        if compiled.search is not None:
+            kwargs.update((n, v) for n, v in state.hparams.items() if n in kwargs)
+            if "hparams" in kwargs:
+                kwargs["hparams"] = dict(state.hparams)
+        return kwargs
+
+    def _stop_swallowed(
+        self, item: pytest.Function, state: TrialState, step: int, where: str
+    ) -> None:
+        """Ends a trial whose test caught its prune and went on, as pruned."""
+        with contextlib.suppress(ValueError):  # shown from the rootdir, as pytest does
+            where = str(Path(where).relative_to(item.config.rootpath))
+        warn_at(
+            item,
+            f"{state.key.nodeid} was pruned at step {step}, but the test caught "
+            f"the prune at {where} and went on; it is recorded as pruned. "
+            "Let TrialPruned propagate (it is a BaseException: catch Exception instead)",
+        )
+        self._stop(state, step)
+
+    @staticmethod
+    def _set_properties(item: pytest.Function, trial: Trial) -> None:
+        """The trial's metrics and verdict as JUnit XML properties; a rerun's
+        attempt replaces the one before (JUnit XML shows the last)."""
+        properties = [
+            p for p in item.user_properties if not p[0].startswith("metric.") and p[0] != "baseline"
+        ]
+        properties += [(f"metric.{k}", v) for k, v in trial.metrics.items()]
+        if trial.comparison is not None:
+            properties.append(("baseline", trial.comparison.verdict.value))
+        item.user_properties[:] = properties
 
     def _check_reported(self, item: pytest.Function, trial: Trial) -> None:
         """Warns, once a sweep, when its pruner was never told the primary
