@@ -26,6 +26,7 @@ from pytest_hparams.errors import OverrideError, warn_at
 from pytest_hparams.lifecycle import Phase, TrialState
 from pytest_hparams.logdir import safe_name, test_dir
 from pytest_hparams.metrics import Metric
+from pytest_hparams.progress import LiveLine
 from pytest_hparams.pruning import StudyTrial, TrialPruned, is_optuna_prune
 from pytest_hparams.records import (
     PRUNED_ATTR,
@@ -79,10 +80,14 @@ class TrialRunner:
         self._announced: set[str] = set()  # sweeps whose definition a report carried
         self._test_dirs: dict[str, str] = {}  # each sweep's folder in a local logdir
         self._unheard: set[str] = set()  # pruned sweeps warned that never reported the metric
+        self.live: LiveLine | None = None  # the running trial's line on a terminal
 
     @property
     def store(self) -> LocalStore | None:
         return self.settings.store
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.live = LiveLine.open(session.config)
 
     # --- collection ------------------------------------------------------------
 
@@ -219,11 +224,18 @@ class TrialRunner:
         state = self.trials.get(pyfuncitem.nodeid)
         if state is None:
             return None
+        if self.live is not None:
+            self.live.begin(pyfuncitem.name)
+            self.trial_of(state).live = self.live
         try:
             self.call(pyfuncitem, state)
         finally:
-            if state.trial is not None and state.trial.study is not None:
-                state.trial.study.called = True  # its teardown cannot be pruned
+            if self.live is not None:
+                self.live.clear()
+            if state.trial is not None:
+                state.trial.live = None
+                if state.trial.study is not None:
+                    state.trial.study.called = True  # its teardown cannot be pruned
         # Handled: pytest's own pyfunc_call would warn that the test returned a value.
         return True
 
@@ -595,6 +607,8 @@ class TrialRunner:
             self.abort(state)
         if self.store is not None:
             self.store.close()
+        if self.live is not None:
+            self.live.close()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(

@@ -18,6 +18,7 @@ from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_see
 
 if TYPE_CHECKING:
     from pytest_hparams.logdir import TrialWriter
+    from pytest_hparams.progress import LiveLine
     from pytest_hparams.pruning import StudyTrial
     from pytest_hparams.records import TrialKey
     from pytest_hparams.storage import LocalStore
@@ -73,6 +74,7 @@ class Trial:
         self.study: StudyTrial | None = None
         self.pruned_at: int | None = None
         self.comparison: Comparison | None = None  # the baseline verdict, if any
+        self.live: LiveLine | None = None  # its line on a terminal, while its test runs
         self._groups = {m.name: m.group for m in sweep.metrics if m.group}
         self._primary: Metric | None = sweep.metrics[0] if sweep.metrics else None
 
@@ -146,6 +148,8 @@ class Trial:
                 # curve must not read as a session of the trial.
                 writer.discard()
                 self._failed(e)
+        if self.live is not None:
+            self.live.show(step, self.last)
         self.prune_on(step, values)
 
     def prune_on(self, step: int, values: Mapping[str, float]) -> None:
@@ -186,6 +190,8 @@ class Trial:
                 writer = trial.open()
                 if writer is not None:
                     writer.last_step = max(writer.last_step, epoch)
+                if trial.live is not None:
+                    trial.live.show(epoch, {k: float(v) for k, v in (logs or {}).items()})
                 primary = trial._primary
                 if primary is not None:  # the primary metric, by its Keras name
                     value = (logs or {}).get(keras_name(primary.group, primary.name))
