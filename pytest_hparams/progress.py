@@ -55,7 +55,9 @@ class LiveLine:
         ):
             return None
         try:
-            return cls(os.dup(sys.stdout.fileno()))
+            fd = sys.stdout.fileno()
+            # A terminal, not a log that takes colours (--color=yes in CI).
+            return cls(os.dup(fd)) if os.isatty(fd) else None
         except (OSError, ValueError):  # no descriptor (a replaced sys.stdout)
             return None
 

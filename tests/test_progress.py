@@ -94,3 +94,7 @@ def test_nothing_changes_outside_a_terminal(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=2)
     assert "\x1b" not in result.stdout.str()
+    # A CI log that takes colours is still no terminal.
+    coloured = pytester.runpytest_subprocess("-p", "no:randomly", "--color=yes")
+    assert "\x1b[32m" in coloured.stdout.str()
+    assert SAVE not in coloured.stdout.str()
