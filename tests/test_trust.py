@@ -1101,10 +1101,10 @@ def test_a_report_path_that_holds_a_file_of_the_users_is_refused_and_the_file_ke
     for name, text in kept.items():
         (pytester.path / name).write_text(text)
     for option, name in (
-        ("--hparams-markdown=notes.md"),
-        ("--hparams-markdown=steps.md"),
-        ("--hparams-markdown=late.py"),
-        ("--hparams-json=late.py"),
+        ("--hparams-markdown", "notes.md"),
+        ("--hparams-markdown", "steps.md"),
+        ("--hparams-markdown", "late.py"),
+        ("--hparams-json", "late.py"),
     ):
         result = pytester.runpytest(f"{option}={name}")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
