@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 # be loaded once per process before that (TensorBoard's backend pulls it in),
 # and so must the plugin modules that load lazily, or a later run mixes a
 # fresh `metrics.Metric` with a stale one.
+import fasteners
 import numpy  # noqa: F401
 import pytest
 from tensorboard import context
@@ -230,15 +232,39 @@ def run_example(target: str, logdir: Path, *args: str) -> subprocess.CompletedPr
     )
 
 
+def run_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    run: Callable[[Path], subprocess.CompletedProcess[str]],
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`run(folder)` once for the whole session, however many xdist workers
+    ask: the first to take the lock runs it, the others read what it printed.
+    The folder it recorded into is shared, so its users only read it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' base folders sit side by side in it
+    folder = root / name
+    done = folder / "completed.json"
+    with fasteners.InterProcessLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            folder.mkdir(exist_ok=True)
+            result = run(folder)
+            fields = ("args", "returncode", "stdout", "stderr")
+            done.write_text(json.dumps({f: getattr(result, f) for f in fields}))
+    return subprocess.CompletedProcess(**json.loads(done.read_text())), folder
+
+
 @pytest.fixture(scope="session")
 def keras_example(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """The example's Keras sweep and its logdir, run once: it takes most of a minute."""
+    """The example's Keras sweep and its logdir, run once for every worker:
+    it takes most of a minute."""
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("the Keras sweep needs tensorflow-cpu (pip install -e '.[tensorflow]')")
-    logdir = tmp_path_factory.mktemp("keras-example")
-    return run_example("test_keras_sweep.py", logdir), logdir
+    return run_once(
+        tmp_path_factory, "keras-example", lambda work: run_example("test_keras_sweep.py", work)
+    )
 
 
 @dataclass
@@ -260,10 +286,14 @@ def keras_pruned_example(tmp_path_factory: pytest.TempPathFactory) -> PrunedExam
             pytest.skip(
                 f"the pruned Keras sweep needs {module} (pip install -e '.[test,tensorflow]')"
             )
-    work = tmp_path_factory.mktemp("keras-pruned-example")
-    logdir, report = work / "logs", work / "report.json"
-    result = run_example("test_keras_pruned.py", logdir, f"--hparams-json={report}")
-    return PrunedExample(result, logdir, report)
+    result, work = run_once(
+        tmp_path_factory,
+        "keras-pruned-example",
+        lambda work: run_example(
+            "test_keras_pruned.py", work / "logs", f"--hparams-json={work / 'report.json'}"
+        ),
+    )
+    return PrunedExample(result, work / "logs", work / "report.json")
 
 
 def free_port() -> int:
