@@ -336,11 +336,14 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
 
 def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
     """Every scalar curve in a run's records, by tag then step (TensorBoard's
-    own scalars and the hparams plugin's records are told apart by metadata)."""
+    own scalars and the hparams plugin's records are told apart by metadata;
+    the metrics written with the session's end are not curves' points)."""
     pb = lazy.protos()
     curves: dict[str, dict[int, float]] = {}
     for record in records:
         event = pb.event_pb2.Event.FromString(record)
+        if any(v.tag == SESSION_END_TAG for v in event.summary.value):
+            continue  # the returned metrics, at the last step: no point of a curve
         for value in event.summary.value:
             if value.metadata.plugin_data.plugin_name == "hparams":
                 continue

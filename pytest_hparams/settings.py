@@ -403,6 +403,12 @@ def check_output(path: Path, source: str) -> None:
         raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
     if path.exists() and not path.is_file():  # a FIFO: reading it would block
         raise pytest.UsageError(f"{source}: {path} is not a regular file; give a file path")
+    # /dev/stdout can lead to the file a shell redirected output to: a report
+    # renamed over it would take that file's place, and the output after it.
+    if _is_special(path):
+        raise pytest.UsageError(
+            f"{source}: {path} is a process's file descriptor, not a regular file; give a file path"
+        )
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
     # A real write, not os.access: root passes every access check, yet a
@@ -416,6 +422,18 @@ def check_output(path: Path, source: str) -> None:
         raise pytest.UsageError(
             f"{source}: cannot write {path} ({e.strerror or e}); choose a writable path"
         ) from None
+
+
+def _is_special(path: Path) -> bool:
+    """Whether a path is in /proc, or links into it (/dev/stdout, /dev/fd/1)."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if current == "/proc" or current.startswith("/proc/"):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return False
 
 
 def _check_ours(path: Path, source: str, kind: str) -> None:
