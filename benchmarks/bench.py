@@ -509,7 +509,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per side (median)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument(
-        "--only", choices=["overhead"], help="only the per-trial overhead rows (both forms)"
+        "--only",
+        choices=["overhead", "startup"],
+        help="only the per-trial overhead rows (both forms), or only the startup row",
     )
     args = parser.parse_args()
     repeat = 1 if args.tiny else args.repeat
@@ -520,6 +522,13 @@ def main() -> None:
     )
 
     root = Path(tempfile.mkdtemp(prefix="hparams-bench-"))
+    if args.only == "startup":
+        try:
+            rows = [startup(root, max(repeat, 3) * 2)]
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        print(format_markdown(rows) if args.markdown else format_text(rows))
+        return
     if args.only == "overhead":
         try:
             rows = [

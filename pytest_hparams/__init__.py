@@ -8,6 +8,9 @@ so importing this package stays cheap.
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,9 +51,6 @@ _LAZY = {
     "Trial": "pytest_hparams.trial",
     "LogUniform": "pytest_hparams.sampling",
 }
-#: pytest runs in this process whose plugin is configured (pytest_configure to
-#: pytest_unconfigure): a count, as pytester's in-process runs nest in another.
-_active_runs = 0
 
 
 def _disabled_sweep(decorator: str) -> Callable[[_F], _F] | None:
@@ -60,9 +60,8 @@ def _disabled_sweep(decorator: str) -> Callable[[_F], _F] | None:
     reports "fixture 'num_units' not found", which says nothing of the cause.
     Outside pytest (PYTEST_VERSION unset) the sweep is left alone.
     """
-    import os
-
-    if _active_runs or "PYTEST_VERSION" not in os.environ:
+    plugin = sys.modules.get("pytest_hparams.plugin")  # loaded by pytest, never here
+    if getattr(plugin, "active_runs", 0) or "PYTEST_VERSION" not in os.environ:
         return None
     message = (
         f"pytest-hparams is disabled (-p no:hparams), so this @{decorator} sweep cannot run; "
@@ -192,11 +191,9 @@ def hparam_search(
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _TENSORBOARD_NAMES:
-        from tensorboard.plugins.hparams import summary_v2
+        from tensorboard.plugins.hparams import summary_v2  # TensorBoard's own classes
 
         return getattr(summary_v2, name)
     raise AttributeError(f"module 'pytest_hparams' has no attribute {name!r}")

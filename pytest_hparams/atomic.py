@@ -8,7 +8,9 @@ runs: `real_os` must be bound before a test can patch `os`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -34,13 +36,20 @@ real_os = _RealOs()
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it over."""
+    """Writes `data` to a temporary file beside `path`, then renames it over.
+
+    A symlink is written through (its target is replaced, the link stays, as
+    a plain write would leave it), and the replaced file's mode is kept.
+    """
+    path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,17 +8,16 @@ import json
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
 from pytest_hparams import MARK
 from pytest_hparams.errors import OverrideError, SweepError
+from pytest_hparams.pruning import problem
 from pytest_hparams.records import HParamInfo, SweepDefinition, TrialKey, sweep_label
+from pytest_hparams.sampling import Search, sample_sweep, search_sweep
 from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
-
-if TYPE_CHECKING:
-    from pytest_hparams.sampling import Search
 
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
 
@@ -75,12 +74,8 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> tuple[Sweep, S
 
     def build(values: dict[str, Any]) -> tuple[Sweep, Search | None]:
         if search is not None:
-            from pytest_hparams.sampling import search_sweep
-
             return search_sweep(search[0], search[1], search[2], mark.args, values, metrics)
         if sample is not None:
-            from pytest_hparams.sampling import sample_sweep
-
             return sample_sweep(sample[0], sample[1], mark.args, values, metrics), None
         return build_sweep(mark.args, values, metrics), None
 
@@ -157,8 +152,6 @@ def _compile(
         count = 1  # each trial is asked anew: there is no combination to repeat
     pruner = mark.kwargs.get("_pruner")
     if pruner is not None:  # a sweep that does not prune loads no pruning code
-        from pytest_hparams.pruning import problem
-
         wrong = problem(pruner)
         if wrong is not None:
             raise SweepError(wrong)

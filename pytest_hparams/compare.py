@@ -285,6 +285,18 @@ def _markdown_table(result: Result, changes: Sequence[Change]) -> list[str]:
     return lines
 
 
+def _drawn(combo: Combination | None, name: str) -> Summary | None:
+    """What the figure draws of one side, as the text tells it: a single
+    trial's value whatever its outcome (a failed one is judged on what it
+    returned), else the mean of the repeats that passed."""
+    if combo is None:
+        return None
+    if len(combo.records) == 1 and combo.records[0].key.repeat is None:
+        value = combo.records[0].metrics.get(name)
+        return Summary.of([] if value is None else [value])
+    return combo.summary(name)
+
+
 def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str]) -> str:
     from pytest_hparams import report_html
 
@@ -296,8 +308,8 @@ def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str])
         shifts.append(
             report_html.Shift(
                 f"{change.where or change.combo} · {change.sweep}",
-                change.base.summary(metric.name) if change.base else None,
-                change.head.summary(metric.name) if change.head else None,
+                _drawn(change.base, metric.name),
+                _drawn(change.head, metric.name),
                 change.status.value,
             )
         )

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pytest_hparams import lazy
 from pytest_hparams.metrics import Metric
 from pytest_hparams.space import Domain, Value
 
@@ -286,15 +287,15 @@ def parse_experiment(records: Iterator[bytes]) -> tuple[list[dict[str, Any]], li
     Returns:
       (hparams as `HParamDef.to_dict()` dicts, metrics), or None if absent.
     """
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
+    pb = lazy.protos()
     for record in records:
-        event = event_pb2.Event.FromString(record)
+        event = pb.event_pb2.Event.FromString(record)
         for value in event.summary.value:
             if value.tag != EXPERIMENT_TAG:
                 continue
-            data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+            data = pb.plugin_data_pb2.HParamsPluginData.FromString(
+                value.metadata.plugin_data.content
+            )
             return _experiment_to_plain(data.experiment)
     return None
 
@@ -305,19 +306,19 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
     The final metrics are the scalars written in the same event as the
     session end. A run with no session end has status STATUS_UNKNOWN.
     """
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
+    pb = lazy.protos()
     hparams: dict[str, Value] = {}
     status = STATUS_UNKNOWN
     metrics: dict[str, float] = {}
     for record in records:
-        event = event_pb2.Event.FromString(record)
+        event = pb.event_pb2.Event.FromString(record)
         tags = {v.tag for v in event.summary.value}
         for value in event.summary.value:
             if value.metadata.plugin_data.plugin_name != "hparams":
                 continue
-            data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+            data = pb.plugin_data_pb2.HParamsPluginData.FromString(
+                value.metadata.plugin_data.content
+            )
             if value.tag == SESSION_START_TAG:
                 hparams = {
                     k: _from_proto_value(v) for k, v in data.session_start_info.hparams.items()
@@ -335,13 +336,14 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
 
 def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
     """Every scalar curve in a run's records, by tag then step (TensorBoard's
-    own scalars and the hparams plugin's records are told apart by metadata)."""
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.util import tensor_util
-
+    own scalars and the hparams plugin's records are told apart by metadata;
+    the metrics written with the session's end are not curves' points)."""
+    pb = lazy.protos()
     curves: dict[str, dict[int, float]] = {}
     for record in records:
-        event = event_pb2.Event.FromString(record)
+        event = pb.event_pb2.Event.FromString(record)
+        if any(v.tag == SESSION_END_TAG for v in event.summary.value):
+            continue  # the returned metrics, at the last step: no point of a curve
         for value in event.summary.value:
             if value.metadata.plugin_data.plugin_name == "hparams":
                 continue
@@ -350,7 +352,7 @@ def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
             elif value.HasField("tensor") and value.tensor.dtype:
                 # TensorFlow's writer (Keras' callback) packs a scalar into
                 # tensor_content; TensorBoard's own decoder reads every form.
-                array = tensor_util.make_ndarray(value.tensor)
+                array = pb.tensor_util.make_ndarray(value.tensor)
                 if array.size != 1 or array.dtype.kind not in "fiu":
                     continue
                 number = float(array.reshape(()))

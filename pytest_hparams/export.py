@@ -132,8 +132,9 @@ def _json_safe(data: Any) -> Any:
 
 #: How every JSON report begins (`json_report` writes "format" first).
 JSON_START = '{\n  "format": "pytest-hparams-report"'
-#: How every Markdown summary begins: a sweep's heading, its node id.
-MARKDOWN_START = re.compile(r"### `[^`\n]*::")
+#: How every Markdown summary begins: a sweep's heading, its node id (or,
+#: from a run in which no sweep ran, the link to the HTML report alone).
+MARKDOWN_START = re.compile(r"### `[^`\n]*::|Plots of every sweep: \[")
 #: How every HTML report begins (report_html.py writes it).
 HTML_START = "<!DOCTYPE html>\n<!-- pytest-hparams report -->"
 #: The kinds of report `foreign` tells apart, as its messages name them.
@@ -183,7 +184,7 @@ def markdown_report(tables: Sequence[table.Table], html_link: str = "") -> str:
     (`html_link`, relative to the Markdown's folder). The link comes last: a
     summary begins with its first sweep's heading, by which a rerun knows it."""
     lines = [line for t in tables for line in table.markdown_lines(t)]
-    if html_link:
+    if html_link and lines:
         name = html_link.rsplit("/", 1)[-1]
         lines += [f"Plots of every sweep: [{table.md_text(name)}]({quote(html_link)})", ""]
     return "\n".join(lines) + "\n"

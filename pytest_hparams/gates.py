@@ -3,22 +3,24 @@
 repeats against theirs (a one-sided Welch's t-test), and `--hparams-gate best`.
 
 Each comparison is a typed `Comparison`, which the table, the JSON and
-Markdown reports, JUnit and `merge` only render. Pure: scipy is imported only
-when a t-test is needed (both sides hold two or more repeats).
+Markdown reports, JUnit and `merge` only render. Pure: scipy is imported
+(`lazy.scipy_stats`) only when a t-test is needed (both sides hold two or
+more repeats).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_hparams import lazy
 from pytest_hparams.metrics import Metric, Tolerance
-from pytest_hparams.repeats import Combination
+from pytest_hparams.repeats import Combination, combine
 from pytest_hparams.verdicts import Comparison, MetricComparison, Summary, Verdict
-
-STATS_EXTRA = "pip install 'pytest-hparams[stats]'"
 
 #: The tolerance in effect for a metric, or None where none was set (0 applies).
 Tolerances = Callable[[Metric], Tolerance | None]
@@ -129,21 +131,12 @@ def welch_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
     Raises:
       ModuleNotFoundError: If scipy is not installed; the message names the extra.
     """
-    import statistics
-
     worse = "less" if goal == "max" else "greater"
     if statistics.pstdev(run) == 0 and statistics.pstdev(base) == 0:
         difference = statistics.fmean(run) - statistics.fmean(base)
         is_worse = difference < 0 if goal == "max" else difference > 0
         return 0.0 if is_worse else 1.0
-    try:
-        from scipy import stats
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"the baseline gate on repeats needs scipy; install it with: {STATS_EXTRA}"
-        ) from None
-    import warnings
-
+    stats = lazy.scipy_stats()
     with warnings.catch_warnings():
         # Near-equal samples make scipy warn of precision loss: the p-value
         # still decides, and a user's `-W error` must not end the run here.
@@ -164,19 +157,10 @@ def welch_interval(
     Raises:
       ModuleNotFoundError: If scipy is not installed; the message names the extra.
     """
-    import statistics
-
     if statistics.pstdev(run) == 0 and statistics.pstdev(base) == 0:
         difference = statistics.fmean(run) - statistics.fmean(base)
         return difference, difference
-    try:
-        from scipy import stats
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"the Welch interval on repeats needs scipy; install it with: {STATS_EXTRA}"
-        ) from None
-    import warnings
-
+    stats = lazy.scipy_stats("the Welch interval on repeats")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # as in welch_p
         result = stats.ttest_ind(run, base, equal_var=False)
@@ -307,8 +291,6 @@ def decide(
       asked: The `@hparam_search` sweeps: a trial's entry was recorded with
         other hparams, so only `--hparams-gate best` compares them.
     """
-    from pytest_hparams.repeats import combine
-
     decision = Decision()
     if gate == "best" and entries is None and not reported:
         decision.notes.append(

@@ -7,13 +7,11 @@ import argparse
 import itertools
 import os
 import shlex
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_hparams.metrics import Tolerance
-
+from pytest_hparams.metrics import Tolerance, parse_tolerance
+from pytest_hparams.pruning import PRUNERS
 
 #: The options that take a path, written `--opt=PATH` only: pytest chooses its
 #: rootdir and ini file from the command's paths before any plugin adds its
@@ -101,8 +99,6 @@ GATES = ("each", "best")
 
 
 def pruner_spec(text: str) -> str:
-    from pytest_hparams.pruning import PRUNERS
-
     if text not in PRUNERS:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(PRUNERS)}; got {text!r}")
     return text
@@ -139,8 +135,6 @@ def override_spec(text: str) -> tuple[str, tuple[str, ...]]:
 
 def tolerance_spec(text: str) -> tuple[str, Tolerance]:
     """`accuracy:0.02`, `loss:5%`, or a bare `5%` for every metric."""
-    from pytest_hparams.metrics import parse_tolerance
-
     name, sep, raw = text.rpartition(":")
     if not sep:
         name, raw = "*", text

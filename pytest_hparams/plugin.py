@@ -7,22 +7,28 @@ own: a `TrialRunner` in every process collects sweeps and runs trials, and a
 under xdist), turns their records into the config, baselines and tables.
 
 This module loads in every pytest run of a project that installs the plugin,
-so the sweep machinery is imported only when a test is swept; see
-benchmarks/RESULTS.md for the cost.
+and the package's modules with it: what costs a run that has no sweep (the
+extras, TensorBoard's protocol buffers) is imported on first use, in
+`lazy.py` (see benchmarks/bench.py's startup row).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_hparams import options
+from pytest_hparams.html_summary import HtmlSummary
+from pytest_hparams.reporter import Reporter
+from pytest_hparams.runner import TrialRunner
+from pytest_hparams.settings import read as read_settings
+from pytest_hparams.workers import XdistHooks
 
-if TYPE_CHECKING:
-    from pytest_hparams.reporter import Reporter
-    from pytest_hparams.runner import TrialRunner
+#: pytest runs in this process whose plugin is configured (pytest_configure to
+#: pytest_unconfigure): a count, as pytester's in-process runs nest in another.
+#: The decorators read it, to tell a sweep from one under -p no:hparams.
+active_runs = 0
 
 RUNNER_KEY: pytest.StashKey[TrialRunner] = pytest.StashKey()
 REPORTER_KEY: pytest.StashKey[Reporter] = pytest.StashKey()
@@ -33,15 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global active_runs
     config.addinivalue_line(
         "markers",
         "pytest_hparams_sweep(sweep): applied by @hparam_grid, @hparam_random and "
         "@hparam_search: run the test once per trial and record it (pytest-hparams)",
     )
-    from pytest_hparams import settings as read_settings
-    from pytest_hparams.runner import TrialRunner
-
-    settings = read_settings.read(config)
+    settings = read_settings(config)
     workerinput = getattr(config, "workerinput", None)  # on an xdist worker
     journal = None if workerinput is None else workerinput.get("hparams_journal")
     runner = config.stash[RUNNER_KEY] = TrialRunner(settings, workerinput is not None, journal)
@@ -49,31 +53,22 @@ def pytest_configure(config: pytest.Config) -> None:
     # session's state without a lookup per call (as pytest's LogXML does).
     config.pluginmanager.register(runner, "hparams-runner")
     if not hasattr(config, "workerinput"):  # the process that reports
-        from pytest_hparams.reporter import Reporter
-
         reporter = config.stash[REPORTER_KEY] = Reporter(settings, config.get_verbosity() < 0)
         config.pluginmanager.register(reporter, "hparams-reporter")
         if config.pluginmanager.hasplugin("xdist"):
-            from pytest_hparams.workers import XdistHooks
-
             config.pluginmanager.register(XdistHooks(reporter), "hparams-xdist")
         html_report = config.getoption("htmlpath", None)
         if config.pluginmanager.hasplugin("html") and html_report:
-            from pytest_hparams.html_summary import HtmlSummary
-
             report = Path(config.invocation_params.dir, str(html_report))
             config.pluginmanager.register(HtmlSummary(reporter, report), "hparams-html")
-    import pytest_hparams  # the decorators tell a sweep from one under -p no:hparams by it
-
-    pytest_hparams._active_runs += 1
+    active_runs += 1
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    global active_runs
     runner = config.stash.get(RUNNER_KEY, None)
     if runner is not None:
-        import pytest_hparams
-
-        pytest_hparams._active_runs -= 1
+        active_runs -= 1
         runner.close()
         config.pluginmanager.unregister(runner)
         del config.stash[RUNNER_KEY]

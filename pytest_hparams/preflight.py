@@ -4,10 +4,17 @@ extra), and which trials `--hparams-resume` skips."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
+
+from pytest_hparams import events
+from pytest_hparams.gates import repeated
+from pytest_hparams.lazy import STATS_EXTRA
+from pytest_hparams.logdir import run_path
+from pytest_hparams.space import PRUNED_METRIC, SWEEP_HPARAM
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
@@ -43,15 +50,11 @@ def check(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
 
 def _check_stats(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
     # Checked now: the gate on repeats is decided only once every trial ran.
-    from pytest_hparams.gates import STATS_EXTRA, repeated
-
     entries = settings.baseline
     if not entries or not any(c.repeats > 1 for c in sweeps.values()):
         return
     if not any(repeated(e) for e in entries.values()):
         return
-    import importlib.util
-
     if importlib.util.find_spec("scipy") is None:
         raise pytest.UsageError(
             "the baseline holds repeats, and the gate on repeats needs scipy for its "
@@ -83,10 +86,6 @@ def resumed(
     its hparams are that run's, its metrics the session's where the logdir
     holds one with those values, else the study's primary value.
     """
-    from pytest_hparams import events
-    from pytest_hparams.logdir import run_path
-    from pytest_hparams.space import PRUNED_METRIC, SWEEP_HPARAM
-
     fallback = None
     if key.number is not None:
         assert studies is not None  # a search always has its study

@@ -43,14 +43,17 @@ class LiveLine:
     @classmethod
     def open(cls, config: pytest.Config) -> LiveLine | None:
         """The live line, where pytest reports to a terminal that takes its
-        escape codes; None under -q, -s, live logging or on xdist workers."""
+        escape codes; None under -q, -s, --capture=tee-sys, live logging or
+        on xdist workers."""
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if (
             reporter is None
             or not reporter.hasmarkup
             or hasattr(config, "workerinput")
             or config.get_verbosity() < 0
-            or config.getoption("capture") == "no"  # the test's prints share the line
+            # Only where pytest captures the test's output: its prints (-s,
+            # --capture=tee-sys) would share the line and be erased with it.
+            or config.getoption("capture") not in ("fd", "sys")
             or config.getini("log_cli")
         ):
             return None

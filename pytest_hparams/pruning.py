@@ -4,8 +4,7 @@ trial, which `trial.log` reports to. Each repeat is its own Optuna trial.
 
 The studies themselves (one per pruned or searched sweep, shared through a
 journal file, a database or memory) are in `studies.py`. Optuna is imported
-here only inside functions, and this module is loaded where a sweep prunes
-or searches (and by collection, for `problem`).
+(`lazy.optuna`) only when a pruner is made or a trial told how it ended.
 """
 
 from __future__ import annotations
@@ -16,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_hparams import lazy
+
 if TYPE_CHECKING:
     from pytest_hparams.metrics import Metric
 
 PRUNERS = ("median", "halving", "hyperband")
-OPTUNA_EXTRA = "pip install 'pytest-hparams[optuna]'"
 #: The journal of a local logdir's studies, in its root (TensorBoard reads no
 #: file without "tfevents" in its name).
 JOURNAL = ".pytest-hparams-optuna.journal"
@@ -68,7 +68,7 @@ def problem(pruner: object) -> str | None:
 
 def make_pruner(spec: object) -> Any:
     """Optuna's pruner for a `pruner=` value (its defaults, as Optuna's docs give them)."""
-    import optuna
+    optuna = lazy.optuna()
 
     if spec == "median":
         return optuna.pruners.MedianPruner()
@@ -191,7 +191,7 @@ class StudyTrial:
             self.lost = e
 
     def _end(self, outcome: str, pruned: bool, value: float | None) -> None:
-        from optuna.trial import TrialState
+        TrialState = lazy.optuna().trial.TrialState
 
         if pruned:
             self.study.tell(self.trial, state=TrialState.PRUNED)

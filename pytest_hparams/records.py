@@ -14,16 +14,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from pytest_hparams.metrics import Metric
+from pytest_hparams.space import Domain, Value, format_value
 from pytest_hparams.verdicts import Comparison, Verdict
-
-if TYPE_CHECKING:
-    from pytest_hparams.metrics import Metric
-    from pytest_hparams.space import Domain, Value
-
-# The hooks of every pytest run read the constants below: the modules these
-# records are made from are imported where a sweep makes one.
 
 # Set on the teardown report of every swept item: its `TrialRecord`, turned
 # into a dict where the report is serialized (xdist carries it to the controller).
@@ -113,8 +108,6 @@ class TrialKey(NamedTuple):
         cuts the rest; the node id after them keeps the name unique in any
         logdir, across sweeps and `parametrize` cases.
         """
-        from pytest_hparams.space import format_value
-
         values = ", ".join(format_value(v) for v in self.hparams.values())
         return f"{values} · {self.group}"
 
@@ -169,8 +162,6 @@ class HParamInfo:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HParamInfo:
-        from pytest_hparams.space import Domain
-
         domain = data.get("domain")
         return cls(
             str(data["name"]),
@@ -226,8 +217,6 @@ class SweepDefinition:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SweepDefinition:
-        from pytest_hparams.metrics import Metric
-
         return cls(
             str(data["test"]),
             str(data.get("label") or data["test"]),

@@ -424,7 +424,9 @@ def _against_base(
 
 
 def _changes(changes: Changes, figures: _Figures) -> list[str]:
-    out = ["<h2>Head against base</h2>", f'<p class="verdict">{_e(changes.verdict)}</p>']
+    out = ["<h2>Head against base</h2>"]
+    if changes.table.summary != changes.verdict:  # the table's own line says it otherwise
+        out.append(f'<p class="verdict">{_e(changes.verdict)}</p>')
     out += table.html_lines(changes.table)
     shifts = [s for s in changes.shifts if s.base or s.head]
     if shifts:

@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_hparams import baseline, export, gates, table
 from pytest_hparams.controller import Crash, TrialTable
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.logdir import (
+    CONFIG_FILE,
     Curves,
+    ExperimentConfig,
     read_curves,
     run_path,
     safe_name,
@@ -39,7 +42,7 @@ from pytest_hparams.records import (
     Started,
     TrialRecord,
 )
-from pytest_hparams.space import SWEEP_HPARAM
+from pytest_hparams.space import SWEEP_HPARAM, trial_id
 from pytest_hparams.storage import RemoteStore
 from pytest_hparams.studies import end_crashed, journal_of, study_base
 from pytest_hparams.verdicts import Verdict
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
     from pytest_hparams.records import SweepDefinition, TrialKey
     from pytest_hparams.report_html import SweepView
     from pytest_hparams.settings import Settings
-    from pytest_hparams.table import Table
     from pytest_hparams.verdicts import Comparison
 
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
@@ -262,8 +264,6 @@ class Reporter:
         self._config_due = False
         if store is None or not self.definitions:
             return
-        from pytest_hparams.logdir import CONFIG_FILE, ExperimentConfig
-
         try:
             with store.lock():
                 experiment = ExperimentConfig(store.read(CONFIG_FILE))
@@ -303,8 +303,6 @@ class Reporter:
 
     def _not_run_of(self, test: str, not_run: list[str]) -> list[str]:
         """A sweep's baseline entries that did not run, named by their values."""
-        from pytest_hparams.space import trial_id
-
         entries = self.settings.baseline or {}
         names = self.definitions[test].hparam_names  # in declaration order, as in ids
         out = []
@@ -319,8 +317,6 @@ class Reporter:
         under xdist, and in `merge` for shards; None when no trial ran."""
         if not self.records:
             return None  # and a run without sweeps imports no gate
-        from pytest_hparams import gates
-
         settings = self.settings
         self.decision = gates.decide(
             {test: list(by_id.values()) for test, by_id in self.records.items()},
@@ -347,10 +343,8 @@ class Reporter:
             if c.verdict is Verdict.REGRESSED
         ]
 
-    def tables(self, top: int | None) -> list[Table]:
+    def tables(self, top: int | None) -> list[table.Table]:
         """Every sweep's table model, for the terminal and the Markdown summary."""
-        from pytest_hparams import table
-
         combinations = self.decision.combinations if self.decision else {}
         gated = self.settings.baseline is not None or any(r.comparison for r in self.all_records)
         not_run = self.not_run()
@@ -385,8 +379,6 @@ class Reporter:
         )
         if not any(asked):
             return  # and no run pays for importing the writers
-        from pytest_hparams import baseline, export
-
         records = self.all_records
         not_run = self.not_run()
         combinations = self.decision.combinations if self.decision else {}
@@ -455,7 +447,7 @@ class Reporter:
 
     def views(self) -> list[SweepView]:
         """Every sweep as the HTML report draws it."""
-        from pytest_hparams.report_html import SweepView
+        from pytest_hparams.report_html import SweepView  # plotly: only where a report is drawn
 
         combinations = self.decision.combinations if self.decision else {}
         curves = self.curves()
@@ -471,7 +463,7 @@ class Reporter:
         ]
 
     def html(self) -> str:
-        from pytest_hparams import report_html
+        from pytest_hparams import report_html  # plotly: only where a report is drawn
 
         title = "pytest-hparams: merged report" if self.merged else "pytest-hparams report"
         return report_html.render(title, [report_html.Part("", self.views())])
@@ -511,8 +503,6 @@ class Reporter:
 
     def _table_lines(self) -> list[Line]:
         """Each sweep's table (its summary line alone under -q)."""
-        from pytest_hparams import table
-
         out: list[Line] = [("hparams", {"sep": True})] if self.quiet else []
         top_option = "--top" if self.merged else "--hparams-top"  # merge spells it --top
         for sweep in self.tables(self.settings.top):
@@ -601,14 +591,12 @@ class Reporter:
 
     def _held_repeats(self, entries: Mapping[str, Entry]) -> int:
         """How many entries hold repeats of a sweep this run ran once a combination."""
-        from pytest_hparams.gates import repeated
-
         single = {
             t
             for t, by_id in self.records.items()
             if all(r.key.repeat is None for r in by_id.values())
         }
-        return sum(1 for e in entries.values() if e.get("test") in single and repeated(e))
+        return sum(1 for e in entries.values() if e.get("test") in single and gates.repeated(e))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(

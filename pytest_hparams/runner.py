@@ -89,6 +89,10 @@ class TrialRunner:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.live = LiveLine.open(session.config)
 
+    def pytest_enter_pdb(self) -> None:
+        if self.live is not None:
+            self.live.clear()  # the debugger shares the terminal: the trial shows no more
+
     # --- collection ------------------------------------------------------------
 
     def pytest_ignore_collect(self, collection_path: Path) -> bool | None:

@@ -12,10 +12,12 @@ Optuna is imported here only, and this module only where a sweep searches.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pytest_hparams import lazy
 from pytest_hparams.sampling import round_float
 from pytest_hparams.space import trial_seed
 
@@ -26,10 +28,8 @@ if TYPE_CHECKING:
 NEEDS = {"cmaes": ("cmaes",), "gp": ("torch", "scipy")}
 
 
-def missing(sampler: object) -> list[str]:
+def missing_modules(sampler: object) -> list[str]:
     """The modules a named sampler needs that are not installed."""
-    import importlib.util
-
     needs = NEEDS.get(sampler, ()) if isinstance(sampler, str) else ()
     return [m for m in needs if importlib.util.find_spec(m) is None]
 
@@ -41,7 +41,7 @@ def make_sampler(spec: object, seed: int, index: int) -> Any:
     xdist workers starting at once do not propose the same point."""
     if not isinstance(spec, str):
         return spec  # the user's own instance, as given
-    import optuna
+    optuna = lazy.optuna()
 
     trial_rng = trial_seed(f"{seed}/{index}")
     if spec == "random":
@@ -55,20 +55,15 @@ def make_sampler(spec: object, seed: int, index: int) -> Any:
 
 def distributions(dimensions: Sequence[Dimension]) -> dict[str, Any]:
     """Each hparam's Optuna distribution, in declaration order."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
+    kinds = lazy.optuna().distributions
     out: dict[str, Any] = {}
     for d in dimensions:
         if d.kind in ("choice", "fixed"):
-            out[d.name] = CategoricalDistribution(d.choices)
+            out[d.name] = kinds.CategoricalDistribution(d.choices)
         elif d.kind == "int":
-            out[d.name] = IntDistribution(int(d.low), int(d.high))
+            out[d.name] = kinds.IntDistribution(int(d.low), int(d.high))
         else:
-            out[d.name] = FloatDistribution(d.low, d.high, log=d.kind == "log")
+            out[d.name] = kinds.FloatDistribution(d.low, d.high, log=d.kind == "log")
     return out
 
 
@@ -85,7 +80,7 @@ def ask(study: Any, search: Search, index: int, before: Mapping[str, Any] | None
     Returns:
       Optuna's trial, its `params` set.
     """
-    import optuna
+    optuna = lazy.optuna()
 
     wanted = distributions(search.dimensions)
     sampler = make_sampler(search.sampler, search.seed, index)
@@ -112,7 +107,7 @@ def changed_domain(study: Any, search: Search) -> str | None:
     """What the study holds of a searched hparam that the sweep now declares
     otherwise, as Optuna refuses it (a choice's values, a log scale, a kind),
     or None. A range may change: a value outside it is asked anew."""
-    from optuna.distributions import check_distribution_compatibility
+    compatible = lazy.optuna().distributions.check_distribution_compatibility
 
     wanted = distributions(search.dimensions)
     checked: set[str] = set()  # each name against the first trial that holds it
@@ -121,7 +116,7 @@ def changed_domain(study: Any, search: Search) -> str | None:
             if name in wanted and name not in checked:
                 checked.add(name)
                 try:
-                    check_distribution_compatibility(held, wanted[name])
+                    compatible(held, wanted[name])
                 except ValueError:
                     return f"{name!r} as {held}, where the sweep declares {wanted[name]}"
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,14 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import pytest
 
+from pytest_hparams import baseline, storage
+from pytest_hparams.ci import run_id, shard_from_env
+from pytest_hparams.collect import read_best
+from pytest_hparams.errors import BaselineError, LogdirError, SweepError
+from pytest_hparams.export import foreign
+from pytest_hparams.lazy import REPORT_EXTRA
+from pytest_hparams.logdir import CONFIG_FILE
+from pytest_hparams.metrics import parse_tolerance
 from pytest_hparams.options import (
     BEGAN_INPUT,
     RUN_INPUT,
@@ -26,12 +35,9 @@ from pytest_hparams.options import (
     seed_spec,
     tolerance_spec,
 )
-
-#: How to install what the HTML report draws with.
-REPORT_EXTRA = "pip install 'pytest-hparams[report]'"
+from pytest_hparams.storage import RemoteStore
 
 if TYPE_CHECKING:
-    from pytest_hparams import storage
     from pytest_hparams.baseline import Entry
     from pytest_hparams.metrics import Metric, Tolerance
 
@@ -71,8 +77,6 @@ class Settings:
     def tolerance(self, metric: Metric) -> Tolerance | None:
         """The command line wins over the ini file, which wins over
         Metric(tolerance=); None where none is set (0 applies)."""
-        from pytest_hparams.metrics import parse_tolerance
-
         for layer in self.tolerances:
             found = layer.get(metric.name) or layer.get("*")
             if found is not None:
@@ -116,7 +120,7 @@ def read(config: pytest.Config) -> Settings:
     compared, entries = _compared_baseline(config, here)
     save_path, saved = _saved_baseline(config, here)
     reports = _reports(config, here, (compared, save_path, only_best))
-    if store is not None and not isinstance(store, _remote_type()):
+    if store is not None and not isinstance(store, RemoteStore):
         _check_not_holding_tests(config, store.root)
     return Settings(
         store=store,
@@ -161,9 +165,6 @@ def _only_best(config: pytest.Config, here: Path) -> Path | None:
             f"--hparams-only-best: {path} does not exist; give a baseline "
             "(--hparams-save-baseline) or a JSON report (--hparams-json)"
         )
-    from pytest_hparams.collect import read_best
-    from pytest_hparams.errors import SweepError
-
     try:
         read_best(path, {})
     except SweepError as e:
@@ -294,8 +295,6 @@ def _run(config: pytest.Config, study: str | None) -> str:
         return str(workerinput[RUN_INPUT])
     if study:
         return study
-    from pytest_hparams.ci import run_id
-
     return run_id(os.environ) or f"run {time.strftime('%Y-%m-%dT%H:%M:%S')} {os.urandom(3).hex()}"
 
 
@@ -337,8 +336,6 @@ def _shard(spec: tuple[int | None, int | None] | None) -> tuple[int, int] | None
     k, n = spec
     if k is not None and n is not None:
         return k, n
-    from pytest_hparams.ci import shard_from_env
-
     try:
         return shard_from_env(n, os.environ)
     except ValueError as e:
@@ -350,12 +347,6 @@ def _path(here: Path, raw: str, source: str) -> Path:
     """A path option's file, relative to the invocation directory; `~` expands."""
     _not_blank(raw, source, "a file path")
     return Path(here, os.path.expanduser(raw))
-
-
-def _remote_type() -> type:
-    from pytest_hparams.storage import RemoteStore
-
-    return RemoteStore
 
 
 def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
@@ -380,8 +371,6 @@ def _tests_in(root: Path) -> Path | None:
     copied there is not the tests). Trials' run directories are named after
     their test files (`test_x.py/`) and are not looked into, so a logdir
     costs a scan of a few folders."""
-    from pytest_hparams.logdir import CONFIG_FILE
-
     if root.joinpath(CONFIG_FILE).exists():
         return None
     for folder, folders, files in os.walk(root):
@@ -395,9 +384,6 @@ def _tests_in(root: Path) -> Path | None:
 def _load(path: Path, source: str, written: bool = False) -> dict[str, Entry]:
     """A baseline's entries; `written`: the file is one to write, which may
     be blank (`mktemp`'s) and must not be a file of the user's."""
-    from pytest_hparams import baseline
-    from pytest_hparams.errors import BaselineError
-
     try:
         return baseline.load(path, blank_ok=written)
     except BaselineError as e:
@@ -417,10 +403,14 @@ def check_output(path: Path, source: str) -> None:
         raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
     if path.exists() and not path.is_file():  # a FIFO: reading it would block
         raise pytest.UsageError(f"{source}: {path} is not a regular file; give a file path")
+    # /dev/stdout can lead to the file a shell redirected output to: a report
+    # renamed over it would take that file's place, and the output after it.
+    if _is_special(path):
+        raise pytest.UsageError(
+            f"{source}: {path} is a process's file descriptor, not a regular file; give a file path"
+        )
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
-    import tempfile
-
     # A real write, not os.access: root passes every access check, yet a
     # read-only mount or a full disk still refuses the file.
     try:
@@ -434,11 +424,21 @@ def check_output(path: Path, source: str) -> None:
         ) from None
 
 
+def _is_special(path: Path) -> bool:
+    """Whether a path is in /proc, or links into it (/dev/stdout, /dev/fd/1)."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a chain of links
+        if current == "/proc" or current.startswith("/proc/"):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return False
+
+
 def _check_ours(path: Path, source: str, kind: str) -> None:
     """Refuses a report path that holds a file the plugin did not write: a
     test file taken for the path (`--hparams-json test_x.py`) is not lost."""
-    from pytest_hparams.export import foreign
-
     if why := foreign(path, kind):
         raise pytest.UsageError(
             f"{source}: {path} {why}, which this run would write over; give a path of its own"
@@ -456,9 +456,6 @@ def _store(config: pytest.Config, here: Path) -> storage.LocalStore | None:
     else:
         return None
     _not_blank(raw, source, "a directory such as logs/", " to record nothing")
-    from pytest_hparams import storage
-    from pytest_hparams.errors import LogdirError
-
     try:
         return storage.open_store(raw, base, project=config.rootpath)
     except LogdirError as e:

@@ -7,8 +7,7 @@ Object stores have no rename, but an object appears whole or not at all, so
 every remote write is one put, and a rerun uploads its new event files before
 it deletes the recorded session's: a crash in between never loses a session.
 
-This module loads at configure time; fsspec and the event modules load only
-when a logdir needs them.
+fsspec is imported (`lazy.fsspec`) only for a logdir at a URL.
 """
 
 from __future__ import annotations
@@ -23,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from fasteners import InterProcessLock
 
-from pytest_hparams import atomic  # noqa: F401  binds atomic.real_os before any test runs
+from pytest_hparams import lazy, logdir
+from pytest_hparams.atomic import write_atomically
 from pytest_hparams.errors import LogdirError
+from pytest_hparams.lazy import REMOTE_EXTRA
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     Start = tuple[str, Mapping[str, Value]]  # a session's group name and hparams
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-REMOTE_EXTRA = "pip install 'pytest-hparams[remote]'"
 # Held while the experiment config is merged; TensorBoard ignores it.
 LOCK_FILE = ".pytest-hparams.lock"
 
@@ -65,15 +65,11 @@ class LocalStore:
 
     def write(self, name: str, data: bytes) -> None:
         """Replaces a file whole: a crash leaves the old content or the new."""
-        from pytest_hparams.atomic import write_atomically
-
         write_atomically(self.root.joinpath(name), data)
 
     def session(self, run: str) -> Session | None:
         """The session recorded in a run directory, or None."""
-        from pytest_hparams.logdir import read_session
-
-        return read_session(self.root.joinpath(*run.split("/")))
+        return logdir.read_session(self.root.joinpath(*run.split("/")))
 
     def lock(self) -> contextlib.AbstractContextManager[object]:
         """Holds the logdir against other pytest processes on this machine
@@ -103,9 +99,7 @@ class LocalStore:
           start: The trial's group name and hparams, to record a session for
             a trial that died before it began one.
         """
-        from pytest_hparams.logdir import mark_crashed
-
-        mark_crashed(self.root.joinpath(*run.split("/")), start)
+        logdir.mark_crashed(self.root.joinpath(*run.split("/")), start)
 
     @property
     def staging(self) -> str | None:
@@ -144,10 +138,8 @@ class RemoteStore(LocalStore):
             raise LogdirError(f"cannot write {self.shown}/{name}: {e}") from e
 
     def session(self, run: str) -> Session | None:
-        from pytest_hparams.logdir import parse_run
-
         files = sorted(p for p in self._files(run, recursive=False) if _is_event_file(p))
-        return parse_run(self.fs.cat_file(p) for p in files)
+        return logdir.parse_run(self.fs.cat_file(p) for p in files)
 
     def publish(self, run_dir: str, finished: bool) -> None:
         """Uploads a trial's staged run directory, replacing what was recorded.
@@ -166,11 +158,9 @@ class RemoteStore(LocalStore):
         trial that died before it staged a session gets none here."""
         if staging is None:
             return
-        from pytest_hparams.logdir import mark_crashed
-
         staged = Path(staging).joinpath(*run.split("/"))
         if staged.is_dir():  # not if the worker ran on another host
-            mark_crashed(staged)
+            logdir.mark_crashed(staged)
             with contextlib.suppress(LogdirError):  # said so by the trial's "crashed"
                 self._upload(Path(staging), run, finished=False)
             _remove_empty(Path(staging))  # the dead process cannot
@@ -263,7 +253,7 @@ def _open(url: str) -> tuple[Any, str]:
         protocol is unknown, or the bucket cannot be reached.
     """
     try:
-        import fsspec
+        fsspec = lazy.fsspec()
     except ImportError:
         raise LogdirError(f"a logdir URL needs fsspec; install it with: {REMOTE_EXTRA}") from None
     protocol = url.split("://", 1)[0]

@@ -3,29 +3,36 @@ it is stored (a journal file, a database URL, or memory), the checks made
 before any trial runs, a starting trial's Optuna trial (a search's hparams
 asked), and what `--hparams-resume` reads back from a study.
 
-Optuna is imported here only where a sweep prunes or searches; this module
-is loaded only then.
+Optuna is imported (`lazy.optuna`) only where a sweep prunes or searches.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.util
 import math
 import os
+import random
+import re
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_hparams import lazy
+from pytest_hparams.lazy import OPTUNA_EXTRA
 from pytest_hparams.pruning import (
     JOURNAL,
     NODEID_ATTR,
-    OPTUNA_EXTRA,
     OUTCOME_ATTR,
     StudyTrial,
     make_pruner,
 )
+from pytest_hparams.search import ask, changed_domain, missing_modules, values_of
+from pytest_hparams.space import one_line
+from pytest_hparams.storage import RemoteStore
 
 #: Between a study's sweep and the run whose trials it holds.
 RUN_SEPARATOR = " @ "
@@ -90,23 +97,17 @@ class Studies:
             what, instead = "pruning", ", or run every trial to the end with --hparams-no-prune"
         else:
             return
-        import importlib.util
-
         if importlib.util.find_spec("optuna") is None:
             raise pytest.UsageError(
                 f"{what} needs Optuna; install it with: {OPTUNA_EXTRA}{instead}"
             )
-        from pytest_hparams.search import missing
-
         for search in searches:
-            needs = missing(search.sampler)
+            needs = missing_modules(search.sampler)
             if needs:
                 raise pytest.UsageError(
                     f"@hparam_search(sampler={search.sampler!r}) needs {', '.join(needs)}; "
                     f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
                 )
-        from pytest_hparams.storage import RemoteStore
-
         store = self.settings.store
         if isinstance(store, RemoteStore) and self.url is None:
             raise pytest.UsageError(
@@ -123,8 +124,6 @@ class Studies:
 
     def _open(self, test: str, case: str) -> None:
         """Opens a sweep's study, and refuses one this sweep can no longer use."""
-        from pytest_hparams.space import one_line
-
         where = shown_url(self.url) if self.url is not None else str(self.journal)
         try:  # now, not in every trial's setup: an unreachable or unreadable study
             study = self.study(test, case)
@@ -164,8 +163,6 @@ class Studies:
             )
         search = self.sweeps[test].search
         if search is not None:
-            from pytest_hparams.search import changed_domain
-
             changed = changed_domain(study, search)
             if changed:
                 raise pytest.UsageError(
@@ -177,7 +174,7 @@ class Studies:
         """The study of a sweep's parametrize case (made or loaded on first use)."""
         study = self._studies.get((test, case))
         if study is None:
-            import optuna
+            optuna = lazy.optuna()
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial
             if self._storage is None:
@@ -217,7 +214,7 @@ class Studies:
         """Ends the trials a killed run left RUNNING in the studies it resumes:
         COMPLETE with the value its logdir recorded for a trial that finished
         there, else FAIL. Only trials older than this run: its own are running."""
-        from optuna.trial import TrialState
+        TrialState = lazy.optuna().trial.TrialState
 
         wanted: dict[tuple[str, str], set[str]] = {}
         for key in keys:
@@ -252,7 +249,7 @@ class Studies:
         """Every study of a sweep's case in the storage, this run's among them."""
         found = self._history.get((test, case))
         if found is None:
-            import optuna
+            optuna = lazy.optuna()
 
             current = self.study(test, case)
             names = runs_of(self._storage, {study_base(test, case)})
@@ -276,14 +273,12 @@ class Studies:
         step, and the primary metric's last reported value."""
         if self.pruner(key.test) is None:
             return None
-        from optuna.trial import TrialState
+        TrialState = lazy.optuna().trial.TrialState
 
         latest = self.finished(key)
         if latest is None or latest.state != TrialState.PRUNED or latest.last_step is None:
             return None
         if key.number is not None:
-            from pytest_hparams.search import values_of
-
             key = key._replace(hparams=values_of(latest.params))
         step = int(latest.last_step)
         primary = self.sweeps[key.test].sweep.metrics[0].name
@@ -292,9 +287,7 @@ class Studies:
     def completed(self, key: TrialKey) -> tuple[TrialKey, float] | None:
         """A search trial's latest run, if it completed: its key with the
         hparams it was given, and its primary metric's value."""
-        from optuna.trial import TrialState
-
-        from pytest_hparams.search import values_of
+        TrialState = lazy.optuna().trial.TrialState
 
         latest = self.finished(key)
         if latest is None or latest.state != TrialState.COMPLETE:
@@ -304,9 +297,7 @@ class Studies:
     def unfinished(self, key: TrialKey) -> TrialKey | None:
         """A search trial whose latest run is still RUNNING (its process was
         killed): its key with the values it was asked, or None."""
-        from optuna.trial import TrialState
-
-        from pytest_hparams.search import values_of
+        TrialState = lazy.optuna().trial.TrialState
 
         runs = self.runs(key)
         if not runs or runs[-1].state != TrialState.RUNNING or not runs[-1].params:
@@ -329,8 +320,6 @@ class Studies:
         protected = self.settings.protects(key.group)
         if compiled.search is None:
             return None, StudyTrial(study, key.nodeid, primary, prunes=prunes, protected=protected)
-        from pytest_hparams.search import ask, values_of
-
         assert key.number is not None
         if given is None:
             runs = self.runs(key)
@@ -352,8 +341,6 @@ def _missing_module(error: BaseException | None) -> str | None:
 
 def shown_url(url: str) -> str:
     """A storage URL as messages show it: without its password."""
-    import re
-
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
@@ -364,13 +351,12 @@ def storage_for(url: str | None, journal: str | None) -> Any:
         return database_storage(url)
     if journal is None:
         return None
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+    storages = lazy.optuna().storages
 
     os.makedirs(os.path.dirname(journal) or ".", exist_ok=True)  # xdist's temporary one
-    lock = JournalFileSymlinkLock(journal)  # the lock Optuna's own writes take
+    lock = storages.journal.JournalFileSymlinkLock(journal)  # the lock Optuna's own writes take
     drop_torn_tail(journal, lock)
-    return JournalStorage(JournalFileBackend(journal, lock))
+    return storages.JournalStorage(storages.journal.JournalFileBackend(journal, lock))
 
 
 def drop_torn_tail(journal: str, lock: Any) -> None:
@@ -410,21 +396,18 @@ def database_storage(url: str, attempts: int = 8) -> Any:
     IntegrityError; creating them again once the first is done changes
     nothing, so a process that lost tries again, after a random wait.
     """
-    import random
-    import time
-
-    import sqlalchemy.exc
-    from optuna.storages import RDBStorage
+    sqlalchemy_exc = lazy.sqlalchemy_exc()
+    rdb_storage = lazy.optuna().storages.RDBStorage
 
     # Not the `random` module's state: pytest-randomly seeds it alike in every
     # xdist worker, and workers waiting alike would collide again.
     jitter = random.SystemRandom()
     for attempt in range(1, attempts):
         try:
-            return RDBStorage(url)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            return rdb_storage(url)
+        except (sqlalchemy_exc.IntegrityError, sqlalchemy_exc.ProgrammingError):
             time.sleep(jitter.uniform(0.05, 0.1) * attempt)
-    return RDBStorage(url)  # the last attempt's error, if any, is the one raised
+    return rdb_storage(url)  # the last attempt's error, if any, is the one raised
 
 
 def study_base(test: str, case: str) -> str:
@@ -442,7 +425,7 @@ def journal_of(settings: Settings, journal: str | None = None) -> str | None:
 
 def runs_of(storage: Any, bases: set[str]) -> list[str]:
     """The names of the studies of these bases (one per run), oldest first."""
-    import optuna
+    optuna = lazy.optuna()
 
     found = [
         s
@@ -456,7 +439,7 @@ def running(
     study: Any, nodeids: set[str], before: float | None = None, since: float | None = None
 ) -> list[Any]:
     """The RUNNING trials of `nodeids` in a study, begun before or since a time."""
-    from optuna.trial import TrialState
+    TrialState = lazy.optuna().trial.TrialState
 
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -475,8 +458,8 @@ def end_crashed(
     """Ends, as FAIL, the Optuna trials that workers killed in this run left
     RUNNING: the runs of `nodeids`, in the studies of `bases` (see
     `study_base`), begun since `began` (a rerun asked a trial of its own)."""
-    import optuna
-    from optuna.trial import TrialState
+    optuna = lazy.optuna()
+    TrialState = lazy.optuna().trial.TrialState
 
     storage = storage_for(url, journal)
     if storage is None:

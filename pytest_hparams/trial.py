@@ -4,6 +4,7 @@ on what a swept test returns."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import math
 import numbers
@@ -12,12 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_hparams import lazy
+from pytest_hparams.atomic import real_os  # whatever a test patches, a trial writes for real
 from pytest_hparams.errors import LogdirError, MetricsError
+from pytest_hparams.logdir import TrialWriter
 from pytest_hparams.metrics import Metric
 from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
 
 if TYPE_CHECKING:
-    from pytest_hparams.logdir import TrialWriter
     from pytest_hparams.progress import LiveLine
     from pytest_hparams.pruning import StudyTrial
     from pytest_hparams.records import TrialKey
@@ -88,8 +91,6 @@ class Trial:
         """Makes the trial's run directory (once) and returns it."""
         assert self._run is not None
         if not self._made:
-            from pytest_hparams.atomic import real_os  # whatever the test patches
-
             try:
                 try:
                     real_os.mkdir(self._run)
@@ -176,16 +177,12 @@ class Trial:
         Raises:
           ModuleNotFoundError: If TensorFlow is not installed.
         """
-        try:
-            import tensorflow as tf
-        except ModuleNotFoundError:
-            raise ModuleNotFoundError(
-                "trial.keras_callbacks() needs TensorFlow; "
-                "install it with: pip install 'pytest-hparams[tensorflow]'"
-            ) from None
+        tf = lazy.tensorflow()
         trial = self
 
-        class LastEpoch(tf.keras.callbacks.Callback):  # type: ignore[misc]
+        callback: Any = tf.keras.callbacks.Callback
+
+        class LastEpoch(callback):  # type: ignore[misc]
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 writer = trial.open()
                 if writer is not None:
@@ -210,8 +207,6 @@ class Trial:
         """Starts the trial's session in the logdir (once); None without one,
         or once a write of this trial has failed."""
         if self._writer is None and self._run is not None and self.write_error is None:
-            from pytest_hparams.logdir import TrialWriter
-
             hparams = {**self.key.hparams, SWEEP_HPARAM: self.key.sweep_label}
             try:
                 run = self._make_run()
@@ -273,8 +268,6 @@ class Trial:
         session in (`trial.logdir` in a fixture, then a skip), if nothing
         else is in it."""
         if self._fresh and self._run is not None:
-            from pytest_hparams.atomic import real_os
-
             with contextlib.suppress(OSError):  # the test's own files stay, with it
                 real_os.rmdir(self._run)
 
@@ -379,8 +372,6 @@ def missing_metrics(
         return (
             f"returned no metrics but declares {names}; return them, e.g. {{{missing[0]!r}: ...}}"
         )
-    import difflib  # here, for a warning: not every recorded run should import it
-
     parts = []
     for name in missing:
         close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -27,8 +28,6 @@ class Summary(NamedTuple):
         finite = tuple(sorted(v for v in values if math.isfinite(v)))
         if not finite:
             return cls(0, math.nan, math.nan, ())
-        import statistics  # here: most runs summarise no repeats
-
         try:
             mean = statistics.fmean(finite)
             std = statistics.stdev(finite) if len(finite) > 1 else 0.0

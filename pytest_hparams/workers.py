@@ -5,6 +5,8 @@ collecting, and the trials of workers that died, which the `Reporter` ends."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,8 +39,6 @@ class XdistHooks:
         if settings.store is not None or settings.storage is not None:
             return
         if self.journal is None:
-            import tempfile
-
             folder = f"pytest-hparams-{os.getpid()}-{os.urandom(4).hex()}"
             self.journal = os.path.join(tempfile.gettempdir(), folder, "journal")
             self.reporter.journal = self.journal
@@ -46,8 +46,6 @@ class XdistHooks:
 
     def close(self) -> None:
         if self.journal is not None:
-            import shutil
-
             shutil.rmtree(os.path.dirname(self.journal), ignore_errors=True)
 
     @pytest.hookimpl(trylast=True)  # after a plugin that reruns the item instead

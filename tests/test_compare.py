@@ -4,6 +4,7 @@ of two runs of a sweep, one of them degraded."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from test_report import assert_drawn_offline
 # EXTRA adds one (added). The repeats' noise is fixed by the repeat's index.
 SWEEP = """
 import os
+import re
 from pytest_hparams import hparam_grid, Metric
 
 BONUS = float(os.environ.get("BONUS", "0"))
@@ -197,3 +199,19 @@ def test_compare_will_not_write_over_a_file_it_did_not_write(pytester: pytest.Py
         "error: notes.md holds something other than a comparison; give a path of its own\n"
     )
     assert (pytester.path / "notes.md").read_text() == "my notes\n"
+
+
+def test_the_html_draws_a_regressed_trials_head_value_as_the_text_gives_it(
+    pytester: pytest.Pytester,
+) -> None:
+    # Run against a baseline, the degraded trial failed: it is judged, and
+    # drawn, on what it returned.
+    pytester.makepyfile(test_sweep=SWEEP)
+    run(pytester, "base.json", "--hparams-save-baseline=baseline.json")
+    run(pytester, "head.json", "--hparams-baseline=baseline.json", BONUS="-0.05")
+    result = compare(pytester, "base.json", "head.json", "--html", "compare.html")
+    assert result.returncode == 1, result.stderr
+    page = (pytester.path / "compare.html").read_text()
+    (head,) = re.findall(r'"name":\s*"head",\s*"x":\s*\[([^\]]*)\]', page)
+    assert [float(x) for x in head.split(",")] == pytest.approx([0.11, 0.32, 0.64])
+    assert page.count("1 regressed beyond tolerance") == 1

@@ -123,6 +123,7 @@ def test_a_bracket_in_a_file_or_class_name_breaks_nothing(
         "class TestX:\n"
         "    @hparam_grid(a=[1, 2], repeats=2, metrics=['score'])\n"
         "    def test_sweep(self, a, trial):\n"
+        "        trial.log(0, score=a)  # a curve: each combination gets a mean run\n"
         "        return {'score': a + trial.repeat / 10}\n"
     )
     first = pytester.runpytest(

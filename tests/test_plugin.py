@@ -77,8 +77,9 @@ def test_under_no_hparams_each_sweep_fails_with_one_line_naming_the_cause(
 
 def test_outside_pytest_the_decorators_only_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     import pytest_hparams
+    import pytest_hparams.plugin
 
-    monkeypatch.setattr(pytest_hparams, "_active_runs", 0)
+    monkeypatch.setattr(pytest_hparams.plugin, "active_runs", 0)
     monkeypatch.delenv("PYTEST_VERSION")
 
     @pytest_hparams.hparam_grid(a=[1, 2])

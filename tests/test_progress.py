@@ -80,9 +80,13 @@ def test_a_trial_that_logs_shows_a_live_line_that_is_cleared_when_it_ends(
 
 
 @pytest.mark.parametrize(
-    "args", [["-q"], ["-s"], ["-n", "1"]], ids=["quiet", "no-capture", "xdist"]
+    "args",
+    [["-q"], ["-s"], ["--capture=tee-sys"], ["-n", "1"]],
+    ids=["quiet", "no-capture", "tee-sys", "xdist"],
 )
-def test_no_live_line_under_q_s_or_xdist(pytester: pytest.Pytester, args: list[str]) -> None:
+def test_no_live_line_under_q_s_tee_sys_or_xdist(
+    pytester: pytest.Pytester, args: list[str]
+) -> None:
     pytester.makepyfile(test_sweep=SWEEP)
     output = run_in_a_terminal(pytester.path, *args)
     assert "passed" in output, output

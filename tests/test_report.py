@@ -207,3 +207,23 @@ def test_pytest_html_s_report_gains_the_sweep_tables_and_a_link(pytester: pytest
     # Without a run of ours, pytest-html's report is its own.
     pytester.runpytest_subprocess("-k", "nothing", "--html=out/empty.html")
     assert "hparams:" not in (pytester.path / "out" / "empty.html").read_text()
+
+
+def test_a_curve_ends_with_the_value_logged_not_the_value_returned(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_last="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(lr=[0.3], metrics=["acc"])
+        def test_last(lr, trial):
+            for step in range(5):
+                trial.log(step, acc=0.1 * step)
+            return {"acc": 0.46}  # a last evaluation, on other data
+        """
+    )
+    pytester.runpytest("--hparams-logdir=logs", "--hparams-json=r.json").assert_outcomes(passed=1)
+    (trial,) = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert trial["metrics"] == {"acc": 0.46}
+    assert trial["curves"][""]["acc"][-1] == [4, pytest.approx(0.4)]

@@ -1177,3 +1177,42 @@ def test_merge_refuses_an_output_it_could_not_write_before_it_merges(
             assert merged.ret == 2
             merged.stderr.fnmatch_lines([f"error: {option}: *{why}*"])
     assert (pytester.path / "fifo").is_fifo() and not (pytester.path / "other").exists()
+
+
+def test_a_report_path_that_is_a_symlink_is_written_through_and_keeps_its_mode(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    (pytester.path / "artifacts").mkdir()
+    target = pytester.path / "artifacts" / "report.json"
+    target.write_text("")
+    target.chmod(0o444)
+    (pytester.path / "report.json").symlink_to("artifacts/report.json")
+    pytester.runpytest("--hparams-json=report.json").assert_outcomes(passed=12)
+    assert (pytester.path / "report.json").is_symlink()
+    assert json.loads(target.read_text())["format"] == "pytest-hparams-report"
+    assert target.stat().st_mode & 0o777 == 0o444
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_dev_stdout_as_a_report_path_is_refused(pytester: pytest.Pytester) -> None:
+    # Renamed over, the file a shell redirected stdout to would be replaced
+    # (and, as root, /dev/stdout itself).
+    pytester.makepyfile(test_grid=GRID)
+    result = pytester.runpytest("--hparams-json=/dev/stdout")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --hparams-json: /dev/stdout is a process's file *"])
+    assert Path("/dev/stdout").is_symlink()
+
+
+def test_a_summary_written_by_a_run_without_sweeps_is_written_over_by_the_next(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    args = ("--hparams-markdown=s.md", "--hparams-html=r.html")
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    (pytester.path / "s.md").write_text(
+        "Plots of every sweep: [r.html](r.html)\n"
+    )  # as 125a1fd wrote
+    pytester.runpytest(*args).assert_outcomes(passed=1)
