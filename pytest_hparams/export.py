@@ -29,6 +29,8 @@ def json_report(
     not_run: Sequence[str],
     gate_failures: Sequence[str] = (),
     curves: Mapping[str, Curves] | None = None,
+    shard: tuple[int, int] | None = None,
+    interrupted: bool = False,
 ) -> str:
     """Every trial of every sweep: its key, hparams, metrics, outcome, duration,
     baseline; and the gates' run-level verdict (repeats' test, gate best),
@@ -39,7 +41,8 @@ def json_report(
     that do not know the field pass over it; `merge` and `compare` draw it.
 
     JSON has no NaN or infinity: such a metric is written as the string
-    "nan", "inf" or "-inf".
+    "nan", "inf" or "-inf". `shard` (K, N) and `interrupted` (the run was
+    cut short: its sweeps are incomplete) tell `merge` what is missing.
     """
     curves = curves or {}
     out = []
@@ -67,6 +70,8 @@ def json_report(
         "sweeps": out,
         "baseline_not_run": list(not_run),
         "gate": {"passed": not gate_failures, "failures": list(gate_failures)},
+        "shard": list(shard) if shard else None,
+        "interrupted": interrupted,
     }
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 

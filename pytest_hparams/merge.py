@@ -31,8 +31,10 @@ class MergeError(ValueError):
     """A report cannot be merged; the message names the file and why."""
 
 
-def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
-    """Adds every trial of `--hparams-json` files to `reporter`.
+def load_reports(paths: Sequence[Path], reporter: Reporter) -> list[str]:
+    """Adds every trial of `--hparams-json` files to `reporter`; returns
+    what the reports say is missing from them: a run cut short, or the
+    shards of a matrix that no report holds.
 
     Raises:
       MergeError: If a file is not such a report, or two files hold the same
@@ -40,8 +42,14 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
     """
     seen: dict[str, Path] = {}
     not_run: set[str] = set()
+    missing: list[str] = []
+    shards: dict[int, set[int]] = {}  # N: the K of each report of an N-shard matrix
     for path in paths:
         report = _read_report(path)
+        if report.interrupted:
+            missing.append(f"{path}: its run was interrupted, so its sweeps are incomplete")
+        if report.shard is not None:
+            shards.setdefault(report.shard[1], set()).add(report.shard[0])
         not_run |= report.not_run
         reporter.reported.update(report.reported)
         for definition, records in report.sweeps:
@@ -65,6 +73,15 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> None:
                     reporter.loaded_curves[record.nodeid] = report.curves[record.nodeid]
     # Entries one shard did not run were most likely run by another.
     reporter.baseline_not_run = not_run
+    for total, ks in sorted(shards.items()):
+        absent = sorted(set(range(1, total + 1)) - ks)
+        if absent:
+            which = ", ".join(str(k) for k in absent)
+            missing.append(
+                f"shard{'s' if len(absent) > 1 else ''} {which} of {total} "
+                "not among the reports: their trials are not in this table"
+            )
+    return missing
 
 
 @dataclass
@@ -75,6 +92,16 @@ class _Report:
     curves: dict[str, Any]  # by node id
     reported: dict[str, Comparison]  # each combination's verdict, by its name
     not_run: set[str]  # the baseline's entries that did not run
+    shard: tuple[int, int] | None  # its (K, N) of --hparams-shard
+    interrupted: bool  # its run was cut short
+
+
+def _shard(value: Any) -> tuple[int, int] | None:
+    """A report's `"shard": [K, N]`, or None (no shard, or a report before it)."""
+    if value is None:
+        return None
+    k, n = value
+    return int(k), int(n)
 
 
 def _read_report(path: Path) -> _Report:
@@ -111,6 +138,8 @@ def _read_report(path: Path) -> _Report:
                 if combo.get("baseline")
             },
             not_run={str(n) for n in data.get("baseline_not_run", [])},
+            shard=_shard(data.get("shard")),
+            interrupted=bool(data.get("interrupted", False)),
         )
     # OverflowError: an integer beyond float64, such as 10**400 written out.
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
@@ -125,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_outputs(args)
         reporter = Reporter(_settings(args), merged=True)
-        load_reports(args.reports, reporter)
+        missing = load_reports(args.reports, reporter)
         decision = reporter.decide_gate()
     # ModuleNotFoundError: the gate on repeats without scipy.
     except (MergeError, ModuleNotFoundError) as e:
@@ -134,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter.write_reports()
     for text, markup in reporter.lines():
         print(f"== {text} ==" if markup.get("sep") else text)
-    if not reporter.ok or (decision is not None and decision.failures):
+    for text in missing:
+        print(f"merge: {text}")
+    if missing or not reporter.ok or (decision is not None and decision.failures):
         return 1
     return 1 if any(r.outcome.bad for r in reporter.all_records) else 0
 

@@ -71,6 +71,7 @@ class Reporter:
         self.settings = settings
         self.quiet = quiet
         self.merged = merged
+        self.interrupted = False  # the run was cut short (Ctrl-C): its reports say so
         self.records: dict[str, dict[str, TrialRecord]] = {}  # by sweep, then node id
         self.definitions: dict[str, SweepDefinition] = {}
         self.failed_writes: list[str] = []  # reports that could not be written
@@ -399,7 +400,14 @@ class Reporter:
                 settings.json_path,
                 lambda path: export.write(
                     path,
-                    export.json_report(sweeps, not_run, self._gate_failures(), self.curves()),
+                    export.json_report(
+                        sweeps,
+                        not_run,
+                        self._gate_failures(),
+                        self.curves(),
+                        self.settings.shard if not self.merged else None,
+                        self.interrupted,
+                    ),
                 ),
             ),
             (
@@ -621,6 +629,7 @@ class Reporter:
         if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
         decision = self.decide_gate()
+        self.interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
         # Written even when no trial ran (a shard with none, -k): a report
         # left from an earlier run would otherwise pass for this one's.
         self.write_reports()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Dashboard
+from conftest import Dashboard, run_merge
 
 Read = Callable[[Path], Dashboard]
 
@@ -192,6 +192,32 @@ def test_shard_reports_merge_into_one_table_report_and_baseline(pytester: pytest
     assert len(saved) == 10
     # The merged baseline gates an ordinary run.
     pytester.runpytest("--hparams-baseline=base.json").assert_outcomes(passed=11)
+
+
+def test_merge_says_which_shard_is_missing_or_cut_short_and_exits_1(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    for k in (1, 2, 3):
+        run_shard(pytester, k, 3)
+    alone = run_merge(pytester, "shard-1.json", "shard-3.json")
+    assert alone.ret == 1
+    alone.stdout.fnmatch_lines(
+        ["merge: shard 2 of 3 not among the reports: their trials are not in this table"]
+    )
+    # A shard whose run was cut short (Ctrl-C, a cancelled job) says so in its report.
+    report = json.loads((pytester.path / "shard-2.json").read_text())
+    assert report["shard"] == [2, 3] and report["interrupted"] is False
+    report["interrupted"] = True
+    (pytester.path / "shard-2.json").write_text(json.dumps(report))
+    cut = run_merge(pytester, "shard-1.json", "shard-2.json", "shard-3.json")
+    assert cut.ret == 1
+    cut.stdout.fnmatch_lines(["merge: shard-2.json: its run was interrupted, *incomplete"])
+    whole = run_merge(pytester, "shard-1.json", "shard-3.json", "shard-2.json")
+    assert whole.ret == 1  # still the interrupted one
+    report["interrupted"] = False
+    (pytester.path / "shard-2.json").write_text(json.dumps(report))
+    assert run_merge(pytester, "shard-1.json", "shard-2.json", "shard-3.json").ret == 0
 
 
 def test_merge_refuses_a_file_that_is_not_a_report(pytester: pytest.Pytester) -> None:
