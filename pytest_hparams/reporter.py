@@ -178,7 +178,8 @@ class Reporter:
             test = crash.started.key.test if crash.started.key else ""
             if test not in self.definitions and test in resolution.definitions:
                 self.add_definition(resolution.definitions[test])
-            self.add(TrialRecord(self._crashed_key(crash), Outcome.CRASHED))
+            key = self._crashed_key(crash)
+            self.add(TrialRecord(key, Outcome.CRASHED, self._last_logged(key)))
             if crash.never_rerun:
                 self.never_rerun.append(crash.nodeid)
         self.never_rerun += [nodeid for nodeid, due in resolution.unknown if due]
@@ -252,6 +253,20 @@ class Reporter:
         hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
         store.mark_crashed(run, crash.started.staging, (key.label, hparams))
         return key
+
+    def _last_logged(self, key: TrialKey) -> dict[str, float]:
+        """A crashed trial's metrics: its last logged values, as TensorBoard
+        shows them (a local logdir's; a bucket's are the dead worker's)."""
+        store = self.settings.store
+        if store is None or isinstance(store, RemoteStore):
+            return {}
+        path = store.root / run_path(key.folder, key.params)
+        curves = read_curves(path).get("", {}) if path.is_dir() else {}
+        return {
+            tag: points[max(points)]
+            for tag, points in curves.items()
+            if points and not tag.startswith("pytest.")
+        }
 
     def _update_config(self) -> None:
         """Merges this run's sweeps and metrics into the logdir's experiment config.

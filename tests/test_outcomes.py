@@ -238,6 +238,10 @@ def test_a_crashed_worker_s_trial_agrees_everywhere_and_resume_ends_it_in_the_st
         "passed": "passed",
         "crashed": "crashed",
     }
+    # Its last logged values, as TensorBoard shows them.
+    assert {t["hparams"]["story"]: t["metrics"] for t in trials}["crashed"] == {
+        "acc": pytest.approx(0.9)
+    }
     assert junit_verdicts(pytester.path / "junit.xml") == {"passed": "ok", "crashed": "error"}
     board = dashboard(pytester.path / "logs")
     statuses = {board.hparams(g)["story"]: board.status(g) for g in board.groups}
