@@ -162,7 +162,7 @@ def test_a_worker_that_dies_under_pytest_rerunfailures_leaves_its_trial_in_every
         "--hparams-logdir=logs", "--hparams-json=report.json",
     )  # fmt: skip
     result.stdout.fnmatch_lines(["*1 failed, 2 passed, 2 rerun*"])
-    result.stdout.fnmatch_lines(["  2 * - * crashed", "3 trials: 2 passed, 1 crashed*"])
+    result.stdout.fnmatch_lines(["  2 * 0 * crashed", "3 trials: 2 passed, 1 crashed*"])
     assert json_outcomes(pytester.path / "report.json") == {
         "test_die.py::test_die[a:1]": "passed",
         "test_die.py::test_die[a:2]": "crashed",
@@ -202,7 +202,7 @@ def test_a_crashed_trial_whose_rerun_never_runs_is_crashed_and_fails_the_run(
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["  3 * - * crashed", "test_die.py::test_die[[]a:3[]]: its worker died, and the rerun *"]
+        ["  3 * 0 * crashed", "test_die.py::test_die[[]a:3[]]: its worker died, and the rerun *"]
     )
     recorded = json_outcomes(pytester.path / "report.json")
     assert recorded["test_die.py::test_die[a:3]"] == "crashed"
