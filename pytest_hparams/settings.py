@@ -407,7 +407,8 @@ def check_output(path: Path, source: str) -> None:
     # renamed over it would take that file's place, and the output after it.
     if _is_special(path):
         raise pytest.UsageError(
-            f"{source}: {path} is a process's file descriptor, not a regular file; give a file path"
+            f"{source}: {path} leads to a process's file descriptor, not a regular file; "
+            "give a file path"
         )
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
@@ -425,14 +426,14 @@ def check_output(path: Path, source: str) -> None:
 
 
 def _is_special(path: Path) -> bool:
-    """Whether a path is in /proc, or links into it (/dev/stdout, /dev/fd/1)."""
+    """Whether a path links into /proc (/dev/stdout, /dev/fd/1)."""
     current = os.path.abspath(path)
     for _ in range(40):  # the kernel's own limit on a chain of links
-        if current == "/proc" or current.startswith("/proc/"):
-            return True
         if not os.path.islink(current):
             return False
         current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+        if current == "/proc" or current.startswith("/proc/"):
+            return True
     return False
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 import types
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,3 +404,83 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
 def run_merge(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """`python -m pytest_hparams merge ARGS` in the pytester's directory."""
     return pytester.run(sys.executable, "-m", "pytest_hparams", "merge", *args)
+
+
+# Shared by the tests of several features: runs that read what pytest, the
+# JSON report and the logdir say of each trial.
+# Each trial's accuracy and loss depend on its hparams; CASE_BONUS adds the
+# parametrize case's value, so every trial has its own numbers.
+NON_ASCII = """
+import pytest
+from pytest_hparams import hparam_grid
+
+@pytest.mark.parametrize("data", ["a", "b"])
+@hparam_grid(cafe=["café", "thé"], n=[1, 2])
+def test_x(cafe, n, data):
+    return {"acc": n + len(cafe) / 10 + (0.01 if data == "b" else 0.0)}
+"""
+
+
+def outcomes_by_pytest(
+    pytester: pytest.Pytester, *args: str
+) -> tuple[dict[str, str], pytest.RunResult]:
+    """Each item's final outcome as pytest itself reports it (reruns left out)."""
+    result = pytester.runpytest(*args)
+    final: dict[str, str] = {}
+    for report in result.reprec.getreports("pytest_runtest_logreport"):  # type: ignore[attr-defined]
+        if report.outcome == "rerun":
+            continue
+        if report.failed and report.when != "call":
+            final[report.nodeid] = "error"
+        elif report.when == "call" or (report.skipped and report.nodeid not in final):
+            final[report.nodeid] = report.outcome
+    return final, result
+
+
+def json_outcomes(path: Path) -> dict[str, str]:
+    data = json.loads(path.read_text())
+    trials = [t for sweep in data["sweeps"] for t in sweep["trials"]]
+    by_id = {t["nodeid"]: t["outcome"] for t in trials}
+    assert len(by_id) == len(trials), "a trial is in the report twice"
+    return by_id
+
+
+def dashboard_statuses(dashboard: Callable[[Path], Dashboard], logdir: Path) -> dict[str, str]:
+    board = dashboard(logdir)
+    out = {}
+    for group in board.groups:
+        (session,) = group.sessions
+        nodeid = group.name.partition(" · ")[2]
+        out[nodeid] = Dashboard.status(group)
+        assert session.name  # one run per session
+    return out
+
+
+def assert_agree(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard], *args: str
+) -> dict[str, str]:
+    """Runs a sweep; pytest, the JSON report and the logdir say the same of each trial."""
+    said, result = outcomes_by_pytest(
+        pytester, "--hparams-logdir=logs", "--hparams-json=report.json", *args
+    )
+    recorded = json_outcomes(pytester.path / "report.json")
+    assert recorded == said
+    tally = Counter(said.values())
+    counts = ", ".join(f"{tally[o]} {o}" for o in ("passed", "failed") if tally[o])
+    result.stdout.fnmatch_lines([f"{len(said)} trials: {counts}*"])
+    statuses = dashboard_statuses(dashboard, pytester.path / "logs")
+    expected = {n: "STATUS_SUCCESS" if o == "passed" else "STATUS_FAILURE" for n, o in said.items()}
+    assert statuses == expected
+    return said
+
+
+# 1e400 written out: json.loads gives an int that no float64 holds.
+HUGE = "1" + "0" * 400
+
+
+def put_huge(path: Path) -> None:
+    """Writes HUGE as the first trial's accuracy in a baseline or JSON report."""
+    data = json.loads(path.read_text())
+    trials = data["sweeps"][0]["trials"] if "sweeps" in data else list(data["trials"].values())
+    trials[0]["metrics"]["accuracy"] = 12345.5
+    path.write_text(json.dumps(data).replace("12345.5", HUGE))

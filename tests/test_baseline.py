@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import GRID, put_huge
 
 from pytest_hparams import baseline, gates
 from pytest_hparams.metrics import Metric, Tolerance
@@ -200,3 +201,56 @@ def test_combinations_whose_ids_read_alike_are_a_collection_error(
             "combination's id is its own"
         ]
     )
+
+
+def test_a_regression_saved_into_its_own_baseline_never_moves_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=12)
+    saved = (pytester.path / "base.json").read_text()
+    monkeypatch.setenv("BONUS", "-0.5")
+    both = ("--hparams-baseline=base.json", "--hparams-save-baseline=base.json")
+    pytester.runpytest(*both).assert_outcomes(failed=12)
+    assert (pytester.path / "base.json").read_text() == saved
+    monkeypatch.delenv("BONUS")
+    pytester.runpytest(*both).assert_outcomes(passed=12)
+
+
+def test_resumed_trials_keep_their_place_in_a_saved_baseline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
+    result = pytester.runpytest(
+        "--hparams-logdir=logs", "--hparams-resume", "--hparams-save-baseline=b.json"
+    )
+    result.stdout.fnmatch_lines(["baseline saved: b.json (12 trials)"])
+
+
+def test_a_baseline_with_a_number_beyond_float64_is_malformed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=12)
+    put_huge(pytester.path / "base.json")
+    result = pytester.runpytest("--hparams-baseline=base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --hparams-baseline: {pytester.path / 'base.json'} has a malformed "
+            '"trials" table*'
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+@pytest.mark.parametrize("option", ["--hparams-save-baseline", "--hparams-json"])
+def test_only_best_refuses_a_file_with_a_number_beyond_float64(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest(f"{option}=f.json").assert_outcomes(passed=12)
+    put_huge(pytester.path / "f.json")
+    result = pytester.runpytest("--hparams-only-best=f.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --hparams-only-best: {pytester.path / 'f.json'} is not a pytest-hparams *"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")

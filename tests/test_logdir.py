@@ -3,16 +3,18 @@ backend (get_experiment and list_session_groups over an EventMultiplexer)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GRID, MIXED_OUTCOMES, Dashboard
+from conftest import GRID, MIXED_OUTCOMES, NON_ASCII, Dashboard, dashboard_statuses
 from tensorboard.util import tensor_util
 
 Read = Callable[[Path], Dashboard]
@@ -663,3 +665,269 @@ def test_a_sweep_run_as_pid_1_behaves_as_one_run_normally(
     result.stdout.fnmatch_lines(["*20 passed*"])
     assert result.ret == 0
     assert len(dashboard(pytester.path / "logs").groups) == 20
+
+
+def patching_conftest(target: str, replacement: str) -> str:
+    """A conftest that swaps `logdir.<target>` for the function `replacement`
+    defines (it may call `real`, the original) for one pytest run, and puts
+    the original back: pytester runs in this process, so a patch left in
+    place would reach the tests that run after."""
+    return (
+        "import errno, time\nfrom pytest_hparams import logdir\n\n"
+        f"real = logdir.{target}\n\n"
+        + textwrap.dedent(replacement).strip()
+        + f"\n\n\ndef pytest_configure(config):\n    logdir.{target} = replacement\n"
+        f"\n\ndef pytest_unconfigure(config):\n    logdir.{target} = real\n"
+    )
+
+
+SLOW_CONFIG = patching_conftest(
+    "ExperimentConfig.encode",
+    """
+    def replacement(self):
+        time.sleep(0.3)
+        return real(self)
+    """,
+)
+
+
+DISK_FULL = patching_conftest(
+    "TrialWriter.finish",
+    """
+    def replacement(self, *args, **kwargs):
+        if "a=2" in str(self.path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return real(self, *args, **kwargs)
+    """,
+)
+
+
+KILLED_RERUN = """
+import os, signal
+from pytest_hparams import hparam_grid
+
+@hparam_grid(a=[1, 2])
+def test_k(a, trial):
+    trial.log(0, score=a)
+    trial.log(1, score=a)
+    if os.environ.get("KILL") and a == 2:
+        trial.log(2, score=-100.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"score": a}
+"""
+
+
+@pytest.mark.parametrize("option", ["--setup-only", "--setup-plan"])
+def test_a_run_that_runs_no_test_body_records_nothing(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard], option: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)
+    before = {g.name: Dashboard.metrics(g) for g in dashboard(pytester.path / "logs").groups}
+    assert len(before) == 12
+    result = pytester.runpytest("--hparams-logdir=logs", option, "--hparams-json=r.json")
+    assert result.ret == 0
+    result.stdout.no_fnmatch_line("*trials:*")
+    after = {g.name: Dashboard.metrics(g) for g in dashboard(pytester.path / "logs").groups}
+    assert after == before and all(m["accuracy"] for m in after.values())
+    assert json.loads((pytester.path / "r.json").read_text())["sweeps"] == []
+
+
+def test_two_processes_recording_different_sweeps_into_one_logdir_keep_both_in_the_config(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    for name in ("a", "b"):
+        pytester.makepyfile(
+            **{
+                f"test_{name}": "\n".join(
+                    f"@hparam_grid(x{name}{i}=[1, 2])\ndef test_{name}{i}(x{name}{i}):\n"
+                    f"    return {{'m{name}{i}': x{name}{i}}}\n"
+                    for i in range(6)
+                ).join(["from pytest_hparams import hparam_grid\n", ""])
+            }
+        )
+    # Each process holds its read-merge-write open for a while, so without a
+    # lock the two always overlap and one's sweeps vanish from the config.
+    pytester.makeconftest(SLOW_CONFIG)
+    logdir = pytester.path / "logs"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:randomly",
+                f"test_{name}.py",
+                f"--hparams-logdir={logdir}",
+            ],
+            cwd=pytester.path,
+            stdout=subprocess.DEVNULL,
+        )
+        for name in ("a", "b")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    board = dashboard(logdir)
+    sweeps = {h.name for h in board.experiment.hparam_infos}
+    assert {f"x{n}{i}" for n in "ab" for i in range(6)} <= sweeps
+    assert {f"m{n}{i}" for n in "ab" for i in range(6)} <= board.metric_names
+    assert len(board.groups) == 24
+
+
+def test_a_trial_whose_files_cannot_be_written_is_a_warning_and_the_sweep_goes_on(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makeconftest(DISK_FULL)
+    pytester.makepyfile(
+        test_d="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3])
+        def test_d(a):
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs", "-W", "error")
+    result.assert_outcomes(passed=3, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*HParamsWarning: test_d.py::test_d[[]a:2[]]: could not write its TensorBoard run at "
+            "*a=2 (OSError: No space left on device); the trial ran but is not recorded",
+            "*3 trials: 3 passed*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    statuses = dashboard_statuses(dashboard, pytester.path / "logs")
+    assert statuses == {
+        "test_d.py::test_d[a:1]": "STATUS_SUCCESS",
+        "test_d.py::test_d[a:3]": "STATUS_SUCCESS",
+    }
+
+
+def test_a_trial_whose_curve_cannot_be_written_leaves_no_session(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    # A torn curve and no session end would read as an unknown session of
+    # a trial the warning says is not recorded.
+    pytester.makeconftest(
+        patching_conftest(
+            "TrialWriter.scalars",
+            """
+            def replacement(self, step, values, groups):
+                if "a=2" in self.path and step == 1:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return real(self, step, values, groups)
+            """,
+        )
+    )
+    pytester.makepyfile(
+        test_c="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_c(a, trial):
+            for step in range(3):
+                trial.log(step, acc=0.5)
+            return {"acc": a}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs")
+    result.assert_outcomes(passed=2, warnings=1)
+    statuses = dashboard_statuses(dashboard, pytester.path / "logs")
+    assert statuses == {"test_c.py::test_c[a:1]": "STATUS_SUCCESS"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts fds in Linux's /proc")
+def test_a_trial_whose_first_write_fails_leaves_no_file_and_no_open_descriptor(
+    pytester: pytest.Pytester,
+) -> None:
+    # A full disk: the event file opens, its first write fails.
+    pytester.makeconftest(
+        patching_conftest(
+            "_write_all",
+            """
+            def replacement(fd, data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            """,
+        )
+    )
+    pytester.makepyfile(
+        test_fd="""
+        import os
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=list(range(20)))
+        def test_fd(a):
+            return {"fds": len(os.listdir("/proc/self/fd"))}
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--hparams-logdir=logs", "--hparams-json=r.json", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=20, warnings=20)
+    report = json.loads((pytester.path / "r.json").read_text())
+    fds = [t["metrics"]["fds"] for t in report["sweeps"][0]["trials"]]
+    assert max(fds) - min(fds) <= 1, fds  # not one more per trial
+    runs = pytester.path / "logs" / "test_fd.py"
+    assert not runs.exists() or not [p for p in runs.rglob("*") if p.is_file()]
+
+
+def test_a_rerun_killed_mid_trial_leaves_no_file_tensorboard_would_load(
+    pytester: pytest.Pytester,
+    dashboard: Callable[[Path], Dashboard],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytester.makepyfile(test_k=KILLED_RERUN)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2)
+    monkeypatch.setenv("KILL", "1")
+    killed = pytester.runpytest_subprocess("--hparams-logdir=logs")
+    assert killed.ret == -9, killed.stdout.str()
+    run = pytester.path / "logs" / "test_k.py" / "test_k" / "a=2"
+    assert [p.name for p in run.iterdir() if p.name.startswith(".pending.")], (
+        killed.stdout.str(),
+        sorted(
+            p.relative_to(pytester.path).as_posix() for p in (pytester.path / "logs").rglob("*")
+        ),
+    )  # it was killed
+    assert all("tfevents" not in p.name for p in run.iterdir() if p.name.startswith("."))
+    board = dashboard(pytester.path / "logs")
+    group = board.group("[a:2]")
+    assert Dashboard.status(group) == "STATUS_SUCCESS"
+    run_name = group.sessions[0].name
+    points = board.multiplexer.Tensors(run_name, "score")
+    assert [p.step for p in points] == [0, 1, 1]  # the recorded curve, and its final value
+    monkeypatch.delenv("KILL")
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2)
+    assert not [p for p in run.iterdir() if p.name.startswith(".pending.")]
+
+
+def test_trial_logdir_without_a_logdir_lies_in_pytests_temporary_tree(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_t="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_t(a, trial, tmp_path_factory):
+            assert trial.logdir.is_dir()
+            assert tmp_path_factory.getbasetemp() in trial.logdir.parents
+        """
+    )
+    pytester.runpytest("--basetemp", str(pytester.path / "base")).assert_outcomes(passed=2)
+    made = [p for p in (pytester.path / "base").glob("hparams-trial*") if not p.is_symlink()]
+    assert len(made) == 2
+
+
+def test_the_dashboards_trial_id_starts_with_the_values_and_is_unique_in_the_logdir(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makepyfile(test_x=NON_ASCII, test_grid=GRID)
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=20)
+    names = [g.name for g in dashboard(pytester.path / "logs").groups]
+    assert len(set(names)) == 20
+    assert (
+        "16, 0.01, adam · test_grid.py::test_train[num_units:16-learning_rate:0.01-optimizer:adam]"
+        in names
+    )
+    assert "café, 1 · test_x.py::test_x[cafe:caf\\xe9-n:1-a]" in names

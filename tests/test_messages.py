@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import needs, run_merge
+from conftest import GRID, needs, run_merge
 
 SWEEP = """
 import os
@@ -83,3 +83,189 @@ def test_a_storage_whose_driver_is_missing_names_the_package_to_install(
         ["ERROR: the Optuna study of * cannot be opened from *(ImportError: *"
          "install its driver (pip install 'pymysql'), or name the driver you have in the URL*"]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("group", ["..", "../outside", "/tmp/abs", "a/../../b", "C:x"])
+def test_a_metric_group_outside_the_run_is_a_collection_error(
+    pytester: pytest.Pytester, group: str
+) -> None:
+    pytester.makepyfile(
+        test_g=f"""
+        from pytest_hparams import hparam_grid, Metric
+
+        @hparam_grid(a=[1], metrics=[Metric("acc", group={group!r})])
+        def test_g(a):
+            return {{"acc": 1.0}}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "In test_g.py::test_g: Metric 'acc': group must be a relative directory inside "
+            f"the trial's run, such as 'validation' (got {group!r})"
+        ]
+    )
+    assert not (pytester.path / "outside").exists()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--hparams-set", "units=1"],
+            "--hparams-set names 'units', which no collected sweep has*",
+        ),
+        (["--hparams-set", "num_units=abc"], "--hparams-set: num_units='abc' is not a number*"),
+        (
+            ["--hparams-tolerance", "acc:1"],
+            "--hparams-tolerance names 'acc', which no collected sweep declares*",
+        ),
+        (
+            ["--hparams-only-best=bad.json"],
+            "--hparams-only-best: *bad.json is not a pytest-hparams baseline or JSON report*",
+        ),
+    ],
+)
+def test_usage_errors_found_while_collecting_are_one_line_with_and_without_xdist(
+    pytester: pytest.Pytester, workers: list[str], args: list[str], message: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makefile(".json", bad='{"format": "pytest-hparams-report"}')
+    result = pytester.runpytest_subprocess(*workers, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any(
+        __import__("fnmatch").fnmatch(line, f"ERROR: {message}")
+        for line in result.outlines + result.errlines
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_an_unknown_metric_in_the_ini_tolerance_is_refused_like_on_the_command_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makeini("[pytest]\nhparams_tolerance =\n    acc:0.1\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: hparams_tolerance (ini) names 'acc', which no collected sweep declares*"]
+    )
+
+
+def test_a_tolerance_that_names_no_metric_is_refused(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--hparams-tolerance", ":5%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*':5%' names no metric before ':'; write METRIC:0.02, METRIC:5% or 5% for all"]
+    )
+
+
+def test_a_unittest_testcase_with_a_sweep_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_u="""
+        import unittest
+        from pytest_hparams import hparam_grid
+
+        class TestCase(unittest.TestCase):
+            @hparam_grid(a=[1, 2])
+            def test_u(self, a=0):
+                return {"score": a}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "In test_u.py::TestCase.test_u: @hparam_grid needs a plain test function "
+            "or a method of a plain class; *"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_metric_too_large_for_a_float_fails_in_one_line_and_beyond_float32_warns(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_big="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2])
+        def test_big(a):
+            return {"score": 10**400 if a == 1 else 1e39}
+        """
+    )
+    result = pytester.runpytest("-W", "default")
+    result.assert_outcomes(passed=1, failed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "_* test_big[[]a:1[]] _*",
+            "test_big.py::test_big[[]a:1[]] metric 'score' is too large for a float "
+            "(got an int of 401 digits)",
+            "*test_big.py::test_big[[]a:2[]] returned non-finite score=1e+39 "
+            "(beyond float32: TensorBoard shows inf)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_declared_metric_the_trial_did_not_return_warns_with_the_close_match(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_m="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1], metrics=["accuracy"])
+        def test_m(a):
+            return {"acc": 0.9}
+
+        @hparam_grid(b=[1], metrics=["accuracy"])
+        def test_none(b):
+            pass
+        """
+    )
+    result = pytester.runpytest("-W", "default")
+    result.assert_outcomes(passed=2, warnings=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*HParamsWarning: test_m.py::test_m[[]a:1[]] did not return the declared metric "
+            "'accuracy' (it returned 'acc': a typo?); it returned 'acc'",
+            "*HParamsWarning: test_m.py::test_none[[]b:1[]] returned no metrics but declares "
+            "'accuracy'; return them, e.g. {'accuracy': ...}",
+        ]
+    )
+
+
+def test_a_baseline_that_matches_no_trial_says_so_plainly(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makefile(
+        ".json",
+        other='{"format": "pytest-hparams-baseline", "version": 1, "trials": '
+        '{"x.py::t[a:1]": {"test": "x.py::t", "hparams": {}, "metrics": {"m": 1}}}}',
+    )
+    for quiet in ([], ["-q"]):
+        result = pytester.runpytest("--hparams-baseline=other.json", *quiet)
+        result.assert_outcomes(passed=12)
+        result.stdout.fnmatch_lines(
+            ["baseline: none of its 1 trials is a trial of this run: it is another project's,*"]
+        )
+
+
+def test_a_returned_blank_metric_name_fails_the_trial_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_blank="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1])
+        def test_blank(a):
+            return {"": 1.0, "m": 2.0}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*metric names must be non-blank strings (got '')*"])

@@ -13,7 +13,13 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import latest_study, sweep_studies
+from conftest import (
+    Dashboard,
+    dashboard_statuses,
+    json_outcomes,
+    latest_study,
+    sweep_studies,
+)
 
 # pytester's in-process run inherits this suite's "error" filter; the user's
 # default is what is under test here.
@@ -425,3 +431,36 @@ def test_a_test_that_catches_every_prune_stops_its_curve_where_it_was_pruned(
     assert board.metrics(group) == {"acc": pytest.approx(0.3), "pytest.pruned": 1.0}
     (pruned,) = latest_study(journal(pytester.path / "logs"), "test_story.py::test_outcome").trials
     assert (pruned.state.name, pruned.last_step) == ("PRUNED", 2)
+
+
+def test_xfailed_and_skipped_trials_are_named_so_and_recorded_as_documented(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makepyfile(
+        test_o="""
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(a=[1, 2, 3])
+        def test_o(a, request):
+            if a == 2:
+                request.applymarker(pytest.mark.xfail(reason="known"))
+                assert False
+            if a == 3:
+                pytest.skip("not today")
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs", "--hparams-json=r.json")
+    result.assert_outcomes(passed=1, xfailed=1, skipped=1)
+    result.stdout.fnmatch_lines(["3 trials: 1 passed, 1 xfailed, 1 skipped*"])
+    assert json_outcomes(pytester.path / "r.json") == {
+        "test_o.py::test_o[a:1]": "passed",
+        "test_o.py::test_o[a:2]": "xfailed",
+        "test_o.py::test_o[a:3]": "skipped",
+    }
+    # An xfailed trial ran and failed; a skipped one did not run: no session.
+    assert dashboard_statuses(dashboard, pytester.path / "logs") == {
+        "test_o.py::test_o[a:1]": "STATUS_SUCCESS",
+        "test_o.py::test_o[a:2]": "STATUS_FAILURE",
+    }

@@ -3,8 +3,12 @@ fixture, errors, options and the terminal table."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
-from conftest import GRID, MIXED_OUTCOMES
+from conftest import GRID, MIXED_OUTCOMES, NON_ASCII, Dashboard, assert_agree
 
 
 def test_one_item_per_combination_with_readable_ids(pytester: pytest.Pytester) -> None:
@@ -377,3 +381,53 @@ def test_an_ini_logdir_is_relative_to_the_ini_file_not_the_working_directory(
     pytester.runpytest(str(pytester.path / "test_grid.py")).assert_outcomes(passed=12)
     assert (pytester.path / "from_ini").is_dir()
     assert not (pytester.path / "elsewhere" / "from_ini").exists()
+
+
+def test_non_ascii_values_with_parametrize_give_every_trial_its_own_session(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makepyfile(test_x=NON_ASCII)
+    said = assert_agree(pytester, dashboard)
+    assert len(said) == 8 and set(said.values()) == {"passed"}
+    board = dashboard(pytester.path / "logs")
+    values = sorted(Dashboard.metrics(g)["acc"] for g in board.groups)
+    assert len(set(values)) == 8
+
+
+def test_a_swept_staticmethod_inherited_by_a_subclass_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_s="""
+        from pytest_hparams import hparam_grid
+
+        class TestA:
+            @staticmethod
+            @hparam_grid(b=[1, 2])
+            def test_s(b):
+                return {"score": b}
+
+        class TestB(TestA):
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize(("goal", "best"), [("maximize", "3"), ("minimize", "1")])
+def test_a_goal_in_optunas_words_ranks_the_sweep(
+    pytester: pytest.Pytester, goal: str, best: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        from pytest_hparams import Metric, hparam_grid
+
+        @hparam_grid(a=[1, 2, 3], metrics=[Metric("score", goal="{goal}")])
+        def test_sweep(a):
+            return {{"score": a}}
+        """
+    )
+    result = pytester.runpytest("--hparams-json=r.json")
+    result.assert_outcomes(passed=3)
+    shown = goal[:3]
+    result.stdout.fnmatch_lines([f"* a score ({shown})*", f"*best score={best} at [[]a:{best}[]]"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["sweeps"][0]["metrics"][0]["goal"] == shown

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Dashboard, run_merge
+from conftest import GRID, Dashboard, put_huge, run_merge
 
 Read = Callable[[Path], Dashboard]
 
@@ -313,3 +313,45 @@ def test_a_killed_sweep_resumes_with_no_trial_lost_or_duplicated(
     assert len(board.groups) == 10
     assert all(len(g.sessions) == 1 for g in board.groups)
     assert {board.status(g) for g in board.groups} == {"STATUS_SUCCESS"}
+
+
+def test_merge_refuses_a_trial_that_two_shards_ran(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-json=a.json").assert_outcomes(passed=12)
+    pytester.runpytest("--hparams-json=b.json", "-k", "num_units:16").assert_outcomes(passed=4)
+    result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "a.json", "b.json")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(
+        ["error: test_grid.py::test_train[[]num_units:16-* is in both a.json and b.json*"]
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"format": "pytest-hparams-report", "version": 3}',
+        '{"format": "pytest-hparams-report", "version": 3, "sweeps": [{"test": "t"}]}',
+        '{"format": "pytest-hparams-report", "version": 3, "sweeps": [{"test": "t", '
+        '"hparams": [], "metrics": [], "trials": [{"nodeid": "t[a]", "outcome": "weird"}]}]}',
+    ],
+)
+def test_merge_refuses_a_malformed_report_in_one_line(
+    pytester: pytest.Pytester, content: str
+) -> None:
+    pytester.makefile(".json", bad=content)
+    result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "bad.json")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(["error: bad.json: a malformed pytest-hparams report (*)*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_merge_refuses_a_report_with_a_number_beyond_float64_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.runpytest("--hparams-json=r.json").assert_outcomes(passed=12)
+    put_huge(pytester.path / "r.json")
+    result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "r.json")
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(["error: r.json: a malformed pytest-hparams report (*)*"])
+    assert "Traceback" not in result.stderr.str()

@@ -261,3 +261,94 @@ def test_a_value_tensorboard_cannot_store_is_refused_at_declaration(
     with pytest.raises(HParamsError) as info:
         build_sweep((), {"v": [value, 1 if isinstance(value, int) else "ok"]})
     assert fnmatch.fnmatch(str(info.value), message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        (
+            "@hparam_random(4, lr=RealInterval(0.0, float('inf')))",
+            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+        (
+            "@hparam_random(4, lr=RealInterval(float('nan'), 1.0))",
+            "'lr' is a RealInterval with bounds nan and 1.0; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+        (
+            "@hparam_random(4, lr=LogUniform(1e-3, float('inf')))",
+            "'lr': LogUniform needs finite bounds (got 0.001, inf); "
+            "give a finite high, such as LogUniform(1e-4, 0.1)",
+        ),
+        (
+            "@hparam_random(4, HParam('lr', RealInterval(0.0, float('inf'))))",
+            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+        (
+            "@hparam_grid(HParam('lr', RealInterval(0.0, float('inf'))), lr=[0.1])",
+            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
+            "such as RealInterval(0.0, 1.0)",
+        ),
+    ],
+)
+def test_a_domain_with_a_bound_that_is_not_finite_is_a_collection_error(
+    pytester: pytest.Pytester, declaration: str, message: str
+) -> None:
+    pytester.makepyfile(
+        test_bounds=f"""
+        from pytest_hparams import HParam, LogUniform, RealInterval, hparam_grid, hparam_random
+
+        {declaration}
+        def test_train(lr):
+            return {{"score": lr}}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"In test_bounds.py::test_train: {message}"])
+    result.stdout.no_fnmatch_line("*lr:inf*")
+
+
+@pytest.mark.parametrize("name", ["repeat", "case", "duration", "outcome", "baseline", "hparams"])
+def test_an_hparam_named_like_an_id_part_or_a_column_is_a_collection_error(
+    pytester: pytest.Pytester, name: str
+) -> None:
+    pytester.makepyfile(
+        test_names=f"""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid({name}=[1, 2], repeats=2)
+        def test_train(hparams):
+            return {{"score": 1}}
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"In test_names.py::test_train: '{name}' cannot be an hparam name: *; rename it"]
+    )
+
+
+@pytest.mark.parametrize("declaration", ['metrics=[""]', 'metrics=[Metric(" ")]'])
+def test_a_blank_metric_name_is_a_collection_error(
+    pytester: pytest.Pytester, declaration: str
+) -> None:
+    pytester.makepyfile(
+        test_blank=f"""
+        from pytest_hparams import Metric, hparam_grid
+
+        @hparam_grid(a=[1], {declaration})
+        def test_train(a):
+            return 1.0
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "In test_blank.py::test_train: Metric name must be a non-blank string: it titles "
+            "a table column and names a TensorBoard tag (got *)"
+        ]
+    )

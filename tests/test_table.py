@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+from conftest import NON_ASCII
+
 from pytest_hparams import table
 from pytest_hparams.metrics import Metric
 from pytest_hparams.records import HParamInfo, Outcome, SweepDefinition, TrialKey, TrialRecord
@@ -148,3 +151,32 @@ def test_other_parametrize_values_get_a_case_column() -> None:
     lines = format_table(records, ["units"], [Metric("accuracy")])
     assert lines[0].split()[1] == "case"
     assert "mnist" in lines[1]
+
+
+def test_html_and_pipes_in_values_stay_data_in_the_markdown_summary(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_h="""
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(name=["<b>x</b>|y", "a\\nb"])
+        def test_h(name):
+            return {"score": len(name)}
+        """
+    )
+    pytester.runpytest("--hparams-markdown=r.md").assert_outcomes(passed=2)
+    text = (pytester.path / "r.md").read_text()
+    assert "&lt;b&gt;x&lt;/b&gt;\\|y" in text and "<b>" not in text
+    assert "a\\nb" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and all(row.count(" | ") == rows[0].count(" | ") for row in rows)
+
+
+def test_the_markdown_summary_has_the_case_column_the_table_has(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_x=NON_ASCII)
+    pytester.runpytest("--hparams-markdown=r.md").assert_outcomes(passed=8)
+    text = (pytester.path / "r.md").read_text()
+    assert "| case |" in text and "| data=a |" in text and "| data=b |" in text

@@ -1,15 +1,113 @@
-"""Fixes found by using the plugin as the README documents it, each test failing
-before its fix."""
+"""How the options are written and read: path options take `=`, a blank or
+misplaced value is one usage error, the command line wins over the ini
+file, and `--hparams-set` parses each value to its hparam's type."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import GRID, free_port
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "--hparams-logdir is empty (an unset variable?); give a directory such as logs/*"),
+        (
+            ".",
+            "--hparams-logdir: '.' is the project directory (*): trials would be written "
+            "among the test files; choose a subdirectory such as logs/",
+        ),
+    ],
+)
+def test_an_empty_or_project_logdir_is_a_usage_error(
+    pytester: pytest.Pytester, value: str, message: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    result = pytester.runpytest(f"--hparams-logdir={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    # Nothing written; other plugins' folders (pytest-benchmark's) are theirs.
+    others = {".benchmarks", ".pytest_cache", ".hypothesis"}
+    assert {p.name for p in pytester.path.iterdir()} - others == {"test_grid.py"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hparams-storage="], "--hparams-storage is empty (an unset variable?); give an *"),
+        (["--hparams-json="], "--hparams-json is empty (an unset variable?); give a file *"),
+        (["--hparams-only-best="], "--hparams-only-best is empty (an unset variable?); *"),
+        (
+            ["--hparams-save-baseline=test_grid.py"],
+            "--hparams-save-baseline: *test_grid.py is not valid JSON *; give a path of its own",
+        ),
+        (
+            ["-o", "hparams_baseline=a.json b.json"],
+            "hparams_baseline (ini) names 2 files; a run compares with one",
+        ),
+    ],
+)
+def test_an_empty_option_or_a_baseline_path_holding_another_file_is_a_usage_error(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "hparam_grid" in (pytester.path / "test_grid.py").read_text()
+
+
+def test_the_command_lines_hparams_set_wins_over_addopts_and_a_blank_baseline_file_is_none(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID)
+    pytester.makeini("[pytest]\naddopts = --hparams-set=num_units=16,32\n")
+    result = pytester.runpytest("--hparams-set=num_units=64", "--collect-only", "-q")
+    assert all("num_units:64" in line for line in result.outlines if "::" in line)
+    (pytester.path / "blank.json").write_text("")  # as `mktemp` leaves it
+    result = pytester.runpytest("--hparams-save-baseline=blank.json")
+    result.assert_outcomes(passed=8)  # num_units 16 and 32, from addopts
+    assert json.loads((pytester.path / "blank.json").read_text())["trials"]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a directory outside /tmp")
+def test_an_existing_logdir_that_pytest_takes_for_the_rootdir_says_to_write_it_with_equals(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Written as two words, an existing directory looks like a test path to
+    # pytest; with no common ancestor but / it becomes the rootdir itself.
+    pytester.makepyfile(test_grid=GRID)
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        result = pytester.runpytest_subprocess("--hparams-logdir", str(elsewhere))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [
+                f"ERROR: --hparams-logdir {elsewhere}: write --hparams-logdir={elsewhere}; "
+                "pytest would take a path after an option for a test path when it chooses its "
+                "rootdir and ini file"
+            ]
+        )
+        equals = pytester.runpytest_subprocess(f"--hparams-logdir={elsewhere}")
+        equals.assert_outcomes(passed=12)
+    finally:
+        shutil.rmtree(elsewhere)
+
+
+def test_a_logdir_that_holds_the_tests_being_run_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.mkpydir("tests").joinpath("test_grid.py").write_text(GRID)
+    result = pytester.runpytest("tests", "--hparams-logdir=tests")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --hparams-logdir: *tests holds the tests being run*"])
+
 
 # A project laid out as the repository is: a pyproject.toml at the top whose
 # pytest settings differ from the example's own pytest.ini below it.
@@ -17,6 +115,8 @@ PYPROJECT = """
 [tool.pytest.ini_options]
 addopts = "--hparams-top 1"
 """
+
+
 EXAMPLE_INI = """
 [pytest]
 hparams_top = 0
@@ -36,6 +136,19 @@ EQUALS = (
     "ERROR: {option} {path}: write {option}={path}; pytest would take a path after an "
     "option for a test path when it chooses its rootdir and ini file"
 )
+
+
+SET_SWEEP = """
+from pytest_hparams import HParam, RealInterval, hparam_grid
+
+@hparam_grid(units=[16, 32], lr=[0.1, 0.01])
+def test_train(units, lr):
+    return {"score": units * lr}
+
+@hparam_grid(HParam("scale", RealInterval(0.0, 10.0)), scale=[1, 2])
+def test_scaled(scale):
+    return {"score": scale}
+"""
 
 
 @pytest.mark.parametrize(
@@ -142,108 +255,6 @@ def test_a_logdir_holding_the_tests_is_refused_when_no_test_path_is_given(
     pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=12)  # logs holds runs
 
 
-@pytest.mark.parametrize(("goal", "best"), [("maximize", "3"), ("minimize", "1")])
-def test_a_goal_in_optunas_words_ranks_the_sweep(
-    pytester: pytest.Pytester, goal: str, best: str
-) -> None:
-    pytester.makepyfile(
-        f"""
-        from pytest_hparams import Metric, hparam_grid
-
-        @hparam_grid(a=[1, 2, 3], metrics=[Metric("score", goal="{goal}")])
-        def test_sweep(a):
-            return {{"score": a}}
-        """
-    )
-    result = pytester.runpytest("--hparams-json=r.json")
-    result.assert_outcomes(passed=3)
-    shown = goal[:3]
-    result.stdout.fnmatch_lines([f"* a score ({shown})*", f"*best score={best} at [[]a:{best}[]]"])
-    report = json.loads((pytester.path / "r.json").read_text())
-    assert report["sweeps"][0]["metrics"][0]["goal"] == shown
-
-
-@pytest.mark.parametrize(
-    ("declaration", "message"),
-    [
-        (
-            "@hparam_random(4, lr=RealInterval(0.0, float('inf')))",
-            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
-            "such as RealInterval(0.0, 1.0)",
-        ),
-        (
-            "@hparam_random(4, lr=RealInterval(float('nan'), 1.0))",
-            "'lr' is a RealInterval with bounds nan and 1.0; give finite bounds, "
-            "such as RealInterval(0.0, 1.0)",
-        ),
-        (
-            "@hparam_random(4, lr=LogUniform(1e-3, float('inf')))",
-            "'lr': LogUniform needs finite bounds (got 0.001, inf); "
-            "give a finite high, such as LogUniform(1e-4, 0.1)",
-        ),
-        (
-            "@hparam_random(4, HParam('lr', RealInterval(0.0, float('inf'))))",
-            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
-            "such as RealInterval(0.0, 1.0)",
-        ),
-        (
-            "@hparam_grid(HParam('lr', RealInterval(0.0, float('inf'))), lr=[0.1])",
-            "'lr' is a RealInterval with bounds 0.0 and inf; give finite bounds, "
-            "such as RealInterval(0.0, 1.0)",
-        ),
-    ],
-)
-def test_a_domain_with_a_bound_that_is_not_finite_is_a_collection_error(
-    pytester: pytest.Pytester, declaration: str, message: str
-) -> None:
-    pytester.makepyfile(
-        test_bounds=f"""
-        from pytest_hparams import HParam, LogUniform, RealInterval, hparam_grid, hparam_random
-
-        {declaration}
-        def test_train(lr):
-            return {{"score": lr}}
-        """
-    )
-    result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"In test_bounds.py::test_train: {message}"])
-    result.stdout.no_fnmatch_line("*lr:inf*")
-
-
-@pytest.mark.parametrize("name", ["repeat", "case", "duration", "outcome", "baseline", "hparams"])
-def test_an_hparam_named_like_an_id_part_or_a_column_is_a_collection_error(
-    pytester: pytest.Pytester, name: str
-) -> None:
-    pytester.makepyfile(
-        test_names=f"""
-        from pytest_hparams import hparam_grid
-
-        @hparam_grid({name}=[1, 2], repeats=2)
-        def test_train(hparams):
-            return {{"score": 1}}
-        """
-    )
-    result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        [f"In test_names.py::test_train: '{name}' cannot be an hparam name: *; rename it"]
-    )
-
-
-SET_SWEEP = """
-from pytest_hparams import HParam, RealInterval, hparam_grid
-
-@hparam_grid(units=[16, 32], lr=[0.1, 0.01])
-def test_train(units, lr):
-    return {"score": units * lr}
-
-@hparam_grid(HParam("scale", RealInterval(0.0, 10.0)), scale=[1, 2])
-def test_scaled(scale):
-    return {"score": scale}
-"""
-
-
 def test_a_fraction_for_an_int_hparam_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_set=SET_SWEEP)
     result = pytester.runpytest("--hparams-set", "units=1.5")
@@ -275,29 +286,6 @@ def test_an_int_hparam_takes_whole_numbers_and_a_real_one_fractions(
     )
 
 
-@pytest.mark.parametrize("declaration", ['metrics=[""]', 'metrics=[Metric(" ")]'])
-def test_a_blank_metric_name_is_a_collection_error(
-    pytester: pytest.Pytester, declaration: str
-) -> None:
-    pytester.makepyfile(
-        test_blank=f"""
-        from pytest_hparams import Metric, hparam_grid
-
-        @hparam_grid(a=[1], {declaration})
-        def test_train(a):
-            return 1.0
-        """
-    )
-    result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "In test_blank.py::test_train: Metric name must be a non-blank string: it titles "
-            "a table column and names a TensorBoard tag (got *)"
-        ]
-    )
-
-
 @pytest.mark.parametrize("protocol", ["ftp", "http"])
 def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
     pytester: pytest.Pytester, protocol: str
@@ -318,60 +306,6 @@ def test_an_unreachable_url_logdir_is_a_usage_error_naming_it_and_the_cause(
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
-# 1e400 written out: json.loads gives an int that no float64 holds.
-HUGE = "1" + "0" * 400
-
-
-def put_huge(path: Path) -> None:
-    """Writes HUGE as the first trial's accuracy in a baseline or JSON report."""
-    data = json.loads(path.read_text())
-    trials = data["sweeps"][0]["trials"] if "sweeps" in data else list(data["trials"].values())
-    trials[0]["metrics"]["accuracy"] = 12345.5
-    path.write_text(json.dumps(data).replace("12345.5", HUGE))
-
-
-def test_a_baseline_with_a_number_beyond_float64_is_malformed(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-save-baseline=base.json").assert_outcomes(passed=12)
-    put_huge(pytester.path / "base.json")
-    result = pytester.runpytest("--hparams-baseline=base.json")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            f"ERROR: --hparams-baseline: {pytester.path / 'base.json'} has a malformed "
-            '"trials" table*'
-        ]
-    )
-    result.stdout.no_fnmatch_line("*INTERNALERROR*")
-
-
-@pytest.mark.parametrize("option", ["--hparams-save-baseline", "--hparams-json"])
-def test_only_best_refuses_a_file_with_a_number_beyond_float64(
-    pytester: pytest.Pytester, option: str
-) -> None:
-    pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest(f"{option}=f.json").assert_outcomes(passed=12)
-    put_huge(pytester.path / "f.json")
-    result = pytester.runpytest("--hparams-only-best=f.json")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [f"ERROR: --hparams-only-best: {pytester.path / 'f.json'} is not a pytest-hparams *"]
-    )
-    result.stdout.no_fnmatch_line("*INTERNALERROR*")
-
-
-def test_merge_refuses_a_report_with_a_number_beyond_float64_in_one_line(
-    pytester: pytest.Pytester,
-) -> None:
-    pytester.makepyfile(test_grid=GRID)
-    pytester.runpytest("--hparams-json=r.json").assert_outcomes(passed=12)
-    put_huge(pytester.path / "r.json")
-    result = pytester.run(sys.executable, "-m", "pytest_hparams", "merge", "r.json")
-    assert result.ret == 2
-    result.stderr.fnmatch_lines(["error: r.json: a malformed pytest-hparams report (*)*"])
-    assert "Traceback" not in result.stderr.str()
-
-
 def test_the_docs_write_every_path_option_with_equals() -> None:
     root = Path(__file__).resolve().parent.parent
     two_words = re.compile(
@@ -383,20 +317,3 @@ def test_the_docs_write_every_path_option_with_equals() -> None:
             for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
                 if "ERROR: " not in line and "`--hparams-logdir logs`" not in line:  # the refusal
                     assert not two_words.search(line), f"{doc.name}:{number}: {line}"
-
-
-def test_a_returned_blank_metric_name_fails_the_trial_in_one_line(
-    pytester: pytest.Pytester,
-) -> None:
-    pytester.makepyfile(
-        test_blank="""
-        from pytest_hparams import hparam_grid
-
-        @hparam_grid(a=[1])
-        def test_blank(a):
-            return {"": 1.0, "m": 2.0}
-        """
-    )
-    result = pytester.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*metric names must be non-blank strings (got '')*"])
