@@ -240,7 +240,13 @@ def agree(pytester: pytest.Pytester, shared: Shared) -> dict[str, str]:
         assert not every.keys() & reported.keys()  # no trial ran on both machines
         every.update(reported)
     merged = run_merge(pytester, *(f"shard{s}.json" for s in shared.ran), "-o", "merged.json")
-    assert merged.ret == 0, "\n".join(merged.outlines + merged.errlines)
+    absent = sorted({1, 2} - shared.ran.keys())  # a machine alone: merge says so, and fails
+    assert merged.ret == (1 if absent else 0), "\n".join(merged.outlines + merged.errlines)
+    for k in absent:
+        assert (
+            f"merge: shard {k} of 2 not among the reports: their trials are not in this table"
+            in (merged.outlines)
+        )
     trials = report(pytester.path / "merged.json")
     assert {n: t["outcome"] for n, t in trials.items()} == every
 
