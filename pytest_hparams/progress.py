@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -24,6 +25,9 @@ import pytest
 INTERVAL = 0.1
 _SAVE, _RESTORE, _ERASE = "\x1b7", "\x1b8", "\x1b[K"
 _NO_WRAP, _WRAP = "\x1b[?7l", "\x1b[?7h"
+# A value is data, never layout: a control character in an hparam's value
+# or a metric's name would move the cursor the line restores.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class LiveLine:
@@ -79,6 +83,7 @@ class LiveLine:
         self._shown_at = now
         values = "  ".join(f"{name}={value:.4g}" for name, value in metrics.items())
         text = f" {self._pending}  step {step}  {values}  {now - self._began:.1f}s"
+        text = _CONTROL.sub("?", text)
         start = _RESTORE if self._trial else _SAVE
         self._trial = self._pending
         self._write(f"{start}{_NO_WRAP}{text}{_ERASE}{_WRAP}")

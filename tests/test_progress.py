@@ -102,3 +102,24 @@ def test_nothing_changes_outside_a_terminal(pytester: pytest.Pytester) -> None:
     coloured = pytester.runpytest_subprocess("-p", "no:randomly", "--color=yes")
     assert "\x1b[32m" in coloured.stdout.str()
     assert SAVE not in coloured.stdout.str()
+
+
+def test_a_name_with_a_control_character_cannot_move_the_cursor(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_sweep="""
+        import time
+        from pytest_hparams import hparam_grid
+
+        @hparam_grid(name=["a\\x1b[2Jb"], metrics=["acc"])
+        def test_train(name, trial):
+            time.sleep(0.15)
+            trial.log(0, **{"acc\\x1b[2J": 0.5})
+        """
+    )
+    output = run_in_a_terminal(pytester.path)
+    (shown,) = live_lines(output)
+    # pytest's id spells the value's escape; the metric's name is ours to clean.
+    assert "[name:a\\x1b[2Jb]" in shown and "acc?[2J=0.5" in shown, shown
+    assert "\x1b[2J" not in output
