@@ -23,7 +23,7 @@ from pytest_hparams.html_summary import HtmlSummary
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.runner import TrialRunner
 from pytest_hparams.settings import read as read_settings
-from pytest_hparams.workers import XdistHooks
+from pytest_hparams.xdist_hooks import XdistHooks
 
 #: pytest runs in this process whose plugin is configured (pytest_configure to
 #: pytest_unconfigure): a count, as pytester's in-process runs nest in another.

@@ -23,7 +23,7 @@ from pytest_hparams.records import (
 )
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.settings import Settings
-from pytest_hparams.workers import XdistHooks
+from pytest_hparams.xdist_hooks import XdistHooks
 
 TEST = "test_x.py::test_x"
 DEFINITION = SweepDefinition(
