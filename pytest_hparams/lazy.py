@@ -12,6 +12,7 @@ them installed), and a run that records nothing imports no protobuf
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 from typing import Any
 
@@ -74,6 +75,7 @@ def tensorflow() -> Any:
     return tensorflow
 
 
+@functools.cache
 def protos() -> SimpleNamespace:
     """TensorBoard's event and hparams protocol buffers and its tensor
     decoder: protobuf costs a run that records nothing a tenth of a second."""

@@ -95,6 +95,7 @@ class Reporter:
         # shards' reports, or read from a local logdir once, when asked.
         self.loaded_curves: dict[str, Curves] = {}
         self._curves: dict[str, Curves] | None = None
+        self._read: dict[str, Curves] = {}  # each trial's run's curves, read once
         # The other runs recording into a local logdir at the same time.
         self.neighbours: Neighbours | None = None
         self.journal: str | None = None  # the xdist workers' temporary one, if any
@@ -223,9 +224,8 @@ class Reporter:
                 if record.key.repeat is not None and record.outcome is not Outcome.CRASHED:
                     combos.setdefault(record.key.group, []).append(record.key)
             for keys in combos.values():
-                runs = [store.root / run_path(k.folder, k.params) for k in keys]
                 try:
-                    curves = [c for c in (read_curves(r) for r in runs if r.is_dir()) if c]
+                    curves = [c for c in map(self._run_curves, keys) if c]
                     if len(curves) > 1:
                         name = f"mean~{safe_name(keys[0].where.strip('[]'))}"
                         write_mean_run(store.root / test_path(keys[0].folder) / name, curves)
@@ -257,16 +257,26 @@ class Reporter:
     def _last_logged(self, key: TrialKey) -> dict[str, float]:
         """A crashed trial's metrics: its last logged values, as TensorBoard
         shows them (a local logdir's; a bucket's are the dead worker's)."""
-        store = self.settings.store
-        if store is None or isinstance(store, RemoteStore):
-            return {}
-        path = store.root / run_path(key.folder, key.params)
-        curves = read_curves(path).get("", {}) if path.is_dir() else {}
+        curves = self._run_curves(key).get("", {})
         return {
             tag: points[max(points)]
             for tag, points in curves.items()
             if points and not tag.startswith("pytest.")
         }
+
+    def _run_curves(self, key: TrialKey) -> Curves:
+        """A trial's curves as its run in a local logdir holds them, read once
+        for the mean runs, a crashed trial's metrics and the reports ({} for
+        a bucket, in `merge`, or for a run that cannot be read)."""
+        if key.nodeid not in self._read:
+            store = self.settings.store
+            curves: Curves = {}
+            if store is not None and not isinstance(store, RemoteStore) and not self.merged:
+                run = store.root / run_path(key.folder, key.params)
+                with contextlib.suppress(OSError):  # drawn, and averaged, without it
+                    curves = read_curves(run) if run.is_dir() else {}
+            self._read[key.nodeid] = curves
+        return self._read[key.nodeid]
 
     def _update_config(self) -> None:
         """Merges this run's sweeps and metrics into the logdir's experiment config.
@@ -453,16 +463,10 @@ class Reporter:
         trials logged no more than their final values has none."""
         if self._curves is None:
             found = dict(self.loaded_curves)
-            store = self.settings.store
-            if store is not None and not isinstance(store, RemoteStore) and not self.merged:
-                for record in self.all_records:
-                    run = store.root / run_path(record.key.folder, record.key.params)
-                    try:
-                        curves = read_curves(run) if run.is_dir() else {}
-                    except OSError:  # a run that cannot be read is drawn without its curve
-                        curves = {}
-                    if curves:
-                        found[record.nodeid] = curves
+            for record in self.all_records:
+                curves = self._run_curves(record.key)
+                if curves:
+                    found[record.nodeid] = curves
             self._curves = {}
             for by_id in self.records.values():
                 self._curves.update(logged_curves({n: found[n] for n in by_id if n in found}))
