@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 from collections.abc import Generator
@@ -21,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hparams import MARK, collect, gates, preflight
+from pytest_hparams import MARK, collect, preflight
 from pytest_hparams.errors import OverrideError, warn_at
 from pytest_hparams.lifecycle import Phase, TrialState
 from pytest_hparams.logdir import safe_name, test_dir
-from pytest_hparams.metrics import Metric
 from pytest_hparams.progress import LiveLine
 from pytest_hparams.pruning import StudyTrial, TrialPruned, is_optuna_prune
 from pytest_hparams.records import (
@@ -41,7 +39,7 @@ from pytest_hparams.records import (
 )
 from pytest_hparams.space import PRUNED_METRIC
 from pytest_hparams.studies import Studies
-from pytest_hparams.trial import Trial, coerce_metrics, missing_metrics, out_of_range
+from pytest_hparams.trial import Baseline, Trial, judge
 from pytest_hparams.verdicts import Comparison, Verdict
 
 if TYPE_CHECKING:
@@ -70,8 +68,10 @@ class TrialRunner:
         self.journal = journal
         self._studies: Studies | None = None
         self.optuna = False  # some sweep prunes or searches: set once collection ends
-        # Trials ask their studies: not where no test body runs (--setup-only,
-        # --setup-plan), which would leave the study a failed trial each.
+        # Test bodies run: not under --setup-only or --setup-plan, where a
+        # trial neither opens a session nor asks its study (which would hold
+        # a failed trial each).
+        self._runs = True
         self._asks = False
         self.sweeps: dict[str, Compiled] = {}
         # Every swept item's one state object, by node id, set once collection ends.
@@ -81,6 +81,7 @@ class TrialRunner:
         self._test_dirs: dict[str, str] = {}  # each sweep's folder in a local logdir
         self._unheard: set[str] = set()  # pruned sweeps warned that never reported the metric
         self.live: LiveLine | None = None  # the running trial's line on a terminal
+        self._tmp_path_factory: pytest.TempPathFactory | None = None
 
     @property
     def store(self) -> LocalStore | None:
@@ -149,7 +150,8 @@ class TrialRunner:
             config.hook.pytest_deselected(items=list(items))
             items.clear()
             return
-        self._asks = self.optuna and not config.getoption("setuponly", False)
+        self._runs = not config.getoption("setuponly", False)
+        self._asks = self.optuna and self._runs
         if self.settings.resume and not listing:
             self._resume(items)
         if self.worker:
@@ -217,11 +219,14 @@ class TrialRunner:
     # before fixtures, which may read trial.hparams.
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         state = self.trials.get(item.nodeid)
-        if state is not None and state.key.number is not None:
-            # A search's trial asks for its hparams as it starts; a failure
-            # to reach the study is this item's setup error. The setup report
-            # then carries them (a crashed worker's trial shows its values).
-            self.trial_of(state)
+        if state is not None:
+            # The trial starts, fixtures and all: a search's asks for its
+            # hparams now (a failure to reach the study is this item's setup
+            # error; the setup report then carries them, so a crashed
+            # worker's trial shows its values), and its session is opened.
+            trial = self.trial_of(state)
+            if self._runs:
+                trial.open()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -284,7 +289,7 @@ class TrialRunner:
                     ]
         return report
 
-    def trial_of(self, state: TrialState, scratch: Any = None, starts: bool = True) -> Trial:
+    def trial_of(self, state: TrialState, starts: bool = True) -> Trial:
         """The trial object of an item (made on first use).
 
         Args:
@@ -300,7 +305,7 @@ class TrialRunner:
             key = state.record_key
             run = self._run_dir(key) if self.store is not None else None
             sweep = self.sweeps[key.test].sweep
-            state.trial = Trial(key, sweep, self.store, scratch, self.settings.seed, run)
+            state.trial = Trial(key, sweep, self.store, self._scratch, self.settings.seed, run)
             state.trial.study = study
         return state.trial
 
@@ -341,38 +346,45 @@ class TrialRunner:
             studies.end_stale([s.key for s in self.trials.values()], recorded)
 
     def call(self, item: pytest.Function, state: TrialState) -> None:
-        """Runs a swept test function, keeps its metrics, and applies the gates."""
-        trial = self.trial_of(state)
-        trial.open()
+        """Runs a swept test function (its trial started at setup), keeps its
+        metrics, and applies the gates."""
+        trial = state.trial
+        assert trial is not None
+        kwargs = self._arguments(item, state)
         try:
-            result = item.obj(**self._arguments(item, state))
-        except TrialPruned as e:
-            return self._stop(state, e.step, str(e))
+            result = item.obj(**kwargs)
         except BaseException as e:
-            if is_optuna_prune(e):  # Optuna's own idiom, raised by the test
-                return self._stop(state, trial.step)
-            # Cut short: never a SUCCESS. (pytest reports a SystemExit, as
-            # argparse raises it, as the test's failure: so does the trial.)
-            if isinstance(e, (KeyboardInterrupt, pytest.exit.Exception)):
-                self.abort(state)
-            # Its last logged values, as TensorBoard shows them (a pruned trial's too).
-            trial.metrics = dict(trial.last)
+            self._cut_short(state, e)
             raise
         swallowed = trial.study.swallowed() if trial.study is not None else None
         if swallowed is not None:
             return self._stop_swallowed(item, state, *swallowed)
         declared = self.sweeps[state.key.test].sweep.metrics
-        problems = self._metrics(trial, result, declared, state.key)
+        baseline = self._baseline(state.key)
+        problems, notes = judge(trial, result, declared, baseline)
         self._check_reported(item, trial)
         self._set_properties(item, trial)
-        notes = [out_of_range(trial.metrics)]
-        if not problems:
-            notes.append(missing_metrics(trial.metrics, declared, trial.logged))
         for note in notes:
-            if note:
-                warn_at(item, f"{state.key.nodeid} {note}")
+            warn_at(item, f"{state.key.nodeid} {note}")
         if problems:  # failed outside any except block, so no chained traceback shows
             pytest.fail(f"{state.key.nodeid} {'; '.join(problems)}", pytrace=False)
+
+    def _cut_short(self, state: TrialState, error: BaseException) -> None:
+        """Ends a trial whose test raised: a prune (ours, or Optuna's own
+        idiom) is raised again as pytest's skip; anything else leaves the
+        trial its last logged values as its metrics, as TensorBoard shows
+        them, and the caller raises it again."""
+        assert state.trial is not None
+        if isinstance(error, TrialPruned):
+            self._stop(state, error.step, str(error))
+        if is_optuna_prune(error):  # raised by the test
+            self._stop(state, state.trial.step)
+        # Cut short: never a SUCCESS. (pytest reports a SystemExit, as
+        # argparse raises it, as the test's failure: so does the trial.)
+        if isinstance(error, (KeyboardInterrupt, pytest.exit.Exception)):
+            self.abort(state)
+        else:
+            state.trial.metrics = dict(state.trial.last)
 
     def _arguments(self, item: pytest.Function, state: TrialState) -> dict[str, Any]:
         """The test function's arguments: a search's asked values replace
@@ -429,32 +441,6 @@ class TrialRunner:
             "or declare the metric you log first in metrics=",
         )
 
-    def _metrics(
-        self, trial: Trial, result: object, declared: tuple[Metric, ...], key: TrialKey
-    ) -> list[str]:
-        """Keeps what the test returned as the trial's metrics; returns what fails it."""
-        try:
-            trial.metrics = coerce_metrics(result, declared)
-        except Exception as e:  # MetricsError, or a __float__ that raised
-            return [str(e)]
-        primary = declared[0].name if declared else ""
-        if primary in trial.last and primary not in trial.metrics:
-            # Reported, not returned (Keras' validation metric through
-            # keras_callbacks, or trial.log): its last value is the one
-            # TensorBoard reads and a study is told, so the table ranks by
-            # it, as a pruned trial's row shows its last value.
-            trial.metrics[primary] = trial.last[primary]
-        problems = gates.bounds(trial.metrics, declared) + self._baseline_gate(trial, key)
-        value = trial.metrics.get(primary)
-        if value is not None and not math.isfinite(value) and trial.study is not None:
-            # Optuna can rank no NaN: the study would hold a failed trial
-            # that pytest, the table and TensorBoard call passed.
-            problems.append(
-                f"returned {primary}={value}, which its study cannot rank; "
-                "a sweep that prunes or searches needs a finite primary metric"
-            )
-        return problems
-
     def _stop(self, state: TrialState, step: int, reason: str = "") -> None:
         """Ends a trial its pruner stopped: its curve so far stands, its last
         values are its metrics, and pytest reports it as pruned, neither
@@ -472,20 +458,14 @@ class TrialRunner:
             # Not judged: not a regression.
             state.trial.comparison = Comparison(Verdict.PRUNED)
 
-    def _baseline_gate(self, trial: Trial, key: TrialKey) -> list[str]:
-        """The trial against its baseline entry (`--hparams-gate each`): sets
-        `trial.comparison`, returns its regressions."""
+    def _baseline(self, key: TrialKey) -> Baseline | None:
+        """What a trial is judged against under `--hparams-gate each`: its
+        baseline entry (None: a NEW trial), or None when it is not judged
+        alone. A search's entries held other hparams: see gates.decide."""
         entries = self.settings.baseline
         if entries is None or self.settings.gate != "each" or key.number is not None:
-            return []  # a search's entries held other hparams: see gates.decide
-        entry = entries.get(key.group)
-        if key.repeat is not None and gates.repeated(entry):
-            return []  # repeats against repeats: decided where all of them are known
-        declared = self.sweeps[key.test].sweep.metrics
-        trial.comparison = gates.compare_trial(
-            trial.metrics, entry, declared, self.settings.tolerance
-        )
-        return trial.comparison.messages
+            return None
+        return Baseline(entries.get(key.group), self.settings.tolerance)
 
     def started(self, state: TrialState) -> Started | None:
         """What the setup report carries, or None: on an xdist worker, enough
@@ -540,10 +520,12 @@ class TrialRunner:
         if outcome is Outcome.RESUMED or resumed:
             trial.discard()  # the session recorded before stays
             trial.metrics = dict(state.recorded or {})
-            if outcome is Outcome.RESUMED and self.settings.baseline is not None:
-                self._baseline_gate(trial, state.key)
-                if trial.comparison is not None:  # shown: a resumed trial never fails
-                    trial.comparison = dataclasses.replace(trial.comparison, gating=False)
+            baseline = self._baseline(state.key) if outcome is Outcome.RESUMED else None
+            if baseline is not None:
+                declared = self.sweeps[state.key.test].sweep.metrics
+                comparison = baseline.compare(trial.metrics, declared, state.key.repeat)
+                if comparison is not None:  # shown: a resumed trial never fails
+                    trial.comparison = dataclasses.replace(comparison, gating=False)
         elif outcome is Outcome.SKIPPED:
             trial.discard()
         else:
@@ -555,10 +537,9 @@ class TrialRunner:
                 extra = {PRUNED_METRIC: 1.0 if outcome is Outcome.PRUNED else 0.0}
             trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED), extra=extra)
         state.decided = outcome
-        if trial.study is not None:
-            self._tell(trial, outcome)
-            if trial.study.lost is not None:
-                warn_at(item, self._study_lost(state.key, trial.study.lost), reporting=True)
+        trial.tell(outcome)
+        if trial.study is not None and trial.study.lost is not None:
+            warn_at(item, self._study_lost(state.key, trial.study.lost), reporting=True)
         state.trial = None  # ended everywhere: a Ctrl-C from here on has nothing to cut short
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
@@ -581,29 +562,12 @@ class TrialRunner:
             "study does not hold it"
         )
 
-    def _tell(self, trial: Trial, outcome: Outcome) -> None:
-        """Tells a trial's study how it ended, as pytest and the table say it."""
-        assert trial.study is not None
-        value = None
-        if outcome in (Outcome.PASSED, Outcome.XPASSED):
-            # Its final value: returned, else the last one reported (Keras').
-            name = trial.study.metric
-            value = trial.metrics.get(name, trial.last.get(name))
-        trial.study.end(outcome.value, pruned=outcome is Outcome.PRUNED, value=value)
-
     def abort(self, state: TrialState) -> None:
-        """Ends a trial cut short (Ctrl-C): its session reads as unknown, its study says FAIL."""
+        """Ends a trial cut short (Ctrl-C): its session reads as unknown, its
+        study says FAIL, unless it was cut short as it was being told how it ended."""
         trial, state.trial = state.trial, None
-        if trial is None:
-            return
-        if state.decided is not None and trial.study is not None:
-            # Cut short while it was being told: TensorBoard has its end; so
-            # does the study, as decided.
-            self._tell(trial, state.decided)
-            return
-        trial.abort()
-        if trial.study is not None:
-            trial.study.end("interrupted", pruned=False, value=None)
+        if trial is not None:
+            trial.abort(told=state.decided)
 
     def close(self) -> None:
         """Closes trials cut short (Ctrl-C in a fixture): they read as unknown."""
@@ -641,6 +605,12 @@ class TrialRunner:
                 "the `trial` fixture is only available to tests decorated with @hparam_grid",
                 pytrace=False,
             )
-        # Without a logdir, trial.logdir is a directory of pytest's own temporary
-        # tree, kept and pruned by pytest like tmp_path's.
-        return self.trial_of(state, lambda: tmp_path_factory.mktemp("hparams-trial"))
+        self._tmp_path_factory = tmp_path_factory
+        return self.trial_of(state)
+
+    def _scratch(self) -> Path:
+        """A trial's run directory without a logdir: in pytest's own temporary
+        tree, kept and pruned by pytest like tmp_path's."""
+        # Set by the `trial` fixture: the one way a test reaches trial.logdir.
+        assert self._tmp_path_factory is not None
+        return self._tmp_path_factory.mktemp("hparams-trial")

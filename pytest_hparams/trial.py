@@ -11,21 +11,39 @@ import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pytest_hparams import lazy
+from pytest_hparams import gates, lazy
 from pytest_hparams.atomic import real_os  # whatever a test patches, a trial writes for real
 from pytest_hparams.errors import LogdirError, MetricsError
 from pytest_hparams.logdir import TrialWriter
 from pytest_hparams.metrics import Metric
+from pytest_hparams.records import Outcome
 from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
+from pytest_hparams.verdicts import Comparison
 
 if TYPE_CHECKING:
     from pytest_hparams.progress import LiveLine
     from pytest_hparams.pruning import StudyTrial
     from pytest_hparams.records import TrialKey
     from pytest_hparams.storage import LocalStore
-    from pytest_hparams.verdicts import Comparison
+
+
+class Baseline(NamedTuple):
+    """A trial's baseline entry (None: a NEW trial) and the tolerances it is judged with."""
+
+    entry: gates.Entry | None
+    tolerances: gates.Tolerances
+
+    def compare(
+        self, metrics: Mapping[str, float], declared: tuple[Metric, ...], repeat: int | None
+    ) -> Comparison | None:
+        """The trial against its entry; None for a repeat whose entry holds
+        repeats: those are judged together, where all of them are known."""
+        if repeat is not None and gates.repeated(self.entry):
+            return None
+        return gates.compare_trial(metrics, self.entry, declared, self.tolerances)
+
 
 # TensorBoard keeps scalars as float32: a larger value reads back as inf.
 FLOAT32_MAX = 3.4028234663852886e38
@@ -240,19 +258,38 @@ class Trial:
             except LogdirError as e:  # the staged files stay, and the message says where
                 self._failed(e)
 
-    def abort(self) -> None:
-        """Ends the trial without a session end: it reads as unknown.
+    def abort(self, told: Outcome | None = None) -> None:
+        """Ends the trial cut short (Ctrl-C): its session reads as unknown
+        (a recorded session it was rerunning stays) and its study says FAIL.
 
-        When it was rerunning a recorded trial, the recorded session stays.
+        Args:
+          told: How it ended, when it was cut short as it was being told so:
+            its session has its end, and its study is told the same.
         """
         writer, self._writer = self._writer, None
-        if writer is None:
+        if told is None and writer is None:
             self._drop_unwritten()
-        else:
+        elif told is None and writer is not None:
             writer.abort()
             # Cut short anyway; if the upload fails the staged files stay here.
             with contextlib.suppress(OSError, LogdirError):
                 self._publish(finished=False)
+        self.tell(told)
+
+    def tell(self, outcome: Outcome | None) -> None:
+        """Tells the trial's study, if it has one, how it ended, as pytest
+        and the table say it (None: cut short). A finished trial is ranked
+        by its final value: returned, else the last one reported (Keras')."""
+        study = self.study
+        if study is None:
+            return
+        if outcome is None:
+            study.end("interrupted", pruned=False, value=None)
+            return
+        value = None
+        if outcome in (Outcome.PASSED, Outcome.XPASSED):
+            value = self.metrics.get(study.metric, self.last.get(study.metric))
+        study.end(outcome.value, pruned=outcome is Outcome.PRUNED, value=value)
 
     def discard(self) -> None:
         """Drops what this run of the trial wrote (it was skipped): a session
@@ -289,6 +326,50 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"<Trial {self.id}>"
+
+
+def judge(
+    trial: Trial,
+    result: object,
+    declared: tuple[Metric, ...],
+    baseline: Baseline | None = None,
+) -> tuple[list[str], list[str]]:
+    """Keeps what a swept test returned as its trial's metrics, and judges
+    them: returns what fails the trial (a bad return value, a bound, its
+    `baseline` entry under `--hparams-gate each`, a primary metric its study
+    cannot rank), and what is worth a warning only.
+
+    Sets `trial.metrics`, and `trial.comparison` when it meets its baseline.
+    """
+    try:
+        trial.metrics = coerce_metrics(result, declared)
+    except Exception as e:  # MetricsError, or a __float__ that raised
+        return [str(e)], []
+    primary = declared[0].name if declared else ""
+    if primary in trial.last and primary not in trial.metrics:
+        # Reported, not returned (Keras' validation metric through
+        # keras_callbacks, or trial.log): its last value is the one
+        # TensorBoard reads and a study is told, so the table ranks by it,
+        # as a pruned trial's row shows its last value.
+        trial.metrics[primary] = trial.last[primary]
+    notes = [out_of_range(trial.metrics)]
+    missing = missing_metrics(trial.metrics, declared, trial.logged)
+    if baseline is not None:
+        trial.comparison = baseline.compare(trial.metrics, declared, trial.key.repeat)
+    problems = gates.bounds(trial.metrics, declared)
+    if trial.comparison is not None:
+        problems += trial.comparison.messages
+    value = trial.metrics.get(primary)
+    if value is not None and not math.isfinite(value) and trial.study is not None:
+        # Optuna can rank no NaN: the study would hold a failed trial that
+        # pytest, the table and TensorBoard call passed.
+        problems.append(
+            f"returned {primary}={value}, which its study cannot rank; "
+            "a sweep that prunes or searches needs a finite primary metric"
+        )
+    if not problems:  # a typo's hint, where nothing worse is said
+        notes.append(missing)
+    return problems, [n for n in notes if n]
 
 
 def coerce_metrics(result: object, declared: tuple[Metric, ...]) -> dict[str, float]:

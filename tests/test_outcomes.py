@@ -352,17 +352,17 @@ def test_a_worker_crash_that_its_rerun_recovers_leaves_nothing_running_in_the_st
 
 KILLED_WHILE_TELLING = """
 import os
-from pytest_hparams import runner
+from pytest_hparams import trial
 
-told = runner.TrialRunner._tell
+told = trial.Trial.tell
 
-def _tell(self, trial, outcome):
+def tell(self, outcome):
     # kill -9 between the trial's TensorBoard session ending and its study being told
-    if os.environ.get("VICTIM") and trial.id.endswith(os.environ["VICTIM"]):
+    if os.environ.get("VICTIM") and self.id.endswith(os.environ["VICTIM"]):
         os.kill(os.getpid(), 9)
-    return told(self, trial, outcome)
+    return told(self, outcome)
 
-runner.TrialRunner._tell = _tell
+trial.Trial.tell = tell
 """
 
 
