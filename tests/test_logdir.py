@@ -931,3 +931,29 @@ def test_the_dashboards_trial_id_starts_with_the_values_and_is_unique_in_the_log
         in names
     )
     assert "café, 1 · test_x.py::test_x[cafe:caf\\xe9-n:1-a]" in names
+
+
+def test_a_trials_session_spans_its_fixtures(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    # A trial starts at its setup: a warm-up in a fixture is part of its time.
+    pytester.makepyfile(
+        test_w="""
+        import time
+
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def warm_up():
+            time.sleep(1.0)
+
+        @hparam_grid(lr=[0.1], metrics=["acc"])
+        def test_w(lr, warm_up):
+            return {"acc": 1.0}
+        """
+    )
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=1)
+    (group,) = dashboard(pytester.path / "logs").groups
+    (session,) = group.sessions
+    assert session.end_time_secs - session.start_time_secs >= 1.0
