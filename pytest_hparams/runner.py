@@ -257,16 +257,7 @@ class TrialRunner:
         if state is None:
             return report
         if report.when == "setup":  # a run of the item begins (a rerun too)
-            if state.runs == 0:
-                # JUnit XML shows them as properties of the trial's testcase
-                # (it reads them from the teardown report, made after this).
-                item.user_properties += [(f"hparam.{k}", v) for k, v in state.hparams.items()]
-                if state.key.repeat is not None:
-                    item.user_properties.append(("repeat", state.key.repeat))
-            state.begin()
-            started = self.started(state)
-            if started is not None:
-                setattr(report, STARTED_ATTR, started)
+            self._begin(item, state, report)
         state.reports[report.when] = report
         pruned = call.excinfo.value if call.excinfo is not None else None
         if report.when == "setup" and isinstance(pruned, TrialPruned):
@@ -278,16 +269,35 @@ class TrialRunner:
             setattr(report, PRUNED_ATTR, state.pruned_at)
         if report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
-            record = self.finish(item, state)
-            if record is not None:
-                setattr(report, RECORD_ATTR, record)
-                if record.outcome is Outcome.RESUMED:
-                    # Its recorded metrics stand: JUnit XML shows them too,
-                    # as for a trial that ran (it reads this report's list).
-                    report.user_properties += [
-                        (f"metric.{k}", v) for k, v in record.metrics.items()
-                    ]
+            self._put_record(item, state, report)
         return report
+
+    def _begin(self, item: pytest.Item, state: TrialState, report: pytest.TestReport) -> None:
+        """A run of the trial begins: its setup report carries what the
+        controller needs should its worker die, and, on its first run, its
+        hparams become JUnit XML properties of its testcase (read from the
+        teardown report, made after this)."""
+        if state.runs == 0:
+            item.user_properties += [(f"hparam.{k}", v) for k, v in state.hparams.items()]
+            if state.key.repeat is not None:
+                item.user_properties.append(("repeat", state.key.repeat))
+        state.begin()
+        started = self.started(state)
+        if started is not None:
+            setattr(report, STARTED_ATTR, started)
+
+    def _put_record(
+        self, item: pytest.Function, state: TrialState, report: pytest.TestReport
+    ) -> None:
+        """Ends the trial and puts its record on its teardown report."""
+        record = self.finish(item, state)
+        if record is None:
+            return
+        setattr(report, RECORD_ATTR, record)
+        if record.outcome is Outcome.RESUMED:
+            # Its recorded metrics stand: JUnit XML shows them too, as for a
+            # trial that ran (it reads this report's list).
+            report.user_properties += [(f"metric.{k}", v) for k, v in record.metrics.items()]
 
     def trial_of(self, state: TrialState, starts: bool = True) -> Trial:
         """The trial object of an item (made on first use).
@@ -506,52 +516,62 @@ class TrialRunner:
         its state: its TensorBoard session, its study and its record agree.
         Returns its record, or None when no test body ran (`--setup-only`,
         `--setup-plan`): nothing is recorded."""
-        trial = state.trial
         outcome = state.outcome()
         resumed = state.phase is Phase.RESUMED  # pruned too: its recorded session stands
         state.phase = Phase.FINISHED
         if outcome is None:
-            if trial is not None:
-                trial.discard()
+            if state.trial is not None:
+                state.trial.discard()
             state.trial = None
             return None
-        if trial is None:  # it never reached its call (skipped, or a fixture failed)
-            trial = self.trial_of(state, starts=False)
+        # Made here when its setup never made it (a skip mark, an unreachable study).
+        trial = state.trial or self.trial_of(state, starts=False)
         if outcome is Outcome.RESUMED or resumed:
-            trial.discard()  # the session recorded before stays
-            trial.metrics = dict(state.recorded or {})
-            baseline = self._baseline(state.key) if outcome is Outcome.RESUMED else None
-            if baseline is not None:
-                declared = self.sweeps[state.key.test].sweep.metrics
-                comparison = baseline.compare(trial.metrics, declared, state.key.repeat)
-                if comparison is not None:  # shown: a resumed trial never fails
-                    trial.comparison = dataclasses.replace(comparison, gating=False)
+            self._keep_recorded(state, trial, outcome)
         elif outcome is Outcome.SKIPPED:
             trial.discard()
         else:
-            # A fixture error counts as a failed trial, as in the table.
-            # The dashboard's pruned column: every trial of a pruned sweep, and
-            # one that raised optuna.TrialPruned where nothing prunes.
-            extra = None
-            if (trial.study is not None and trial.study.prunes) or outcome is Outcome.PRUNED:
-                extra = {PRUNED_METRIC: 1.0 if outcome is Outcome.PRUNED else 0.0}
-            trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED), extra=extra)
+            self._end_session(trial, outcome)
         state.decided = outcome
         trial.tell(outcome)
-        if trial.study is not None and trial.study.lost is not None:
-            warn_at(item, self._study_lost(state.key, trial.study.lost), reporting=True)
         state.trial = None  # ended everywhere: a Ctrl-C from here on has nothing to cut short
+        self._warn_unwritten(item, state.key, trial)
+        duration = sum([r.duration for r in state.reports.values()])
+        metrics = dict(trial.metrics)
+        return TrialRecord(
+            state.record_key, outcome, metrics, duration, trial.comparison, state.pruned_at
+        )
+
+    def _keep_recorded(self, state: TrialState, trial: Trial, outcome: Outcome) -> None:
+        """A resumed trial: the session recorded before stays, with its
+        metrics; it is shown against its baseline, and never fails."""
+        trial.discard()
+        trial.metrics = dict(state.recorded or {})
+        baseline = self._baseline(state.key) if outcome is Outcome.RESUMED else None
+        if baseline is not None:
+            declared = self.sweeps[state.key.test].sweep.metrics
+            comparison = baseline.compare(trial.metrics, declared, state.key.repeat)
+            if comparison is not None:
+                trial.comparison = dataclasses.replace(comparison, gating=False)
+
+    @staticmethod
+    def _end_session(trial: Trial, outcome: Outcome) -> None:
+        """Ends a trial's TensorBoard session: SUCCESS if it passed, else
+        FAILURE (a fixture's error too, as in the table). The dashboard's
+        pruned column: every trial of a pruned sweep, and one that raised
+        optuna.TrialPruned where nothing prunes."""
+        extra = None
+        if (trial.study is not None and trial.study.prunes) or outcome is Outcome.PRUNED:
+            extra = {PRUNED_METRIC: 1.0 if outcome is Outcome.PRUNED else 0.0}
+        trial.finish(success=outcome in (Outcome.PASSED, Outcome.XPASSED), extra=extra)
+
+    def _warn_unwritten(self, item: pytest.Function, key: TrialKey, trial: Trial) -> None:
+        """Warns, in pytest's summary, when the trial's study or its
+        TensorBoard run could not be written."""
+        if trial.study is not None and trial.study.lost is not None:
+            warn_at(item, self._study_lost(key, trial.study.lost), reporting=True)
         if trial.write_error is not None:
             warn_at(item, str(trial.write_error), reporting=True)
-        duration = sum([r.duration for r in state.reports.values()])
-        return TrialRecord(
-            state.record_key,
-            outcome,
-            dict(trial.metrics),
-            duration,
-            trial.comparison,
-            state.pruned_at,
-        )
 
     def _study_lost(self, key: TrialKey, error: OSError) -> str:
         where = error.filename or self.studies.journal or self.settings.storage or "memory"

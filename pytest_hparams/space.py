@@ -203,44 +203,51 @@ def build_sweep(
       SweepError: With a one-line message naming the problem and the fix.
     """
     declared = declared_hparams(positional)
-    hparams: list[HParamDef] = []
-    for name in [*declared, *(n for n in values if n not in declared)]:
-        check_name(name)
-        hp = declared.get(name)
-        tb_domain = hp.domain if hp is not None else None
-        domain = tb_domain_of(name, tb_domain) if tb_domain is not None else None
-        if name in values:
-            grid = _grid_values(name, values[name])
-        elif tb_domain is None:
-            raise SweepError(
-                f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
-            )
-        else:
-            grid = _grid_values(name, tb_domain)
-        if domain is None:
-            domain = Domain("discrete", dtype_of(grid[0]), values=sorted_values(set(grid)))
-        else:
-            outside = [v for v in grid if not domain.contains(v)]
-            if outside:
-                raise SweepError(
-                    f"{name!r} value {outside[0]!r} lies outside its HParam domain "
-                    f"{domain.describe()}; widen the domain or drop the value"
-                )
-        hparams.append(
-            HParamDef(
-                name,
-                grid,
-                domain,
-                display_name=(hp.display_name or "") if hp is not None else "",
-                description=(hp.description or "") if hp is not None else "",
-                declared=hp,
-            )
-        )
+    names = [*declared, *(n for n in values if n not in declared)]
+    hparams = [_hparam(name, declared.get(name), values) for name in names]
     if not hparams:
         raise SweepError(
             "@hparam_grid needs at least one hparam, e.g. @hparam_grid(units=[16, 32])"
         )
     return Sweep(tuple(hparams), parse_metrics(metrics))
+
+
+def _hparam(name: str, hp: Any, values: Mapping[str, object]) -> HParamDef:
+    """One hparam of a grid: its values (given, else its TensorBoard domain's)
+    and its domain (its `HParam`'s, else the values' own)."""
+    check_name(name)
+    tb_domain = hp.domain if hp is not None else None
+    if name in values:
+        grid = _grid_values(name, values[name])
+    elif tb_domain is None:
+        raise SweepError(
+            f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
+        )
+    else:
+        grid = _grid_values(name, tb_domain)
+    if tb_domain is None:
+        domain = Domain("discrete", dtype_of(grid[0]), values=sorted_values(set(grid)))
+    else:
+        domain = _holding(tb_domain_of(name, tb_domain), name, grid)
+    return HParamDef(
+        name,
+        grid,
+        domain,
+        display_name=(hp.display_name or "") if hp is not None else "",
+        description=(hp.description or "") if hp is not None else "",
+        declared=hp,
+    )
+
+
+def _holding(domain: Domain, name: str, grid: Sequence[Value]) -> Domain:
+    """`domain`, once every value of the grid is found inside it."""
+    outside = [v for v in grid if not domain.contains(v)]
+    if outside:
+        raise SweepError(
+            f"{name!r} value {outside[0]!r} lies outside its HParam domain "
+            f"{domain.describe()}; widen the domain or drop the value"
+        )
+    return domain
 
 
 def declared_hparams(positional: Sequence[Any]) -> dict[str, Any]:

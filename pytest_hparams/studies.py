@@ -45,6 +45,7 @@ DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pymysql
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.records import TrialKey
+    from pytest_hparams.sampling import Search
     from pytest_hparams.settings import Settings
 
 
@@ -97,6 +98,21 @@ class Studies:
             what, instead = "pruning", ", or run every trial to the end with --hparams-no-prune"
         else:
             return
+        self._check_installed(searches, what, instead)
+        store = self.settings.store
+        if isinstance(store, RemoteStore) and self.url is None:
+            raise pytest.UsageError(
+                f"{what} with a remote logdir ({store.shown}) needs a study every "
+                "machine reaches: add --hparams-storage=URL "
+                "(postgresql+psycopg2://... or sqlite:///...)"
+            )
+        if opens:
+            self._open_selected(cases)
+
+    @staticmethod
+    def _check_installed(searches: list[Search], what: str, instead: str) -> None:
+        """Refuses a run whose studies need Optuna, or a sampler's package,
+        where it is not installed."""
         if importlib.util.find_spec("optuna") is None:
             raise pytest.UsageError(
                 f"{what} needs Optuna; install it with: {OPTUNA_EXTRA}{instead}"
@@ -108,17 +124,13 @@ class Studies:
                     f"@hparam_search(sampler={search.sampler!r}) needs {', '.join(needs)}; "
                     f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
                 )
-        store = self.settings.store
-        if isinstance(store, RemoteStore) and self.url is None:
-            raise pytest.UsageError(
-                f"{what} with a remote logdir ({store.shown}) needs a study every "
-                "machine reaches: add --hparams-storage=URL "
-                "(postgresql+psycopg2://... or sqlite:///...)"
-            )
-        # Only the sweeps this run selected: -k leaves the others' studies alone.
+
+    def _open_selected(self, cases: Mapping[str, set[str]] | None) -> None:
+        """Opens the study of each case of each sweep this run selected: -k
+        leaves the others' studies alone."""
         selected = cases if cases is not None else {test: {""} for test in self.sweeps}
         for test, its_cases in selected.items():
-            if opens and self.uses(test):
+            if self.uses(test):
                 for case in sorted(its_cases):
                     self._open(test, case)
 
