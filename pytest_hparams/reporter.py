@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from pytest_hparams.records import SweepDefinition, TrialKey
     from pytest_hparams.report_html import SweepView
     from pytest_hparams.settings import Settings
+    from pytest_hparams.storage import Session
     from pytest_hparams.verdicts import Comparison
 
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
@@ -261,12 +262,7 @@ class Reporter:
             return key
         run = run_path(key.folder, key.params)
         if key.number is not None and crash.as_collected:
-            # A search's trial as collected: the values it was asked are in
-            # the session its worker began, if it began one.
-            recorded = store.session(run)
-            if recorded is not None:
-                asked = {k: v for k, v in recorded[0].items() if k != SWEEP_HPARAM}
-                key = key._replace(hparams=asked)
+            key = _with_asked_values(key, store.session(run))
         hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
         store.mark_crashed(run, crash.started.staging, (key.label, hparams))
         return key
@@ -734,6 +730,14 @@ class Reporter:
     def ok(self) -> bool:
         """Whether every report asked for was written."""
         return not self.failed_writes
+
+
+def _with_asked_values(key: TrialKey, session: Session | None) -> TrialKey:
+    """A search's trial as collected, with the values it was asked: they are
+    in the session its worker began, if it began one."""
+    if session is None:
+        return key
+    return key._replace(hparams={k: v for k, v in session[0].items() if k != SWEEP_HPARAM})
 
 
 def _write_pruned(terminalreporter: pytest.TerminalReporter) -> None:
