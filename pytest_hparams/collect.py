@@ -169,10 +169,7 @@ def _check_the_arguments(
     takes_dict = "hparams" in names
     missing = [n for n in sweep.names if n not in names]
     if missing and not takes_dict:
-        decorator = (
-            "@hparam_search" if search else "@hparam_random" if sweep.fixed else "@hparam_grid"
-        )
-        _refuse_missing(metafunc.function, missing[0], f"{where} {decorator}")
+        _refuse_missing(metafunc.function, missing[0], f"{where} {_decorator(sweep, search)}")
     parametrized = _parametrized_names(metafunc)
     for name in [*sweep.names, *(["hparams"] if takes_dict else [])]:
         if name in parametrized:
@@ -180,6 +177,13 @@ def _check_the_arguments(
                 f"{where} {name!r} is both swept by @hparam_grid and parametrized by "
                 "@pytest.mark.parametrize; keep one"
             )
+
+
+def _decorator(sweep: Sweep, search: Search | None) -> str:
+    """The decorator that declared a sweep, as the user wrote it."""
+    if search is not None:
+        return "@hparam_search"
+    return "@hparam_random" if sweep.fixed else "@hparam_grid"
 
 
 def _refuse_missing(function: Any, name: str, declared_by: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import enum
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,8 @@ class Result:
 
     def verdict(self) -> str:
         """One line: whether the head regressed, and the tally."""
-        tally = {s: 0 for s in Status}
-        for change in self.changes:
-            tally[change.status] += 1
-        counts = ", ".join(f"{n} {s.value}" for s, n in tally.items() if n)
+        tally = Counter(c.status for c in self.changes)
+        counts = ", ".join(f"{tally[s]} {s.value}" for s in Status if tally[s])
         total = f"{len(self.changes)} combinations" if self.changes else "no combination"
         if tally[Status.REGRESSED]:
             return f"❌ {tally[Status.REGRESSED]} regressed beyond tolerance: {counts}"
@@ -217,10 +216,7 @@ def _change_rows(change: Change, primary: Metric | None, welch: bool) -> list[li
     row of both sides' primary metric."""
     mark = "✗" if change.status is Status.REGRESSED else ""
     head = [mark, change.sweep, change.where or change.combo, change.status.value]
-    metrics = sorted(
-        change.comparison.metrics if change.comparison else (),
-        key=lambda m: primary is None or m.name != primary.name,  # the primary first
-    )
+    metrics = _primary_first(change.comparison, primary)
     if not metrics:
         cells = _sides(change, primary.name if primary else "")
         return [[*head, *cells, *(["", ""] if welch else [])]]
@@ -228,6 +224,13 @@ def _change_rows(change: Change, primary: Metric | None, welch: bool) -> list[li
         _metric_row(change, metric, head[1:3] if i == 0 else ["", ""], welch)
         for i, metric in enumerate(metrics)
     ]
+
+
+def _primary_first(comparison: Comparison | None, primary: Metric | None) -> list[MetricComparison]:
+    """The metrics a comparison judged, the primary first."""
+    if comparison is None:
+        return []
+    return sorted(comparison.metrics, key=lambda m: primary is None or m.name != primary.name)
 
 
 def _metric_row(
