@@ -413,40 +413,55 @@ def _against_base(
     primary: Metric,
 ) -> dict[str, Any]:
     labels = [_against_label(item, comparison) for item, comparison, _ in rows]
-    tolerances = [parse_tolerance(m.tolerance or "0").amount(m.baseline) for _, _, m in rows]
-    bad_side, good_side = _TOLERANCE_SIDES[primary.goal]
-    base = {
+    metrics = [m for _, _, m in rows]
+    comparisons = [c for _, c, _ in rows]
+    layout = _layout("", primary.name, "", legend=True)
+    layout["height"] = min(200 + 22 * len(rows), 4000)
+    layout["yaxis"] = {"type": "category", "autorange": "reversed", "automargin": True}
+    base = _baseline_trace(labels, metrics, primary.goal)
+    return {"data": [base, _run_trace(labels, metrics, comparisons)], "layout": layout}
+
+
+def _baseline_trace(
+    labels: list[str], metrics: list[MetricComparison], goal: str
+) -> dict[str, Any]:
+    """Each baseline value, its tolerance a bar on the side that regresses."""
+    tolerances = [parse_tolerance(m.tolerance or "0").amount(m.baseline) for m in metrics]
+    bad_side, good_side = _TOLERANCE_SIDES[goal]
+    return {
         "type": "scatter",
         "mode": "markers",
         "name": "baseline, tolerance on the side that regresses",
-        "x": [m.baseline for _, _, m in rows],
+        "x": [m.baseline for m in metrics],
         "y": labels,
         "error_x": {
             "type": "data",
             "symmetric": False,
             bad_side: tolerances,
-            good_side: [0] * len(rows),
+            good_side: [0] * len(metrics),
             "color": "#888",
         },
         "marker": {"symbol": "line-ns-open", "size": 14, "color": "#444"},
     }
-    run = {
+
+
+def _run_trace(
+    labels: list[str], metrics: list[MetricComparison], comparisons: list[Comparison]
+) -> dict[str, Any]:
+    """This run's values, coloured by their verdicts."""
+    return {
         "type": "scatter",
         "mode": "markers",
         "name": "this run (red: regressed, green: improved)",
-        "x": [_finite(m.value) for _, _, m in rows],
+        "x": [_finite(m.value) for m in metrics],
         "y": labels,
-        "text": [c.verdict.value for _, c, _ in rows],
+        "text": [c.verdict.value for c in comparisons],
         "hovertemplate": "%{y}: %{x} (%{text})<extra></extra>",
         "marker": {
             "size": 10,
-            "color": [_VERDICT_COLORS.get(c.verdict, "#1f77b4") for _, c, _ in rows],
+            "color": [_VERDICT_COLORS.get(c.verdict, "#1f77b4") for c in comparisons],
         },
     }
-    layout = _layout("", primary.name, "", legend=True)
-    layout["height"] = min(200 + 22 * len(rows), 4000)
-    layout["yaxis"] = {"type": "category", "autorange": "reversed", "automargin": True}
-    return {"data": [base, run], "layout": layout}
 
 
 #: The error bar's side that regresses, and the other, by the metric's goal.
