@@ -391,8 +391,9 @@ def _not_gated_here(test: str, gate: str, sharded: bool, asked: bool) -> str:
 
 
 def _keep_reported(decision: Decision, gate: str, reported: Mapping[str, Comparison]) -> None:
-    """No baseline: in `merge`, each combination keeps the verdict its
-    shard's report gave it; in pytest, there is nothing to gate against."""
+    """No baseline: each combination keeps the verdict its shard's report
+    gave it (`merge`); with none reported, `--hparams-gate best` says it
+    needs a baseline."""
     if gate == "best" and not reported:
         decision.notes.append(
             "--hparams-gate best compares each sweep's best with the baseline's best: "
