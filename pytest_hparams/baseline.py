@@ -99,19 +99,23 @@ def _valid_entry(entry: object) -> bool:
 
 
 def _valid_stats(stats: object) -> bool:
-    if not isinstance(stats, dict):
-        return False
-    values = stats.get("values")
-    n = stats.get("n")
+    return (
+        isinstance(stats, dict)
+        and _valid_sample(stats.get("n"), stats.get("values"))
+        and _number(stats.get("mean"))
+        and _number(stats.get("std"))
+        and stats["std"] >= 0
+    )
+
+
+def _valid_sample(n: object, values: object) -> bool:
+    """Whether `values` is a list of `n` >= 1 finite numbers."""
     return (
         isinstance(n, int)
         and not isinstance(n, bool)
         and isinstance(values, list)
         and len(values) == n >= 1
         and all(_number(v) for v in values)
-        and _number(stats.get("mean"))
-        and _number(stats.get("std"))
-        and stats["std"] >= 0
     )
 
 
