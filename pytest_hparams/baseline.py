@@ -48,14 +48,23 @@ def load(path: Path, blank_ok: bool = False) -> dict[str, Entry]:
       BaselineError: If the file is missing, unreadable, not JSON, or not a
         baseline of this version.
     """
+    text = _read(path)
+    if blank_ok and not text.strip():
+        return {}
+    return _trials(_baseline_json(text).get("trials"))
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BaselineError("no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BaselineError(f"cannot be read ({e})") from None
-    if blank_ok and not text.strip():
-        return {}
+
+
+def _baseline_json(text: str) -> dict[str, Any]:
+    """The file's JSON, which must be a baseline of this version."""
     try:
         data = json.loads(text)
     except ValueError as e:  # also an integer of more than 4,300 digits
@@ -66,7 +75,11 @@ def load(path: Path, blank_ok: bool = False) -> dict[str, Entry]:
         raise BaselineError(
             f"has version {data.get('version')!r}; this pytest-hparams reads version {VERSION}"
         )
-    trials = data.get("trials")
+    return data
+
+
+def _trials(trials: object) -> dict[str, Entry]:
+    """The file's "trials" table, each entry checked."""
     try:
         if isinstance(trials, dict) and all(_valid_entry(e) for e in trials.values()):
             return trials
@@ -86,19 +99,23 @@ def _valid_entry(entry: object) -> bool:
 
 
 def _valid_stats(stats: object) -> bool:
-    if not isinstance(stats, dict):
-        return False
-    values = stats.get("values")
-    n = stats.get("n")
+    return (
+        isinstance(stats, dict)
+        and _valid_sample(stats.get("n"), stats.get("values"))
+        and _number(stats.get("mean"))
+        and _number(stats.get("std"))
+        and stats["std"] >= 0
+    )
+
+
+def _valid_sample(n: object, values: object) -> bool:
+    """Whether `values` is a list of `n` >= 1 finite numbers."""
     return (
         isinstance(n, int)
         and not isinstance(n, bool)
         and isinstance(values, list)
         and len(values) == n >= 1
         and all(_number(v) for v in values)
-        and _number(stats.get("mean"))
-        and _number(stats.get("std"))
-        and stats["std"] >= 0
     )
 
 
@@ -133,19 +150,42 @@ def updated(
     trials = dict(existing)
     kept: list[str] = []
     all_records = list(records)
-    skip = set(regressed)
-    for combination in combine(r for r in all_records if r.key.repeat is not None):
-        if combination.combo in skip or not all(_moves(r) for r in combination.records):
+    repeats = combine(r for r in all_records if r.key.repeat is not None)
+    _update_combinations(trials, kept, repeats, set(regressed), judged)
+    singles = [r for r in all_records if r.key.repeat is None]
+    _update_trials(trials, kept, singles, judged)
+    return trials, kept
+
+
+def _update_combinations(
+    trials: dict[str, Entry],
+    kept: list[str],
+    combinations: Iterable[Combination],
+    regressed: set[str],
+    judged: Mapping[str, Entry] | None,
+) -> None:
+    """Moves the entry of each combination whose every repeat passed and
+    that did not regress; keeps the others' (see `updated`)."""
+    for combination in combinations:
+        gate_failed = combination.combo in regressed
+        if gate_failed or not all(_moves(r) for r in combination.records):
             # Every repeat must have passed: a baseline of survivors flatters.
-            if combination.combo in skip or any(_kept(r) for r in combination.records):
+            if gate_failed or any(_kept(r) for r in combination.records):
                 _keep(trials, kept, combination.combo, judged)
             continue
         entry = _combination_entry(combination, trials.get(combination.combo, {}))
         if entry is not None:
             trials[combination.combo] = entry
-    for record in all_records:
-        if record.key.repeat is not None:
-            continue
+
+
+def _update_trials(
+    trials: dict[str, Entry],
+    kept: list[str],
+    records: Iterable[TrialRecord],
+    judged: Mapping[str, Entry] | None,
+) -> None:
+    """Moves the entry of each single trial that passed; keeps the others'."""
+    for record in records:
         if not _moves(record):
             if _kept(record):
                 _keep(trials, kept, record.nodeid, judged)
@@ -153,7 +193,6 @@ def updated(
         entry = _trial_entry(record, trials.get(record.nodeid, {}))
         if entry is not None:
             trials[record.nodeid] = entry
-    return trials, kept
 
 
 def _trial_entry(record: TrialRecord, old: Entry) -> Entry | None:
@@ -179,15 +218,7 @@ def _combination_entry(combination: Combination, old: Entry) -> Entry | None:
     recorded = old.get("stats", {})
     if len(combination.records) < max((s.get("n", 0) for s in recorded.values()), default=0):
         return None
-    stats: dict[str, dict[str, Any]] = {}
-    for name, summary in combination.summaries().items():
-        if combination.lost(name) or not math.isfinite(summary.mean + summary.std):
-            # A repeat came out NaN (or the values overflow): the survivors
-            # would flatter, so the metric keeps its recorded value.
-            if name in recorded:
-                stats[name] = recorded[name]
-        elif summary.n:
-            stats[name] = summary.to_dict()
+    stats = _combination_stats(combination, recorded)
     if not stats:
         return None
     key = combination.key
@@ -197,6 +228,22 @@ def _combination_entry(combination: Combination, old: Entry) -> Entry | None:
         "metrics": {n: s["mean"] for n, s in stats.items()},
         "stats": stats,
     }
+
+
+def _combination_stats(
+    combination: Combination, recorded: Mapping[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each metric's statistics over the repeats, by name."""
+    stats: dict[str, dict[str, Any]] = {}
+    for name, summary in combination.summaries().items():
+        if combination.lost(name) or not math.isfinite(summary.mean + summary.std):
+            # A repeat came out NaN (or the values overflow): the survivors
+            # would flatter, so the metric keeps its recorded value.
+            if name in recorded:
+                stats[name] = recorded[name]
+        elif summary.n:
+            stats[name] = summary.to_dict()
+    return stats
 
 
 def _keep(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -169,19 +169,7 @@ def _check_the_arguments(
     takes_dict = "hparams" in names
     missing = [n for n in sweep.names if n not in names]
     if missing and not takes_dict:
-        decorator = (
-            "@hparam_search" if search else "@hparam_random" if sweep.fixed else "@hparam_grid"
-        )
-        parameter = inspect.signature(metafunc.function).parameters.get(missing[0])
-        if parameter is not None:  # pytest passes no argument that has a default
-            _fail(
-                f"{where} {decorator} declares {missing[0]!r}, and the function's argument "
-                f"{missing[0]!r} has a default value, which pytest never replaces; remove it"
-            )
-        _fail(
-            f"{where} {decorator} declares {missing[0]!r} but the function takes no such "
-            f"argument; add it, or take an `hparams` argument to get all values as a dict"
-        )
+        _refuse_missing(metafunc.function, missing[0], f"{where} {_decorator(sweep, search)}")
     parametrized = _parametrized_names(metafunc)
     for name in [*sweep.names, *(["hparams"] if takes_dict else [])]:
         if name in parametrized:
@@ -191,6 +179,27 @@ def _check_the_arguments(
             )
 
 
+def _decorator(sweep: Sweep, search: Search | None) -> str:
+    """The decorator that declared a sweep, as the user wrote it."""
+    if search is not None:
+        return "@hparam_search"
+    return "@hparam_random" if sweep.fixed else "@hparam_grid"
+
+
+def _refuse_missing(function: Any, name: str, declared_by: str) -> None:
+    """Fails a sweep whose function takes no swept argument `name`."""
+    parameter = inspect.signature(function).parameters.get(name)
+    if parameter is not None:  # pytest passes no argument that has a default
+        _fail(
+            f"{declared_by} declares {name!r}, and the function's argument "
+            f"{name!r} has a default value, which pytest never replaces; remove it"
+        )
+    _fail(
+        f"{declared_by} declares {name!r} but the function takes no such "
+        f"argument; add it, or take an `hparams` argument to get all values as a dict"
+    )
+
+
 def _parameters(
     metafunc: pytest.Metafunc, sweep: Sweep, search: Search | None, count: int, where: str
 ) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:
@@ -198,16 +207,7 @@ def _parameters(
     an item per combination (or searched trial), and per repeat."""
     names = metafunc.fixturenames
     argnames = [n for n in sweep.names if n in names]
-    if search is not None:
-        # The values are asked when each trial starts; until then its
-        # arguments hold None, and the runner passes the asked values.
-        combos: list[dict[str, Any]] = [{n: None for n in sweep.names}] * search.n
-        ids = [f"trial:{k}" for k in range(search.n)]
-    else:
-        combos = list(sweep.combinations())
-        ids = [trial_id(c) for c in combos]
-        if len(set(ids)) != len(ids):
-            _refuse_colliding_ids(where, combos, ids)
+    combos, ids = _trials(sweep, search, where)
     values = [tuple(c[n] for n in argnames) for c in combos]
     if "hparams" in names:
         values = [(*v, c) for v, c in zip(values, combos, strict=True)]
@@ -221,9 +221,34 @@ def _parameters(
         # does not take (pytest-repeat adds its step number the same way).
         metafunc.fixturenames.append(REPEAT_PARAM)
         argnames.append(REPEAT_PARAM)
-        values = [(*v, k) for v in values for k in range(count)]
-        ids = [f"{i}-repeat:{k}" for i in ids for k in range(count)]
+        values, ids = _repeated(values, ids, count)
     return argnames, values, ids
+
+
+def _trials(
+    sweep: Sweep, search: Search | None, where: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each trial's hparams and its id: a grid's or sample's combinations,
+    or a search's trials."""
+    if search is not None:
+        # The values are asked when each trial starts; until then its
+        # arguments hold None, and the runner passes the asked values.
+        return [{n: None for n in sweep.names}] * search.n, [f"trial:{k}" for k in range(search.n)]
+    combos = list(sweep.combinations())
+    ids = [trial_id(c) for c in combos]
+    if len(set(ids)) != len(ids):
+        _refuse_colliding_ids(where, combos, ids)
+    return combos, ids
+
+
+def _repeated(
+    values: list[tuple[Any, ...]], ids: list[str], count: int
+) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Each trial's values and id, `count` times, each numbered by its repeat."""
+    return (
+        [(*v, k) for v in values for k in range(count)],
+        [f"{i}-repeat:{k}" for i in ids for k in range(count)],
+    )
 
 
 def where_of(item: pytest.Item) -> tuple[str, tuple[str, ...]]:
@@ -310,8 +335,7 @@ def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
     marked = [
         name
         for name, value in [("", cls), *vars(cls).items()]
-        if (value is cls or type(value) is types.FunctionType)
-        and any(getattr(m, "name", None) == MARK for m in vars(value).get("pytestmark", []))
+        if (value is cls or type(value) is types.FunctionType) and _swept(value)
     ]
     if marked:
         where = f"{cls.__name__}.{marked[0]}" if marked[0] else cls.__name__
@@ -320,6 +344,11 @@ def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
             "method of a plain class; pytest runs unittest.TestCase methods without "
             "parameters, so the sweep would run once; move it out of the TestCase"
         )
+
+
+def _swept(value: object) -> bool:
+    """Whether a class or function carries a sweep's mark in its own dict."""
+    return any(getattr(m, "name", None) == MARK for m in vars(value).get("pytestmark", []))
 
 
 def keys_of(items: list[pytest.Item], sweeps: Mapping[str, Compiled]) -> dict[str, TrialKey]:
@@ -373,9 +402,7 @@ def key_of(item: pytest.Function, sweep: SweepDefinition, names: tuple[str, ...]
     source = params.get("hparams", params)
     # A search's hparams are asked when its trial starts (the runner fills them in).
     hparams = {} if SEARCH_PARAM in params else {n: source[n] for n in names}
-    ours = {*names, "hparams", REPEAT_PARAM, SEARCH_PARAM}
-    others = [k for k in params if k not in ours]
-    case = ", ".join(f"{k}={_shown(params[k])}" for k in others) if others else ""
+    case = _case(params, names)
     repeat = params.get(REPEAT_PARAM)
     combo, where = item.nodeid, f"[{item.callspec.id}]"
     if repeat is not None:
@@ -396,6 +423,13 @@ def key_of(item: pytest.Function, sweep: SweepDefinition, names: tuple[str, ...]
     )
 
 
+def _case(params: Mapping[str, Any], names: tuple[str, ...]) -> str:
+    """The item's parameters that are not the sweep's (`@pytest.mark.parametrize`'s):
+    `dataset=mnist, seed=1`."""
+    ours = {*names, "hparams", REPEAT_PARAM, SEARCH_PARAM}
+    return ", ".join(f"{k}={_shown(v)}" for k, v in params.items() if k not in ours)
+
+
 def _shown(value: object) -> str:
     if isinstance(value, (bool, int, float, str)):
         return format_value(value)
@@ -412,12 +446,7 @@ def shard(
     each shard's baseline gate sees all of them), and a sweep's shards differ
     by one combination at most. Tests that are not swept run in shard 1 only.
     """
-    position: dict[str, int] = {}
-    by_test: dict[str, set[str]] = {}
-    for trial in keys.values():
-        by_test.setdefault(trial.test, set()).add(trial.group)
-    for combos in by_test.values():
-        position.update((combo, i) for i, combo in enumerate(sorted(combos)))
+    position = _positions(keys.values())
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
@@ -426,6 +455,14 @@ def shard(
         mine = k == 1 if index is None else index % n == k - 1
         (keep if mine else drop).append(item)
     return keep, drop
+
+
+def _positions(keys: Iterable[TrialKey]) -> dict[str, int]:
+    """Each combination's place among its sweep's, sorted."""
+    by_test: dict[str, set[str]] = {}
+    for trial in keys:
+        by_test.setdefault(trial.test, set()).add(trial.group)
+    return {combo: i for combos in by_test.values() for i, combo in enumerate(sorted(combos))}
 
 
 def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
@@ -442,20 +479,10 @@ def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> dict[str, dic
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") == "pytest-hparams-report":
-            best: dict[str, dict[str, Any]] = {}
-            for sweep in data["sweeps"]:  # trials are ranked best first
-                passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
-                if passed:
-                    _floats(passed[0]["metrics"])
-                    best[passed[0]["nodeid"]] = dict(passed[0].get("hparams") or {})
-            return best
+            return _best_in_report(data)
         if data.get("format") != "pytest-hparams-baseline":
             raise KeyError("format")
-        by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
-        given: dict[str, dict[str, Any]] = {}
-        for nodeid, entry in data["trials"].items():
-            by_test.setdefault(entry["test"], []).append((nodeid, _floats(entry["metrics"])))
-            given[nodeid] = dict(entry.get("hparams") or {})
+        by_test, given = _baseline_trials(data)
     # OverflowError: an integer beyond float64, such as 10**400 written out.
     except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         raise SweepError(
@@ -464,12 +491,46 @@ def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> dict[str, dic
         ) from None
     best = {}
     for test, trials in by_test.items():
-        name, goal = goals.get(test) or (next(iter(trials[0][1]), ""), "max")
-        scored = [(m[name], nodeid) for nodeid, m in trials if name in m]
-        if scored:
-            nodeid = (max(scored) if goal == "max" else min(scored))[1]
+        nodeid = _best_in_baseline(trials, goals.get(test))
+        if nodeid is not None:
             best[nodeid] = given[nodeid]
     return best
+
+
+def _best_in_report(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each sweep's best trial in a JSON report, which ranks them best first."""
+    best: dict[str, dict[str, Any]] = {}
+    for sweep in data["sweeps"]:
+        passed = [t for t in sweep["trials"] if t["outcome"] in ("passed", "resumed")]
+        if passed:
+            _floats(passed[0]["metrics"])
+            best[passed[0]["nodeid"]] = dict(passed[0].get("hparams") or {})
+    return best
+
+
+def _baseline_trials(
+    data: Mapping[str, Any],
+) -> tuple[dict[str, list[tuple[str, dict[str, float]]]], dict[str, dict[str, Any]]]:
+    """A baseline's trials, as (node id, metrics) by sweep, and the hparams
+    each was given, by node id."""
+    by_test: dict[str, list[tuple[str, dict[str, float]]]] = {}
+    given: dict[str, dict[str, Any]] = {}
+    for nodeid, entry in data["trials"].items():
+        by_test.setdefault(entry["test"], []).append((nodeid, _floats(entry["metrics"])))
+        given[nodeid] = dict(entry.get("hparams") or {})
+    return by_test, given
+
+
+def _best_in_baseline(
+    trials: list[tuple[str, dict[str, float]]], primary: tuple[str, str] | None
+) -> str | None:
+    """The node id of a sweep's best trial in a baseline, by its primary
+    metric and goal (a sweep not collected: its first metric, maximized)."""
+    name, goal = primary or (next(iter(trials[0][1]), ""), "max")
+    scored = [(m[name], nodeid) for nodeid, m in trials if name in m]
+    if not scored:
+        return None
+    return (max(scored) if goal == "max" else min(scored))[1]
 
 
 def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import enum
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from pytest_hparams import baseline, export, gates, table
 from pytest_hparams.merge import MergeError, load_reports
 from pytest_hparams.metrics import Metric
 from pytest_hparams.options import alpha_spec, tolerance_spec
-from pytest_hparams.records import Outcome, SweepDefinition
+from pytest_hparams.records import Outcome, SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination, combine
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.settings import Settings, check_output, missing_plotly
@@ -77,10 +78,8 @@ class Result:
 
     def verdict(self) -> str:
         """One line: whether the head regressed, and the tally."""
-        tally = {s: 0 for s in Status}
-        for change in self.changes:
-            tally[change.status] += 1
-        counts = ", ".join(f"{n} {s.value}" for s, n in tally.items() if n)
+        tally = Counter(c.status for c in self.changes)
+        counts = ", ".join(f"{tally[s]} {s.value}" for s in Status if tally[s])
         total = f"{len(self.changes)} combinations" if self.changes else "no combination"
         if tally[Status.REGRESSED]:
             return f"❌ {tally[Status.REGRESSED]} regressed beyond tolerance: {counts}"
@@ -99,32 +98,40 @@ def compare(base: Reporter, head: Reporter, tolerances: gates.Tolerances, alpha:
     entries, _ = baseline.updated({}, base_records)
     base_groups = _groups(base)
     changes: list[Change] = []
-    primary: dict[str, Metric] = {}
     for test, by_id in head.records.items():
         definition = head.definitions[test]
-        metrics = list(definition.metrics)
-        columns = table.columns(list(by_id.values()), metrics)
-        if columns:
-            primary[test] = columns[0]
         for combo in combine(by_id.values()):
             change = _judge(combo, entries.get(combo.combo), definition, tolerances, alpha)
             change.base = base_groups.pop(combo.combo, None)
             if change.base is None:
                 change.status = Status.ADDED
             changes.append(change)
-    for group, combo in base_groups.items():
-        key = combo.key
-        changes.append(
-            Change(key.test, group, table.cell_text(key.where), Status.REMOVED, base=combo)
-        )
-        if key.test not in primary:
-            definition = base.definitions[key.test]
-            columns = table.columns(combo.records, definition.metrics)
-            if columns:
-                primary[key.test] = columns[0]
+    changes += [
+        Change(combo.key.test, group, table.cell_text(combo.key.where), Status.REMOVED, base=combo)
+        for group, combo in base_groups.items()
+    ]
     order = list(Status)
     changes.sort(key=lambda c: (order.index(c.status), c.sweep, c.combo))
-    return Result(changes, primary, alpha)
+    return Result(changes, _primary_metrics(head, base, base_groups.values()), alpha)
+
+
+def _primary_metrics(
+    head: Reporter, base: Reporter, removed: Iterable[Combination]
+) -> dict[str, Metric]:
+    """Each sweep's primary metric, the first of its table's columns: as the
+    head's trials give it, or, for a sweep the head does not give one, as
+    its removed combinations do."""
+    sides: list[tuple[str, Sequence[TrialRecord], Mapping[str, SweepDefinition]]] = [
+        (test, list(by_id.values()), head.definitions) for test, by_id in head.records.items()
+    ]
+    sides += [(combo.key.test, combo.records, base.definitions) for combo in removed]
+    primary: dict[str, Metric] = {}
+    for test, records, definitions in sides:
+        if test not in primary:
+            columns = table.columns(records, definitions[test].metrics)
+            if columns:
+                primary[test] = columns[0]
+    return primary
 
 
 def _groups(side: Reporter) -> dict[str, Combination]:
@@ -146,8 +153,8 @@ def _judge(
         comparison = gates.compare_repeats(combo, entry, metrics, tolerances, alpha)
     else:
         (record,) = combo.records
-        if record.outcome in (Outcome.PRUNED, Outcome.SKIPPED):
-            change.status = Status.PRUNED if record.outcome is Outcome.PRUNED else Status.NEW
+        if record.outcome in _UNJUDGED:
+            change.status = _UNJUDGED[record.outcome]
             return change
         # A trial that failed is judged on what it returned: a metric it
         # never returned is missing, a regression.
@@ -157,16 +164,29 @@ def _judge(
         change.status = Status.PRUNED if pruned else Status.FAILED
         return change
     change.comparison = comparison
-    change.status = {
-        Verdict.REGRESSED: Status.REGRESSED,
-        Verdict.IMPROVED: Status.IMPROVED,
-        Verdict.NEW: Status.NEW,
-    }.get(comparison.verdict, Status.OK)
-    for metric in comparison.metrics:
-        run, base = metric.run, metric.base
-        if run is not None and base is not None and run.n > 1 and base.n > 1:
-            change.intervals[metric.name] = gates.welch_interval(run.values, base.values, alpha)
+    change.status = _STATUS.get(comparison.verdict, Status.OK)
+    change.intervals = _intervals(comparison, alpha)
     return change
+
+
+#: A single trial's status where it returned nothing to judge.
+_UNJUDGED = {Outcome.PRUNED: Status.PRUNED, Outcome.SKIPPED: Status.NEW}
+#: A combination's status by its verdict (any other verdict is OK).
+_STATUS = {
+    Verdict.REGRESSED: Status.REGRESSED,
+    Verdict.IMPROVED: Status.IMPROVED,
+    Verdict.NEW: Status.NEW,
+}
+
+
+def _intervals(comparison: Comparison, alpha: float) -> dict[str, tuple[float, float]]:
+    """By metric, the Welch interval of head minus base, where both sides
+    hold two or more repeats."""
+    return {
+        m.name: gates.welch_interval(m.run.values, m.base.values, alpha)
+        for m in comparison.metrics
+        if m.run is not None and m.base is not None and m.run.n > 1 and m.base.n > 1
+    }
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -184,31 +204,51 @@ def rows(result: Result, changes: Sequence[Change]) -> list[list[str]]:
     sides, the change, and, over repeats, the Welch interval of the change
     and the test's p-value; a regressed metric's row is marked."""
     welch = any(c.intervals for c in result.changes)
-    out = []
-    for change in changes:
-        mark = "✗" if change.status is Status.REGRESSED else ""
-        head = [mark, change.sweep, change.where or change.combo, change.status.value]
-        primary = result.primary.get(change.sweep)
-        metrics = sorted(
-            change.comparison.metrics if change.comparison else (),
-            key=lambda m: primary is None or m.name != primary.name,  # the primary first
-        )
-        if not metrics:
-            name = primary
-            cells = _sides(change, name.name if name else "")
-            out.append([*head, *cells, *(["", ""] if welch else [])])
-            continue
-        for i, metric in enumerate(metrics):
-            # Each metric's own verdict: a combination regresses by any one of them.
-            regressed = metric.verdict is Verdict.REGRESSED
-            where = head[1:3] if i == 0 else ["", ""]
-            cells = ["✗" if regressed else "", *where, metric.verdict.value, *_metric_cells(metric)]
-            if welch:
-                interval = change.intervals.get(metric.name)
-                cells.append(f"[{interval[0]:+.3g}, {interval[1]:+.3g}]" if interval else "")
-                cells.append(f"{metric.p:.3g}" if metric.p is not None else "")
-            out.append(cells)
-    return out
+    return [
+        row
+        for change in changes
+        for row in _change_rows(change, result.primary.get(change.sweep), welch)
+    ]
+
+
+def _change_rows(change: Change, primary: Metric | None, welch: bool) -> list[list[str]]:
+    """One combination's rows: a row per metric judged, or, with none, one
+    row of both sides' primary metric."""
+    mark = "✗" if change.status is Status.REGRESSED else ""
+    head = [mark, change.sweep, change.where or change.combo, change.status.value]
+    metrics = _primary_first(change.comparison, primary)
+    if not metrics:
+        cells = _sides(change, primary.name if primary else "")
+        return [[*head, *cells, *(["", ""] if welch else [])]]
+    return [
+        _metric_row(change, metric, head[1:3] if i == 0 else ["", ""], welch)
+        for i, metric in enumerate(metrics)
+    ]
+
+
+def _primary_first(comparison: Comparison | None, primary: Metric | None) -> list[MetricComparison]:
+    """The metrics a comparison judged, the primary first."""
+    if comparison is None:
+        return []
+    return sorted(comparison.metrics, key=lambda m: primary is None or m.name != primary.name)
+
+
+def _metric_row(
+    change: Change, metric: MetricComparison, where: list[str], welch: bool
+) -> list[str]:
+    """A metric's row, marked by its own verdict: a combination regresses by
+    any one of them."""
+    mark = "✗" if metric.verdict is Verdict.REGRESSED else ""
+    cells = [mark, *where, metric.verdict.value, *_metric_cells(metric)]
+    return cells + (_welch_cells(change.intervals.get(metric.name), metric.p) if welch else [])
+
+
+def _welch_cells(interval: tuple[float, float] | None, p: float | None) -> list[str]:
+    """The Welch interval and p-value cells, blank where the test did not run."""
+    return [
+        f"[{interval[0]:+.3g}, {interval[1]:+.3g}]" if interval else "",
+        f"{p:.3g}" if p is not None else "",
+    ]
 
 
 def _metric_cells(metric: MetricComparison) -> list[str]:
@@ -356,13 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     settings = Settings(alpha=args.alpha, tolerances=(dict(args.tolerance),))
-    sides = []
     try:
-        for path in (args.base, args.head):
-            side = Reporter(settings, merged=True)
-            load_reports([path], side)
-            side.decide_gate()
-            sides.append(side)
+        sides = [_read_side(path, settings) for path in (args.base, args.head)]
         result = compare(sides[0], sides[1], settings.tolerance, args.alpha)
     except (MergeError, ModuleNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -370,17 +405,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in text_lines(result, args.base, args.head):
         print(line)
     try:
-        if args.markdown is not None:
-            export.write(args.markdown, markdown(result))
-            print(f"markdown summary: {args.markdown}")
-        if args.html is not None:
-            names = (args.base.name, args.head.name)
-            export.write(args.html, html(result, sides[0], sides[1], names))
-            print(f"html report: {args.html}")
+        _write_reports(args, result, sides[0], sides[1])
     except OSError as e:
         print(f"error: could not write a report ({type(e).__name__}: {e})", file=sys.stderr)
         return 2
     return 1 if result.regressed else 0
+
+
+def _read_side(path: Path, settings: Settings) -> Reporter:
+    """One side's records, as merge reads a report, with its gates decided."""
+    side = Reporter(settings, merged=True)
+    load_reports([path], side)
+    side.decide_gate()
+    return side
+
+
+def _write_reports(
+    args: argparse.Namespace, result: Result, base: Reporter, head: Reporter
+) -> None:
+    """Writes the Markdown and HTML reports that were asked for, and says where."""
+    if args.markdown is not None:
+        export.write(args.markdown, markdown(result))
+        print(f"markdown summary: {args.markdown}")
+    if args.html is not None:
+        names = (args.base.name, args.head.name)
+        export.write(args.html, html(result, base, head, names))
+        print(f"html report: {args.html}")
 
 
 def _check_outputs(args: argparse.Namespace) -> str | None:
@@ -393,20 +443,25 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     if args.html is not None and (why := missing_plotly("--html")):
         return why
     for path, source, kind in outputs:
-        if path is None:
-            continue
-        if path.resolve() in inputs:
-            return f"{path} is also an input; write the {source[2:]} to a file of its own"
-        try:
-            check_output(path, source)
-        except pytest.UsageError as e:
-            return str(e)
-        # The Markdown is a comment's body, never a sweep's summary: only an
-        # empty file or one this command wrote may be replaced.
-        if kind == "markdown" and path.exists() and not _ours(path):
-            return f"{path} holds something other than a comparison; give a path of its own"
-        if kind == "html" and (why := export.foreign(path, "html")):
-            return f"{path} {why}; give a path of its own"
+        if path is not None and (problem := _output_problem(path, source, kind, inputs)):
+            return problem
+    return None
+
+
+def _output_problem(path: Path, source: str, kind: str, inputs: set[Path]) -> str | None:
+    """Why one output cannot be written to `path`; None when it can."""
+    if path.resolve() in inputs:
+        return f"{path} is also an input; write the {source[2:]} to a file of its own"
+    try:
+        check_output(path, source)
+    except pytest.UsageError as e:
+        return str(e)
+    # The Markdown is a comment's body, never a sweep's summary: only an
+    # empty file or one this command wrote may be replaced.
+    if kind == "markdown" and path.exists() and not _ours(path):
+        return f"{path} holds something other than a comparison; give a path of its own"
+    if kind == "html" and (why := export.foreign(path, "html")):
+        return f"{path} {why}; give a path of its own"
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -44,36 +44,43 @@ def json_report(
     "nan", "inf" or "-inf". `shard` (K, N) and `interrupted` (the run was
     cut short: its sweeps are incomplete) tell `merge` what is missing.
     """
-    curves = curves or {}
-    out = []
-    for definition, records, combos in sweeps:
-        metrics = table.columns(records, definition.metrics)
-        primary = metrics[0] if metrics else None
-        data = definition.to_dict()
-        sweep: dict[str, Any] = {
-            "test": definition.test,
-            "hparams": data["hparams"],
-            "metrics": data["metrics"],
-            "definition": data,
-            "trials": [
-                _json_safe(_trial(t, curves.get(t.nodeid))) for t in table.rank(records, primary)
-            ],
-        }
-        if combos:
-            # Ranked as the table ranks them: arrival order is xdist's.
-            ranked = table.rank_combinations(combos, primary)
-            sweep["combinations"] = [_combination(c) for c in ranked]
-        out.append(sweep)
     data = {
         "format": "pytest-hparams-report",
         "version": JSON_VERSION,
-        "sweeps": out,
+        "sweeps": [_sweep(*sweep, curves or {}) for sweep in sweeps],
         "baseline_not_run": list(not_run),
         "gate": {"passed": not gate_failures, "failures": list(gate_failures)},
         "shard": list(shard) if shard else None,
         "interrupted": interrupted,
     }
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def _sweep(
+    definition: SweepDefinition,
+    records: Sequence[TrialRecord],
+    combos: Sequence[Combination] | None,
+    curves: Mapping[str, Curves],
+) -> dict[str, Any]:
+    """One sweep's part of the report: its trials, and its combinations when
+    it repeats, each ranked as its table ranks them."""
+    metrics = table.columns(records, definition.metrics)
+    primary = metrics[0] if metrics else None
+    data = definition.to_dict()
+    sweep: dict[str, Any] = {
+        "test": definition.test,
+        "hparams": data["hparams"],
+        "metrics": data["metrics"],
+        "definition": data,
+        "trials": [
+            _json_safe(_trial(t, curves.get(t.nodeid))) for t in table.rank(records, primary)
+        ],
+    }
+    if combos:
+        # Ranked as the table ranks them: arrival order is xdist's.
+        ranked = table.rank_combinations(combos, primary)
+        sweep["combinations"] = [_combination(c) for c in ranked]
+    return sweep
 
 
 def _trial(record: TrialRecord, curves: Curves | None) -> dict[str, Any]:
@@ -165,15 +172,20 @@ def _replaceable(path: Path, kind: str) -> bool:
             start = f.read(256).decode("utf-8", errors="replace")
     except OSError:  # unreadable: whether it can be written is checked apart
         return True
-    if not start.strip():  # blank so far: blank throughout, or a file of the user's
-        try:
-            return not path.read_bytes().strip()
-        except OSError:
-            return True
-    if kind == "markdown":  # its first heading names a test: "### `test_x.py::test_fit`"
-        return MARKDOWN_START.match(start.lstrip()) is not None
-    if kind == "html":
-        return start.startswith(HTML_START)
+    if not start.strip():
+        return _blank(path)
+    return _OURS[kind](path, start)
+
+
+def _blank(path: Path) -> bool:
+    """Whether a file blank so far is blank throughout, not a file of the user's."""
+    try:
+        return not path.read_bytes().strip()
+    except OSError:
+        return True
+
+
+def _ours_json(path: Path, start: str) -> bool:
     if start.startswith(JSON_START):
         return True
     try:  # a report reformatted (json.tool, jq): read it whole
@@ -181,6 +193,23 @@ def _replaceable(path: Path, kind: str) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.get("format") == "pytest-hparams-report"
+
+
+def _ours_markdown(path: Path, start: str) -> bool:
+    # Its first heading names a test: "### `test_x.py::test_fit`".
+    return MARKDOWN_START.match(start.lstrip()) is not None
+
+
+def _ours_html(path: Path, start: str) -> bool:
+    return start.startswith(HTML_START)
+
+
+#: Whether a file, given its first 256 bytes, is a report of a kind that this plugin wrote.
+_OURS: dict[str, Callable[[Path, str], bool]] = {
+    "json": _ours_json,
+    "markdown": _ours_markdown,
+    "html": _ours_html,
+}
 
 
 def markdown_report(tables: Sequence[table.Table], html_link: str = "") -> str:

@@ -35,18 +35,21 @@ NEW = Comparison(Verdict.NEW)
 
 def bounds(metrics: Mapping[str, float], declared: Iterable[Metric]) -> list[str]:
     """One line per declared bound (`Metric(min=..., max=...)`) the trial misses."""
-    problems = []
-    for metric in declared:
-        if metric.min is None and metric.max is None:
-            continue
-        value = metrics.get(metric.name)
-        if value is None:
-            problems.append(f"{metric.name} has a bound but the test did not return it")
-        elif metric.min is not None and not value >= metric.min:  # NaN fails too
-            problems.append(f"{metric.name} {value:.6g} is below its minimum {metric.min:g}")
-        elif metric.max is not None and not value <= metric.max:
-            problems.append(f"{metric.name} {value:.6g} is above its maximum {metric.max:g}")
-    return problems
+    problems = (_missed_bound(metric, metrics.get(metric.name)) for metric in declared)
+    return [problem for problem in problems if problem]
+
+
+def _missed_bound(metric: Metric, value: float | None) -> str:
+    """The bound a metric's value misses, said in a line; "" when it meets them."""
+    if metric.min is None and metric.max is None:
+        return ""
+    if value is None:
+        return f"{metric.name} has a bound but the test did not return it"
+    if metric.min is not None and not value >= metric.min:  # NaN fails too
+        return f"{metric.name} {value:.6g} is below its minimum {metric.min:g}"
+    if metric.max is not None and not value <= metric.max:
+        return f"{metric.name} {value:.6g} is above its maximum {metric.max:g}"
+    return ""
 
 
 # --- one run against the baseline ---------------------------------------------------
@@ -89,14 +92,24 @@ def _judge_value(
     amount = _amount(tol, base)
     if tol.relative:
         shown = f"{shown} ({_num(amount)})"
-    bad = base - value if metric.goal == "max" else value - base
+    bad = _worse_by(metric.goal, value - base)
     if bad > amount:
-        sign = "<" if metric.goal == "max" else ">"
-        op = "-" if metric.goal == "max" else "+"
+        sign, op = _BEYOND[metric.goal]
         return Verdict.REGRESSED, (
             f"{name} regressed: {_num(value)} {sign} baseline {_num(base)} {op} tolerance {shown}"
         )
     return (Verdict.IMPROVED if -bad > amount else Verdict.OK), ""
+
+
+#: How a regression line puts the value beyond the baseline, by the metric's
+#: goal: `value < baseline - tolerance` for "max", `>` and `+` for "min".
+_BEYOND = {"max": ("<", "-"), "min": (">", "+")}
+
+
+def _worse_by(goal: str, delta: float) -> float:
+    """How far a change of `delta` goes in the bad direction for the goal
+    (negative when it is an improvement)."""
+    return -delta if goal == "max" else delta
 
 
 def _amount(tol: Tolerance, base: float) -> float:
@@ -178,30 +191,49 @@ def judge_repeats(
     matters) and a one-sided Welch's t-test finds it at `alpha` (a change
     that is not noise). With fewer, the single-value rule decides, on the means.
     """
-    name = metric.name
     shown = shown or str(tol)
     if run.n == 0:
-        return Verdict.REGRESSED, f"{name} is missing or not finite in every repeat", None
-    amount = _amount(tol, base.mean)
-    delta = run.mean - base.mean
-    bad = -delta if metric.goal == "max" else delta
-    sides = f"{run.text()} vs baseline {base.text()}"
+        return Verdict.REGRESSED, f"{metric.name} is missing or not finite in every repeat", None
     if run.n < 2 or base.n < 2:
-        if bad > amount:
-            return Verdict.REGRESSED, f"{name} regressed: {sides}, beyond tolerance {shown}", None
-        return (Verdict.IMPROVED if -bad > amount else Verdict.OK), "", None
+        return (*_judge_means(metric, run, base, tol, shown), None)
+    return _judge_welch(metric, run, base, tol, alpha, shown)
+
+
+def _judge_means(
+    metric: Metric, run: Summary, base: Summary, tol: Tolerance, shown: str
+) -> tuple[Verdict, str]:
+    """Too few repeats for a t-test: the means against the tolerance alone."""
+    amount = _amount(tol, base.mean)
+    bad = _worse_by(metric.goal, run.mean - base.mean)
+    if bad > amount:
+        sides = f"{run.text()} vs baseline {base.text()}"
+        return Verdict.REGRESSED, f"{metric.name} regressed: {sides}, beyond tolerance {shown}"
+    return (Verdict.IMPROVED if -bad > amount else Verdict.OK), ""
+
+
+def _judge_welch(
+    metric: Metric, run: Summary, base: Summary, tol: Tolerance, alpha: float, shown: str
+) -> tuple[Verdict, str, float]:
+    """Two or more repeats a side: a move beyond the tolerance counts only
+    where a one-sided Welch's t-test finds it at `alpha`, each way."""
+    amount = _amount(tol, base.mean)
+    bad = _worse_by(metric.goal, run.mean - base.mean)
     p = welch_p(run.values, base.values, metric.goal)
     if bad > amount and p < alpha:
+        sides = f"{run.text()} vs baseline {base.text()}"
         return (
             Verdict.REGRESSED,
-            f"{name} regressed: {sides}; one-sided Welch's t-test p={p:.3g} < alpha {alpha:g}, "
-            f"beyond tolerance {shown}",
+            f"{metric.name} regressed: {sides}; one-sided Welch's t-test p={p:.3g} < alpha "
+            f"{alpha:g}, beyond tolerance {shown}",
             p,
         )
-    flipped = "min" if metric.goal == "max" else "max"
+    flipped = _FLIPPED[metric.goal]
     if -bad > amount and welch_p(run.values, base.values, flipped) < alpha:
         return Verdict.IMPROVED, "", p
     return Verdict.OK, "", p
+
+
+_FLIPPED = {"max": "min", "min": "max"}  # the goal an improvement is tested as
 
 
 def compare_repeats(
@@ -220,28 +252,48 @@ def compare_repeats(
         return NEW
     by_name = {m.name: m for m in declared}
     stats = entry.get("stats") or {}
-    out = []
-    for name, mean in sorted(entry["metrics"].items()):
-        metric = by_name.get(name) or Metric(name)
-        base = Summary.from_dict(stats[name]) if name in stats else Summary(1, mean, 0.0, (mean,))
-        run = combination.summary(name)
-        tol, shown = _tolerance(metric, tolerances)
-        lost = sum(1 for r in ran if not math.isfinite(r.metrics.get(name, math.nan)))
-        if lost:
-            # A repeat that diverged (NaN) or did not return the metric is a
-            # regression, as it is for a single trial, not a smaller sample.
-            verdict, p = Verdict.REGRESSED, None
-            message = f"{name} is missing or not finite in {lost} of {len(ran)} repeats"
-        elif run.n == 1 and base.n == 1:  # one value a side: said as for one trial
-            p = None
-            verdict, message = _judge_value(metric, run.mean, base.mean, tol, shown)
-        else:
-            verdict, message, p = judge_repeats(metric, run, base, tol, alpha, shown)
-        value = run.mean if run.n else None
-        out.append(
-            MetricComparison(name, verdict, value, base.mean, str(tol), message, p, run, base)
+    return Comparison.of(
+        _compare_repeated_metric(
+            by_name.get(name) or Metric(name),
+            combination.summary(name),
+            _base_summary(stats, name, mean),
+            _lost(ran, name),
+            tolerances,
+            alpha,
         )
-    return Comparison.of(out)
+        for name, mean in sorted(entry["metrics"].items())
+    )
+
+
+def _base_summary(stats: Mapping[str, Any], name: str, mean: float) -> Summary:
+    """A metric's statistics in the baseline; an entry saved from a single
+    trial holds only its value."""
+    return Summary.from_dict(stats[name]) if name in stats else Summary(1, mean, 0.0, (mean,))
+
+
+def _lost(ran: Sequence[Any], name: str) -> str:
+    """`2 of 5` where some repeats that ran did not return a finite value; "" where all did."""
+    lost = sum(1 for r in ran if not math.isfinite(r.metrics.get(name, math.nan)))
+    return f"{lost} of {len(ran)}" if lost else ""
+
+
+def _compare_repeated_metric(
+    metric: Metric, run: Summary, base: Summary, lost: str, tolerances: Tolerances, alpha: float
+) -> MetricComparison:
+    """One metric of a combination's repeats against its baseline statistics."""
+    tol, shown = _tolerance(metric, tolerances)
+    p = None
+    if lost:
+        # A repeat that diverged (NaN) or did not return the metric is a
+        # regression, as it is for a single trial, not a smaller sample.
+        verdict = Verdict.REGRESSED
+        message = f"{metric.name} is missing or not finite in {lost} repeats"
+    elif run.n == 1 and base.n == 1:  # one value a side: said as for one trial
+        verdict, message = _judge_value(metric, run.mean, base.mean, tol, shown)
+    else:
+        verdict, message, p = judge_repeats(metric, run, base, tol, alpha, shown)
+    value = run.mean if run.n else None
+    return MetricComparison(metric.name, verdict, value, base.mean, str(tol), message, p, run, base)
 
 
 # --- the run's verdicts, once every trial is known ----------------------------------------
@@ -291,46 +343,62 @@ def decide(
       asked: The `@hparam_search` sweeps: a trial's entry was recorded with
         other hparams, so only `--hparams-gate best` compares them.
     """
-    decision = Decision()
-    if gate == "best" and entries is None and not reported:
-        decision.notes.append(
-            "--hparams-gate best compares each sweep's best with the baseline's best: "
-            "give the baseline with --hparams-baseline"
-        )
-    for test, records in sweeps.items():
-        if any(r.key.repeat is not None for r in records):
-            decision.combinations[test] = combine(records)
+    decision = Decision(_repeated_combinations(sweeps))
     if entries is None:
-        _keep_reported(decision, reported or {})
+        _keep_reported(decision, gate, reported or {})
         return decision
     for test, records in sweeps.items():
+        note = _not_gated_here(test, gate, sharded, test in asked)
+        if note:
+            decision.notes.append(note)
+            continue
         metrics = list(declared.get(test, ()))
-        if test in asked and gate != "best":
-            decision.notes.append(
-                f"{test}: @hparam_search asks each trial's hparams, so the baseline's "
-                "entries per trial do not apply; gate it with --hparams-gate best"
-            )
-        elif gate == "best" and sharded:
-            decision.notes.append(
-                f"{test}: --hparams-gate best is decided over every shard, by "
-                "`python -m pytest_hparams merge --gate best --baseline ...`"
-            )
-        elif gate == "best":
+        if gate == "best":
             combos = decision.combinations.get(test) or combine(records)
             decision.failures += _gate_best(
                 test, combos, metrics, entries, tolerances, alpha, shown=test not in asked
             )
-        else:
-            if merged and test not in decision.combinations:
-                decision.failures += _compare_trials_again(records, metrics, entries, tolerances)
-            combos = decision.combinations.get(test, [])
-            decision.failures += _gate_each(combos, metrics, entries, tolerances, alpha)
+            continue
+        if merged and test not in decision.combinations:
+            decision.failures += _compare_trials_again(records, metrics, entries, tolerances)
+        combos = decision.combinations.get(test, [])
+        decision.failures += _gate_each(combos, metrics, entries, tolerances, alpha)
     return decision
 
 
-def _keep_reported(decision: Decision, reported: Mapping[str, Comparison]) -> None:
-    """`merge` without a baseline: each combination keeps the verdict its
-    shard's report gave it."""
+def _repeated_combinations(sweeps: Mapping[str, Sequence[Any]]) -> dict[str, list[Combination]]:
+    """The combinations of each sweep that runs repeats, by sweep."""
+    return {
+        test: combine(records)
+        for test, records in sweeps.items()
+        if any(r.key.repeat is not None for r in records)
+    }
+
+
+def _not_gated_here(test: str, gate: str, sharded: bool, asked: bool) -> str:
+    """Why this run does not gate a sweep against the baseline; "" where it does."""
+    if asked and gate != "best":
+        return (
+            f"{test}: @hparam_search asks each trial's hparams, so the baseline's "
+            "entries per trial do not apply; gate it with --hparams-gate best"
+        )
+    if gate == "best" and sharded:
+        return (
+            f"{test}: --hparams-gate best is decided over every shard, by "
+            "`python -m pytest_hparams merge --gate best --baseline ...`"
+        )
+    return ""
+
+
+def _keep_reported(decision: Decision, gate: str, reported: Mapping[str, Comparison]) -> None:
+    """No baseline: each combination keeps the verdict its shard's report
+    gave it (`merge`); with none reported, `--hparams-gate best` says it
+    needs a baseline."""
+    if gate == "best" and not reported:
+        decision.notes.append(
+            "--hparams-gate best compares each sweep's best with the baseline's best: "
+            "give the baseline with --hparams-baseline"
+        )
     for combos in decision.combinations.values():
         for combo in combos:
             comparison = reported.get(combo.combo)
@@ -392,44 +460,75 @@ def _gate_best(
     if not declared or not mine:
         return []
     primary = declared[0]
-    sign = 1.0 if primary.goal == "max" else -1.0
-
-    def rank(mean: float, name: str) -> tuple[float, str]:
-        # Best first; ties go to the smaller name on both sides.
-        return (-sign * mean if math.isfinite(mean) else math.inf, name)
-
-    candidates = [k for k, e in mine.items() if primary.name in e["metrics"]]
-    if not candidates:
+    base_key = _baseline_best(mine, primary)
+    if base_key is None:
         return [
             f"{test}: --hparams-gate best cannot compare: the baseline holds no "
             f"{primary.name!r}, the primary metric; save a new baseline"
         ]
-    base_key = min(candidates, key=lambda k: rank(mine[k]["metrics"][primary.name], k))
-    ranked = sorted(combos, key=lambda c: rank(c.summary(primary.name).mean, c.combo))
     if shown:
         _show_changes(combos, mine, declared, tolerances, alpha)
-    if not ranked:
-        return []
-    if not ranked[0].summary(primary.name).n:
-        if not any(r.outcome.ok for c in combos for r in c.records):
-            return []  # nothing ran to the end (skipped, pruned, failed): not judged
-        return [
-            f"{test}: --hparams-gate best found no trial with a finite {primary.name!r}, the "
-            f"primary metric (the baseline's best is {base_key}): every trial that ran "
-            "returned it as NaN, infinite or not at all"
-        ]
-    best = ranked[0]
+    best = _sweep_best(combos, primary)
+    if best is None:
+        return _no_finite_best(test, combos, primary, base_key)
     comparison = compare_repeats(best, mine[base_key], declared, tolerances, alpha)
     if comparison is None:
         return []
     best.comparison = Comparison(comparison.verdict, comparison.metrics, base_key)
-    for combo in combos:  # a sweep without repeats: its table shows trials
-        if len(combo.records) == 1 and combo.records[0].key.repeat is None:
-            combo.records[0].comparison = combo.comparison
+    _show_on_trials(combos)
     return [
         f"{test}: best {best.combo} against the baseline's best {base_key}: {m}"
         for m in comparison.messages
     ]
+
+
+def _best_first(primary: Metric, mean: float, name: str) -> tuple[float, str]:
+    """Sort key: the best mean of the primary metric first, a non-finite one
+    last; ties go to the smaller name, on both the sweep's and the baseline's side."""
+    sign = 1.0 if primary.goal == "max" else -1.0
+    return (-sign * mean if math.isfinite(mean) else math.inf, name)
+
+
+def _baseline_best(entries: Mapping[str, Entry], primary: Metric) -> str | None:
+    """The key of the baseline's best entry; None when no entry holds the primary metric."""
+    candidates = [k for k, e in entries.items() if primary.name in e["metrics"]]
+    return min(
+        candidates,
+        key=lambda k: _best_first(primary, entries[k]["metrics"][primary.name], k),
+        default=None,
+    )
+
+
+def _sweep_best(combos: Sequence[Combination], primary: Metric) -> Combination | None:
+    """The sweep's best combination; None when none has a finite primary metric."""
+    best = min(
+        combos,
+        key=lambda c: _best_first(primary, c.summary(primary.name).mean, c.combo),
+        default=None,
+    )
+    return best if best is not None and best.summary(primary.name).n else None
+
+
+def _no_finite_best(
+    test: str, combos: Sequence[Combination], primary: Metric, base_key: str
+) -> list[str]:
+    """The failure of a sweep whose trials ran but none returned a finite
+    primary metric; none when nothing ran to the end (skipped, pruned, failed)."""
+    if not any(r.outcome.ok for c in combos for r in c.records):
+        return []
+    return [
+        f"{test}: --hparams-gate best found no trial with a finite {primary.name!r}, the "
+        f"primary metric (the baseline's best is {base_key}): every trial that ran "
+        "returned it as NaN, infinite or not at all"
+    ]
+
+
+def _show_on_trials(combos: Sequence[Combination]) -> None:
+    """A sweep without repeats: its table shows trials, so each trial shows
+    its combination's comparison."""
+    for combo in combos:
+        if len(combo.records) == 1 and combo.records[0].key.repeat is None:
+            combo.records[0].comparison = combo.comparison
 
 
 def _show_changes(

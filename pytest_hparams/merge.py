@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,26 +53,48 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> list[str]:
         not_run |= report.not_run
         reporter.reported.update(report.reported)
         for definition, records in report.sweeps:
-            known = reporter.definitions.get(definition.test)
-            if known is not None and known != definition:
-                raise MergeError(
-                    f"{path}: its sweep {definition.test} is not the one in the reports before "
-                    "it (other hparams, domains or metrics): merge the shards of one run"
-                )
-            reporter.add_definition(definition)
+            _add_sweep(reporter, path, definition)
             for record in records:
-                if record.nodeid in seen:
-                    raise MergeError(
-                        f"{record.nodeid} is in both {seen[record.nodeid]} and {path}: the "
-                        "shards ran it twice, so they did not split the same sweep; run every "
-                        "shard with the same tests, options and plugins"
-                    )
-                seen[record.nodeid] = path
-                reporter.add(record)
-                if record.nodeid in report.curves:
-                    reporter.loaded_curves[record.nodeid] = report.curves[record.nodeid]
+                _add_record(reporter, path, record, report.curves, seen)
     # Entries one shard did not run were most likely run by another.
     reporter.baseline_not_run = not_run
+    return missing + _missing_shards(shards)
+
+
+def _add_sweep(reporter: Reporter, path: Path, definition: SweepDefinition) -> None:
+    """Adds a report's sweep, which must be the one earlier reports hold."""
+    known = reporter.definitions.get(definition.test)
+    if known is not None and known != definition:
+        raise MergeError(
+            f"{path}: its sweep {definition.test} is not the one in the reports before "
+            "it (other hparams, domains or metrics): merge the shards of one run"
+        )
+    reporter.add_definition(definition)
+
+
+def _add_record(
+    reporter: Reporter,
+    path: Path,
+    record: TrialRecord,
+    curves: dict[str, Any],
+    seen: dict[str, Path],
+) -> None:
+    """Adds a report's trial, with its curves, unless an earlier report holds it."""
+    if record.nodeid in seen:
+        raise MergeError(
+            f"{record.nodeid} is in both {seen[record.nodeid]} and {path}: the "
+            "shards ran it twice, so they did not split the same sweep; run every "
+            "shard with the same tests, options and plugins"
+        )
+    seen[record.nodeid] = path
+    reporter.add(record)
+    if record.nodeid in curves:
+        reporter.loaded_curves[record.nodeid] = curves[record.nodeid]
+
+
+def _missing_shards(shards: dict[int, set[int]]) -> list[str]:
+    """A line per matrix of N shards whose reports do not hold every K."""
+    missing = []
     for total, ks in sorted(shards.items()):
         absent = sorted(set(range(1, total + 1)) - ks)
         if absent:
@@ -105,17 +127,7 @@ def _shard(value: Any) -> tuple[int, int] | None:
 
 
 def _read_report(path: Path) -> _Report:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise MergeError(f"{path}: cannot be read as JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != "pytest-hparams-report":
-        raise MergeError(f"{path}: not a pytest-hparams JSON report (--hparams-json)")
-    if data.get("version") != export.JSON_VERSION:
-        raise MergeError(
-            f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}; "
-            "write the shards' reports with this version of pytest-hparams"
-        )
+    data = _read_json_report(path)
     try:
         return _Report(
             sweeps=[
@@ -125,18 +137,8 @@ def _read_report(path: Path) -> _Report:
                 )
                 for sweep in data["sweeps"]
             ],
-            curves={
-                str(t["nodeid"]): export.read_curves(t)
-                for sweep in data["sweeps"]
-                for t in sweep["trials"]
-                if t.get("curves")
-            },
-            reported={
-                str(combo["combo"]): Comparison.from_dict(combo["baseline"])
-                for sweep in data["sweeps"]
-                for combo in sweep.get("combinations") or []
-                if combo.get("baseline")
-            },
+            curves=_curves(data["sweeps"]),
+            reported=_reported(data["sweeps"]),
             not_run={str(n) for n in data.get("baseline_not_run", [])},
             shard=_shard(data.get("shard")),
             interrupted=bool(data.get("interrupted", False)),
@@ -149,13 +151,49 @@ def _read_report(path: Path) -> _Report:
         ) from None
 
 
+def _read_json_report(path: Path) -> dict[str, Any]:
+    """A file's JSON, which must be a report of this version."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MergeError(f"{path}: cannot be read as JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != "pytest-hparams-report":
+        raise MergeError(f"{path}: not a pytest-hparams JSON report (--hparams-json)")
+    if data.get("version") != export.JSON_VERSION:
+        raise MergeError(
+            f"{path}: report version {data.get('version')!r} is not {export.JSON_VERSION}; "
+            "write the shards' reports with this version of pytest-hparams"
+        )
+    return data
+
+
+def _curves(sweeps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The curves of the trials that logged some, by node id."""
+    return {
+        str(t["nodeid"]): export.read_curves(t)
+        for sweep in sweeps
+        for t in sweep["trials"]
+        if t.get("curves")
+    }
+
+
+def _reported(sweeps: list[dict[str, Any]]) -> dict[str, Comparison]:
+    """The verdicts the report gave its combinations, by combination."""
+    return {
+        str(combo["combo"]): Comparison.from_dict(combo["baseline"])
+        for sweep in sweeps
+        for combo in sweep.get("combinations") or []
+        if combo.get("baseline")
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _check_outputs(args)
         reporter = Reporter(_settings(args), merged=True)
         missing = load_reports(args.reports, reporter)
-        decision = reporter.decide_gate()
+        reporter.decide_gate()
     # ModuleNotFoundError: the gate on repeats without scipy.
     except (MergeError, ModuleNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -165,9 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {text} ==" if markup.get("sep") else text)
     for text in missing:
         print(f"merge: {text}")
-    if missing or not reporter.ok or (decision is not None and decision.failures):
-        return 1
-    return 1 if any(r.outcome.bad for r in reporter.all_records) else 0
+    return _exit_code(reporter, missing)
+
+
+def _exit_code(reporter: Reporter, missing: list[str]) -> int:
+    """1 when a report or shard is missing, a report could not be written, the
+    gate failed or a trial did; else 0."""
+    decision = reporter.decision
+    gate_failed = decision is not None and bool(decision.failures)
+    failed = missing or not reporter.ok or gate_failed
+    return 1 if failed or any(r.outcome.bad for r in reporter.all_records) else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -217,26 +262,41 @@ def _check_outputs(args: argparse.Namespace) -> None:
         "--html": args.html,
         "--save-baseline": args.save_baseline,
     }
-    given = [p.resolve() for p in outputs.values() if p is not None]
+    _check_distinct(outputs.values())
+    if args.html is not None and (why := missing_plotly("--html")):
+        raise MergeError(why)
+    for source, path in outputs.items():
+        if path is not None:
+            _check_writable(path, source)
+    inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
+    for path, kind in ((args.output, "json"), (args.markdown, "markdown"), (args.html, "html")):
+        if path is not None:
+            _check_replaceable(path, kind, inputs)
+
+
+def _check_distinct(outputs: Iterable[Path | None]) -> None:
+    given = [p.resolve() for p in outputs if p is not None]
     if len(set(given)) < len(given):
         raise MergeError(
             "-o, --markdown, --html and --save-baseline name one file; give each its own"
         )
-    if args.html is not None and (why := missing_plotly("--html")):
-        raise MergeError(why)
-    for source, path in outputs.items():
-        if path is None:
-            continue
-        try:  # a directory, a FIFO, a missing or read-only folder
-            check_output(path, source)
-        except pytest.UsageError as e:
-            raise MergeError(str(e)) from None
-    inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
-    for path, kind in ((args.output, "json"), (args.markdown, "markdown"), (args.html, "html")):
-        if path is not None and path.resolve() in inputs:
-            raise MergeError(f"{path} is also an input; write the merge to a file of its own")
-        if path is not None and (why := export.foreign(path, kind)):
-            raise MergeError(f"{path} {why}; write the merge to a file of its own")
+
+
+def _check_writable(path: Path, source: str) -> None:
+    """pytest's check of an output path: not a directory, a FIFO, or in a
+    missing or read-only folder."""
+    try:
+        check_output(path, source)
+    except pytest.UsageError as e:
+        raise MergeError(str(e)) from None
+
+
+def _check_replaceable(path: Path, kind: str, inputs: set[Path]) -> None:
+    """A report may replace neither an input nor a file of another kind."""
+    if path.resolve() in inputs:
+        raise MergeError(f"{path} is also an input; write the merge to a file of its own")
+    if why := export.foreign(path, kind):
+        raise MergeError(f"{path} {why}; write the merge to a file of its own")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

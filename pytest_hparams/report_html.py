@@ -164,36 +164,41 @@ def _sweep(view: SweepView, figures: _Figures, nested: bool) -> list[str]:
         ("Learning curves", [figures.div(f) for f in curve_figures(view)]),
     ]
     if primary is not None:
-        parallel = parallel_figure(view, primary)
-        sections.append(
-            (
-                "Hparams against " + primary.name,
-                [figures.div(parallel, wide=True)] if parallel else [],
-            )
-        )
-        sections.append(
-            (
-                f"{primary.name} against each hparam",
-                [figures.div(f) for f in slice_figures(view, primary)],
-            )
-        )
-        if view.combos:
-            sections.append(
-                (
-                    f"{primary.name} over seeds: mean ± std of each combination",
-                    [figures.div(repeats_figure(view.combos, primary), wide=True)],
-                )
-            )
-        against = baseline_figure(view, primary)
-        if against is not None:
-            sections.append(
-                (f"{primary.name} against the baseline", [figures.div(against, wide=True)])
-            )
+        sections += _primary_sections(view, primary, figures)
     for heading, divs in sections:
         if divs:
             out.append(f"<h4>{_e(heading)}</h4>" if nested else f"<h3>{_e(heading)}</h3>")
             out.append('<div class="figures">' + "".join(divs) + "</div>")
     return out
+
+
+def _primary_sections(
+    view: SweepView, primary: Metric, figures: _Figures
+) -> list[tuple[str, list[str]]]:
+    """The figures of the primary metric, each under its heading; a heading
+    without a figure is left out."""
+    parallel = parallel_figure(view, primary)
+    sections = [
+        (
+            "Hparams against " + primary.name,
+            [figures.div(parallel, wide=True)] if parallel else [],
+        ),
+        (
+            f"{primary.name} against each hparam",
+            [figures.div(f) for f in slice_figures(view, primary)],
+        ),
+    ]
+    if view.combos:
+        sections.append(
+            (
+                f"{primary.name} over seeds: mean ± std of each combination",
+                [figures.div(repeats_figure(view.combos, primary), wide=True)],
+            )
+        )
+    against = baseline_figure(view, primary)
+    if against is not None:
+        sections.append((f"{primary.name} against the baseline", [figures.div(against, wide=True)]))
+    return sections
 
 
 def _primary(view: SweepView) -> Metric | None:
@@ -208,14 +213,8 @@ def curve_figures(view: SweepView) -> list[dict[str, Any]]:
     """A figure per logged tag (and Keras group): a line per trial; a pruned
     trial's line is grey, dotted, and ends in a red cross at the step it was
     pruned at."""
-    by_tag: dict[tuple[str, str], list[tuple[TrialRecord, dict[int, float]]]] = {}
-    for record in _ranked(view):
-        for group, tags in view.curves.get(record.nodeid, {}).items():
-            for tag, points in tags.items():
-                if not tag.startswith("pytest.") and points:
-                    by_tag.setdefault((group, tag), []).append((record, points))
     out = []
-    for (group, tag), lines in by_tag.items():
+    for (group, tag), lines in _curves_by_tag(view).items():
         if all(len(points) < 2 for _, points in lines):
             continue  # the final values a trial returned: no curve was logged
         traces = [_curve_trace(record, points) for record, points in lines]
@@ -223,6 +222,20 @@ def curve_figures(view: SweepView) -> list[dict[str, Any]]:
         layout = _layout(title, "step", tag, legend=len(traces) <= LEGEND_UP_TO)
         out.append({"data": traces, "layout": layout})
     return out
+
+
+def _curves_by_tag(
+    view: SweepView,
+) -> dict[tuple[str, str], list[tuple[TrialRecord, dict[int, float]]]]:
+    """Each trial's curve, best trial first, by (Keras group, tag); the
+    plugin's own tags are left out."""
+    by_tag: dict[tuple[str, str], list[tuple[TrialRecord, dict[int, float]]]] = {}
+    for record in _ranked(view):
+        for group, tags in view.curves.get(record.nodeid, {}).items():
+            for tag, points in tags.items():
+                if not tag.startswith("pytest.") and points:
+                    by_tag.setdefault((group, tag), []).append((record, points))
+    return by_tag
 
 
 def _curve_trace(record: TrialRecord, points: Mapping[int, float]) -> dict[str, Any]:
@@ -277,7 +290,11 @@ def parallel_figure(view: SweepView, primary: Metric) -> dict[str, Any] | None:
 def _dimension(name: str, values: Sequence[Value | None]) -> dict[str, Any]:
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return {"label": name, "values": [float(v) for v in values]}  # type: ignore[arg-type]
-    # Categories (and mixed values) get an axis tick each, in first-seen order.
+    return _category_dimension(name, values)
+
+
+def _category_dimension(name: str, values: Sequence[Value | None]) -> dict[str, Any]:
+    """Categories (and mixed values) get an axis tick each, in first-seen order."""
     texts = [format_value(v) if v is not None else "-" for v in values]
     order = list(dict.fromkeys(texts))
     index = {t: i for i, t in enumerate(order)}
@@ -294,29 +311,18 @@ def slice_figures(view: SweepView, primary: Metric) -> list[dict[str, Any]]:
     how it ended (passed, pruned at the value it was pruned on, or failed)."""
     out = []
     for name in view.definition.hparam_names:
-        groups: dict[str, tuple[list[Any], list[float], list[str]]] = {}
-        for record in _ranked(view):
-            value = _finite(record.metrics.get(primary.name))
-            if value is None or name not in record.key.hparams:
-                continue
-            kind = _kind(record.outcome)
-            xs, ys, texts = groups.setdefault(kind, ([], [], []))
-            raw = record.key.hparams[name]
-            xs.append(raw if isinstance(raw, (int, float)) else _e(format_value(raw)))
-            ys.append(value)
-            texts.append(_label(record))
         traces = [
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": {"ok": "passed", "pruned": "pruned", "bad": "failed"}[kind],
+                "name": _KIND_NAMES[kind],
                 "x": xs,
                 "y": ys,
                 "text": texts,
                 "marker": {"color": _OUTCOME_COLORS[kind], "size": 8, "opacity": 0.75},
                 "hovertemplate": "%{text}<br>%{y}<extra></extra>",
             }
-            for kind, (xs, ys, texts) in groups.items()
+            for kind, (xs, ys, texts) in _slice_points(view, primary, name).items()
         ]
         if traces:
             layout = _layout(f"{primary.name} by {name}", name, primary.name, legend=True)
@@ -326,13 +332,43 @@ def slice_figures(view: SweepView, primary: Metric) -> list[dict[str, Any]]:
     return out
 
 
+_KIND_NAMES = {"ok": "passed", "pruned": "pruned", "bad": "failed"}  # in a legend
+
+
+def _slice_points(
+    view: SweepView, primary: Metric, name: str
+) -> dict[str, tuple[list[Any], list[float], list[str]]]:
+    """The trials with a finite primary metric, by how they ended: the
+    hparam's values, the metric's, and each trial's label."""
+    groups: dict[str, tuple[list[Any], list[float], list[str]]] = {}
+    for record in _ranked(view):
+        value = _finite(record.metrics.get(primary.name))
+        if value is None or name not in record.key.hparams:
+            continue
+        xs, ys, texts = groups.setdefault(_kind(record.outcome), ([], [], []))
+        raw = record.key.hparams[name]
+        xs.append(raw if isinstance(raw, (int, float)) else _e(format_value(raw)))
+        ys.append(value)
+        texts.append(_label(record))
+    return groups
+
+
 def repeats_figure(combos: Sequence[Combination], primary: Metric) -> dict[str, Any]:
     """Each combination's mean with its sample standard deviation over its
     seeds (the table's ±), and every seed's value beside it, best first."""
     ranked = table.rank_combinations(combos, primary)
     labels = [_e(table.cell_text(c.key.where) or c.combo) for c in ranked]
     summaries = [c.summary(primary.name) for c in ranked]
-    means = {
+    layout = _layout("", "", primary.name, legend=True)
+    layout["xaxis"]["type"] = "category"
+    return {
+        "data": [_means_trace(labels, summaries), _seeds_trace(labels, summaries)],
+        "layout": layout,
+    }
+
+
+def _means_trace(labels: list[str], summaries: list[Summary]) -> dict[str, Any]:
+    return {
         "type": "scatter",
         "mode": "markers",
         "name": "mean ± std",
@@ -341,18 +377,17 @@ def repeats_figure(combos: Sequence[Combination], primary: Metric) -> dict[str, 
         "error_y": {"type": "data", "array": [s.std if s.n > 1 else 0 for s in summaries]},
         "marker": {"size": 11, "color": "#1f77b4"},
     }
-    seeds_x = [label for label, s in zip(labels, summaries, strict=True) for _ in s.values]
-    seeds = {
+
+
+def _seeds_trace(labels: list[str], summaries: list[Summary]) -> dict[str, Any]:
+    return {
         "type": "scatter",
         "mode": "markers",
         "name": "each seed",
-        "x": seeds_x,
+        "x": [label for label, s in zip(labels, summaries, strict=True) for _ in s.values],
         "y": [v for s in summaries for v in s.values],
         "marker": {"size": 6, "color": "#ff7f0e", "opacity": 0.6, "symbol": "circle-open"},
     }
-    layout = _layout("", "", primary.name, legend=True)
-    layout["xaxis"]["type"] = "category"
-    return {"data": [means, seeds], "layout": layout}
 
 
 def baseline_figure(view: SweepView, primary: Metric) -> dict[str, Any] | None:
@@ -377,47 +412,65 @@ def _against_base(
     rows: Sequence[tuple[TrialRecord | Combination, Comparison, MetricComparison]],
     primary: Metric,
 ) -> dict[str, Any]:
-    labels, tolerances = [], []
-    for item, comparison, metric in rows:
-        label = _e(table.cell_text(item.key.where) or item.key.group)
-        if comparison.verdict is Verdict.REGRESSED:
-            label = f"✗ {label}"
-        labels.append(label)
-        tolerances.append(parse_tolerance(metric.tolerance or "0").amount(metric.baseline))
-    bad_side = "arrayminus" if primary.goal == "max" else "array"
-    good_side = "array" if bad_side == "arrayminus" else "arrayminus"
-    base = {
+    labels = [_against_label(item, comparison) for item, comparison, _ in rows]
+    metrics = [m for _, _, m in rows]
+    comparisons = [c for _, c, _ in rows]
+    layout = _layout("", primary.name, "", legend=True)
+    layout["height"] = min(200 + 22 * len(rows), 4000)
+    layout["yaxis"] = {"type": "category", "autorange": "reversed", "automargin": True}
+    base = _baseline_trace(labels, metrics, primary.goal)
+    return {"data": [base, _run_trace(labels, metrics, comparisons)], "layout": layout}
+
+
+def _baseline_trace(
+    labels: list[str], metrics: list[MetricComparison], goal: str
+) -> dict[str, Any]:
+    """Each baseline value, its tolerance a bar on the side that regresses."""
+    tolerances = [parse_tolerance(m.tolerance or "0").amount(m.baseline) for m in metrics]
+    bad_side, good_side = _TOLERANCE_SIDES[goal]
+    return {
         "type": "scatter",
         "mode": "markers",
         "name": "baseline, tolerance on the side that regresses",
-        "x": [m.baseline for _, _, m in rows],
+        "x": [m.baseline for m in metrics],
         "y": labels,
         "error_x": {
             "type": "data",
             "symmetric": False,
             bad_side: tolerances,
-            good_side: [0] * len(rows),
+            good_side: [0] * len(metrics),
             "color": "#888",
         },
         "marker": {"symbol": "line-ns-open", "size": 14, "color": "#444"},
     }
-    run = {
+
+
+def _run_trace(
+    labels: list[str], metrics: list[MetricComparison], comparisons: list[Comparison]
+) -> dict[str, Any]:
+    """This run's values, coloured by their verdicts."""
+    return {
         "type": "scatter",
         "mode": "markers",
         "name": "this run (red: regressed, green: improved)",
-        "x": [_finite(m.value) for _, _, m in rows],
+        "x": [_finite(m.value) for m in metrics],
         "y": labels,
-        "text": [c.verdict.value for _, c, _ in rows],
+        "text": [c.verdict.value for c in comparisons],
         "hovertemplate": "%{y}: %{x} (%{text})<extra></extra>",
         "marker": {
             "size": 10,
-            "color": [_VERDICT_COLORS.get(c.verdict, "#1f77b4") for _, c, _ in rows],
+            "color": [_VERDICT_COLORS.get(c.verdict, "#1f77b4") for c in comparisons],
         },
     }
-    layout = _layout("", primary.name, "", legend=True)
-    layout["height"] = min(200 + 22 * len(rows), 4000)
-    layout["yaxis"] = {"type": "category", "autorange": "reversed", "automargin": True}
-    return {"data": [base, run], "layout": layout}
+
+
+#: The error bar's side that regresses, and the other, by the metric's goal.
+_TOLERANCE_SIDES = {"max": ("arrayminus", "array"), "min": ("array", "arrayminus")}
+
+
+def _against_label(item: TrialRecord | Combination, comparison: Comparison) -> str:
+    label = _e(table.cell_text(item.key.where) or item.key.group)
+    return f"✗ {label}" if comparison.verdict is Verdict.REGRESSED else label
 
 
 # --- compare ------------------------------------------------------------------------------

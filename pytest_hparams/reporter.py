@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +43,7 @@ from pytest_hparams.records import (
     TrialRecord,
 )
 from pytest_hparams.space import SWEEP_HPARAM, trial_id
-from pytest_hparams.storage import RemoteStore
+from pytest_hparams.storage import LocalStore, RemoteStore
 from pytest_hparams.studies import end_crashed, journal_of, study_base
 from pytest_hparams.verdicts import Verdict
 
@@ -53,9 +53,11 @@ if TYPE_CHECKING:
     from pytest_hparams.records import SweepDefinition, TrialKey
     from pytest_hparams.report_html import SweepView
     from pytest_hparams.settings import Settings
+    from pytest_hparams.storage import Session
     from pytest_hparams.verdicts import Comparison
 
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
+_MARKUP = {"regressed": {"red": True}, "improved": {"green": True}}  # a table row's, by its mark
 
 
 class Reporter:
@@ -110,20 +112,33 @@ class Reporter:
         if started is not None:
             if isinstance(started, dict):  # from an xdist worker
                 started = Started.from_dict(started)
-            if started.definition is not None:  # the first trial of its sweep in its process
-                self.add_definition(started.definition)
-            if started.key is not None:  # a worker's: kept in case the worker dies
-                self.table.started(report.nodeid, started)
+            self._started(report.nodeid, started)
         record = getattr(report, RECORD_ATTR, None)
         if record is not None:
             if isinstance(record, dict):  # from an xdist worker
                 record = TrialRecord.from_dict(record)
             self.add(record)
 
+    def _started(self, nodeid: str, started: Started) -> None:
+        """What a trial's start tells: its sweep's definition, the first time
+        a process runs one of its trials, and on a worker, which trial it is."""
+        if started.definition is not None:
+            self.add_definition(started.definition)
+        if started.key is not None:  # kept in case the worker dies
+            self.table.started(nodeid, started)
+
+    def _local_store(self) -> LocalStore | None:
+        """The logdir, where this process reads and writes its files directly:
+        None for a bucket, and in `merge`, which has only the shards' reports."""
+        store = self.settings.store
+        if store is None or isinstance(store, RemoteStore) or self.merged:
+            return None
+        return store
+
     @pytest.hookimpl
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        store = self.settings.store
-        if store is not None and not isinstance(store, RemoteStore) and not self.merged:
+        store = self._local_store()
+        if store is not None:
             try:
                 self.neighbours = Neighbours(store.root, self.settings.shard)
             except OSError:  # a logdir that cannot be written says so when a trial writes
@@ -176,10 +191,9 @@ class Reporter:
         died running it, as CRASHED (see `controller.TrialTable`)."""
         resolution = self.table.resolve()
         for crash in resolution.crashes:
-            test = crash.started.key.test if crash.started.key else ""
-            if test not in self.definitions and test in resolution.definitions:
-                self.add_definition(resolution.definitions[test])
             key = self._crashed_key(crash)
+            if key.test in resolution.definitions:  # a sweep no report defined
+                self.add_definition(resolution.definitions[key.test])
             self.add(TrialRecord(key, Outcome.CRASHED, self._last_logged(key)))
             if crash.never_rerun:
                 self.never_rerun.append(crash.nodeid)
@@ -190,13 +204,7 @@ class Reporter:
         """Ends, as FAIL, the Optuna trials that dead workers left RUNNING:
         a crashed trial's, and a crashed run of one a rerun finished since."""
         nodeids = self.table.crashed_once
-        keys = [r.key for by_id in self.records.values() for r in by_id.values()]
-        studied = {
-            t for t, d in self.definitions.items() if d.prunes or d.asked
-        }  # the sweeps that have studies
-        bases = {
-            study_base(k.test, k.case) for k in keys if k.nodeid in nodeids and k.test in studied
-        }
+        bases = self._crashed_study_bases(nodeids)
         if not bases:
             return
         settings = self.settings
@@ -209,31 +217,41 @@ class Reporter:
                 f"({type(e).__name__}: {e}); --hparams-resume ends them"
             )
 
+    def _crashed_study_bases(self, nodeids: Collection[str]) -> set[str]:
+        """The studies that hold a trial of these node ids (only sweeps that
+        prune or ask have one)."""
+        studied = {t for t, d in self.definitions.items() if d.prunes or d.asked}
+        return {
+            study_base(r.key.test, r.key.case)
+            for r in self.all_records
+            if r.nodeid in nodeids and r.test in studied
+        }
+
     def _gate_failures(self) -> list[str]:
         return list(self.decision.failures) if self.decision is not None else []
 
     def write_means(self) -> None:
         """Writes, beside a repeated sweep's trials in a local logdir, a run of
         each combination's mean curves over its repeats (`mean~<combination>`)."""
-        store = self.settings.store
-        if store is None or isinstance(store, RemoteStore) or self.merged:
+        store = self._local_store()
+        if store is None:
             return
         for by_id in self.records.values():
-            combos: dict[str, list[TrialKey]] = {}
-            for record in by_id.values():
-                if record.key.repeat is not None and record.outcome is not Outcome.CRASHED:
-                    combos.setdefault(record.key.group, []).append(record.key)
-            for keys in combos.values():
+            for keys in _repeats_by_combination(by_id.values()).values():
                 try:
-                    curves = [c for c in map(self._run_curves, keys) if c]
-                    if len(curves) > 1:
-                        name = f"mean~{safe_name(keys[0].where.strip('[]'))}"
-                        write_mean_run(store.root / test_path(keys[0].folder) / name, curves)
+                    self._write_mean_run(store, keys)
                 except OSError as e:  # said, but the run's verdict does not hang on it
                     self.written.append(
                         f"hparams: could not write the mean curves of {keys[0].group} "
                         f"({type(e).__name__}: {e}); its trials' own runs are as recorded"
                     )
+
+    def _write_mean_run(self, store: LocalStore, keys: list[TrialKey]) -> None:
+        """One combination's mean run, where two or more of its repeats logged curves."""
+        curves = [c for c in map(self._run_curves, keys) if c]
+        if len(curves) > 1:
+            name = f"mean~{safe_name(keys[0].where.strip('[]'))}"
+            write_mean_run(store.root / test_path(keys[0].folder) / name, curves)
 
     def _crashed_key(self, crash: Crash) -> TrialKey:
         """A crashed trial's key, its session in the logdir ended as crashed."""
@@ -244,12 +262,7 @@ class Reporter:
             return key
         run = run_path(key.folder, key.params)
         if key.number is not None and crash.as_collected:
-            # A search's trial as collected: the values it was asked are in
-            # the session its worker began, if it began one.
-            recorded = store.session(run)
-            if recorded is not None:
-                asked = {k: v for k, v in recorded[0].items() if k != SWEEP_HPARAM}
-                key = key._replace(hparams=asked)
+            key = _with_asked_values(key, store.session(run))
         hparams = {**key.hparams, SWEEP_HPARAM: key.sweep_label}
         store.mark_crashed(run, crash.started.staging, (key.label, hparams))
         return key
@@ -269,9 +282,9 @@ class Reporter:
         for the mean runs, a crashed trial's metrics and the reports ({} for
         a bucket, in `merge`, or for a run that cannot be read)."""
         if key.nodeid not in self._read:
-            store = self.settings.store
+            store = self._local_store()
             curves: Curves = {}
-            if store is not None and not isinstance(store, RemoteStore) and not self.merged:
+            if store is not None:
                 run = store.root / run_path(key.folder, key.params)
                 with contextlib.suppress(OSError):  # drawn, and averaged, without it
                     curves = read_curves(run) if run.is_dir() else {}
@@ -405,6 +418,14 @@ class Reporter:
         )
         if not any(asked):
             return  # and no run pays for importing the writers
+        for name, path, write in self._report_jobs():
+            if path is not None:
+                self._write_report(name, path, write)
+
+    def _report_jobs(self) -> list[tuple[str, Path | None, Callable[[Path], str]]]:
+        """Each report's name, its path (None when not asked) and its writer,
+        which returns what to add to the line that names the written file."""
+        settings = self.settings
         records = self.all_records
         not_run = self.not_run()
         combinations = self.decision.combinations if self.decision else {}
@@ -412,7 +433,7 @@ class Reporter:
             (self.definitions[test], list(by_id.values()), combinations.get(test))
             for test, by_id in self.records.items()
         ]
-        jobs: list[tuple[str, Path | None, Callable[[Path], str]]] = [
+        return [
             (
                 "baseline saved",
                 settings.save_baseline if records else None,
@@ -430,7 +451,7 @@ class Reporter:
                         not_run,
                         self._gate_failures(),
                         self.curves(),
-                        self.settings.shard if not self.merged else None,
+                        None if self.merged else self.settings.shard,
                         self.interrupted,
                     ),
                 ),
@@ -444,19 +465,19 @@ class Reporter:
             ),
             ("html report", settings.html_path, lambda path: export.write(path, self.html())),
         ]
-        for name, path, write in jobs:
-            if path is None:
-                continue
-            try:
-                detail = write(path)
-            except (OSError, HParamsError, ValueError) as e:
-                reason = getattr(e, "strerror", None) or str(e)
-                self.failed_writes.append(
-                    f"hparams: could not write the {name.removesuffix(' saved')} to {shown(path)} "
-                    f"({type(e).__name__}: {reason})"
-                )
-            else:
-                self.written.append(f"{name}: {shown(path)}{detail}")
+
+    def _write_report(self, name: str, path: Path, write: Callable[[Path], str]) -> None:
+        """Writes one report, and says where, or why it could not."""
+        try:
+            detail = write(path)
+        except (OSError, HParamsError, ValueError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            self.failed_writes.append(
+                f"hparams: could not write the {name.removesuffix(' saved')} to {shown(path)} "
+                f"({type(e).__name__}: {reason})"
+            )
+        else:
+            self.written.append(f"{name}: {shown(path)}{detail}")
 
     def curves(self) -> dict[str, Curves]:
         """Each trial's logged curves, by node id (read once); a sweep whose
@@ -506,27 +527,35 @@ class Reporter:
         """The terminal summary: one table per sweep (one line each if quiet),
         the baseline verdicts, the logdir and what was written."""
         out: list[Line] = []
-        if self.settings.show_table and self.records:
-            out += self._table_lines()
-        if self.records and self.settings.baseline is not None:
-            out.extend((text, {}) for text in self._baseline_notes())
-        if self.decision is not None and self.records:
-            out.extend((text, {}) for text in self.decision.notes)
+        if self.records:
+            if self.settings.show_table:
+                out += self._table_lines()
+            out.extend((text, {}) for text in self._notes())
         out += self._logdir_lines()
-        if self.decision is not None and self.decision.failures:
+        failures = self._gate_failures()
+        if failures:
             out.append(("hparams baseline gate: FAILED", {"sep": True}))
-            out.extend((text, {"red": True}) for text in self.decision.failures)
-        if self.neighbours is not None and self.neighbours.clashes:
-            sweeps = ", ".join(sorted(self.neighbours.clashes))
-            text = (
-                f"hparams: another pytest run recorded {sweeps} into this logdir at the same "
-                "time, and each ran every trial; split the trials between the runs with "
-                "--hparams-shard=1/2 and --hparams-shard=2/2"
-            )
-            out.append((text, {"red": True}))
+            out.extend((text, {"red": True}) for text in failures)
+        out.extend((text, {"red": True}) for text in self._clashes())
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
         return out + self._crash_lines()
+
+    def _notes(self) -> list[str]:
+        """What the baseline and the gates did not judge, and why."""
+        notes = list(self._baseline_notes()) if self.settings.baseline is not None else []
+        return notes + (self.decision.notes if self.decision is not None else [])
+
+    def _clashes(self) -> list[str]:
+        """The sweeps another run recorded into the same logdir at the same time."""
+        if self.neighbours is None or not self.neighbours.clashes:
+            return []
+        sweeps = ", ".join(sorted(self.neighbours.clashes))
+        return [
+            f"hparams: another pytest run recorded {sweeps} into this logdir at the same "
+            "time, and each ran every trial; split the trials between the runs with "
+            "--hparams-shard=1/2 and --hparams-shard=2/2"
+        ]
 
     def _table_lines(self) -> list[Line]:
         """Each sweep's table (its summary line alone under -q)."""
@@ -538,30 +567,40 @@ class Reporter:
                 out.append((f"{line}; {sweep.verdict}" if sweep.verdict else line, {}))
                 continue
             out.append((f"hparams: {sweep.test}", {"sep": True}))
-            for text, mark in table.text_lines(sweep, top_option):
-                markup = {"regressed": {"red": True}, "improved": {"green": True}}.get(mark, {})
-                out.append((text, markup))
+            out.extend(
+                (text, dict(_MARKUP.get(mark, {})))
+                for text, mark in table.text_lines(sweep, top_option)
+            )
         return out
 
     def _logdir_lines(self) -> list[Line]:
         """Where the trials were recorded, and the command to open each sweep."""
         store = self.settings.store
-        if store is None or not self.records:
-            if self.records and not self.quiet and self.settings.show_table and not self.merged:
-                return [("record the trials for TensorBoard with --hparams-logdir=DIR", {})]
+        if not self.records:
             return []
+        if store is None:
+            if self.quiet or not self.settings.show_table or self.merged:
+                return []
+            return [("record the trials for TensorBoard with --hparams-logdir=DIR", {})]
         root = shown(store.shown)
-        out: list[Line] = [(f"logdir: {root}", {})]
+        return [(f"logdir: {root}", {}), *((text, {}) for text in self._view_commands(root))]
+
+    def _view_commands(self, root: str) -> list[str]:
+        """The command to open each sweep in TensorBoard."""
         if self._sweeps_in_logdir <= 1:
-            return [*out, (f"view:   tensorboard --logdir {shlex.quote(root)}", {})]
+            return [f"view:   tensorboard --logdir {shlex.quote(root)}"]
         # TensorBoard reads a logdir as one experiment: the union of several
         # sweeps' hparams leaves each trial's row half blank, and no trial has
         # a line across all the axes. A sweep's own folder is an experiment.
-        for definition in sorted(self.definitions.values(), key=lambda d: d.test):
-            folder = f"{root.rstrip('/')}/{test_path(definition.folder)}"
-            out.append((f"view:   tensorboard --logdir {shlex.quote(folder)}", {}))
+        folders = [
+            f"{root.rstrip('/')}/{test_path(d.folder)}"
+            for d in sorted(self.definitions.values(), key=lambda d: d.test)
+        ]
         every = f"tensorboard --logdir {shlex.quote(root)}"
-        return [*out, (f"        (every sweep at once: {every})", {})]
+        return [
+            *(f"view:   tensorboard --logdir {shlex.quote(folder)}" for folder in folders),
+            f"        (every sweep at once: {every})",
+        ]
 
     def _crash_lines(self) -> list[Line]:
         """The trials whose worker died where no rerun or record tells them."""
@@ -590,8 +629,7 @@ class Reporter:
                 "combination: each is compared with their mean at the same tolerance, and one "
                 "run is noisier than a mean; compare like with like with --hparams-repeats=N"
             )
-        sweeps = {e.get("test") for e in entries.values()}
-        if entries and not self._ran() & entries.keys() and not sweeps & self.records.keys():
+        if entries and self._foreign(entries):
             yield (
                 f"baseline: none of its {len(entries)} trials is a trial of this run: "
                 "it is another project's, or the tests were renamed, or pytest chose another "
@@ -599,12 +637,20 @@ class Reporter:
                 "write one for these sweeps with --hparams-save-baseline"
             )
             return
-        elsewhere = [
-            n for n in self.not_run() if entries.get(n, {}).get("test") not in self.records
-        ]
+        elsewhere = self._not_run_elsewhere(entries)
         if elsewhere and not self.quiet:
             tests = sorted({str(entries[n].get("test")) for n in elsewhere})
             yield f"baseline: {len(elsewhere)} trials of {', '.join(tests)} not run"
+
+    def _foreign(self, entries: Mapping[str, Entry]) -> bool:
+        """Whether no entry of the baseline is a trial, or of a sweep, of this run."""
+        sweeps = {e.get("test") for e in entries.values()}
+        return not self._ran() & entries.keys() and not sweeps & self.records.keys()
+
+    def _not_run_elsewhere(self, entries: Mapping[str, Entry]) -> list[str]:
+        """The entries not run of sweeps this run did not run at all (a sweep
+        this run ran tells its own in its table)."""
+        return [n for n in self.not_run() if entries.get(n, {}).get("test") not in self.records]
 
     def _protected(self) -> int:
         """How many trials of pruned sweeps ran unpruned for their baseline entry."""
@@ -645,20 +691,20 @@ class Reporter:
         self.write_means()
         if self.neighbours is not None:
             self.neighbours.close()  # looks a last time first
-        if self.never_rerun and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a trial that never ended
-        decision = self.decide_gate()
+        self.decide_gate()
         self.interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
         # Written even when no trial ran (a shard with none, -k): a report
         # left from an earlier run would otherwise pass for this one's.
         self.write_reports()
-        if decision is not None and decision.failures and session.exitstatus == pytest.ExitCode.OK:
-            # No single item carries a verdict over repeats: the run fails,
-            # as pytest-cov's --cov-fail-under fails it.
+        if self._fails_the_run() and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.failed_writes and session.exitstatus == pytest.ExitCode.OK:
-            # What a CI gate reads was not written: the run must not pass.
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _fails_the_run(self) -> bool:
+        """Whether a run whose items all passed fails: a trial never ended; a
+        gate failed that no single item carries (a verdict over repeats, as
+        pytest-cov's --cov-fail-under fails a run); or a report a CI gate
+        reads was not written."""
+        return bool(self.never_rerun or self._gate_failures() or self.failed_writes)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -670,7 +716,7 @@ class Reporter:
                 terminalreporter.write_sep("=", text)
             else:
                 terminalreporter.write_line(text, **markup)
-        if self.decision is not None and self.decision.failures:
+        if self._gate_failures():
             # Said on pytest's own summary line too ("12 passed, 1 gate failed"):
             # the exit code is 1, and no item failed.
             terminalreporter.stats.setdefault("gate failed", []).append(self.decision)
@@ -678,10 +724,7 @@ class Reporter:
         if {"s", "a", "A"} & set(chars):
             # pytest's short summary lists only its own words: -rs, -ra and
             # -rA would leave pruned trials out, which are skips underneath.
-            for report in terminalreporter.stats.get("pruned", []):
-                reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-                reason = reason.removeprefix("Skipped: ")
-                terminalreporter.write_line(f"PRUNED {report.nodeid} - {reason}", yellow=True)
+            _write_pruned(terminalreporter)
 
     @property
     def ok(self) -> bool:
@@ -689,20 +732,52 @@ class Reporter:
         return not self.failed_writes
 
 
+def _with_asked_values(key: TrialKey, session: Session | None) -> TrialKey:
+    """A search's trial as collected, with the values it was asked: they are
+    in the session its worker began, if it began one."""
+    if session is None:
+        return key
+    return key._replace(hparams={k: v for k, v in session[0].items() if k != SWEEP_HPARAM})
+
+
+def _write_pruned(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each pruned trial's line in pytest's short test summary."""
+    for report in terminalreporter.stats.get("pruned", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        terminalreporter.write_line(f"PRUNED {report.nodeid} - {reason}", yellow=True)
+
+
+def _repeats_by_combination(records: Iterable[TrialRecord]) -> dict[str, list[TrialKey]]:
+    """The keys of a sweep's repeats that did not crash, by combination."""
+    combos: dict[str, list[TrialKey]] = {}
+    for record in records:
+        if record.key.repeat is not None and record.outcome is not Outcome.CRASHED:
+            combos.setdefault(record.key.group, []).append(record.key)
+    return combos
+
+
 def logged_curves(curves: dict[str, Curves]) -> dict[str, Curves]:
     """A sweep's curves without the plugin's own tags (`pytest.pruned`), or
     none when no trial logged a tag at two steps or more: then they are the
     final values its trials returned, which the table holds."""
-    kept = {
-        nodeid: {
-            group: {tag: points for tag, points in tags.items() if not tag.startswith("pytest.")}
-            for group, tags in by_group.items()
-        }
-        for nodeid, by_group in curves.items()
-    }
-    if not any(len(p) > 1 for c in kept.values() for tags in c.values() for p in tags.values()):
+    kept = {nodeid: _users_tags(by_group) for nodeid, by_group in curves.items()}
+    if not any(_stepped(by_group) for by_group in kept.values()):
         return {}
     return {n: {g: t for g, t in c.items() if t} for n, c in kept.items()}
+
+
+def _users_tags(curves: Curves) -> Curves:
+    """A trial's curves without the plugin's own tags."""
+    return {
+        group: {tag: points for tag, points in tags.items() if not tag.startswith("pytest.")}
+        for group, tags in curves.items()
+    }
+
+
+def _stepped(curves: Curves) -> bool:
+    """Whether a trial logged some tag at two steps or more."""
+    return any(len(points) > 1 for tags in curves.values() for points in tags.values())
 
 
 def shown(path: Path | str) -> str:

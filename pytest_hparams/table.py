@@ -112,11 +112,23 @@ def build(
     else:
         _fill_with_trials(table, columns, records, top)
     table.numeric = _numeric_columns(table)
+    if gated:
+        table.verdict = _gated_verdict(definition, items, columns.comparisons, not_run)
+    return table
+
+
+def _gated_verdict(
+    definition: SweepDefinition,
+    items: Sequence[TrialRecord] | Sequence[Combination],
+    comparisons: list[Comparison],
+    not_run: Sequence[str],
+) -> str:
+    """The verdict line of a sweep run with a baseline."""
+    if not definition.asked:
+        return format_verdict(items, not_run)
     # A search's trials are compared only as its best (--hparams-gate best):
     # per-trial entries held other hparams, and a note says so.
-    if gated and (not definition.asked or columns.comparisons):
-        table.verdict = format_verdict(items, () if definition.asked else not_run)
-    return table
+    return format_verdict(items, ()) if comparisons else ""
 
 
 def _columns(
@@ -154,20 +166,31 @@ def _fill_with_combinations(
     shown = _top(ranked, top, bad)
     for combo in shown:
         row = columns.key_cells(combo.key.hparams, combo.key.case)
-        for m in columns.metrics:
-            lost = combo.lost(m.name)
-            cell = mean_cell(combo.summary(m.name))
-            row.append(f"{cell} +{lost} nan!" if lost else cell)
+        row += [_mean_with_lost(combo, m.name) for m in columns.metrics]
         row += [format_duration(combo.duration), combo.outcomes()]
         _add(table, row, combo.comparison, columns.comparisons, combo is winner, combo.verdict)
     table.hidden = len(ranked) - len(shown)
+    table.summary = _combinations_summary(combos, winner, primary)
+
+
+def _combinations_summary(
+    combos: Sequence[Combination], winner: Combination | None, primary: Metric | None
+) -> str:
+    """The summary line: how many combinations, their trials' outcomes, and the best."""
     best = ""
     if winner is not None and primary is not None:
         value = mean_cell(winner.summary(primary.name))
         best = f"; best {primary.name}={value} at {cell_text(winner.key.where)}"
     noun = "combination" if len(combos) == 1 else "combinations"
     records = [r for c in combos for r in c.records]
-    table.summary = f"{len(combos)} {noun}, {counts(records)}{best}"
+    return f"{len(combos)} {noun}, {counts(records)}{best}"
+
+
+def _mean_with_lost(combo: Combination, name: str) -> str:
+    """A metric's mean over the repeats, and how many of them lost it (NaN)."""
+    lost = combo.lost(name)
+    cell = mean_cell(combo.summary(name))
+    return f"{cell} +{lost} nan!" if lost else cell
 
 
 def _fill_with_trials(
@@ -278,13 +301,10 @@ def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]
         + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header)))
         + "|"
     )
-    for row, mark in zip(table.rows, table.marks, strict=True):
-        cells = [md_text(c) for c in row]
-        # The best row keeps its 🏆 when it improved; a regression's ❌ comes first.
-        cells[0] = "❌" if mark == "regressed" else "🏆" if row[0] == "*" else ""
-        if mark == "regressed" and table.header[-1] == "baseline":
-            cells[-1] = f"**{cells[-1]}**"
-        out.append("| " + " | ".join(cells) + " |")
+    gated = table.header[-1] == "baseline"
+    out += [
+        _markdown_row(row, mark, gated) for row, mark in zip(table.rows, table.marks, strict=True)
+    ]
     if table.hidden:
         out.append(f"\n{table.hidden} more not shown ({top_option} 0 shows all)")
     if table.verdict:
@@ -293,16 +313,23 @@ def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]
     return out
 
 
+def _markdown_row(row: list[str], mark: str, gated: bool) -> str:
+    """One row in Markdown: the best row keeps its 🏆 when it improved; a
+    regression's ❌ comes first, and its verdict is bold."""
+    cells = [md_text(c) for c in row]
+    cells[0] = "❌" if mark == "regressed" else "🏆" if row[0] == "*" else ""
+    if mark == "regressed" and gated:
+        cells[-1] = f"**{cells[-1]}**"
+    return "| " + " | ".join(cells) + " |"
+
+
 def html_lines(model: Table) -> list[str]:
     """A table model as an HTML table, its rows marked as the terminal marks them."""
     head = "".join(f"<th>{_html(h)}</th>" for h in model.header)
-    rows = []
-    for row, mark in zip(model.rows, model.marks, strict=True):
-        cells = "".join(
-            f'<td class="num">{_html(c)}</td>' if i in model.numeric else f"<td>{_html(c)}</td>"
-            for i, c in enumerate(row)
-        )
-        rows.append(f'<tr class="{mark}">{cells}</tr>')
+    rows = [
+        f'<tr class="{mark}">{_html_cells(row, model.numeric)}</tr>'
+        for row, mark in zip(model.rows, model.marks, strict=True)
+    ]
     out = [f'<p class="note">{_html(model.summary)}</p>']
     out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     if model.hidden:
@@ -310,6 +337,13 @@ def html_lines(model: Table) -> list[str]:
     if model.verdict:
         out.append(f'<p class="verdict">{_html(model.verdict)}</p>')
     return out
+
+
+def _html_cells(row: list[str], numeric: set[int]) -> str:
+    return "".join(
+        f'<td class="num">{_html(c)}</td>' if i in numeric else f"<td>{_html(c)}</td>"
+        for i, c in enumerate(row)
+    )
 
 
 def _html(text: str) -> str:
@@ -429,29 +463,43 @@ def format_verdict(
     Under `--hparams-gate best` the best's verdict against the baseline's best
     comes first; the others' are counted apart, as they are shown, not gated.
     """
-    tally = {v: 0 for v in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.NEW, Verdict.OK)}
-    tally[Verdict.PRUNED] = 0
-    shown = dict(tally)
+    gated, shown, best = _count_verdicts(items)
+    text = "baseline: " + _tally(gated) if best is None else _best_verdict(*best, shown)
+    if not_run:
+        listed = ", ".join(not_run[:3]) + (", ..." if len(not_run) > 3 else "")
+        text += f"; {len(not_run)} not run ({listed})"
+    return text
+
+
+def _count_verdicts(
+    items: Sequence[TrialRecord] | Sequence[Combination],
+) -> tuple[dict[Verdict, int], dict[Verdict, int], tuple[str, Comparison] | None]:
+    """The gated verdicts counted, the shown ones counted apart, and under
+    `--hparams-gate best` where the best is and its comparison."""
+    gated = {v: 0 for v in _TALLIED}
+    shown = dict(gated)
     best = None
     for item in items:
         comparison = item.comparison
         if comparison is not None and comparison.against is not None:
-            best = (item, comparison)
+            best = (item.key.where, comparison)
         elif item.verdict is not None:
-            (tally if comparison is None or comparison.gating else shown)[item.verdict] += 1
-    if best is not None:
-        item, comparison = best
-        where = item.key.where
-        text = f"baseline (gate best): the best, {where}, {comparison.verdict.value} against "
-        text += f"the baseline's best {comparison.against}"
-        if any(shown.values()):
-            text += "; the others against their own entries (shown, not gated): "
-            text += _tally(shown)
-    else:
-        text = "baseline: " + _tally(tally)
-    if not_run:
-        listed = ", ".join(not_run[:3]) + (", ..." if len(not_run) > 3 else "")
-        text += f"; {len(not_run)} not run ({listed})"
+            (gated if comparison is None or comparison.gating else shown)[item.verdict] += 1
+    return gated, shown, best
+
+
+#: The verdicts a sweep's line counts, in its order.
+_TALLIED = (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.NEW, Verdict.OK, Verdict.PRUNED)
+
+
+def _best_verdict(where: str, comparison: Comparison, shown: dict[Verdict, int]) -> str:
+    """`--hparams-gate best`: the best's verdict against the baseline's best,
+    then the others' shown against their own entries."""
+    text = f"baseline (gate best): the best, {where}, {comparison.verdict.value} against "
+    text += f"the baseline's best {comparison.against}"
+    if any(shown.values()):
+        text += "; the others against their own entries (shown, not gated): "
+        text += _tally(shown)
     return text
 
 
