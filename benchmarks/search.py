@@ -4,7 +4,8 @@ the full grid, in trials.
     python benchmarks/search.py                  # both parts, 20 seeds (about 10 minutes here)
     python benchmarks/search.py --only functions # Hartmann6 and the log-scaled space
     python benchmarks/search.py --only digits    # the real-model check
-    python benchmarks/search.py --seeds 1        # a quick look (the test suite's size)
+    python benchmarks/search.py --seeds 1        # a quick look
+    python benchmarks/search.py --tiny           # one seed: the test suite's size
     python benchmarks/search.py --markdown       # the tables as Markdown (RESULTS.md)
 
 Functions with a known optimum (benchmarks/objectives.py), where samplers
@@ -360,7 +361,8 @@ def pytest_run(path: Path, env: dict[str, str], what: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="seeds of each search")
+    parser.add_argument("--tiny", action="store_true", help="one seed (the test suite's size)")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--only", choices=["functions", "digits"], help="only one of the two parts")
     parser.add_argument("--json", type=Path, help="also write the functions' figures here")
@@ -368,6 +370,8 @@ def main() -> None:
         "--tpe-scan", action="store_true", help="scan TPE's settings where a goal is missed"
     )
     args = parser.parse_args()
+    if args.tiny:
+        args.seeds = 1
     print(f"{args.seeds} seed(s); Python {platform.python_version()}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "functions"):
