@@ -194,13 +194,18 @@ def test_the_pruning_scripts_cost_rows_are_ratios_of_their_own_sides() -> None:
         return number(cell, "ms") / 1e3 if cell.endswith("ms") else number(cell, "us") / 1e6
 
     for row in rows[1:]:
-        # Three pairs: the plugin's cost beside Optuna's own loop, then their ratio.
+        # Three pairs: the plugin's cost beside Optuna's own loop, then their
+        # ratio. Optuna's whole trial and its ask-and-tell are times taken in
+        # its loop, never 0; its step is the difference of two loops, which
+        # noise can make 0 or less, and then there is no ratio to show.
         for plugin, optuna, ratio in ((1, 2, 3), (4, 5, 6), (7, 8, 9)):
             top, bottom = seconds(row[plugin]), seconds(row[optuna])
-            # Optuna's side is measured inside its loop: never 0.
-            assert bottom > 0, row
-            shown = number(row[ratio], "x")
-            assert shown == pytest.approx(top / bottom, rel=0.02, abs=0.01), row
+            assert bottom > 0 or optuna == 8, row
+            if bottom > 0:
+                shown = number(row[ratio], "x")
+                assert shown == pytest.approx(top / bottom, rel=0.02, abs=0.01), row
+            else:
+                assert row[ratio] == "-", row
         assert seconds(row[10]) > 0, row  # GridSampler's trials
         assert seconds(row[11].split(";")[0]) > 0, row  # pytest's whole run, per trial
     sides = re.findall(r"^  (journal|sqlite) 5: (.+): (-?\d+\.\d+)$", output, re.MULTILINE)
