@@ -2,6 +2,7 @@
 
     python benchmarks/noise.py            # the table in benchmarks/RESULTS.md
     python benchmarks/noise.py --runs 500 # quicker, coarser
+    python benchmarks/noise.py --tiny     # 40 runs a cell: the test suite's size
 
 Simulates a metric with normal noise (sigma 1, goal "max"). A baseline of n
 repeats is saved; a new run of n repeats is drawn from the same distribution
@@ -57,7 +58,12 @@ def failure_rate(n: int, shift: float, runs: int, rng: random.Random) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4000, help="simulated runs per cell")
+    parser.add_argument(
+        "--tiny", action="store_true", help="40 runs per cell (the test suite's size)"
+    )
     args = parser.parse_args()
+    if args.tiny:
+        args.runs = 40
     rng = random.Random(20261129)
     header = ["rule", "n", "false alarms (A/A)", "detects -1 sigma", "-2 sigma", "-3 sigma"]
     rows = []

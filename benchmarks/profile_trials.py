@@ -5,6 +5,7 @@ functions by cumulative time, as a Markdown table.
     python benchmarks/profile_trials.py               # the installed plugin
     python benchmarks/profile_trials.py --source DIR  # the plugin in DIR (a checkout)
     python benchmarks/profile_trials.py --logdir-in /dev/shm  # the logdir in memory
+    python benchmarks/profile_trials.py --tiny        # 5 trials: the test suite's size
 
 A VM's disk makes the time of `mkdir` and `open` vary several-fold from one
 minute to the next; with the logdir on tmpfs the profile shows Python's work.
@@ -38,10 +39,13 @@ SWEEP = textwrap.dedent("""
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, help="a checkout whose pytest_hparams to profile")
-    parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=1000, help="trials of the sweep")
+    parser.add_argument("--top", type=int, default=10, help="plugin functions shown")
+    parser.add_argument("--tiny", action="store_true", help="5 trials (the test suite's size)")
     parser.add_argument("--logdir-in", type=Path, help="make the logdir in this directory")
     args = parser.parse_args()
+    if args.tiny:
+        args.trials = 5
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if args.source is not None:
         env["PYTHONPATH"] = str(args.source.resolve())

@@ -4,7 +4,8 @@ the full grid, in trials.
     python benchmarks/search.py                  # both parts, 20 seeds (about 10 minutes here)
     python benchmarks/search.py --only functions # Hartmann6 and the log-scaled space
     python benchmarks/search.py --only digits    # the real-model check
-    python benchmarks/search.py --seeds 1        # a quick look (the test suite's size)
+    python benchmarks/search.py --seeds 1        # a quick look
+    python benchmarks/search.py --tiny           # one seed, 3-epoch digits: the test suite's size
     python benchmarks/search.py --markdown       # the tables as Markdown (RESULTS.md)
 
 Functions with a known optimum (benchmarks/objectives.py), where samplers
@@ -115,13 +116,15 @@ def test_seed_{seed:02d}(alpha, eta0, loss):
 """
 
 
-def run_method(root: Path, method: str, seeds: int) -> tuple[float, dict[int, list[float]]]:
+def run_method(
+    root: Path, method: str, seeds: int, epochs: int = EPOCHS
+) -> tuple[float, dict[int, list[float]]]:
     """One pytest process of every seed's sweep: wall seconds, and each seed's
     accuracies in the order its trials ran."""
     path = root / method
     path.mkdir()
     (path / "pytest.ini").write_text("[pytest]\n")
-    text = HEADER.format(epochs=EPOCHS)
+    text = HEADER.format(epochs=epochs)
     for seed in range(seeds):
         decorator = DECORATORS[method].format(trials=TRIALS, seed=seed)
         text += SEED.format(decorator=decorator, seed=seed)
@@ -360,7 +363,12 @@ def pytest_run(path: Path, env: dict[str, str], what: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="seeds of each search")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="one seed, and 3 epochs in the digits check (the test suite's size)",
+    )
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--only", choices=["functions", "digits"], help="only one of the two parts")
     parser.add_argument("--json", type=Path, help="also write the functions' figures here")
@@ -368,6 +376,8 @@ def main() -> None:
         "--tpe-scan", action="store_true", help="scan TPE's settings where a goal is missed"
     )
     args = parser.parse_args()
+    if args.tiny:
+        args.seeds = 1
     print(f"{args.seeds} seed(s); Python {platform.python_version()}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "functions"):
@@ -386,11 +396,11 @@ def main() -> None:
             if args.json:
                 args.json.write_text(json.dumps(figures, indent=1) + "\n")
         if args.only in (None, "digits"):
-            print_digits(Path(tmp), args.seeds, args.markdown)
+            print_digits(Path(tmp), args.seeds, args.markdown, 3 if args.tiny else EPOCHS)
 
 
-def print_digits(root: Path, seeds: int, markdown: bool) -> None:
-    runs = {m: run_method(root, m, seeds) for m in DECORATORS}
+def print_digits(root: Path, seeds: int, markdown: bool, epochs: int = EPOCHS) -> None:
+    runs = {m: run_method(root, m, seeds, epochs) for m in DECORATORS}
     grid = runs["grid"][1]
     rows = []
     for method, (seconds, by_seed) in runs.items():
@@ -413,7 +423,7 @@ def print_digits(root: Path, seeds: int, markdown: bool) -> None:
         "wall",
     ]
     print(
-        f"\nDigits, the real-model check: SGDClassifier, {TRIALS} trials each, {EPOCHS} epochs "
+        f"\nDigits, the real-model check: SGDClassifier, {TRIALS} trials each, {epochs} epochs "
         "(does not separate the samplers)"
     )
     print_table([header, *rows], markdown)
