@@ -84,16 +84,11 @@ def ask(study: Any, search: Search, index: int, before: Mapping[str, Any] | None
 
     wanted = distributions(search.dimensions)
     sampler = make_sampler(search.sampler, search.seed, index)
-    if before is not None:
-        fixed = {
-            name: value
-            for name, value in before.items()
-            if name in wanted and _fits(wanted[name], value)
-        }
-        if fixed:
-            with warnings.catch_warnings():  # Optuna marks it experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
+    fixed = _still_fitting(before or {}, wanted)
+    if fixed:
+        with warnings.catch_warnings():  # Optuna marks it experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
     study.sampler = sampler
     with warnings.catch_warnings():
         # CmaEs and GP warn of falling back to independent sampling for a
@@ -127,6 +122,15 @@ def values_of(params: Mapping[str, Any]) -> dict[str, Any]:
     Optuna's, floats to 6 significant digits, as `@hparam_random` draws them
     (`lr 0.00316228`, not `0.0031622776601683794`)."""
     return {n: round_float(v) if isinstance(v, float) else v for n, v in params.items()}
+
+
+def _still_fitting(before: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The values given before that the domains declared now still hold."""
+    return {
+        name: value
+        for name, value in before.items()
+        if name in wanted and _fits(wanted[name], value)
+    }
 
 
 def _fits(distribution: Any, value: Any) -> bool:
