@@ -195,17 +195,21 @@ class TrialWriter:
         directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
             real_os.makedirs(directory, exist_ok=True)
+        name, final = self._new_file(directory, now)
+        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
+        fd = real_os.open(target, _OPEN_FLAGS, 0o666)
+        self._files[group] = (fd, target, final)
+        return fd
+
+    def _new_file(self, directory: str, now: float) -> tuple[str, str]:
+        """An event file's name, and its path in `directory`, that no old session's file has."""
         # The old session's files are deleted by name at the end: the new
         # name must differ even when pid and second repeat (containers).
         while True:
             name = _event_file_name("", now)
             final = f"{directory}{os.sep}{name}"  # os.path.join's checks cost more, here
             if final not in self._old:
-                break
-        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
-        fd = real_os.open(target, _OPEN_FLAGS, 0o666)
-        self._files[group] = (fd, target, final)
-        return fd
+                return name, final
 
     def _write(self, group: str, step: int, summary: bytes) -> None:
         now = time.time()
@@ -238,11 +242,15 @@ class TrialWriter:
         self._write("", self.last_step, end)
         self._close()
         if self._replacing:
-            for _, written, final in self._files.values():
-                real_os.replace(written, final)
-            for old in self._old:
-                with contextlib.suppress(FileNotFoundError):
-                    real_os.unlink(old)
+            self._replace_old()
+
+    def _replace_old(self) -> None:
+        """Puts the files written aside in place of the recorded session's."""
+        for _, written, final in self._files.values():
+            real_os.replace(written, final)
+        for old in self._old:
+            with contextlib.suppress(FileNotFoundError):
+                real_os.unlink(old)
 
     def abort(self) -> None:
         """Closes without a session end: the trial reads as unknown.
