@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_hparams import lazy
@@ -105,16 +105,22 @@ def changed_domain(study: Any, search: Search) -> str | None:
     compatible = lazy.optuna().distributions.check_distribution_compatibility
 
     wanted = distributions(search.dimensions)
-    checked: set[str] = set()  # each name against the first trial that holds it
-    for trial in study.get_trials(deepcopy=False):
-        for name, held in trial.distributions.items():
-            if name in wanted and name not in checked:
-                checked.add(name)
-                try:
-                    compatible(held, wanted[name])
-                except ValueError:
-                    return f"{name!r} as {held}, where the sweep declares {wanted[name]}"
+    for name, held in _first_held(study, wanted).items():
+        try:
+            compatible(held, wanted[name])
+        except ValueError:
+            return f"{name!r} as {held}, where the sweep declares {wanted[name]}"
     return None
+
+
+def _first_held(study: Any, names: Container[str]) -> dict[str, Any]:
+    """The distribution of each of `names` in the first trial that holds it."""
+    held: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            if name in names:
+                held.setdefault(name, distribution)
+    return held
 
 
 def values_of(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -110,18 +110,13 @@ def read(config: pytest.Config) -> Settings:
     if not hasattr(config, "workerinput"):  # the controller refuses, once
         refuse_two_word_paths(config)
     store = _store(config, here)
-    resume = bool(config.getoption("hparams_resume"))
-    if resume and store is None:
-        raise pytest.UsageError(
-            "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
-        )
+    resume = _resume(config, store)
     study = _cli_or_ini_text(config, "study")
     only_best = _only_best(config, here)
     compared, entries = _compared_baseline(config, here)
     save_path, saved = _saved_baseline(config, here)
     reports = _reports(config, here, (compared, save_path, only_best))
-    if store is not None and not isinstance(store, RemoteStore):
-        _check_not_holding_tests(config, store.root)
+    _check_not_holding_tests(config, store)
     return Settings(
         store=store,
         top=_cli_or_ini(config, "top", non_negative_int, None),
@@ -150,6 +145,16 @@ def read(config: pytest.Config) -> Settings:
         began=_began(config),
         tolerances=_tolerances(config),
     )
+
+
+def _resume(config: pytest.Config, store: storage.LocalStore | None) -> bool:
+    """`--hparams-resume`, refused without a logdir to resume from."""
+    resume = bool(config.getoption("hparams_resume"))
+    if resume and store is None:
+        raise pytest.UsageError(
+            "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
+        )
+    return resume
 
 
 def _only_best(config: pytest.Config, here: Path) -> Path | None:
@@ -367,8 +372,11 @@ def _path(here: Path, raw: str, source: str) -> Path:
     return Path(here, os.path.expanduser(raw))
 
 
-def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
-    """Refuses a logdir that holds the tests being run: it is never collected."""
+def _check_not_holding_tests(config: pytest.Config, store: storage.LocalStore | None) -> None:
+    """Refuses a local logdir that holds the tests being run: it is never collected."""
+    if store is None or isinstance(store, RemoteStore):
+        return
+    root = store.root
     for arg in config.args:
         held = _held_tests(config, root, arg)
         if held is not None:
