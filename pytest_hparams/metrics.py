@@ -50,8 +50,8 @@ def parse_tolerance(raw: object) -> Tolerance:
 
 
 def _resolved_goal(name: object, goal: object) -> object:
-    """ "max" or "min" for a goal or its alias, or the goal a name suggests when
-    none is given; anything else as given, for `Metric.problem` to report."""
+    """The goal as "max" or "min": given, an alias's, or the one a name suggests
+    when none is given; anything else as given, for `Metric.problem` to report."""
     if goal is None and isinstance(name, str):
         goal = "min" if name.lower().endswith(_MIN_SUFFIXES) else "max"
     if isinstance(goal, str):
