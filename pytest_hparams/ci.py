@@ -69,6 +69,11 @@ def shard_from_env(total: int | None, environ: Mapping[str, str]) -> tuple[int, 
             found[source] = shard
     if not found:
         raise ValueError(_none_set(total))
+    return _agreed(found)
+
+
+def _agreed(found: Mapping[Source, tuple[int, int]]) -> tuple[int, int]:
+    """The one shard every source found names; raises ValueError when they differ."""
     if len(set(found.values())) > 1:
         said = ", ".join(f"{s.variables}: {k}/{n}" for s, (k, n) in found.items())
         raise ValueError(
@@ -82,25 +87,38 @@ def _read(source: Source, total: int | None, environ: Mapping[str, str]) -> tupl
     """The shard one source names; None where its variables are unset."""
     raw_index = environ.get(source.index)
     if source.total is not None:
-        raw_total = environ.get(source.total)
-        if raw_index is None and raw_total is None:
-            return None
-        if raw_total is None:
-            raise ValueError(
-                f"{source.index} is set but {source.total} is not; set both, as "
-                f"{source.name} does, or give K/N"
-            )
-        total = _whole(source.total, raw_total, 1, f"it is {source.name}'s number of jobs")
-        if raw_index is None:
-            if total == 1:  # a job that is not split: GitLab's without `parallel:`
-                return 1, 1
-            raise ValueError(
-                f"{source.total}={total} is set but {source.index} is not; set both, as "
-                f"{source.name} does, or give K/N"
-            )
-    elif raw_index is None:
+        return _read_pair(source, source.total, raw_index, environ)
+    if raw_index is None:
         return None
     assert total is not None
+    return _shard(source, raw_index, total)
+
+
+def _read_pair(
+    source: Source, total_name: str, raw_index: str | None, environ: Mapping[str, str]
+) -> tuple[int, int] | None:
+    """The shard a CI's index and total name; None where both are unset."""
+    raw_total = environ.get(total_name)
+    if raw_index is None and raw_total is None:
+        return None
+    if raw_total is None:
+        raise ValueError(
+            f"{source.index} is set but {total_name} is not; set both, as "
+            f"{source.name} does, or give K/N"
+        )
+    total = _whole(total_name, raw_total, 1, f"it is {source.name}'s number of jobs")
+    if raw_index is not None:
+        return _shard(source, raw_index, total)
+    if total == 1:  # a job that is not split: GitLab's without `parallel:`
+        return 1, 1
+    raise ValueError(
+        f"{total_name}={total} is set but {source.index} is not; set both, as "
+        f"{source.name} does, or give K/N"
+    )
+
+
+def _shard(source: Source, raw_index: str, total: int) -> tuple[int, int]:
+    """(K, N) from a source's index, checked against its range for `total` jobs."""
     first, last = source.base, total - 1 + source.base
     index = _whole(source.index, raw_index, 0, f"{_based(source)}, {first} to {last}")
     if not first <= index <= last:

@@ -164,27 +164,7 @@ def experiment_summary(
       metrics: The metrics, in column order.
       time_created_secs: Seconds since the epoch.
     """
-    parts = []
-    for hp in hparams:
-        # HParamInfo: name 1, display_name 2, description 3, type 4,
-        # domain_discrete 5 (a ListValue), domain_interval 6.
-        info = (
-            _string(1, hp["name"])
-            + _string(2, hp.get("display_name", ""))
-            + _string(3, hp.get("description", ""))
-        )
-        if hp.get("domain") is None:
-            info += _int(4, _DTYPES["str"])
-        else:
-            domain = Domain.from_dict(hp["domain"])
-            info += _int(4, _DTYPES[domain.dtype])
-            if domain.kind == "interval":
-                low, high = domain.min_value, domain.max_value
-                assert low is not None and high is not None  # set on every interval
-                info += _message(6, _double(1, low) + _double(2, high))
-            else:
-                info += _message(5, b"".join(_message(1, _value(v)) for v in domain.values))
-        parts.append(_message(4, info))  # Experiment.hparam_infos
+    parts = [_message(4, _hparam_info(hp)) for hp in hparams]  # Experiment.hparam_infos
     for metric in metrics:
         # MetricInfo: name 1 (MetricName: group 1, tag 2), display_name 3, description 4.
         name = _string(1, metric.group) + _string(2, metric.name)
@@ -192,6 +172,28 @@ def experiment_summary(
         parts.append(_message(5, info))  # Experiment.metric_infos
     experiment = b"".join(parts) + _double(3, time_created_secs)
     return _nest(experiment, _EXPERIMENT_LEVELS)
+
+
+def _hparam_info(hp: Mapping[str, Any]) -> bytes:
+    # HParamInfo: name 1, display_name 2, description 3, type 4,
+    # domain_discrete 5 (a ListValue), domain_interval 6.
+    info = (
+        _string(1, hp["name"])
+        + _string(2, hp.get("display_name", ""))
+        + _string(3, hp.get("description", ""))
+    )
+    if hp.get("domain") is None:
+        return info + _int(4, _DTYPES["str"])
+    domain = Domain.from_dict(hp["domain"])
+    return info + _int(4, _DTYPES[domain.dtype]) + _domain_info(domain)
+
+
+def _domain_info(domain: Domain) -> bytes:
+    if domain.kind == "interval":
+        low, high = domain.min_value, domain.max_value
+        assert low is not None and high is not None  # set on every interval
+        return _message(6, _double(1, low) + _double(2, high))
+    return _message(5, b"".join(_message(1, _value(v)) for v in domain.values))
 
 
 # Entries of string values, which recur across a sweep's trials (its name is
@@ -312,26 +314,33 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
     metrics: dict[str, float] = {}
     for record in records:
         event = pb.event_pb2.Event.FromString(record)
-        tags = {v.tag for v in event.summary.value}
-        for value in event.summary.value:
-            if value.metadata.plugin_data.plugin_name != "hparams":
-                continue
-            data = pb.plugin_data_pb2.HParamsPluginData.FromString(
-                value.metadata.plugin_data.content
-            )
-            if value.tag == SESSION_START_TAG:
+        for tag, data in _hparams_plugin_data(pb, event):
+            if tag == SESSION_START_TAG:
                 hparams = {
                     k: _from_proto_value(v) for k, v in data.session_start_info.hparams.items()
                 }
-            elif value.tag == SESSION_END_TAG:
+            elif tag == SESSION_END_TAG:
                 status = data.session_end_info.status
-        if SESSION_END_TAG in tags:
-            metrics = {
-                v.tag: float(v.tensor.float_val[0])
-                for v in event.summary.value
-                if v.tag != SESSION_END_TAG and v.tensor.float_val
-            }
+        if any(v.tag == SESSION_END_TAG for v in event.summary.value):
+            metrics = _final_metrics(event)
     return hparams, status, metrics
+
+
+def _hparams_plugin_data(pb: Any, event: Any) -> Iterator[tuple[str, Any]]:
+    """The tag and `HParamsPluginData` of each of an event's hparams records."""
+    for value in event.summary.value:
+        if value.metadata.plugin_data.plugin_name == "hparams":
+            content = value.metadata.plugin_data.content
+            yield value.tag, pb.plugin_data_pb2.HParamsPluginData.FromString(content)
+
+
+def _final_metrics(event: Any) -> dict[str, float]:
+    """The metrics written in the event that ends the session."""
+    return {
+        v.tag: float(v.tensor.float_val[0])
+        for v in event.summary.value
+        if v.tag != SESSION_END_TAG and v.tensor.float_val
+    }
 
 
 def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
@@ -345,42 +354,36 @@ def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
         if any(v.tag == SESSION_END_TAG for v in event.summary.value):
             continue  # the returned metrics, at the last step: no point of a curve
         for value in event.summary.value:
-            if value.metadata.plugin_data.plugin_name == "hparams":
-                continue
-            if value.HasField("simple_value"):
-                number = float(value.simple_value)
-            elif value.HasField("tensor") and value.tensor.dtype:
-                # TensorFlow's writer (Keras' callback) packs a scalar into
-                # tensor_content; TensorBoard's own decoder reads every form.
-                array = pb.tensor_util.make_ndarray(value.tensor)
-                if array.size != 1 or array.dtype.kind not in "fiu":
-                    continue
-                number = float(array.reshape(()))
-            else:
-                continue
-            curves.setdefault(value.tag, {})[int(event.step)] = number
+            number = _scalar(pb, value)
+            if number is not None:
+                curves.setdefault(value.tag, {})[int(event.step)] = number
     return curves
+
+
+def _scalar(pb: Any, value: Any) -> float | None:
+    """A summary value's number, or None for the hparams plugin's records
+    and for anything not a single number."""
+    if value.metadata.plugin_data.plugin_name == "hparams":
+        return None
+    if value.HasField("simple_value"):
+        return float(value.simple_value)
+    if not (value.HasField("tensor") and value.tensor.dtype):
+        return None
+    # TensorFlow's writer (Keras' callback) packs a scalar into
+    # tensor_content; TensorBoard's own decoder reads every form.
+    array = pb.tensor_util.make_ndarray(value.tensor)
+    if array.size != 1 or array.dtype.kind not in "fiu":
+        return None
+    return float(array.reshape(()))
 
 
 def _experiment_to_plain(exp: Any) -> tuple[list[dict[str, Any]], list[Metric]]:
     hparams: list[dict[str, Any]] = []
     for info in exp.hparam_infos:
-        dtype = _DTYPE_NAMES.get(info.type)
-        domain: dict[str, Any] | None = None
-        if dtype is not None and info.HasField("domain_interval"):
-            domain = {
-                "kind": "interval",
-                "dtype": dtype,
-                "min": info.domain_interval.min_value,
-                "max": info.domain_interval.max_value,
-            }
-        elif dtype is not None and info.HasField("domain_discrete"):
-            values = [_from_proto_value(v) for v in info.domain_discrete.values]
-            domain = {"kind": "discrete", "dtype": dtype, "values": values}
         hparams.append(
             {
                 "name": info.name,
-                "domain": domain,
+                "domain": _domain_to_plain(info),
                 "display_name": info.display_name,
                 "description": info.description,
             }
@@ -392,6 +395,25 @@ def _experiment_to_plain(exp: Any) -> tuple[list[dict[str, Any]], list[Metric]]:
         for m in exp.metric_infos
     ]
     return hparams, metrics
+
+
+def _domain_to_plain(info: Any) -> dict[str, Any] | None:
+    """An HParamInfo's domain as `Domain.to_dict()` gives it; None for an
+    untyped hparam or one without a domain."""
+    dtype = _DTYPE_NAMES.get(info.type)
+    if dtype is None:
+        return None
+    if info.HasField("domain_interval"):
+        return {
+            "kind": "interval",
+            "dtype": dtype,
+            "min": info.domain_interval.min_value,
+            "max": info.domain_interval.max_value,
+        }
+    if info.HasField("domain_discrete"):
+        values = [_from_proto_value(v) for v in info.domain_discrete.values]
+        return {"kind": "discrete", "dtype": dtype, "values": values}
+    return None
 
 
 def _from_proto_value(v: Any) -> Value:

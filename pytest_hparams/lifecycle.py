@@ -83,19 +83,40 @@ class TrialState:
     def outcome(self) -> Outcome | None:
         """How the trial ended, decided once from its phase reports; None
         when no test body ran and nothing failed or skipped (--setup-only)."""
-        reports = self.reports
-        call = reports.get("call")
-        if call is not None and hasattr(call, "wasxfail"):  # set by pytest's xfail handling
-            return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
-        if call is not None and call.outcome == "failed":
-            return Outcome.FAILED
+        call = self.reports.get("call")
+        body = _body_outcome(call)
+        if body is not None:
+            return body
+        phases = self._phases_outcome()
+        if phases is not None:
+            return phases
+        return None if call is None else Outcome.PASSED
+
+    def _phases_outcome(self) -> Outcome | None:
+        """ERROR, PRUNED, RESUMED or SKIPPED, as the reports of all its phases
+        say, in that order of precedence; None when they say none of these."""
+        seen = {r.outcome for r in self.reports.values()}
         # A fixture's error is an error everywhere, a pruned trial's too.
-        if any(r.outcome == "failed" for r in reports.values()):
+        if "failed" in seen:
             return Outcome.ERROR
-        if self.pruned_at is not None or any(hasattr(r, PRUNED_ATTR) for r in reports.values()):
+        if self._was_pruned():
             return Outcome.PRUNED
-        if any(r.outcome == "skipped" for r in reports.values()):
+        if "skipped" in seen:
             return Outcome.RESUMED if self.phase is Phase.RESUMED else Outcome.SKIPPED
-        if call is None:
-            return None
-        return Outcome.PASSED
+        return None
+
+    def _was_pruned(self) -> bool:
+        """Whether its pruner stopped it: here, or where a report came from."""
+        return self.pruned_at is not None or any(
+            hasattr(r, PRUNED_ATTR) for r in self.reports.values()
+        )
+
+
+def _body_outcome(call: pytest.TestReport | None) -> Outcome | None:
+    """XFAILED or XPASSED for an xfail-marked test body, FAILED for a failed
+    one; None for any other (or none)."""
+    if call is None:
+        return None
+    if hasattr(call, "wasxfail"):  # set by pytest's xfail handling
+        return Outcome.XFAILED if call.outcome == "skipped" else Outcome.XPASSED
+    return Outcome.FAILED if call.outcome == "failed" else None

@@ -195,17 +195,21 @@ class TrialWriter:
         directory = f"{self.path}{os.sep}{group}" if group else self.path
         if group:
             real_os.makedirs(directory, exist_ok=True)
+        name, final = self._new_file(directory, now)
+        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
+        fd = real_os.open(target, _OPEN_FLAGS, 0o666)
+        self._files[group] = (fd, target, final)
+        return fd
+
+    def _new_file(self, directory: str, now: float) -> tuple[str, str]:
+        """An event file's name, and its path in `directory`, that no old session's file has."""
         # The old session's files are deleted by name at the end: the new
         # name must differ even when pid and second repeat (containers).
         while True:
             name = _event_file_name("", now)
             final = f"{directory}{os.sep}{name}"  # os.path.join's checks cost more, here
             if final not in self._old:
-                break
-        target = f"{directory}{os.sep}{_pending_name(name)}" if self._replacing else final
-        fd = real_os.open(target, _OPEN_FLAGS, 0o666)
-        self._files[group] = (fd, target, final)
-        return fd
+                return name, final
 
     def _write(self, group: str, step: int, summary: bytes) -> None:
         now = time.time()
@@ -238,11 +242,15 @@ class TrialWriter:
         self._write("", self.last_step, end)
         self._close()
         if self._replacing:
-            for _, written, final in self._files.values():
-                real_os.replace(written, final)
-            for old in self._old:
-                with contextlib.suppress(FileNotFoundError):
-                    real_os.unlink(old)
+            self._replace_old()
+
+    def _replace_old(self) -> None:
+        """Puts the files written aside in place of the recorded session's."""
+        for _, written, final in self._files.values():
+            real_os.replace(written, final)
+        for old in self._old:
+            with contextlib.suppress(FileNotFoundError):
+                real_os.unlink(old)
 
     def abort(self) -> None:
         """Closes without a session end: the trial reads as unknown.
@@ -302,14 +310,16 @@ def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, 
 def read_curves(path: Path) -> Curves:
     """A trial's scalar curves: by metric group ("" for its own run, else
     the subdirectory, as Keras' `train` and `validation`), tag, then step."""
-    out: dict[str, dict[str, dict[int, float]]] = {}
-    for directory in [path, *sorted(p for p in path.iterdir() if p.is_dir())]:
-        files = sorted(p for p in directory.iterdir() if "tfevents" in p.name and p.is_file())
-        records = (r for f in files for r in events.unframe(f.read_bytes()))
-        curves = events.parse_scalars(records)
-        if curves:
-            out["" if directory == path else directory.name] = curves
-    return out
+    out: Curves = {"": _scalars_in(path)}
+    for directory in sorted(p for p in path.iterdir() if p.is_dir()):
+        out[directory.name] = _scalars_in(directory)
+    return {group: curves for group, curves in out.items() if curves}
+
+
+def _scalars_in(directory: Path) -> dict[str, dict[int, float]]:
+    """The scalar curves of one directory's own event files, by tag then step."""
+    files = sorted(p for p in directory.iterdir() if "tfevents" in p.name and p.is_file())
+    return events.parse_scalars(r for f in files for r in events.unframe(f.read_bytes()))
 
 
 def write_mean_run(
@@ -318,15 +328,9 @@ def write_mean_run(
     """Writes the mean of the repeats' curves, step by step, as a run of its
     own (no session: the HParams tab lists trials; the Scalars tab draws one
     line per combination, as TensorBoard's maintainers suggest for repeats)."""
-    sums: dict[tuple[str, str, int], list[float]] = {}
-    for curves in repeats:
-        for group, tags in curves.items():
-            for tag, points in tags.items():
-                for step, value in points.items():
-                    sums.setdefault((group, tag, step), []).append(value)
     by_group: dict[str, list[bytes]] = {}
     now = time.time()
-    for (group, tag, step), values in sorted(sums.items()):
+    for (group, tag, step), values in sorted(_points(repeats).items()):
         summary = events.scalar_summary(tag, math.fsum(values) / len(values))
         by_group.setdefault(group, []).append(events.event_bytes(now, step, summary))
     for group, records in by_group.items():
@@ -338,6 +342,19 @@ def write_mean_run(
         write_atomically(directory / _event_file_name("mean.", now), data)
 
 
+def _points(
+    repeats: Sequence[Mapping[str, Mapping[str, Mapping[int, float]]]],
+) -> dict[tuple[str, str, int], list[float]]:
+    """Each point's values in the repeats, by group, tag and step."""
+    points: dict[tuple[str, str, int], list[float]] = {}
+    for curves in repeats:
+        for group, tags in curves.items():
+            for tag, curve in tags.items():
+                for step, value in curve.items():
+                    points.setdefault((group, tag, step), []).append(value)
+    return points
+
+
 def mark_crashed(path: Path, start: tuple[str, Mapping[str, Value]] | None = None) -> None:
     """Ends the session of a trial whose process died, as FAILURE.
 
@@ -346,10 +363,7 @@ def mark_crashed(path: Path, start: tuple[str, Mapping[str, Value]] | None = Non
     trial that died before it began a session (in a fixture's setup) gets
     one from `start` (its group name and hparams), begun and ended at once.
     """
-    for p in _event_files(str(path)):
-        if os.path.basename(p).startswith(_PENDING):
-            with contextlib.suppress(FileNotFoundError):
-                real_os.unlink(p)
+    _drop_pending(path)
     recorded = read_session(path)
     now = time.time()
     end = events.session_end_summary(events.STATUS_FAILURE, now)
@@ -359,6 +373,14 @@ def mark_crashed(path: Path, start: tuple[str, Mapping[str, Value]] | None = Non
         write_atomically(path / _event_file_name("crashed."), data)
     elif recorded is not None and recorded[1] == events.STATUS_UNKNOWN:
         write_atomically(path / _event_file_name("crashed."), _one_event_file(end))
+
+
+def _drop_pending(path: Path) -> None:
+    """Removes a run's pending event files: a killed rerun's, never part of a session."""
+    for p in _event_files(str(path)):
+        if os.path.basename(p).startswith(_PENDING):
+            with contextlib.suppress(FileNotFoundError):
+                real_os.unlink(p)
 
 
 class ExperimentConfig:
@@ -425,9 +447,7 @@ class ExperimentConfig:
         if old is None:
             self.hparams[hp["name"]] = dict(hp)
             return
-        a = Domain.from_dict(old["domain"]) if old.get("domain") else None
-        b = Domain.from_dict(hp["domain"]) if hp.get("domain") else None
-        merged = merge_domains(a, b)
+        merged = merge_domains(_domain(old), _domain(hp))
         self.hparams[hp["name"]] = {
             **old,
             "display_name": hp.get("display_name") or old.get("display_name", ""),
@@ -441,3 +461,7 @@ class ExperimentConfig:
             list(self.hparams.values()), list(self.metrics.values()), time.time()
         )
         return _one_event_file(summary)
+
+
+def _domain(hp: Mapping[str, Any]) -> Domain | None:
+    return Domain.from_dict(hp["domain"]) if hp.get("domain") else None

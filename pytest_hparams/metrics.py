@@ -49,6 +49,28 @@ def parse_tolerance(raw: object) -> Tolerance:
     return Tolerance(value / 100 if relative else value, relative)
 
 
+def _resolved_goal(name: object, goal: object) -> object:
+    """The goal as "max" or "min": given, an alias's, or the one a name suggests
+    when none is given; anything else as given, for `Metric.problem` to report."""
+    if goal is None and isinstance(name, str):
+        goal = "min" if name.lower().endswith(_MIN_SUFFIXES) else "max"
+    if isinstance(goal, str):
+        return _GOALS.get(goal, goal)
+    return goal
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _inside_run(group: str) -> bool:
+    """Whether a group names a directory below the trial's run (not absolute,
+    not on a drive, and no empty, "." or ".." part)."""
+    if group.startswith(("/", "\\")) or ":" in group:
+        return False
+    return all(p not in ("", ".", "..") for p in group.replace("\\", "/").split("/"))
+
+
 class Metric:
     """A metric a trial reports, which direction is better, and its gates.
 
@@ -85,12 +107,8 @@ class Metric:
         max: float | None = None,
         tolerance: float | str | None = None,
     ) -> None:
-        if goal is None and isinstance(name, str):
-            goal = "min" if name.lower().endswith(_MIN_SUFFIXES) else "max"
-        if isinstance(goal, str):
-            goal = _GOALS.get(goal, goal)
         self.name = name
-        self.goal: Goal = goal  # type: ignore[assignment]
+        self.goal: Goal = _resolved_goal(name, goal)  # type: ignore[assignment]
         self.display_name = display_name or ""
         self.description = description or ""
         self.group = group or ""
@@ -100,41 +118,60 @@ class Metric:
 
     def problem(self) -> str | None:
         """What is wrong with this declaration, or None."""
-        if not isinstance(self.name, str) or not self.name.strip():
-            return (
-                "Metric name must be a non-blank string: it titles a table column and names "
-                f"a TensorBoard tag (got {self.name!r})"
-            )
-        if self.goal not in ("max", "min"):
-            return (
-                f"Metric {self.name!r}: goal must be 'max', 'min', 'maximize' or 'minimize' "
-                f"(got {self.goal!r})"
-            )
+        checks = (
+            self._name_problem,
+            self._goal_problem,
+            self._bounds_problem,
+            self._group_problem,
+            self._tolerance_problem,
+        )
+        for check in checks:
+            problem = check()
+            if problem is not None:
+                return problem
+        return None
+
+    def _name_problem(self) -> str | None:
+        if isinstance(self.name, str) and self.name.strip():
+            return None
+        return (
+            "Metric name must be a non-blank string: it titles a table column and names "
+            f"a TensorBoard tag (got {self.name!r})"
+        )
+
+    def _goal_problem(self) -> str | None:
+        if self.goal in ("max", "min"):
+            return None
+        return (
+            f"Metric {self.name!r}: goal must be 'max', 'min', 'maximize' or 'minimize' "
+            f"(got {self.goal!r})"
+        )
+
+    def _bounds_problem(self) -> str | None:
         for bound in ("min", "max"):
             value = getattr(self, bound)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-            ):
+            if value is not None and not _is_number(value):
                 return f"Metric {self.name!r}: {bound} must be a number (got {value!r})"
         if self.min is not None and self.max is not None and self.min > self.max:
             return f"Metric {self.name!r}: min {self.min!r} is greater than max {self.max!r}"
+        return None
+
+    def _group_problem(self) -> str | None:
         group = self.group
-        parts = group.replace("\\", "/").split("/") if isinstance(group, str) else []
-        if group and (
-            not isinstance(group, str)
-            or group.startswith(("/", "\\"))
-            or ":" in group
-            or any(p in ("", ".", "..") for p in parts)
-        ):
-            return (
-                f"Metric {self.name!r}: group must be a relative directory inside the trial's "
-                f"run, such as 'validation' (got {group!r})"
-            )
-        if self.tolerance is not None:
-            try:
-                parse_tolerance(self.tolerance)
-            except ValueError as e:
-                return f"Metric {self.name!r}: {e}"
+        if not group or (isinstance(group, str) and _inside_run(group)):
+            return None
+        return (
+            f"Metric {self.name!r}: group must be a relative directory inside the trial's "
+            f"run, such as 'validation' (got {group!r})"
+        )
+
+    def _tolerance_problem(self) -> str | None:
+        if self.tolerance is None:
+            return None
+        try:
+            parse_tolerance(self.tolerance)
+        except ValueError as e:
+            return f"Metric {self.name!r}: {e}"
         return None
 
     def __repr__(self) -> str:

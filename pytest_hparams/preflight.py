@@ -29,6 +29,12 @@ RESUMED_REASON = "resumed: this trial's session in the logdir ended with SUCCESS
 def check(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
     """Refuses options that name what no collected sweep has, and a gate on
     repeats that would need scipy where it is not installed."""
+    _check_overrides(sweeps, settings)
+    _check_tolerances(sweeps, settings)
+    _check_stats(sweeps, settings)
+
+
+def _check_overrides(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
     hparams = {n for c in sweeps.values() for n in c.sweep.names}
     unknown_set = sorted({n for n, _ in settings.overrides} - hparams)
     if unknown_set:
@@ -36,6 +42,9 @@ def check(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
             f"--hparams-set names {unknown_set[0]!r}, which no collected sweep has "
             f"(hparams: {', '.join(sorted(hparams))}); fix the name"
         )
+
+
+def _check_tolerances(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
     declared = {m.name for c in sweeps.values() for m in c.sweep.metrics}
     for source, names in settings.tolerance_names():
         unknown = sorted(names - declared)
@@ -45,21 +54,23 @@ def check(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
                 f"(declared: {', '.join(sorted(declared)) or 'none'}); "
                 "declare it with metrics=[...] or fix the name"
             )
-    _check_stats(sweeps, settings)
 
 
 def _check_stats(sweeps: Mapping[str, Compiled], settings: Settings) -> None:
     # Checked now: the gate on repeats is decided only once every trial ran.
-    entries = settings.baseline
-    if not entries or not any(c.repeats > 1 for c in sweeps.values()):
-        return
-    if not any(repeated(e) for e in entries.values()):
-        return
-    if importlib.util.find_spec("scipy") is None:
+    if _gates_repeats(sweeps, settings) and importlib.util.find_spec("scipy") is None:
         raise pytest.UsageError(
             "the baseline holds repeats, and the gate on repeats needs scipy for its "
             f"Welch's t-test; install it with: {STATS_EXTRA}"
         )
+
+
+def _gates_repeats(sweeps: Mapping[str, Compiled], settings: Settings) -> bool:
+    """Whether a sweep repeats its trials against a baseline that holds repeats."""
+    entries = settings.baseline
+    if not entries or not any(c.repeats > 1 for c in sweeps.values()):
+        return False
+    return any(repeated(e) for e in entries.values())
 
 
 class Resumed(NamedTuple):
@@ -101,16 +112,26 @@ def resumed(
             if asked is None:
                 return _pruned(key, studies)
             key = asked
-    recorded = store.session(run_path(key.folder, key.params))
-    if recorded is not None:
-        hparams, status, metrics = recorded
-        hparams.pop(SWEEP_HPARAM, None)
-        metrics.pop(PRUNED_METRIC, None)  # the dashboard's column, not a metric of the trial
-        if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
-            return Resumed(key, metrics, RESUMED_REASON)
+    succeeded = _succeeded(key, store)
+    if succeeded is not None:
+        return succeeded
     if fallback is not None:
         return Resumed(key, fallback, RESUMED_REASON)
     return _pruned(key, studies)
+
+
+def _succeeded(key: TrialKey, store: LocalStore) -> Resumed | None:
+    """The trial as its session in the logdir recorded it, when that ended
+    with SUCCESS with the same hparams."""
+    recorded = store.session(run_path(key.folder, key.params))
+    if recorded is None:
+        return None
+    hparams, status, metrics = recorded
+    hparams.pop(SWEEP_HPARAM, None)
+    metrics.pop(PRUNED_METRIC, None)  # the dashboard's column, not a metric of the trial
+    if status == events.STATUS_SUCCESS and hparams == dict(key.hparams):
+        return Resumed(key, metrics, RESUMED_REASON)
+    return None
 
 
 def _pruned(key: TrialKey, studies: Studies | None) -> Resumed | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pytest_hparams.errors import SweepError
@@ -130,17 +130,23 @@ def sample_sweep(
     """
     _check_count("hparam_random", n, seed)
     declared, dimensions = _dimensions("hparam_random", positional, domains)
-    rng = random.Random(seed)
+    fixed = _draw(n, random.Random(seed), dimensions)
+    values = {d.name: tuple(dict.fromkeys(t[d.name] for t in fixed)) for d in dimensions}
+    hparams = _hparam_defs(declared, dimensions, values)
+    return Sweep(hparams, parse_metrics(metrics), fixed)
+
+
+def _draw(
+    n: int, rng: random.Random, dimensions: Sequence[Dimension]
+) -> tuple[dict[str, Value], ...]:
+    """Up to n distinct trials, in draw order."""
     trials: dict[tuple[Value, ...], dict[str, Value]] = {}
     for _ in range(n * _MAX_DRAWS_PER_TRIAL):
         combo = {d.name: d.draw(rng) for d in dimensions}
         trials.setdefault(tuple(combo.values()), combo)  # a repeated draw runs once
         if len(trials) == n:
             break
-    fixed = tuple(trials.values())
-    values = {d.name: tuple(dict.fromkeys(t[d.name] for t in fixed)) for d in dimensions}
-    hparams = _hparam_defs(declared, dimensions, values)
-    return Sweep(hparams, parse_metrics(metrics), fixed)
+    return tuple(trials.values())
 
 
 def search_sweep(
@@ -202,12 +208,16 @@ def _dimensions(
     dimensions = []
     for name in names:
         check_name(name)
-        hp = declared.get(name)
-        raw = domains.get(name, hp.domain if hp is not None else None)
-        if raw is None:
-            raise SweepError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
-        dimensions.append(_dimension(name, raw))
+        dimensions.append(_dimension(name, _sampled_domain(name, declared.get(name), domains)))
     return declared, tuple(dimensions)
+
+
+def _sampled_domain(name: str, hp: Any, domains: Mapping[str, object]) -> object:
+    """What an hparam is drawn from: its keyword's domain, else its HParam's."""
+    raw = domains.get(name, hp.domain if hp is not None else None)
+    if raw is None:
+        raise SweepError(f"HParam {name!r} has no domain to sample; give one as {name}=...")
+    return raw
 
 
 def _hparam_defs(
@@ -218,49 +228,81 @@ def _hparam_defs(
     hparams = []
     for d in dimensions:
         hp = declared.get(d.name)
-        shown = d.domain
-        if hp is not None and hp.domain is not None:
-            shown = tb_domain_of(d.name, hp.domain)
         hparams.append(
             HParamDef(
                 d.name,
                 values.get(d.name, ()),
-                shown,
-                display_name=(hp.display_name or "") if hp is not None else "",
-                description=(hp.description or "") if hp is not None else "",
+                _shown_domain(d, hp),
+                display_name=getattr(hp, "display_name", None) or "",
+                description=getattr(hp, "description", None) or "",
                 declared=hp,
             )
         )
     return tuple(hparams)
 
 
+def _shown_domain(d: Dimension, hp: Any) -> Domain:
+    """The domain the dashboard shows: the declared HParam's, else the one sampled."""
+    if hp is not None and hp.domain is not None:
+        return tb_domain_of(d.name, hp.domain)
+    return d.domain
+
+
 def _dimension(name: str, raw: Any) -> Dimension:
     if isinstance(raw, LogUniform):
-        problem = raw.problem()
-        if problem:
-            raise SweepError(f"{name!r}: {problem}")
-        return Dimension(name, "log", float(raw.low), float(raw.high))
-    kind = tb_kind(raw)
-    if kind == "RealInterval":
-        lo, hi = finite_bounds(name, kind, raw.min_value, raw.max_value)
-        return Dimension(name, "float", lo, hi)
-    if kind == "IntInterval":
-        return Dimension(name, "int", int(raw.min_value), int(raw.max_value))
-    if kind == "Discrete":
-        raw = raw.values
+        return _log_dimension(name, raw)
+    from_tensorboard = _TB_DIMENSIONS.get(tb_kind(raw))
+    if from_tensorboard is not None:
+        return from_tensorboard(name, raw)
+    return _plain_dimension(name, raw)
+
+
+def _log_dimension(name: str, raw: LogUniform) -> Dimension:
+    problem = raw.problem()
+    if problem:
+        raise SweepError(f"{name!r}: {problem}")
+    return Dimension(name, "log", float(raw.low), float(raw.high))
+
+
+def _real_dimension(name: str, raw: Any) -> Dimension:
+    lo, hi = finite_bounds(name, "RealInterval", raw.min_value, raw.max_value)
+    return Dimension(name, "float", lo, hi)
+
+
+def _int_dimension(name: str, raw: Any) -> Dimension:
+    return Dimension(name, "int", int(raw.min_value), int(raw.max_value))
+
+
+def _discrete_dimension(name: str, raw: Any) -> Dimension:
+    return _plain_dimension(name, raw.values)
+
+
+_TB_DIMENSIONS: dict[str, Callable[[str, Any], Dimension]] = {
+    "RealInterval": _real_dimension,
+    "IntInterval": _int_dimension,
+    "Discrete": _discrete_dimension,
+}
+
+
+def _plain_dimension(name: str, raw: Any) -> Dimension:
+    """A list's choice, or a single value's fixed dimension."""
     if isinstance(raw, (list, tuple, range)):
-        choices = [scalar_value(name, v) for v in raw]
-        if not choices:
-            raise SweepError(f"{name!r} has no values to choose from")
-        if len({dtype_of(v) for v in choices}) > 1:
-            raise SweepError(f"{name!r} values must all be one type (got {choices!r})")
-        return Dimension(name, "choice", choices=tuple(choices))
+        return _choice_dimension(name, raw)
     if isinstance(raw, (bool, int, float, str)):
         return Dimension(name, "fixed", choices=(scalar_value(name, raw),))
     raise SweepError(
         f"{name!r} must be a list (a choice), a fixed value, LogUniform, or a TensorBoard "
         f"RealInterval, IntInterval or Discrete (got {type(raw).__name__} {raw!r})"
     )
+
+
+def _choice_dimension(name: str, raw: Sequence[Any]) -> Dimension:
+    choices = [scalar_value(name, v) for v in raw]
+    if not choices:
+        raise SweepError(f"{name!r} has no values to choose from")
+    if len({dtype_of(v) for v in choices}) > 1:
+        raise SweepError(f"{name!r} values must all be one type (got {choices!r})")
+    return Dimension(name, "choice", choices=tuple(choices))
 
 
 def round_float(value: float) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_hparams import lazy
@@ -84,16 +84,11 @@ def ask(study: Any, search: Search, index: int, before: Mapping[str, Any] | None
 
     wanted = distributions(search.dimensions)
     sampler = make_sampler(search.sampler, search.seed, index)
-    if before is not None:
-        fixed = {
-            name: value
-            for name, value in before.items()
-            if name in wanted and _fits(wanted[name], value)
-        }
-        if fixed:
-            with warnings.catch_warnings():  # Optuna marks it experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
+    fixed = _still_fitting(before or {}, wanted)
+    if fixed:
+        with warnings.catch_warnings():  # Optuna marks it experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(fixed, sampler)
     study.sampler = sampler
     with warnings.catch_warnings():
         # CmaEs and GP warn of falling back to independent sampling for a
@@ -110,16 +105,22 @@ def changed_domain(study: Any, search: Search) -> str | None:
     compatible = lazy.optuna().distributions.check_distribution_compatibility
 
     wanted = distributions(search.dimensions)
-    checked: set[str] = set()  # each name against the first trial that holds it
-    for trial in study.get_trials(deepcopy=False):
-        for name, held in trial.distributions.items():
-            if name in wanted and name not in checked:
-                checked.add(name)
-                try:
-                    compatible(held, wanted[name])
-                except ValueError:
-                    return f"{name!r} as {held}, where the sweep declares {wanted[name]}"
+    for name, held in _first_held(study, wanted).items():
+        try:
+            compatible(held, wanted[name])
+        except ValueError:
+            return f"{name!r} as {held}, where the sweep declares {wanted[name]}"
     return None
+
+
+def _first_held(study: Any, names: Container[str]) -> dict[str, Any]:
+    """The distribution of each of `names` in the first trial that holds it."""
+    held: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            if name in names:
+                held.setdefault(name, distribution)
+    return held
 
 
 def values_of(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,6 +128,15 @@ def values_of(params: Mapping[str, Any]) -> dict[str, Any]:
     Optuna's, floats to 6 significant digits, as `@hparam_random` draws them
     (`lr 0.00316228`, not `0.0031622776601683794`)."""
     return {n: round_float(v) if isinstance(v, float) else v for n, v in params.items()}
+
+
+def _still_fitting(before: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The values given before that the domains declared now still hold."""
+    return {
+        name: value
+        for name, value in before.items()
+        if name in wanted and _fits(wanted[name], value)
+    }
 
 
 def _fits(distribution: Any, value: Any) -> bool:

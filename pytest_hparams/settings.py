@@ -110,18 +110,13 @@ def read(config: pytest.Config) -> Settings:
     if not hasattr(config, "workerinput"):  # the controller refuses, once
         refuse_two_word_paths(config)
     store = _store(config, here)
-    resume = bool(config.getoption("hparams_resume"))
-    if resume and store is None:
-        raise pytest.UsageError(
-            "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
-        )
+    resume = _resume(config, store)
     study = _cli_or_ini_text(config, "study")
     only_best = _only_best(config, here)
     compared, entries = _compared_baseline(config, here)
     save_path, saved = _saved_baseline(config, here)
     reports = _reports(config, here, (compared, save_path, only_best))
-    if store is not None and not isinstance(store, RemoteStore):
-        _check_not_holding_tests(config, store.root)
+    _check_not_holding_tests(config, store)
     return Settings(
         store=store,
         top=_cli_or_ini(config, "top", non_negative_int, None),
@@ -152,6 +147,16 @@ def read(config: pytest.Config) -> Settings:
     )
 
 
+def _resume(config: pytest.Config, store: storage.LocalStore | None) -> bool:
+    """`--hparams-resume`, refused without a logdir to resume from."""
+    resume = bool(config.getoption("hparams_resume"))
+    if resume and store is None:
+        raise pytest.UsageError(
+            "--hparams-resume needs the logdir to resume from; add --hparams-logdir=DIR"
+        )
+    return resume
+
+
 def _only_best(config: pytest.Config, here: Path) -> Path | None:
     """`--hparams-only-best`: read now, so a malformed file is a usage error
     before anything runs."""
@@ -178,23 +183,36 @@ def _compared_baseline(
     """The baseline a run compares with (`--hparams-baseline`, else the
     ini's), and its entries: None when there is none, or when this run
     saves it for the first time (nothing to compare yet)."""
+    given = _compared_path(config, here)
+    if given is None:
+        return None, None
+    compared, source = given
+    return compared, None if _saves_first(config, here, compared) else _load(compared, source)
+
+
+def _compared_path(config: pytest.Config, here: Path) -> tuple[Path, str] | None:
+    """The baseline file to compare with and the option that named it."""
     cli = config.getoption("hparams_baseline")
     ini = config.getini("hparams_baseline")
     if len(ini) > 1:
         raise pytest.UsageError(
             f"hparams_baseline (ini) names {len(ini)} files; a run compares with one"
         )
-    if cli is None and not ini:
-        return None, None
-    compared = _path(here, cli, "--hparams-baseline") if cli is not None else Path(ini[0])
-    source = "--hparams-baseline" if cli is not None else "hparams_baseline (ini)"
+    if cli is not None:
+        return _path(here, cli, "--hparams-baseline"), "--hparams-baseline"
+    if ini:
+        return Path(ini[0]), "hparams_baseline (ini)"
+    return None
+
+
+def _saves_first(config: pytest.Config, here: Path, compared: Path) -> bool:
+    """Whether this run writes the baseline it compares with for the first time."""
     save_raw = config.getoption("hparams_save_baseline")
-    bootstrap = (
+    return (
         save_raw is not None
         and not compared.exists()
         and _path(here, save_raw, "--hparams-save-baseline").resolve() == compared.resolve()
     )
-    return compared, None if bootstrap else _load(compared, source)
 
 
 def _saved_baseline(config: pytest.Config, here: Path) -> tuple[Path | None, dict[str, Entry]]:
@@ -318,6 +336,11 @@ def _storage(config: pytest.Config) -> str | None:
     if cli is not None:
         _not_blank(cli, "--hparams-storage", "an Optuna storage URL")
         return str(cli)
+    return _ini_storage(config)
+
+
+def _ini_storage(config: pytest.Config) -> str | None:
+    """The ini's storage URL; a relative SQLite path is relative to the ini file."""
     url = str(config.getini("hparams_storage")).strip()
     path = url.removeprefix("sqlite:///")
     if url.startswith("sqlite:///") and path and not os.path.isabs(path):
@@ -349,21 +372,32 @@ def _path(here: Path, raw: str, source: str) -> Path:
     return Path(here, os.path.expanduser(raw))
 
 
-def _check_not_holding_tests(config: pytest.Config, root: Path) -> None:
-    """Refuses a logdir that holds the tests being run: it is never collected."""
+def _check_not_holding_tests(config: pytest.Config, store: storage.LocalStore | None) -> None:
+    """Refuses a local logdir that holds the tests being run: it is never collected."""
+    if store is None or isinstance(store, RemoteStore):
+        return
+    root = store.root
     for arg in config.args:
-        # An argument's path, or a path under it (`test_x.py::test_a` reads
-        # as a file in a folder named test_x.py): either way inside the logdir.
-        target = Path(config.invocation_params.dir, arg).resolve()
-        held = arg if target == root or root in target.parents else None
-        if held is None and target in root.parents:  # collected, but for the logdir
-            found = _tests_in(root)
-            held = os.path.relpath(found, config.invocation_params.dir) if found else None
+        held = _held_tests(config, root, arg)
         if held is not None:
             raise pytest.UsageError(
                 f"--hparams-logdir: {root} holds the tests being run ({held}), and a logdir is "
                 "never collected; choose a directory of its own, such as logs/"
             )
+
+
+def _held_tests(config: pytest.Config, root: Path, arg: str) -> str | None:
+    """The tests that `arg`, a path the run collects, finds inside the logdir; None for none."""
+    # An argument's path, or a path under it (`test_x.py::test_a` reads
+    # as a file in a folder named test_x.py): either way inside the logdir.
+    target = Path(config.invocation_params.dir, arg).resolve()
+    if target == root or root in target.parents:
+        return arg
+    if target not in root.parents:
+        return None
+    # An ancestor of the logdir: collected, except for the logdir itself.
+    found = _tests_in(root)
+    return os.path.relpath(found, config.invocation_params.dir) if found else None
 
 
 def _tests_in(root: Path) -> Path | None:
@@ -399,6 +433,12 @@ def _load(path: Path, source: str, written: bool = False) -> dict[str, Entry]:
 def check_output(path: Path, source: str) -> None:
     """Refuses, before anything runs, a report path that could not be written
     at the end: the sweep's results would be lost with it."""
+    _check_file_path(path, source)
+    _check_writable(path, source)
+
+
+def _check_file_path(path: Path, source: str) -> None:
+    """Refuses a path that is not, or cannot become, a regular file."""
     if path.is_dir():
         raise pytest.UsageError(f"{source}: {path} is a directory; give a file path")
     if path.exists() and not path.is_file():  # a FIFO: reading it would block
@@ -412,6 +452,9 @@ def check_output(path: Path, source: str) -> None:
         )
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{source}: the directory {path.parent} does not exist; create it")
+
+
+def _check_writable(path: Path, source: str) -> None:
     # A real write, not os.access: root passes every access check, yet a
     # read-only mount or a full disk still refuses the file.
     try:

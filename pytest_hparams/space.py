@@ -217,14 +217,7 @@ def _hparam(name: str, hp: Any, values: Mapping[str, object]) -> HParamDef:
     and its domain (its `HParam`'s, else the values' own)."""
     check_name(name)
     tb_domain = hp.domain if hp is not None else None
-    if name in values:
-        grid = _grid_values(name, values[name])
-    elif tb_domain is None:
-        raise SweepError(
-            f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
-        )
-    else:
-        grid = _grid_values(name, tb_domain)
+    grid = _grid_values(name, _grid_source(name, tb_domain, values))
     if tb_domain is None:
         domain = Domain("discrete", dtype_of(grid[0]), values=sorted_values(set(grid)))
     else:
@@ -233,10 +226,21 @@ def _hparam(name: str, hp: Any, values: Mapping[str, object]) -> HParamDef:
         name,
         grid,
         domain,
-        display_name=(hp.display_name or "") if hp is not None else "",
-        description=(hp.description or "") if hp is not None else "",
+        display_name=getattr(hp, "display_name", None) or "",
+        description=getattr(hp, "description", None) or "",
         declared=hp,
     )
+
+
+def _grid_source(name: str, tb_domain: Any, values: Mapping[str, object]) -> object:
+    """What a grid's values come from: those given, else its TensorBoard domain."""
+    if name in values:
+        return values[name]
+    if tb_domain is None:
+        raise SweepError(
+            f"HParam {name!r} has no domain to take values from; give them as {name}=[...]"
+        )
+    return tb_domain
 
 
 def _holding(domain: Domain, name: str, grid: Sequence[Value]) -> Domain:
@@ -342,34 +346,45 @@ def check_name(name: object) -> None:
 
 
 def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
-    kind = tb_kind(raw)
-    if kind in ("Discrete", "IntInterval", "RealInterval"):
-        if kind == "Discrete":
-            raw = raw.values
-        elif kind == "IntInterval":
-            raw = range(raw.min_value, raw.max_value + 1)
-        else:
-            raise SweepError(
-                f"{name!r} is a RealInterval, which has no grid points; list them, "
-                f"e.g. @hparam_grid(HP_{name.upper()}, {name}=[0.01, 0.1])"
-            )
-    if isinstance(raw, (set, frozenset, dict)) or not isinstance(raw, (list, tuple, range)):
-        kind = type(raw).__name__
-        if isinstance(raw, (set, frozenset)):
-            fix = f"a set has no order, so ids would differ between runs: write {name}=sorted(...)"
-        elif hasattr(raw, "tolist"):  # a numpy array or a tensor
-            fix = f"write {name}=values.tolist()"
-        elif isinstance(raw, dict):
-            fix = f"list the values: {name}=[...]"
-        else:
-            fix = f"for a single value write {name}=[{one_line(raw)}]"
-        raise SweepError(
-            f"{name!r} must be a list, tuple, range or TensorBoard domain "
-            f"(got {kind} {one_line(raw)}); {fix}"
-        )
-    grid = tuple(scalar_value(name, v) for v in raw)
+    grid = tuple(scalar_value(name, v) for v in _grid_points(name, raw))
     if not grid:
         raise SweepError(f"{name!r} has no values; give at least one")
+    _check_one_type_each_once(name, grid)
+    return grid
+
+
+def _grid_points(name: str, raw: Any) -> Sequence[Any]:
+    """The points a grid argument lists: a TensorBoard domain's, or the sequence itself."""
+    kind = tb_kind(raw)
+    if kind == "Discrete":
+        raw = raw.values
+    elif kind == "IntInterval":
+        raw = range(raw.min_value, raw.max_value + 1)
+    elif kind == "RealInterval":
+        raise SweepError(
+            f"{name!r} is a RealInterval, which has no grid points; list them, "
+            f"e.g. @hparam_grid(HP_{name.upper()}, {name}=[0.01, 0.1])"
+        )
+    if not isinstance(raw, (list, tuple, range)):
+        raise SweepError(
+            f"{name!r} must be a list, tuple, range or TensorBoard domain "
+            f"(got {type(raw).__name__} {one_line(raw)}); {_sequence_fix(name, raw)}"
+        )
+    return raw
+
+
+def _sequence_fix(name: str, raw: object) -> str:
+    """How to write `raw`, which is not a list, tuple or range, as grid values."""
+    if isinstance(raw, (set, frozenset)):
+        return f"a set has no order, so ids would differ between runs: write {name}=sorted(...)"
+    if hasattr(raw, "tolist"):  # a numpy array or a tensor
+        return f"write {name}=values.tolist()"
+    if isinstance(raw, dict):
+        return f"list the values: {name}=[...]"
+    return f"for a single value write {name}=[{one_line(raw)}]"
+
+
+def _check_one_type_each_once(name: str, grid: Sequence[Value]) -> None:
     first = grid[0]
     seen: set[Value] = set()
     for v in grid:
@@ -378,39 +393,57 @@ def _grid_values(name: str, raw: Any) -> tuple[Value, ...]:
         if v in seen:
             raise SweepError(f"{name!r} lists {v!r} more than once; give each value once")
         seen.add(v)
-    return grid
 
 
 def scalar_value(name: str, value: object) -> Value:
+    value = _unwrapped_numpy(value)
+    if not isinstance(value, (bool, int, float, str)):
+        fix = f"; write {name}=values.tolist()" if hasattr(value, "tolist") else ""
+        raise SweepError(
+            f"{name!r} values must be bool, int, float or str "
+            f"(got {type(value).__name__} {one_line(value)}){fix}"
+        )
+    _check_representable(name, value)
+    return value
+
+
+def _unwrapped_numpy(value: object) -> object:
     # numpy scalars (np.float32(0.1), np.int64(3)) arrive from np.linspace and
     # friends; keep plain Python types, which xdist can send between processes.
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
-        value = value.item()  # type: ignore[attr-defined]
-    if isinstance(value, (bool, int, float, str)):
-        if isinstance(value, float) and not math.isfinite(value):
+        return value.item()  # type: ignore[attr-defined]
+    return value
+
+
+def _check_representable(name: str, value: Value) -> None:
+    """Raises SweepError for a value TensorBoard cannot keep."""
+    if isinstance(value, str):
+        _check_text(name, value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
             raise SweepError(f"{name!r} value {value!r} is not a finite number")
-        if isinstance(value, int) and not isinstance(value, bool):
-            try:
-                float(value)  # TensorBoard keeps numbers as float64
-            except OverflowError:
-                raise SweepError(
-                    f"{name!r} value is an int of {len(str(abs(value)))} digits, beyond "
-                    "float64 (TensorBoard's number type); give a smaller value or a str"
-                ) from None
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise SweepError(
-                    f"{name!r} value {value!r} is not valid text (it holds a lone surrogate); "
-                    "decode the bytes it came from with errors='replace'"
-                ) from None
-        return value
-    fix = f"; write {name}=values.tolist()" if hasattr(value, "tolist") else ""
-    raise SweepError(
-        f"{name!r} values must be bool, int, float or str "
-        f"(got {type(value).__name__} {one_line(value)}){fix}"
-    )
+    elif not isinstance(value, bool):
+        _check_fits_float64(name, value)
+
+
+def _check_fits_float64(name: str, value: int) -> None:
+    try:
+        float(value)  # TensorBoard keeps numbers as float64
+    except OverflowError:
+        raise SweepError(
+            f"{name!r} value is an int of {len(str(abs(value)))} digits, beyond "
+            "float64 (TensorBoard's number type); give a smaller value or a str"
+        ) from None
+
+
+def _check_text(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SweepError(
+            f"{name!r} value {value!r} is not valid text (it holds a lone surrogate); "
+            "decode the bytes it came from with errors='replace'"
+        ) from None
 
 
 def one_line(value: object, limit: int = 60) -> str:
@@ -462,26 +495,35 @@ def parse_metrics(raw: object) -> tuple[Metric, ...]:
         )
     out: list[Metric] = []
     for m in raw:
-        if isinstance(m, str):
-            metric = Metric(m)
-        elif isinstance(m, Metric):
-            metric = m
-        elif tb_kind(m) == "Metric":
-            info = m.as_proto()
-            metric = Metric(
-                info.name.tag,
-                display_name=info.display_name,
-                description=info.description,
-                group=info.name.group,
-            )
-        else:
-            raise SweepError(
-                f"metrics entries must be names or Metric objects (got {type(m).__name__} {m!r})"
-            )
-        problem = metric.problem()
-        if problem:
-            raise SweepError(problem)
-        if any(o.name == metric.name and o.group == metric.group for o in out):
-            raise SweepError(f"metric {metric.name!r} is declared twice")
+        metric = _as_metric(m)
+        _check_metric(metric, out)
         out.append(metric)
     return tuple(out)
+
+
+def _check_metric(metric: Metric, earlier: Sequence[Metric]) -> None:
+    """Raises SweepError for a metric with a problem, or one of `earlier` again."""
+    problem = metric.problem()
+    if problem:
+        raise SweepError(problem)
+    if any(o.name == metric.name and o.group == metric.group for o in earlier):
+        raise SweepError(f"metric {metric.name!r} is declared twice")
+
+
+def _as_metric(m: Any) -> Metric:
+    """One entry of `metrics=`: a name, our Metric, or TensorBoard's."""
+    if isinstance(m, str):
+        return Metric(m)
+    if isinstance(m, Metric):
+        return m
+    if tb_kind(m) == "Metric":
+        info = m.as_proto()
+        return Metric(
+            info.name.tag,
+            display_name=info.display_name,
+            description=info.description,
+            group=info.name.group,
+        )
+    raise SweepError(
+        f"metrics entries must be names or Metric objects (got {type(m).__name__} {m!r})"
+    )
