@@ -27,7 +27,7 @@ CORE = [
     "tests/test_baseline.py",
     "tests/test_events.py",
     "tests/test_logdir.py",
-    "tests/test_space.py",
+    "tests/test_declaring.py",
     "tests/test_messages.py",
     "tests/test_controller.py",
     "tests/test_layout.py",

@@ -47,7 +47,7 @@ MARK = "pytest_hparams_sweep"
 _TENSORBOARD_NAMES = ("HParam", "Discrete", "IntInterval", "RealInterval")
 # Loaded on first use: the plugin imports this package in every pytest run.
 _LAZY = {
-    "Metric": "pytest_hparams.space",
+    "Metric": "pytest_hparams.metrics",
     "Trial": "pytest_hparams.trial",
     "LogUniform": "pytest_hparams.sampling",
 }

@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_hparams.atomic import write_atomically
 from pytest_hparams.errors import BaselineError
+from pytest_hparams.files import write_atomically
 from pytest_hparams.records import Outcome, TrialRecord
 from pytest_hparams.repeats import Combination, combine
 from pytest_hparams.verdicts import Verdict

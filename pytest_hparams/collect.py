@@ -17,7 +17,7 @@ from pytest_hparams.errors import OverrideError, SweepError
 from pytest_hparams.pruning import problem
 from pytest_hparams.records import HParamInfo, SweepDefinition, TrialKey, sweep_label
 from pytest_hparams.sampling import Search, sample_sweep, search_sweep
-from pytest_hparams.space import Sweep, build_sweep, format_value, parse_override, trial_id
+from pytest_hparams.sweep import Sweep, build_sweep, format_value, parse_override, trial_id
 
 Overrides = tuple[tuple[str, tuple[str, ...]], ...]  # --hparams-set NAME=V1,V2
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_hparams import lazy
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import Domain, Value
+from pytest_hparams.sweep import Domain, Value
 
 EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_TAG = "_hparams_/session_start_info"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pytest_hparams import table
-from pytest_hparams.atomic import write_atomically
+from pytest_hparams.files import write_atomically
 from pytest_hparams.records import SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination
 

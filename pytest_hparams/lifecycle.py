@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pytest_hparams.records import PRUNED_ATTR, Outcome
-from pytest_hparams.space import Value
+from pytest_hparams.sweep import Value
 
 if TYPE_CHECKING:
     import pytest

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hparams import events
-from pytest_hparams.atomic import real_os, write_atomically
+from pytest_hparams.files import real_os, write_atomically
 from pytest_hparams.metrics import Metric
 from pytest_hparams.records import SweepDefinition
-from pytest_hparams.space import PRUNED_METRIC, SWEEP_HPARAM, Domain, Value, merge_domains
+from pytest_hparams.sweep import PRUNED_METRIC, SWEEP_HPARAM, Domain, Value, merge_domains
 
 CONFIG_FILE = "events.out.tfevents.0.pytest-hparams"
 _PENDING = ".pending."

@@ -14,7 +14,7 @@ from pytest_hparams import events
 from pytest_hparams.gates import repeated
 from pytest_hparams.lazy import STATS_EXTRA
 from pytest_hparams.logdir import run_path
-from pytest_hparams.space import PRUNED_METRIC, SWEEP_HPARAM
+from pytest_hparams.sweep import PRUNED_METRIC, SWEEP_HPARAM
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pytest_hparams.metrics import Metric
-from pytest_hparams.space import Domain, Value, format_value
+from pytest_hparams.sweep import Domain, Value, format_value
 from pytest_hparams.verdicts import Comparison, Verdict
 
 # Set on the teardown report of every swept item: its `TrialRecord`, turned

@@ -29,7 +29,7 @@ from pytest_hparams.logdir import Curves
 from pytest_hparams.metrics import Metric, parse_tolerance
 from pytest_hparams.records import Outcome, SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination
-from pytest_hparams.space import Value, format_value
+from pytest_hparams.sweep import Value, format_value
 from pytest_hparams.verdicts import Comparison, MetricComparison, Summary, Verdict
 
 #: A sweep draws a legend up to this many trials; past it the hover names them.

@@ -42,9 +42,9 @@ from pytest_hparams.records import (
     Started,
     TrialRecord,
 )
-from pytest_hparams.space import SWEEP_HPARAM, trial_id
 from pytest_hparams.storage import LocalStore, RemoteStore
 from pytest_hparams.studies import end_crashed, journal_of, study_base
+from pytest_hparams.sweep import SWEEP_HPARAM, trial_id
 from pytest_hparams.verdicts import Verdict
 
 if TYPE_CHECKING:

@@ -37,8 +37,8 @@ from pytest_hparams.records import (
     TrialKey,
     TrialRecord,
 )
-from pytest_hparams.space import PRUNED_METRIC
 from pytest_hparams.studies import Studies
+from pytest_hparams.sweep import PRUNED_METRIC
 from pytest_hparams.trial import Baseline, Trial, judge
 from pytest_hparams.verdicts import Comparison, Verdict
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pytest_hparams.errors import SweepError
-from pytest_hparams.space import (
+from pytest_hparams.sweep import (
     Domain,
     HParamDef,
     Sweep,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_hparams import lazy
 from pytest_hparams.sampling import round_float
-from pytest_hparams.space import trial_seed
+from pytest_hparams.sweep import trial_seed
 
 if TYPE_CHECKING:
     from pytest_hparams.sampling import Dimension, Search

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 from fasteners import InterProcessLock
 
 from pytest_hparams import lazy, logdir
-from pytest_hparams.atomic import write_atomically
 from pytest_hparams.errors import LogdirError
+from pytest_hparams.files import write_atomically
 from pytest_hparams.lazy import REMOTE_EXTRA
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from pytest_hparams.space import Value
+    from pytest_hparams.sweep import Value
 
     Session = tuple[dict[str, Value], int, dict[str, float]]
     Start = tuple[str, Mapping[str, Value]]  # a session's group name and hparams

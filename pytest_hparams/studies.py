@@ -31,8 +31,8 @@ from pytest_hparams.pruning import (
     make_pruner,
 )
 from pytest_hparams.search import ask, changed_domain, missing_modules, values_of
-from pytest_hparams.space import one_line
 from pytest_hparams.storage import RemoteStore
+from pytest_hparams.sweep import one_line
 
 #: Between a study's sweep and the run whose trials it holds.
 RUN_SEPARATOR = " @ "

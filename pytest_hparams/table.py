@@ -15,7 +15,7 @@ from typing import TypeVar
 from pytest_hparams.metrics import Metric
 from pytest_hparams.records import Outcome, SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination, combine, repeated
-from pytest_hparams.space import Value, format_value
+from pytest_hparams.sweep import Value, format_value
 from pytest_hparams.verdicts import Comparison, Summary, Verdict
 
 #: By default a sweep's table shows every row up to this many trials; a larger

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytest_hparams import gates, lazy
-from pytest_hparams.atomic import real_os  # whatever a test patches, a trial writes for real
 from pytest_hparams.errors import LogdirError, MetricsError
+from pytest_hparams.files import real_os  # whatever a test patches, a trial writes for real
 from pytest_hparams.logdir import TrialWriter
 from pytest_hparams.metrics import Metric
 from pytest_hparams.records import Outcome
-from pytest_hparams.space import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
+from pytest_hparams.sweep import SWEEP_HPARAM, Sweep, Value, one_line, trial_seed
 from pytest_hparams.verdicts import Comparison
 
 if TYPE_CHECKING:

@@ -68,7 +68,7 @@ def test_keras_callbacks_without_tensorflow_name_the_extra(tmp_path: Path) -> No
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "from pytest_hparams.trial import Trial\n"
         "from pytest_hparams.records import TrialKey\n"
-        "from pytest_hparams.space import build_sweep\n"
+        "from pytest_hparams.sweep import build_sweep\n"
         "sweep = build_sweep([], {'a': [1]})\n"
         "trial = Trial(TrialKey('t[a:1]', 't', 'a:1', {'a': 1}), sweep, None)\n"
         "try:\n"

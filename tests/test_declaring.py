@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 
 from pytest_hparams.errors import HParamsError
 from pytest_hparams.metrics import Metric, Tolerance, parse_tolerance
-from pytest_hparams.space import (
+from pytest_hparams.sweep import (
     Domain,
     build_sweep,
     format_value,

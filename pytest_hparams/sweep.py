@@ -1,5 +1,6 @@
-"""Search spaces: domains, grid expansion, trial ids and keys, and reading a
-sweep's declaration (its hparams and metrics).
+"""A sweep as declared: its hparams and their domains, a grid's values,
+its metrics, and what is derived from values (trial ids and seeds, the
+values' one text form).
 
 Pure data and functions: no pytest, no I/O. Records are NamedTuples rather
 than dataclasses: this module loads in every pytest run, and a dataclass costs
