@@ -71,6 +71,16 @@ class TrialState:
         """The key its record carries: with a search's asked values."""
         return self.key if self.asked is None else self.key._replace(hparams=dict(self.asked))
 
+    def resume(
+        self, hparams: Mapping[str, Value], metrics: dict[str, float], pruned_at: int | None
+    ) -> None:
+        """--hparams-resume keeps what the trial recorded: it will not run."""
+        if self.key.number is not None:
+            self.asked = hparams  # the values its search gave it
+        self.recorded = metrics
+        self.pruned_at = pruned_at
+        self.phase = Phase.RESUMED
+
     def begin(self) -> None:
         """A run of the item begins (its setup report came): a rerun forgets the last."""
         self.reports = {}

@@ -135,10 +135,22 @@ class TrialRunner:
             return
         # Each swept item's identity, once: the runner finds it by node id.
         self.trials = {n: TrialState(k) for n, k in collect.keys_of(items, self.sweeps).items()}
+        # --collect-only runs no trial: an editor lists the tests often, and
+        # each listing would add to the studies and the logdir.
+        listing = bool(config.getoption("collectonly", False))
+        if not self._checked(config, items, listing):
+            return
+        self._runs = not config.getoption("setuponly", False)
+        self._asks = self.optuna and self._runs
+        if self.settings.resume and not listing:
+            self._resume(items)
+        if self.worker:
+            config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
+
+    def _checked(self, config: pytest.Config, items: list[pytest.Item], listing: bool) -> bool:
+        """Refuses what collection found wrong, then applies shards and
+        only-best; False when an xdist worker refused the run."""
         try:
-            # --collect-only runs no trial: an editor lists the tests often,
-            # and each listing would add to the studies and the logdir.
-            listing = bool(config.getoption("collectonly", False))
             self.check_collected(opens_studies=not listing)
             self._select(config, items)
         except pytest.UsageError as e:
@@ -149,13 +161,8 @@ class TrialRunner:
             config.workeroutput[USAGE_ERROR_OUTPUT] = str(e)  # type: ignore[attr-defined]
             config.hook.pytest_deselected(items=list(items))
             items.clear()
-            return
-        self._runs = not config.getoption("setuponly", False)
-        self._asks = self.optuna and self._runs
-        if self.settings.resume and not listing:
-            self._resume(items)
-        if self.worker:
-            config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
+            return False
+        return True
 
     def _select(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Applies shards and only-best to the collected items."""
@@ -345,11 +352,7 @@ class TrialRunner:
                 continue
             found = preflight.resumed(state.key, self.store, self.sweeps, studies)
             if found is not None:
-                if state.key.number is not None:
-                    state.asked = found.key.hparams  # the values its search gave it
-                state.recorded = found.metrics
-                state.pruned_at = found.pruned_at
-                state.phase = Phase.RESUMED
+                state.resume(found.key.hparams, found.metrics, found.pruned_at)
                 item.add_marker(pytest.mark.skip(reason=found.reason))
         if studies is not None:
             recorded = {n: s.recorded for n, s in self.trials.items() if s.recorded is not None}

@@ -359,17 +359,23 @@ def judge(
     problems = gates.bounds(trial.metrics, declared)
     if trial.comparison is not None:
         problems += trial.comparison.messages
-    value = trial.metrics.get(primary)
-    if value is not None and not math.isfinite(value) and trial.study is not None:
-        # Optuna can rank no NaN: the study would hold a failed trial that
-        # pytest, the table and TensorBoard call passed.
-        problems.append(
-            f"returned {primary}={value}, which its study cannot rank; "
-            "a sweep that prunes or searches needs a finite primary metric"
-        )
+    problems += _unrankable(trial, primary)
     if not problems:  # a typo's hint, where nothing worse is said
         notes.append(missing)
     return problems, [n for n in notes if n]
+
+
+def _unrankable(trial: Trial, primary: str) -> list[str]:
+    """A primary metric the trial's study cannot rank, as a failure: Optuna
+    ranks no NaN, and the study would hold a failed trial that pytest, the
+    table and TensorBoard call passed."""
+    value = trial.metrics.get(primary)
+    if value is None or math.isfinite(value) or trial.study is None:
+        return []
+    return [
+        f"returned {primary}={value}, which its study cannot rank; "
+        "a sweep that prunes or searches needs a finite primary metric"
+    ]
 
 
 def coerce_metrics(result: object, declared: tuple[Metric, ...]) -> dict[str, float]:
