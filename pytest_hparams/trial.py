@@ -354,12 +354,13 @@ def judge(
         trial.metrics[primary] = trial.last[primary]
     notes = [out_of_range(trial.metrics)]
     missing = missing_metrics(trial.metrics, declared, trial.logged)
+    unrankable = _unrankable(trial, primary)
     if baseline is not None:
         trial.comparison = baseline.compare(trial.metrics, declared, trial.key.repeat)
     problems = gates.bounds(trial.metrics, declared)
     if trial.comparison is not None:
         problems += trial.comparison.messages
-    problems += _unrankable(trial, primary)
+    problems += unrankable
     if not problems:  # a typo's hint, where nothing worse is said
         notes.append(missing)
     return problems, [n for n in notes if n]
