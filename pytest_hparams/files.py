@@ -30,6 +30,8 @@ class _RealOs:
     makedirs = staticmethod(os.makedirs)
     walk = staticmethod(os.walk)
     isdir = staticmethod(os.path.isdir)
+    fstat = staticmethod(os.fstat)
+    pread = staticmethod(os.pread)
 
 
 real_os = _RealOs()

@@ -97,6 +97,8 @@ class TrialState:
         body = _body_outcome(call)
         if body is not None:
             return body
+        if any(hasattr(r, "wasxfail") for r in self.reports.values()):
+            return Outcome.XFAILED  # pytest.xfail() in a fixture: pytest's XFAIL
         phases = self._phases_outcome()
         if phases is not None:
             return phases

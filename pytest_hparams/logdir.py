@@ -136,7 +136,8 @@ def _one_event_file(summary: bytes) -> bytes:
     return events.frame(events.event_bytes(now), events.event_bytes(now, 0, summary))
 
 
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+# Read and write: a file the test deletes while it runs is read back (TrialWriter.finish).
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -240,9 +241,25 @@ class TrialWriter:
         for group, summary in summaries.items():
             self._write(group, self.last_step, summary)
         self._write("", self.last_step, end)
+        self._restore_deleted()
         self._close()
         if self._replacing:
             self._replace_old()
+
+    def _restore_deleted(self) -> None:
+        """Writes back, at its path, each file deleted while the trial ran
+        (a fixture that empties `trial.logdir` before the test): its open
+        descriptor still holds the whole session, though no name reaches it."""
+        for group, (fd, written, final) in self._files.items():
+            stat = real_os.fstat(fd)
+            if stat.st_nlink:
+                continue
+            data = real_os.pread(fd, stat.st_size, 0)
+            real_os.makedirs(os.path.dirname(written), exist_ok=True)
+            restored = real_os.open(written, _OPEN_FLAGS, 0o666)
+            real_os.close(fd)
+            self._files[group] = (restored, written, final)  # closed with the others
+            _write_all(restored, data)
 
     def _replace_old(self) -> None:
         """Puts the files written aside in place of the recorded session's."""

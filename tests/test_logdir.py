@@ -957,3 +957,41 @@ def test_a_trials_session_spans_its_fixtures(
     (group,) = dashboard(pytester.path / "logs").groups
     (session,) = group.sessions
     assert session.end_time_secs - session.start_time_secs >= 1.0
+
+
+@pytest.mark.parametrize(
+    "clean",
+    [
+        "for f in trial.logdir.glob('events.out.tfevents*'):\n        f.unlink()",
+        "shutil.rmtree(trial.logdir)\n    trial.logdir.mkdir()",
+        "shutil.rmtree(trial.logdir)",
+    ],
+    ids=["unlinked", "emptied", "removed"],
+)
+def test_a_fixture_that_empties_the_trials_logdir_keeps_its_session(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard], clean: str
+) -> None:
+    # The session is opened at setup: a fixture that deletes what it finds
+    # in trial.logdir deletes the open file, which is written back at the end.
+    pytester.makepyfile(
+        test_stale=f"""
+import shutil
+
+import pytest
+from pytest_hparams import hparam_grid
+
+@pytest.fixture
+def fresh_dir(trial):
+    {clean}
+    yield
+
+@hparam_grid(a=[1, 2], metrics=["score"])
+def test_stale(a, fresh_dir, trial):
+    trial.log(0, score=a / 10)
+    return {{"score": a}}
+"""
+    )
+    pytester.runpytest("--hparams-logdir=logs").assert_outcomes(passed=2)
+    read = dashboard(pytester.path / "logs")
+    assert {Dashboard.status(g) for g in read.groups} == {"STATUS_SUCCESS"}
+    assert sorted(Dashboard.metrics(g)["score"] for g in read.groups) == [1.0, 2.0]

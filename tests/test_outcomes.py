@@ -441,8 +441,13 @@ def test_xfailed_and_skipped_trials_are_named_so_and_recorded_as_documented(
         import pytest
         from pytest_hparams import hparam_grid
 
-        @hparam_grid(a=[1, 2, 3])
-        def test_o(a, request):
+        @pytest.fixture
+        def data(a):
+            if a == 4:
+                pytest.xfail("the data is known to be bad")
+
+        @hparam_grid(a=[1, 2, 3, 4])
+        def test_o(a, data, request):
             if a == 2:
                 request.applymarker(pytest.mark.xfail(reason="known"))
                 assert False
@@ -452,15 +457,18 @@ def test_xfailed_and_skipped_trials_are_named_so_and_recorded_as_documented(
         """
     )
     result = pytester.runpytest("--hparams-logdir=logs", "--hparams-json=r.json")
-    result.assert_outcomes(passed=1, xfailed=1, skipped=1)
-    result.stdout.fnmatch_lines(["3 trials: 1 passed, 1 xfailed, 1 skipped*"])
+    result.assert_outcomes(passed=1, xfailed=2, skipped=1)
+    result.stdout.fnmatch_lines(["4 trials: 1 passed, 2 xfailed, 1 skipped*"])
     assert json_outcomes(pytester.path / "r.json") == {
         "test_o.py::test_o[a:1]": "passed",
         "test_o.py::test_o[a:2]": "xfailed",
         "test_o.py::test_o[a:3]": "skipped",
+        "test_o.py::test_o[a:4]": "xfailed",
     }
-    # An xfailed trial ran and failed; a skipped one did not run: no session.
+    # An xfailed trial ran and failed (in its test or its fixture); a
+    # skipped one did not run: no session.
     assert dashboard_statuses(dashboard, pytester.path / "logs") == {
         "test_o.py::test_o[a:1]": "STATUS_SUCCESS",
         "test_o.py::test_o[a:2]": "STATUS_FAILURE",
+        "test_o.py::test_o[a:4]": "STATUS_FAILURE",
     }
