@@ -519,7 +519,8 @@ class TrialRunner:
         its state: its TensorBoard session, its study and its record agree.
         Returns its record, or None when no test body ran (`--setup-only`,
         `--setup-plan`): nothing is recorded."""
-        outcome = state.outcome()
+        # Nothing is recorded where no test body runs, not even a fixture's error.
+        outcome = state.outcome() if self._runs else None
         resumed = state.phase is Phase.RESUMED  # pruned too: its recorded session stands
         state.phase = Phase.FINISHED
         if outcome is None:
@@ -534,6 +535,8 @@ class TrialRunner:
         elif outcome is Outcome.SKIPPED:
             trial.discard()
         else:
+            if "call" not in state.reports:  # its test never ran (a fixture's error)
+                trial.metrics = dict(trial.last)  # what it logged, as TensorBoard shows it
             self._end_session(trial, outcome)
         state.decided = outcome
         trial.tell(outcome)

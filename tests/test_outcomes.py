@@ -6,6 +6,7 @@ docs' "How a trial's outcome is told" page (docs/reference/outcomes.md)."""
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -472,3 +473,40 @@ def test_xfailed_and_skipped_trials_are_named_so_and_recorded_as_documented(
         "test_o.py::test_o[a:2]": "STATUS_FAILURE",
         "test_o.py::test_o[a:4]": "STATUS_FAILURE",
     }
+
+
+def test_a_trial_whose_fixture_failed_after_logging_keeps_what_it_logged(
+    pytester: pytest.Pytester, dashboard: Callable[[Path], Dashboard]
+) -> None:
+    pytester.makepyfile(
+        test_f="""
+        import pytest
+        from pytest_hparams import hparam_grid
+
+        @pytest.fixture
+        def warm_up(a, trial):
+            trial.log(0, score=a / 100)
+            if a == 3:
+                raise RuntimeError("bad data")
+
+        @hparam_grid(a=[1, 3], metrics=["score"])
+        def test_f(a, warm_up):
+            return {"score": a}
+        """
+    )
+    result = pytester.runpytest("--hparams-logdir=logs", "--hparams-json=r.json")
+    result.assert_outcomes(passed=1, errors=1)
+    trials = json.loads((pytester.path / "r.json").read_text())["sweeps"][0]["trials"]
+    assert {t["outcome"]: t["metrics"] for t in trials} == {
+        "passed": {"score": 1.0},
+        "error": {"score": 0.03},
+    }
+    group = dashboard(pytester.path / "logs").group("[a:3]")
+    assert Dashboard.status(group) == "STATUS_FAILURE"
+    assert Dashboard.metrics(group)["score"] == pytest.approx(0.03)
+    # --setup-only records nothing, not even a fixture's error.
+    shutil.rmtree(pytester.path / "logs")
+    pytester.runpytest("--hparams-logdir=logs", "--setup-only").assert_outcomes(errors=1)
+    assert [p.name for p in (pytester.path / "logs").rglob("events.out.tfevents*")] == [
+        "events.out.tfevents.0.pytest-hparams"
+    ]
