@@ -1,5 +1,7 @@
 """The run's settings: every option read and checked once per process,
-into a frozen `Settings` the rest of the plugin reads."""
+into a frozen `Settings` the rest of the plugin reads. Checking an option
+reads what it names (the baseline file, an only-best report), and the
+logdir is opened here, so that a bad one is refused before any trial runs."""
 
 from __future__ import annotations
 
