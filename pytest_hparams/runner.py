@@ -307,7 +307,8 @@ class TrialRunner:
             report.user_properties += [(f"metric.{k}", v) for k, v in record.metrics.items()]
 
     def trial_of(self, state: TrialState, starts: bool = True) -> Trial:
-        """The trial object of an item (made on first use).
+        """The trial object of an item: made as its setup begins, or at its
+        end when its setup never made it (a skip mark).
 
         Args:
           starts: The trial is about to run: it gets its Optuna trial, if its

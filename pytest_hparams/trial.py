@@ -266,14 +266,15 @@ class Trial:
           told: How it ended, when it was cut short as it was being told so:
             its session has its end, and its study is told the same.
         """
-        writer, self._writer = self._writer, None
-        if told is None and writer is None:
-            self._drop_unwritten()
-        elif told is None and writer is not None:
-            writer.abort()
-            # Cut short anyway; if the upload fails the staged files stay here.
-            with contextlib.suppress(OSError, LogdirError):
-                self._publish(finished=False)
+        if told is None:
+            writer, self._writer = self._writer, None
+            if writer is None:
+                self._drop_unwritten()
+            else:
+                writer.abort()
+                # Cut short anyway; if the upload fails the staged files stay here.
+                with contextlib.suppress(OSError, LogdirError):
+                    self._publish(finished=False)
         self.tell(told)
 
     def tell(self, outcome: Outcome | None) -> None:
