@@ -34,6 +34,34 @@ RUN_INPUT = "hparams_run"
 BEGAN_INPUT = "hparams_began"
 
 
+#: The ini values the plugin reads (`addoption` declares them).
+INI_NAMES = (
+    "hparams_logdir",
+    "hparams_top",
+    "hparams_baseline",
+    "hparams_html",
+    "hparams_tolerance",
+    "hparams_repeats",
+    "hparams_seed",
+    "hparams_alpha",
+    "hparams_gate",
+    "hparams_pruner",
+    "hparams_storage",
+    "hparams_study",
+)
+
+
+def asked(config: pytest.Config) -> bool:
+    """Whether the run sets any of the plugin's options or ini values: each
+    one's default is None, False or empty."""
+    given = (
+        value is not None and value is not False and value != []
+        for dest, value in vars(config.option).items()
+        if dest.startswith("hparams_")
+    )
+    return any(given) or any(config.getini(name) for name in INI_NAMES)
+
+
 def refuse_two_word_paths(config: pytest.Config) -> None:
     """Refuses a path option written as two words, on the command line or in
     PYTEST_ADDOPTS: one rule, the same on every run and in every process.

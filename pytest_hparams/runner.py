@@ -108,12 +108,16 @@ class TrialRunner:
         self, collector: pytest.Collector, name: str, obj: object
     ) -> Generator[None, Any, Any]:
         result = yield
+        self.check_class(collector, obj)
+        return result
+
+    @staticmethod
+    def check_class(collector: pytest.Collector, obj: object) -> None:
         # pytest runs a unittest.TestCase's methods itself, never through
         # parametrize: a sweep on one would run once, unswept.
         unittest = sys.modules.get("unittest")
         if unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase):
             collect.refuse_unittest(collector, obj)
-        return result
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker(MARK) is None:
@@ -621,17 +625,12 @@ class TrialRunner:
                     data[attr] = value.to_dict()
         return data
 
-    @pytest.fixture
-    def trial(
-        self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-    ) -> Trial:
-        """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
-        state = self.trials.get(request.node.nodeid)
+    def trial_for(self, nodeid: str, tmp_path_factory: pytest.TempPathFactory) -> Trial | None:
+        """The `trial` fixture's value: the item's running trial, None when
+        the item is no trial."""
+        state = self.trials.get(nodeid)
         if state is None:
-            pytest.fail(
-                "the `trial` fixture is only available to tests decorated with @hparam_grid",
-                pytrace=False,
-            )
+            return None
         self._tmp_path_factory = tmp_path_factory
         return self.trial_of(state)
 

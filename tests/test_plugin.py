@@ -4,11 +4,14 @@ fixture, errors, options and the terminal table."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import GRID, MIXED_OUTCOMES, NON_ASCII, Dashboard, assert_agree
+
+from pytest_hparams import options
 
 
 def test_one_item_per_combination_with_readable_ids(pytester: pytest.Pytester) -> None:
@@ -234,6 +237,72 @@ def test_trial_fixture_outside_a_sweep_is_an_error(pytester: pytest.Pytester) ->
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*only available to tests decorated with @hparam_grid*"])
+
+
+def test_trial_fixture_in_a_plain_test_beside_a_sweep_is_an_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_grid=GRID, test_plain="def test_plain(trial): pass")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=12, errors=1)
+    result.stdout.fnmatch_lines(["*only available to tests decorated with @hparam_grid*"])
+
+
+# Written by a conftest when the run ends: the package's modules it loaded.
+LOADED = """
+import sys
+
+def pytest_unconfigure(config):
+    loaded = sorted(m for m in sys.modules if m.startswith("pytest_hparams"))
+    with open("loaded.txt", "w") as f:
+        f.write(" ".join(loaded))
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "loads"),
+    [
+        ({"test_plain": "def test_a(): pass"}, [], False),
+        # A sweep in the last file collected: the objects start as it is.
+        ({"test_a_plain": "def test_a(): pass", "test_b_grid": GRID}, [], True),
+        ({"test_plain": "def test_a(): pass"}, ["--hparams-top=0"], True),
+        ({"test_plain": "def test_a(): pass"}, ["-p", "xdist", "-n", "1"], True),
+    ],
+    ids=["plain", "a-sweep", "an-option", "xdist"],
+)
+def test_a_run_loads_the_package_only_when_it_has_a_sweep_or_an_option(
+    pytester: pytest.Pytester, files: dict[str, str], args: list[str], loads: bool
+) -> None:
+    pytester.makeconftest(LOADED)
+    pytester.makepyfile(**files)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", *args)
+    assert result.ret == 0, result.stdout.str()
+    loaded = (pytester.path / "loaded.txt").read_text().split()
+    assert ("pytest_hparams.runner" in loaded) is loads, loaded
+    assert ("pytest_hparams.reporter" in loaded) is loads, loaded
+    if "test_b_grid" in files:  # woken, it told the sweep as from the start
+        result.stdout.fnmatch_lines(["12 trials: 12 passed; best accuracy=0.73 at *"])
+
+
+def test_an_hparams_ini_value_alone_registers_the_plugins_objects(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nhparams_top = 0\n")
+    pytester.makeconftest(
+        "def pytest_sessionstart(session):\n"
+        "    print('runner:', session.config.pluginmanager.has_plugin('hparams-runner'))\n"
+    )
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest("-s")
+    result.stdout.fnmatch_lines(["runner: True"])
+
+
+def test_every_ini_value_the_plugin_declares_registers_its_objects(
+    pytester: pytest.Pytester,
+) -> None:
+    help_text = pytester.runpytest("--help").stdout.str()
+    declared = set(re.findall(r"^  (hparams_\w+) \(", help_text, re.M))
+    assert declared == set(options.INI_NAMES)
 
 
 @pytest.mark.parametrize(
