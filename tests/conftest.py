@@ -6,10 +6,12 @@ import datetime
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import types
 import urllib.request
@@ -316,21 +318,42 @@ run_main()
 
 
 class TensorBoardServer:
-    """A real `tensorboard` process on 127.0.0.1, with its default data server."""
+    """A real `tensorboard` process on 127.0.0.1, with its default data server.
+
+    It binds a port the system chooses (`--port 0`) and says which on its
+    stderr: a port found free here could be taken by another process (an
+    xdist worker's server) before tensorboard bound it.
+    """
 
     def __init__(self, logdir: Path | str, without_tensorflow: bool = False) -> None:
-        self.port = free_port()
         if without_tensorflow:
             command = [sys.executable, "-c", _WITHOUT_TENSORFLOW]
         else:
             found = shutil.which("tensorboard", path=str(Path(sys.executable).parent))
             assert found is not None, "the tensorboard command is not installed"
             command = [found]
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+        self._port: int | None = None
         self.process = subprocess.Popen(
-            [*command, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(self.port)],
+            [*command, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
+
+    @property
+    def port(self) -> int:
+        """The port tensorboard bound, once it says so (within 60 s)."""
+        deadline = time.monotonic() + 60
+        while self._port is None:
+            self._stderr.seek(0)
+            said = re.search(rb"TensorBoard \S+ at http://127\.0\.0\.1:(\d+)/", self._stderr.read())
+            if said is not None:
+                self._port = int(said[1])
+            else:
+                assert self.process.poll() is None, "tensorboard exited"
+                assert time.monotonic() < deadline, "tensorboard never said its port"
+                time.sleep(0.1)
+        return self._port
 
     def post(self, route: str, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(
@@ -376,6 +399,7 @@ class TensorBoardServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._stderr.close()
 
 
 @pytest.fixture
