@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,6 +30,9 @@ from pytest_hparams.repeats import Combination, combine
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.settings import Settings, check_output, missing_plotly
 from pytest_hparams.verdicts import Comparison, MetricComparison, Summary, Verdict
+
+if TYPE_CHECKING:
+    from pytest_hparams.report_html import Shift
 
 #: How the comparison's Markdown begins, by which a rerun knows it may replace it.
 MARKDOWN_TITLE = "### pytest-hparams: head against base"
@@ -97,6 +101,25 @@ def compare(base: Reporter, head: Reporter, tolerances: gates.Tolerances, alpha:
         record.comparison = None  # the base's own verdicts do not keep its values out
     entries, _ = baseline.updated({}, base_records)
     base_groups = _groups(base)
+    changes = _head_changes(head, entries, base_groups, tolerances, alpha)
+    changes += [
+        Change(combo.key.test, group, table.cell_text(combo.key.where), Status.REMOVED, base=combo)
+        for group, combo in base_groups.items()
+    ]
+    order = list(Status)
+    changes.sort(key=lambda c: (order.index(c.status), c.sweep, c.combo))
+    return Result(changes, _primary_metrics(head, base, base_groups.values()), alpha)
+
+
+def _head_changes(
+    head: Reporter,
+    entries: Mapping[str, baseline.Entry],
+    base_groups: dict[str, Combination],
+    tolerances: gates.Tolerances,
+    alpha: float,
+) -> list[Change]:
+    """Each combination of the head, judged on the base's `entries`, with its
+    base combination taken out of `base_groups` (what is left was removed)."""
     changes: list[Change] = []
     for test, by_id in head.records.items():
         definition = head.definitions[test]
@@ -106,13 +129,7 @@ def compare(base: Reporter, head: Reporter, tolerances: gates.Tolerances, alpha:
             if change.base is None:
                 change.status = Status.ADDED
             changes.append(change)
-    changes += [
-        Change(combo.key.test, group, table.cell_text(combo.key.where), Status.REMOVED, base=combo)
-        for group, combo in base_groups.items()
-    ]
-    order = list(Status)
-    changes.sort(key=lambda c: (order.index(c.status), c.sweep, c.combo))
-    return Result(changes, _primary_metrics(head, base, base_groups.values()), alpha)
+    return changes
 
 
 def _primary_metrics(
@@ -218,12 +235,18 @@ def _change_rows(change: Change, primary: Metric | None, welch: bool) -> list[li
     head = [mark, change.sweep, change.where or change.combo, change.status.value]
     metrics = _primary_first(change.comparison, primary)
     if not metrics:
-        cells = _sides(change, primary.name if primary else "")
-        return [[*head, *cells, *(["", ""] if welch else [])]]
+        return [_sides_row(change, head, primary, welch)]
     return [
         _metric_row(change, metric, head[1:3] if i == 0 else ["", ""], welch)
         for i, metric in enumerate(metrics)
     ]
+
+
+def _sides_row(change: Change, head: list[str], primary: Metric | None, welch: bool) -> list[str]:
+    """The row, after its `head` cells, of a combination no metric was judged
+    on: both sides' primary metric, blank Welch cells where the table has them."""
+    cells = _sides(change, primary.name if primary else "")
+    return [*head, *cells, *(["", ""] if welch else [])]
 
 
 def _primary_first(comparison: Comparison | None, primary: Metric | None) -> list[MetricComparison]:
@@ -340,19 +363,7 @@ def _drawn(combo: Combination | None, name: str) -> Summary | None:
 def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str]) -> str:
     from pytest_hparams import report_html
 
-    shifts = []
-    for change in result.changes:
-        metric = result.primary.get(change.sweep)
-        if metric is None:
-            continue
-        shifts.append(
-            report_html.Shift(
-                f"{change.where or change.combo} · {change.sweep}",
-                _drawn(change.base, metric.name),
-                _drawn(change.head, metric.name),
-                change.status.value,
-            )
-        )
+    shifts = _shifts(result)
     metric_names = sorted({m.name for m in result.primary.values()})
     changes = report_html.Changes(
         result.verdict(),
@@ -370,10 +381,32 @@ def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str])
     )
 
 
+def _shifts(result: Result) -> list[Shift]:
+    """Each combination's primary metric on both sides, as the figure of
+    shifts draws it (a sweep with no primary metric has none)."""
+    from pytest_hparams import report_html
+
+    shifts = []
+    for change in result.changes:
+        metric = result.primary.get(change.sweep)
+        if metric is None:
+            continue
+        shifts.append(
+            report_html.Shift(
+                f"{change.where or change.combo} · {change.sweep}",
+                _drawn(change.base, metric.name),
+                _drawn(change.head, metric.name),
+                change.status.value,
+            )
+        )
+    return shifts
+
+
 # --- the command ---------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
     parser = argparse.ArgumentParser(
         prog="python -m pytest_hparams compare",
         description="Compare a sweep's --hparams-json report (HEAD) with another (BASE), "
@@ -391,7 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tolerance", type=tolerance_spec, action="append", default=[], help="as pytest's"
     )
     parser.add_argument("--alpha", type=alpha_spec, default=0.05, help="as pytest's")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if (why := _check_outputs(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
@@ -437,8 +474,7 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     """Why an output cannot be written, before anything is read; None when all can."""
     inputs = {args.base.resolve(), args.head.resolve()}
     outputs = [(args.markdown, "--markdown", "markdown"), (args.html, "--html", "html")]
-    given = [p.resolve() for p, _, _ in outputs if p is not None]
-    if len(set(given)) < len(given):
+    if _one_file([args.markdown, args.html]):
         return "--markdown and --html name one file; give each its own"
     if args.html is not None and (why := missing_plotly("--html")):
         return why
@@ -446,6 +482,12 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
         if path is not None and (problem := _output_problem(path, source, kind, inputs)):
             return problem
     return None
+
+
+def _one_file(paths: list[Path | None]) -> bool:
+    """Whether two of the outputs given (None: not asked) name one file."""
+    given = [p.resolve() for p in paths if p is not None]
+    return len(set(given)) < len(given)
 
 
 def _output_problem(path: Path, source: str, kind: str, inputs: set[Path]) -> str | None:
@@ -456,6 +498,11 @@ def _output_problem(path: Path, source: str, kind: str, inputs: set[Path]) -> st
         check_output(path, source)
     except pytest.UsageError as e:
         return str(e)
+    return _foreign_output(path, kind)
+
+
+def _foreign_output(path: Path, kind: str) -> str | None:
+    """Why `path` holds what a `kind` output may not replace; None when it may."""
     # The Markdown is a comment's body, never a sweep's summary: only an
     # empty file or one this command wrote may be replaced.
     if kind == "markdown" and path.exists() and not _ours(path):

@@ -208,18 +208,28 @@ def _entry(name: str, value: Value) -> bytes:
     every trial.
     """
     if isinstance(value, str):
-        cached = _STRING_ENTRIES.get((name, value))
-        if cached is not None:
-            return cached
-        field = _wrap(value.encode("utf-8"), b"\x1a", b"\x12")  # value 2 {string_value 3}
-    elif value is True or value is False:
+        return _string_entry(name, value)
+    if value is True or value is False:
         field = b"\x12\x02\x20" + _BYTES[value]  # value 2 {bool_value 4}
     else:
         field = b"\x12\x09\x11" + _DOUBLE.pack(value)  # value 2 {number_value 2}
-    entry = _wrap(_wrap(name.encode("utf-8"), b"\x0a") + field, b"\x0a")  # key 1, then value
-    if isinstance(value, str) and len(_STRING_ENTRIES) < 4096:
+    return _keyed(name, field)
+
+
+def _string_entry(name: str, value: str) -> bytes:
+    """A string hparam's entry, made once and kept (up to 4096 of them)."""
+    cached = _STRING_ENTRIES.get((name, value))
+    if cached is not None:
+        return cached
+    entry = _keyed(name, _wrap(value.encode("utf-8"), b"\x1a", b"\x12"))  # value 2 {string_value 3}
+    if len(_STRING_ENTRIES) < 4096:
         _STRING_ENTRIES[name, value] = entry
     return entry
+
+
+def _keyed(name: str, field: bytes) -> bytes:
+    """An entry of the hparams map: key 1 (`name`), then the value's `field`, as field 1."""
+    return _wrap(_wrap(name.encode("utf-8"), b"\x0a") + field, b"\x0a")
 
 
 def _session_start_info(group_name: str, hparams: Mapping[str, Value], time: bytes) -> bytes:
@@ -321,9 +331,14 @@ def parse_session(records: Iterator[bytes]) -> tuple[dict[str, Value], int, dict
                 }
             elif tag == SESSION_END_TAG:
                 status = data.session_end_info.status
-        if any(v.tag == SESSION_END_TAG for v in event.summary.value):
+        if _ends_session(event):
             metrics = _final_metrics(event)
     return hparams, status, metrics
+
+
+def _ends_session(event: Any) -> bool:
+    """Whether an event holds the session's end, and with it the final metrics."""
+    return any(v.tag == SESSION_END_TAG for v in event.summary.value)
 
 
 def _hparams_plugin_data(pb: Any, event: Any) -> Iterator[tuple[str, Any]]:
@@ -351,7 +366,7 @@ def parse_scalars(records: Iterator[bytes]) -> dict[str, dict[int, float]]:
     curves: dict[str, dict[int, float]] = {}
     for record in records:
         event = pb.event_pb2.Event.FromString(record)
-        if any(v.tag == SESSION_END_TAG for v in event.summary.value):
+        if _ends_session(event):
             continue  # the returned metrics, at the last step: no point of a curve
         for value in event.summary.value:
             number = _scalar(pb, value)
@@ -369,9 +384,14 @@ def _scalar(pb: Any, value: Any) -> float | None:
         return float(value.simple_value)
     if not (value.HasField("tensor") and value.tensor.dtype):
         return None
+    return _tensor_scalar(pb, value.tensor)
+
+
+def _tensor_scalar(pb: Any, tensor: Any) -> float | None:
+    """A tensor's number, or None unless it holds a single int or float."""
     # TensorFlow's writer (Keras' callback) packs a scalar into
     # tensor_content; TensorBoard's own decoder reads every form.
-    array = pb.tensor_util.make_ndarray(value.tensor)
+    array = pb.tensor_util.make_ndarray(tensor)
     if array.size != 1 or array.dtype.kind not in "fiu":
         return None
     return float(array.reshape(()))
@@ -434,17 +454,23 @@ def _from_proto_value(v: Any) -> Value:
 def _crc32c_tables() -> list[list[int]]:
     # Slicing-by-8: eight tables let the loop take eight bytes a step
     # rather than one, the fastest pure-Python form.
+    first = _crc32c_byte_table()
+    tables = [first]
+    for _ in range(7):
+        prev = tables[-1]
+        tables.append([first[c & 0xFF] ^ (c >> 8) for c in prev])
+    return tables
+
+
+def _crc32c_byte_table() -> list[int]:
+    """The CRC-32C of each byte value: the first of the slicing tables."""
     first = []
     for byte in range(256):
         crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
         first.append(crc)
-    tables = [first]
-    for _ in range(7):
-        prev = tables[-1]
-        tables.append([first[c & 0xFF] ^ (c >> 8) for c in prev])
-    return tables
+    return first
 
 
 _T0, _T1, _T2, _T3, _T4, _T5, _T6, _T7 = _crc32c_tables()

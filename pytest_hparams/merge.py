@@ -52,13 +52,18 @@ def load_reports(paths: Sequence[Path], reporter: Reporter) -> list[str]:
             shards.setdefault(report.shard[1], set()).add(report.shard[0])
         not_run |= report.not_run
         reporter.reported.update(report.reported)
-        for definition, records in report.sweeps:
-            _add_sweep(reporter, path, definition)
-            for record in records:
-                _add_record(reporter, path, record, report.curves, seen)
+        _add_sweeps(reporter, path, report, seen)
     # Entries one shard did not run were most likely run by another.
     reporter.baseline_not_run = not_run
     return missing + _missing_shards(shards)
+
+
+def _add_sweeps(reporter: Reporter, path: Path, report: _Report, seen: dict[str, Path]) -> None:
+    """Adds a report's sweeps and their trials, with the curves they logged."""
+    for definition, records in report.sweeps:
+        _add_sweep(reporter, path, definition)
+        for record in records:
+            _add_record(reporter, path, record, report.curves, seen)
 
 
 def _add_sweep(reporter: Reporter, path: Path, definition: SweepDefinition) -> None:
@@ -268,6 +273,16 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for source, path in outputs.items():
         if path is not None:
             _check_writable(path, source)
+    _check_reports_replaceable(args)
+
+
+def _check_reports_replaceable(args: argparse.Namespace) -> None:
+    """Checks that each report asked for replaces neither an input nor a file
+    of another kind.
+
+    Raises:
+      MergeError: Naming the file and the fix.
+    """
     inputs = {p.resolve() for p in (*args.reports, args.baseline) if p is not None}
     for path, kind in ((args.output, "json"), (args.markdown, "markdown"), (args.html, "html")):
         if path is not None:
@@ -301,22 +316,13 @@ def _check_replaceable(path: Path, kind: str, inputs: set[Path]) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The merge's settings, with the baseline it gates on and the one it saves, read."""
-    entries = saved = None
-    if args.baseline is not None:
-        try:
-            entries = baseline.load(args.baseline)
-        except BaselineError as e:
-            raise MergeError(f"{args.baseline} {e}") from None
-    if args.save_baseline is not None and args.save_baseline.is_file():
-        try:
-            saved = baseline.load(args.save_baseline, blank_ok=True)
-        except BaselineError as e:
-            raise MergeError(f"{args.save_baseline} {e}; nothing written") from None
+    entries = _gated_baseline(args.baseline)
+    saved = _saved_baseline(args.save_baseline)
     return Settings(
         top=args.top,
         baseline=entries,
         save_baseline=args.save_baseline,
-        saved=saved or {},
+        saved=saved,
         json_path=args.output,
         markdown_path=args.markdown,
         html_path=args.html,
@@ -324,3 +330,32 @@ def _settings(args: argparse.Namespace) -> Settings:
         gate=args.gate,
         tolerances=(dict(args.tolerance),),
     )
+
+
+def _gated_baseline(path: Path | None) -> dict[str, baseline.Entry] | None:
+    """The entries of the baseline the merge gates on (None: no gate on one).
+
+    Raises:
+      MergeError: If it cannot be read.
+    """
+    if path is None:
+        return None
+    try:
+        return baseline.load(path)
+    except BaselineError as e:
+        raise MergeError(f"{path} {e}") from None
+
+
+def _saved_baseline(path: Path | None) -> dict[str, baseline.Entry]:
+    """The entries already in the baseline the merge saves to, which it
+    updates ({} for none, or a file not yet written).
+
+    Raises:
+      MergeError: If it cannot be read.
+    """
+    if path is None or not path.is_file():
+        return {}
+    try:
+        return baseline.load(path, blank_ok=True)
+    except BaselineError as e:
+        raise MergeError(f"{path} {e}; nothing written") from None

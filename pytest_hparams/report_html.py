@@ -113,12 +113,7 @@ def render(title: str, parts: Sequence[Part], changes: Changes | None = None) ->
     if changes is not None:
         body += _changes(changes, figures)
     for part in parts:
-        if part.heading:
-            body.append(f"<h2>{_e(part.heading)}</h2>")
-        if not part.sweeps:
-            body.append('<p class="note">No sweep ran.</p>')
-        for view in part.sweeps:
-            body += _sweep(view, figures, nested=bool(part.heading))
+        body += _part(part, figures)
     return "\n".join(
         [
             HTML_START,
@@ -131,6 +126,16 @@ def render(title: str, parts: Sequence[Part], changes: Changes | None = None) ->
             "",
         ]
     )
+
+
+def _part(part: Part, figures: _Figures) -> list[str]:
+    """A part's lines: its heading, if it has one, then each of its sweeps."""
+    out = [f"<h2>{_e(part.heading)}</h2>"] if part.heading else []
+    if not part.sweeps:
+        out.append('<p class="note">No sweep ran.</p>')
+    for view in part.sweeps:
+        out += _sweep(view, figures, nested=bool(part.heading))
+    return out
 
 
 class _Figures:
@@ -165,6 +170,13 @@ def _sweep(view: SweepView, figures: _Figures, nested: bool) -> list[str]:
     ]
     if primary is not None:
         sections += _primary_sections(view, primary, figures)
+    return out + _section_lines(sections, nested)
+
+
+def _section_lines(sections: list[tuple[str, list[str]]], nested: bool) -> list[str]:
+    """Each section that has a figure: its heading (a level lower in a
+    nested part), then its figures."""
+    out = []
     for heading, divs in sections:
         if divs:
             out.append(f"<h4>{_e(heading)}</h4>" if nested else f"<h3>{_e(heading)}</h3>")
@@ -266,7 +278,7 @@ def _curve_trace(record: TrialRecord, points: Mapping[int, float]) -> dict[str, 
 def parallel_figure(view: SweepView, primary: Metric) -> dict[str, Any] | None:
     """Parallel coordinates: an axis per hparam, the primary metric last, a
     line per trial with a finite value, coloured by it."""
-    records = [r for r in _ranked(view) if _finite(r.metrics.get(primary.name)) is not None]
+    records = _with_finite(view, primary.name)
     names = view.definition.hparam_names
     if not records or not names:
         return None
@@ -285,6 +297,11 @@ def parallel_figure(view: SweepView, primary: Metric) -> dict[str, Any] | None:
     }
     layout = {"height": 420, "margin": {"l": 70, "r": 70, "t": 50, "b": 30}}
     return {"data": [trace], "layout": layout}
+
+
+def _with_finite(view: SweepView, metric: str) -> list[TrialRecord]:
+    """A sweep's trials with a finite value of `metric`, best first."""
+    return [r for r in _ranked(view) if _finite(r.metrics.get(metric)) is not None]
 
 
 def _dimension(name: str, values: Sequence[Value | None]) -> dict[str, Any]:
@@ -311,25 +328,34 @@ def slice_figures(view: SweepView, primary: Metric) -> list[dict[str, Any]]:
     how it ended (passed, pruned at the value it was pruned on, or failed)."""
     out = []
     for name in view.definition.hparam_names:
-        traces = [
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": _KIND_NAMES[kind],
-                "x": xs,
-                "y": ys,
-                "text": texts,
-                "marker": {"color": _OUTCOME_COLORS[kind], "size": 8, "opacity": 0.75},
-                "hovertemplate": "%{text}<br>%{y}<extra></extra>",
-            }
-            for kind, (xs, ys, texts) in _slice_points(view, primary, name).items()
-        ]
-        if traces:
-            layout = _layout(f"{primary.name} by {name}", name, primary.name, legend=True)
-            if all(isinstance(x, str) for t in traces for x in t["x"]):
-                layout["xaxis"]["type"] = "category"
-            out.append({"data": traces, "layout": layout})
+        figure = _slice_figure(view, primary, name)
+        if figure is not None:
+            out.append(figure)
     return out
+
+
+def _slice_figure(view: SweepView, primary: Metric, name: str) -> dict[str, Any] | None:
+    """The primary metric against one hparam, or None when no trial has a
+    value of it and a finite primary metric."""
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": _KIND_NAMES[kind],
+            "x": xs,
+            "y": ys,
+            "text": texts,
+            "marker": {"color": _OUTCOME_COLORS[kind], "size": 8, "opacity": 0.75},
+            "hovertemplate": "%{text}<br>%{y}<extra></extra>",
+        }
+        for kind, (xs, ys, texts) in _slice_points(view, primary, name).items()
+    ]
+    if not traces:
+        return None
+    layout = _layout(f"{primary.name} by {name}", name, primary.name, legend=True)
+    if all(isinstance(x, str) for t in traces for x in t["x"]):
+        layout["xaxis"]["type"] = "category"
+    return {"data": traces, "layout": layout}
 
 
 _KIND_NAMES = {"ok": "passed", "pruned": "pruned", "bad": "failed"}  # in a legend
@@ -394,6 +420,18 @@ def baseline_figure(view: SweepView, primary: Metric) -> dict[str, Any] | None:
     """Each compared trial (or combination) against its baseline value: the
     baseline with its tolerance as a bar on the side that regresses, this
     run's value as a dot coloured by its verdict; regressions first, marked."""
+    rows = _compared(view, primary)
+    if not rows:
+        return None
+    rows.sort(key=lambda row: row[1].verdict is not Verdict.REGRESSED)  # stable: rank kept
+    return _against_base(rows, primary)
+
+
+def _compared(
+    view: SweepView, primary: Metric
+) -> list[tuple[TrialRecord | Combination, Comparison, MetricComparison]]:
+    """Each combination (or, without repeats, each trial, best first) that was
+    compared on the primary metric, with its comparison and the metric's."""
     items: list[TrialRecord | Combination] = list(view.combos or _ranked(view))
     rows = []
     for item in items:
@@ -402,10 +440,7 @@ def baseline_figure(view: SweepView, primary: Metric) -> dict[str, Any] | None:
         if comparison is None or metric is None:
             continue
         rows.append((item, comparison, metric))
-    if not rows:
-        return None
-    rows.sort(key=lambda row: row[1].verdict is not Verdict.REGRESSED)  # stable: rank kept
-    return _against_base(rows, primary)
+    return rows
 
 
 def _against_base(

@@ -108,15 +108,11 @@ class Reporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # the rerun it was due, if any, ran
             self.table.ended(report.nodeid)
-        started = getattr(report, STARTED_ATTR, None)
+        started = _started_of(report)
         if started is not None:
-            if isinstance(started, dict):  # from an xdist worker
-                started = Started.from_dict(started)
             self._started(report.nodeid, started)
-        record = getattr(report, RECORD_ATTR, None)
+        record = _record_of(report)
         if record is not None:
-            if isinstance(record, dict):  # from an xdist worker
-                record = TrialRecord.from_dict(record)
             self.add(record)
 
     def _started(self, nodeid: str, started: Started) -> None:
@@ -151,9 +147,11 @@ class Reporter:
         mid-write left it (this run's workers start after this), and Optuna
         would wait 30 s, its grace period, before breaking it."""
         journal = journal_of(self.settings)
-        lock = None if journal is None else journal + JOURNAL_LOCK_SUFFIX
         assert self.neighbours is not None
-        if lock is not None and os.path.islink(lock) and self.neighbours.alone():
+        if journal is None:
+            return
+        lock = journal + JOURNAL_LOCK_SUFFIX
+        if os.path.islink(lock) and self.neighbours.alone():
             with contextlib.suppress(OSError):
                 os.unlink(lock)
 
@@ -191,14 +189,19 @@ class Reporter:
         died running it, as CRASHED (see `controller.TrialTable`)."""
         resolution = self.table.resolve()
         for crash in resolution.crashes:
-            key = self._crashed_key(crash)
-            if key.test in resolution.definitions:  # a sweep no report defined
-                self.add_definition(resolution.definitions[key.test])
-            self.add(TrialRecord(key, Outcome.CRASHED, self._last_logged(key)))
-            if crash.never_rerun:
-                self.never_rerun.append(crash.nodeid)
+            self._add_crash(crash, resolution.definitions)
         self.never_rerun += [nodeid for nodeid, due in resolution.unknown if due]
         self.unknown = [nodeid for nodeid, _ in resolution.unknown]
+
+    def _add_crash(self, crash: Crash, definitions: Mapping[str, SweepDefinition]) -> None:
+        """Records one trial whose worker died as CRASHED, with its sweep's
+        definition (from `definitions`) if no report gave it."""
+        key = self._crashed_key(crash)
+        if key.test in definitions:  # a sweep no report defined
+            self.add_definition(definitions[key.test])
+        self.add(TrialRecord(key, Outcome.CRASHED, self._last_logged(key)))
+        if crash.never_rerun:
+            self.never_rerun.append(crash.nodeid)
 
     def end_crashed_in_studies(self) -> None:
         """Ends, as FAIL, the Optuna trials that dead workers left RUNNING:
@@ -220,12 +223,16 @@ class Reporter:
     def _crashed_study_bases(self, nodeids: Collection[str]) -> set[str]:
         """The studies that hold a trial of these node ids (only sweeps that
         prune or ask have one)."""
-        studied = {t for t, d in self.definitions.items() if d.prunes or d.asked}
+        studied = self._studied_sweeps()
         return {
             study_base(r.key.test, r.key.case)
             for r in self.all_records
             if r.nodeid in nodeids and r.test in studied
         }
+
+    def _studied_sweeps(self) -> set[str]:
+        """The sweeps whose trials are kept in an Optuna study: those that prune or ask."""
+        return {t for t, d in self.definitions.items() if d.prunes or d.asked}
 
     def _gate_failures(self) -> list[str]:
         return list(self.decision.failures) if self.decision is not None else []
@@ -306,13 +313,7 @@ class Reporter:
         try:
             with store.lock():
                 experiment = ExperimentConfig(store.read(CONFIG_FILE))
-                changed = False
-                for definition in self.definitions.values():
-                    changed |= experiment.add_sweep(definition)
-                changed |= experiment.add_metrics(sorted(self._metric_names))
-                if self._pruned_column:
-                    changed |= experiment.add_pruned_column()
-                if changed:
+                if self._add_to_config(experiment):
                     store.write(CONFIG_FILE, experiment.encode())
             self._sweeps_in_logdir = experiment.sweeps
             self._config_error = None
@@ -322,6 +323,17 @@ class Reporter:
                 f"({type(e).__name__}: {e}); the next run of these sweeps into it writes it"
             )
 
+    def _add_to_config(self, experiment: ExperimentConfig) -> bool:
+        """Adds this run's sweeps, metrics and pruned column to an experiment
+        config; returns whether it changed."""
+        changed = False
+        for definition in self.definitions.values():
+            changed |= experiment.add_sweep(definition)
+        changed |= experiment.add_metrics(sorted(self._metric_names))
+        if self._pruned_column:
+            changed |= experiment.add_pruned_column()
+        return changed
+
     # --- the end of the run -------------------------------------------------------
 
     @property
@@ -330,11 +342,11 @@ class Reporter:
 
     def not_run(self) -> list[str]:
         """Baseline entries this run did not record."""
-        entries = self.settings.baseline
-        if entries is None and self.baseline_not_run is None:
+        keys = self.settings.baseline or self.baseline_not_run
+        if not keys:
             return []
         ran = self._ran()
-        return sorted(k for k in entries or self.baseline_not_run or () if k not in ran)
+        return sorted(k for k in keys if k not in ran)
 
     def _ran(self) -> set[str]:
         """The node ids and combinations this run recorded (baseline keys)."""
@@ -344,12 +356,11 @@ class Reporter:
         """A sweep's baseline entries that did not run, named by their values."""
         entries = self.settings.baseline or {}
         names = self.definitions[test].hparam_names  # in declaration order, as in ids
-        out = []
-        for n in not_run:
-            if entries.get(n, {}).get("test") == test:
-                values = entries[n].get("hparams") or {}
-                out.append(f"[{trial_id({k: values[k] for k in names if k in values})}]")
-        return out
+        return [
+            f"[{_entry_id(entries[n], names)}]"
+            for n in not_run
+            if entries.get(n, {}).get("test") == test
+        ]
 
     def decide_gate(self) -> Decision | None:
         """The gates' verdicts where every trial is known: on the controller
@@ -405,10 +416,7 @@ class Reporter:
         Each is written whole or not at all; one that fails does not stop the
         others, and is named in `failed_writes`.
         """
-        if self._config_due or self._config_error:
-            self._update_config()  # one more try, or the first with merge's records
-            if self._config_error:
-                self.failed_writes.append(self._config_error)
+        self._finish_config()
         settings = self.settings
         asked = (
             settings.save_baseline,
@@ -421,6 +429,15 @@ class Reporter:
         for name, path, write in self._report_jobs():
             if path is not None:
                 self._write_report(name, path, write)
+
+    def _finish_config(self) -> None:
+        """Merges into the experiment config what it still lacks (one more
+        try, or the first with merge's records), and names it among
+        `failed_writes` if that fails."""
+        if self._config_due or self._config_error:
+            self._update_config()
+            if self._config_error:
+                self.failed_writes.append(self._config_error)
 
     def _report_jobs(self) -> list[tuple[str, Path | None, Callable[[Path], str]]]:
         """Each report's name, its path (None when not asked) and its writer,
@@ -483,15 +500,21 @@ class Reporter:
         """Each trial's logged curves, by node id (read once); a sweep whose
         trials logged no more than their final values has none."""
         if self._curves is None:
-            found = dict(self.loaded_curves)
-            for record in self.all_records:
-                curves = self._run_curves(record.key)
-                if curves:
-                    found[record.nodeid] = curves
+            found = self._found_curves()
             self._curves = {}
             for by_id in self.records.values():
                 self._curves.update(logged_curves({n: found[n] for n in by_id if n in found}))
         return self._curves
+
+    def _found_curves(self) -> dict[str, Curves]:
+        """Each trial's curves by node id, plugin tags and all: as merge
+        loaded them, or as its run in a local logdir holds them."""
+        found = dict(self.loaded_curves)
+        for record in self.all_records:
+            curves = self._run_curves(record.key)
+            if curves:
+                found[record.nodeid] = curves
+        return found
 
     def views(self) -> list[SweepView]:
         """Every sweep as the HTML report draws it."""
@@ -526,20 +549,28 @@ class Reporter:
     def lines(self) -> list[Line]:
         """The terminal summary: one table per sweep (one line each if quiet),
         the baseline verdicts, the logdir and what was written."""
-        out: list[Line] = []
-        if self.records:
-            if self.settings.show_table:
-                out += self._table_lines()
-            out.extend((text, {}) for text in self._notes())
-        out += self._logdir_lines()
-        failures = self._gate_failures()
-        if failures:
-            out.append(("hparams baseline gate: FAILED", {"sep": True}))
-            out.extend((text, {"red": True}) for text in failures)
+        out = self._record_lines() + self._logdir_lines() + self._gate_lines()
         out.extend((text, {"red": True}) for text in self._clashes())
         out.extend((text, {}) for text in self.written)
         out.extend((text, {"red": True}) for text in self.failed_writes)
         return out + self._crash_lines()
+
+    def _record_lines(self) -> list[Line]:
+        """The tables (unless turned off) and the notes, once a trial ran."""
+        if not self.records:
+            return []
+        out = self._table_lines() if self.settings.show_table else []
+        return out + [(text, {}) for text in self._notes()]
+
+    def _gate_lines(self) -> list[Line]:
+        """The gate's failures under a FAILED banner (none when it passed)."""
+        failures = self._gate_failures()
+        if not failures:
+            return []
+        return [
+            ("hparams baseline gate: FAILED", {"sep": True}),
+            *((text, {"red": True}) for text in failures),
+        ]
 
     def _notes(self) -> list[str]:
         """What the baseline and the gates did not judge, and why."""
@@ -563,14 +594,9 @@ class Reporter:
         top_option = "--top" if self.merged else "--hparams-top"  # merge spells it --top
         for sweep in self.tables(self.settings.top):
             if self.quiet:
-                line = f"{sweep.test}: {sweep.summary}"
-                out.append((f"{line}; {sweep.verdict}" if sweep.verdict else line, {}))
-                continue
-            out.append((f"hparams: {sweep.test}", {"sep": True}))
-            out.extend(
-                (text, dict(_MARKUP.get(mark, {})))
-                for text, mark in table.text_lines(sweep, top_option)
-            )
+                out.append(_summary_line(sweep))
+            else:
+                out += _table_text(sweep, top_option)
         return out
 
     def _logdir_lines(self) -> list[Line]:
@@ -579,11 +605,15 @@ class Reporter:
         if not self.records:
             return []
         if store is None:
-            if self.quiet or not self.settings.show_table or self.merged:
-                return []
-            return [("record the trials for TensorBoard with --hparams-logdir=DIR", {})]
+            return self._logdir_hint()
         root = shown(store.shown)
         return [(f"logdir: {root}", {}), *((text, {}) for text in self._view_commands(root))]
+
+    def _logdir_hint(self) -> list[Line]:
+        """How to record the trials for TensorBoard, where the tables show in full."""
+        if self.quiet or not self.settings.show_table or self.merged:
+            return []
+        return [("record the trials for TensorBoard with --hparams-logdir=DIR", {})]
 
     def _view_commands(self, root: str) -> list[str]:
         """The command to open each sweep in TensorBoard."""
@@ -629,6 +659,11 @@ class Reporter:
                 "combination: each is compared with their mean at the same tolerance, and one "
                 "run is noisier than a mean; compare like with like with --hparams-repeats=N"
             )
+        yield from self._unmatched_notes(entries)
+
+    def _unmatched_notes(self, entries: Mapping[str, Entry]) -> Iterable[str]:
+        """What of the baseline this run did not run, where its tables do not
+        tell it: all of it (it is another run's), or other sweeps' entries."""
         if entries and self._foreign(entries):
             yield (
                 f"baseline: none of its {len(entries)} trials is a trial of this run: "
@@ -664,12 +699,16 @@ class Reporter:
 
     def _held_repeats(self, entries: Mapping[str, Entry]) -> int:
         """How many entries hold repeats of a sweep this run ran once a combination."""
-        single = {
+        single = self._unrepeated_sweeps()
+        return sum(1 for e in entries.values() if e.get("test") in single and gates.repeated(e))
+
+    def _unrepeated_sweeps(self) -> set[str]:
+        """The sweeps this run ran once a combination (no trial is a repeat)."""
+        return {
             t
             for t, by_id in self.records.items()
             if all(r.key.repeat is None for r in by_id.values())
         }
-        return sum(1 for e in entries.values() if e.get("test") in single and gates.repeated(e))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
@@ -711,11 +750,7 @@ class Reporter:
         if self.usage_error is not None:
             terminalreporter.write_line(f"ERROR: {self.usage_error}", red=True)
             return
-        for text, markup in self.lines():
-            if markup.pop("sep", False):
-                terminalreporter.write_sep("=", text)
-            else:
-                terminalreporter.write_line(text, **markup)
+        _write_lines(terminalreporter, self.lines())
         if self._gate_failures():
             # Said on pytest's own summary line too ("12 passed, 1 gate failed"):
             # the exit code is 1, and no item failed.
@@ -738,6 +773,56 @@ def _with_asked_values(key: TrialKey, session: Session | None) -> TrialKey:
     if session is None:
         return key
     return key._replace(hparams={k: v for k, v in session[0].items() if k != SWEEP_HPARAM})
+
+
+def _started_of(report: pytest.TestReport) -> Started | None:
+    """The start of a trial a report carries, as this process or an xdist
+    worker sent it, or None."""
+    started = getattr(report, STARTED_ATTR, None)
+    if isinstance(started, dict):  # from an xdist worker
+        return Started.from_dict(started)
+    return started
+
+
+def _record_of(report: pytest.TestReport) -> TrialRecord | None:
+    """The trial record a report carries, as this process or an xdist
+    worker sent it, or None."""
+    record = getattr(report, RECORD_ATTR, None)
+    if isinstance(record, dict):  # from an xdist worker
+        return TrialRecord.from_dict(record)
+    return record
+
+
+def _entry_id(entry: Entry, names: list[str]) -> str:
+    """A baseline entry's trial id: its values in the sweep's declaration order."""
+    values = entry.get("hparams") or {}
+    return trial_id({k: values[k] for k in names if k in values})
+
+
+def _summary_line(sweep: table.Table) -> Line:
+    """A sweep's one line under -q: its summary, and its verdict if it has one."""
+    line = f"{sweep.test}: {sweep.summary}"
+    return (f"{line}; {sweep.verdict}" if sweep.verdict else line, {})
+
+
+def _table_text(sweep: table.Table, top_option: str) -> list[Line]:
+    """A sweep's table under its banner, rows marked by their verdict."""
+    return [
+        (f"hparams: {sweep.test}", {"sep": True}),
+        *(
+            (text, dict(_MARKUP.get(mark, {})))
+            for text, mark in table.text_lines(sweep, top_option)
+        ),
+    ]
+
+
+def _write_lines(terminalreporter: pytest.TerminalReporter, lines: list[Line]) -> None:
+    """Writes the summary's lines, those marked `sep` as pytest's banners."""
+    for text, markup in lines:
+        if markup.pop("sep", False):
+            terminalreporter.write_sep("=", text)
+        else:
+            terminalreporter.write_line(text, **markup)
 
 
 def _write_pruned(terminalreporter: pytest.TerminalReporter) -> None:

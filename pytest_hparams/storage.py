@@ -181,18 +181,10 @@ class RemoteStore(LocalStore):
         staged = root.joinpath(*run.split("/"))
         if not staged.is_dir():
             return
-        target = self._remote(run)
         try:
             old = self._files(run, recursive=True)
             if finished or not old:
-                uploaded = set()
-                for file in sorted(p for p in staged.rglob("*") if p.is_file()):
-                    remote = f"{target}/{file.relative_to(staged).as_posix()}"
-                    self.fs.put_file(str(file), remote)
-                    uploaded.add(remote)
-                stale = [p for p in old if p not in uploaded]
-                if stale:
-                    self.fs.rm(stale)
+                self._replace(staged, self._remote(run), old)
         except Exception as e:
             # The trial's result stands; its files stay on this machine.
             raise LogdirError(
@@ -201,6 +193,19 @@ class RemoteStore(LocalStore):
             ) from e
         # Its emptied parent folders go when the store closes.
         shutil.rmtree(staged, ignore_errors=True)
+
+    def _replace(self, staged: Path, target: str, old: list[str]) -> None:
+        """Puts every file of `staged` under `target`, then deletes the `old`
+        remote files that none of them replaced: new files first, so a crash
+        in between never loses a session."""
+        uploaded = set()
+        for file in sorted(p for p in staged.rglob("*") if p.is_file()):
+            remote = f"{target}/{file.relative_to(staged).as_posix()}"
+            self.fs.put_file(str(file), remote)
+            uploaded.add(remote)
+        stale = [p for p in old if p not in uploaded]
+        if stale:
+            self.fs.rm(stale)
 
     def _files(self, run: str, recursive: bool) -> list[str]:
         target = self._remote(run)
@@ -257,6 +262,18 @@ def _open(url: str) -> tuple[Any, str]:
     except ImportError:
         raise LogdirError(f"a logdir URL needs fsspec; install it with: {REMOTE_EXTRA}") from None
     protocol = url.split("://", 1)[0]
+    fs, path = _file_system(fsspec, url, protocol)
+    _check_bucket(fs, protocol, path)
+    return fs, path
+
+
+def _file_system(fsspec: Any, url: str, protocol: str) -> tuple[Any, str]:
+    """fsspec's file system for `url`, and the path within it.
+
+    Raises:
+      LogdirError: If the URL's implementation is missing, the protocol is
+        unknown, or a file system that connects as it is made cannot connect.
+    """
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except ImportError as e:
@@ -268,22 +285,31 @@ def _open(url: str) -> tuple[Any, str]:
         raise LogdirError(f"{e}; use a local directory or an fsspec URL such as s3://") from None
     except Exception as e:  # a file system that connects as it is made (ftp://, sftp://)
         raise LogdirError(_unreachable(url, e)) from None
-    # An object store's first path component is its bucket; http(s) keeps the
-    # whole URL as its path. Checked here so a typo fails before any trial
-    # runs, not as each trial's upload.
-    path = str(path)
+    return fs, str(path)
+
+
+def _check_bucket(fs: Any, protocol: str, path: str) -> None:
+    """Checks that the bucket (or server) of `path` exists and can be reached.
+
+    An object store's first path component is its bucket; http(s) keeps the
+    whole URL as its path. Checked here so a typo fails before any trial
+    runs, not as each trial's upload.
+
+    Raises:
+      LogdirError: If it cannot be reached, or does not exist.
+    """
     probe = path if is_url(path) else path.split("/", 1)[0]
+    if not probe or path.startswith("/"):
+        return
     shown = probe if is_url(probe) else f"{protocol}://{probe}"
-    if probe and not path.startswith("/"):
-        # http(s)'s exists() says False for a server it cannot reach, unless strict.
-        strict = {"strict": True} if protocol in ("http", "https") else {}
-        try:
-            found = fs.exists(probe, **strict)
-        except Exception as e:
-            raise LogdirError(_unreachable(shown, e)) from None
-        if not found:
-            raise LogdirError(f"{shown} does not exist or is not visible; create it")
-    return fs, path
+    # http(s)'s exists() says False for a server it cannot reach, unless strict.
+    strict = {"strict": True} if protocol in ("http", "https") else {}
+    try:
+        found = fs.exists(probe, **strict)
+    except Exception as e:
+        raise LogdirError(_unreachable(shown, e)) from None
+    if not found:
+        raise LogdirError(f"{shown} does not exist or is not visible; create it")
 
 
 def _unreachable(url: str, error: Exception) -> str:
@@ -305,16 +331,35 @@ def open_store(raw: str, base: Path, project: Path | None = None) -> LocalStore:
     """
     if is_url(raw) and not raw.startswith("file://"):
         return RemoteStore(raw)
-    if raw.startswith("file://"):
-        raw = raw[len("file://") :]
+    raw = raw.removeprefix("file://")
     path = Path(base, os.path.expanduser(raw)).resolve()
-    home = project.resolve() if project is not None else None
-    if home is not None and (path == home or path in home.parents):
+    if project is not None:
+        _check_outside(raw, path, project.resolve())
+    _make_writable(path)
+    return LocalStore(path)
+
+
+def _check_outside(raw: str, path: Path, home: Path) -> None:
+    """Checks that the logdir `path` (given as `raw`) is neither the project
+    directory `home` nor one above it.
+
+    Raises:
+      LogdirError: If it is.
+    """
+    if path == home or path in home.parents:
         where = "the project directory" if path == home else "a directory above the project"
         raise LogdirError(
             f"{raw!r} is {where} ({path}): trials would be written among the test files; "
             "choose a subdirectory such as logs/"
         )
+
+
+def _make_writable(path: Path) -> None:
+    """Makes the directory `path` if it is missing, and checks it can be written.
+
+    Raises:
+      LogdirError: If it is a file, cannot be made, or is not writable.
+    """
     if path.exists() and not path.is_dir():
         raise LogdirError(f"{path} is a file, not a directory; choose a directory")
     try:
@@ -325,4 +370,3 @@ def open_store(raw: str, base: Path, project: Path | None = None) -> LocalStore:
         ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise LogdirError(f"{path} is not writable; choose a writable directory")
-    return LocalStore(path)

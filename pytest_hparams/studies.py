@@ -41,6 +41,10 @@ METRIC_ATTR = "pytest_hparams_metric"
 _EPOCH = datetime.datetime(1970, 1, 1)
 #: The pip package of a database driver SQLAlchemy imports, by module.
 DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pymysql": "pymysql"}
+# The fix for a study that holds what Optuna fixes when a study starts, and a
+# run cannot change: its direction, and a searched hparam's kind, log scale
+# and choices.
+_UNCHANGEABLE_FIX = "name another study with --hparams-study, or undo the change"
 
 if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
@@ -99,13 +103,7 @@ class Studies:
         else:
             return
         self._check_installed(searches, what, instead)
-        store = self.settings.store
-        if isinstance(store, RemoteStore) and self.url is None:
-            raise pytest.UsageError(
-                f"{what} with a remote logdir ({store.shown}) needs a study every "
-                "machine reaches: add --hparams-storage=URL "
-                "(postgresql+psycopg2://... or sqlite:///...)"
-            )
+        self._check_shared(what)
         if opens:
             self._open_selected(cases)
 
@@ -125,6 +123,17 @@ class Studies:
                     f"install it with: pip install {' '.join(needs)}, or use sampler='tpe'"
                 )
 
+    def _check_shared(self, what: str) -> None:
+        """Refuses studies (for `what`) kept on this machine while the logdir
+        is remote, where other machines' trials could not reach them."""
+        store = self.settings.store
+        if isinstance(store, RemoteStore) and self.url is None:
+            raise pytest.UsageError(
+                f"{what} with a remote logdir ({store.shown}) needs a study every "
+                "machine reaches: add --hparams-storage=URL "
+                "(postgresql+psycopg2://... or sqlite:///...)"
+            )
+
     def _open_selected(self, cases: Mapping[str, set[str]] | None) -> None:
         """Opens the study of each case of each sweep this run selected: -k
         leaves the others' studies alone."""
@@ -140,68 +149,84 @@ class Studies:
         try:  # now, not in every trial's setup: an unreachable or unreadable study
             study = self.study(test, case)
         except Exception as e:  # whatever the storage raises: a driver's, a parser's
-            missing = _missing_module(e)
-            if missing is not None:
-                # SQLAlchemy picks a URL's default driver (psycopg2 for a bare
-                # postgresql://), which may not be the one installed.
-                package = DRIVERS.get(missing, missing)
-                fix = (
-                    f"install its driver (pip install '{package}'), or name the driver you "
-                    "have in the URL (postgresql+psycopg://... for psycopg 3)"
-                )
-            elif self.url is not None:
-                fix = "check --hparams-storage and its driver"
-            else:
-                fix = "move it aside to start the study over"
             raise pytest.UsageError(
                 f"the Optuna study of {test} cannot be opened from {where} "
-                f"({type(e).__name__}: {one_line(str(e), 200)}); {fix}"
+                f"({type(e).__name__}: {one_line(str(e), 200)}); {self._open_fix(e)}"
             ) from None
-        # What Optuna fixes when a study starts, and a run cannot change: its
-        # direction, and a searched hparam's kind, log scale and choices.
-        fix = "name another study with --hparams-study, or undo the change"
+        self._check_ranking(test, study, where)
+        self._check_domain(test, study, where)
+
+    def _open_fix(self, error: Exception) -> str:
+        """What to do about a study that could not be opened, by its `error`."""
+        missing = _missing_module(error)
+        if missing is not None:
+            # SQLAlchemy picks a URL's default driver (psycopg2 for a bare
+            # postgresql://), which may not be the one installed.
+            package = DRIVERS.get(missing, missing)
+            return (
+                f"install its driver (pip install '{package}'), or name the driver you "
+                "have in the URL (postgresql+psycopg://... for psycopg 3)"
+            )
+        if self.url is not None:
+            return "check --hparams-storage and its driver"
+        return "move it aside to start the study over"
+
+    def _check_ranking(self, test: str, study: Any, where: str) -> None:
+        """Refuses a study (in `where`) that ranks trials by another metric,
+        or in another direction, than the sweep's primary metric."""
         primary = self.sweeps[test].sweep.metrics[0]
         ranked = str(study.user_attrs.get(METRIC_ATTR, primary.name))
         if ranked != primary.name:
             raise pytest.UsageError(
                 f"the Optuna study {study.study_name!r} in {where} ranks trials by {ranked!r}, "
-                f"and the sweep's primary metric is now {primary.name!r}; {fix}"
+                f"and the sweep's primary metric is now {primary.name!r}; {_UNCHANGEABLE_FIX}"
             )
         if study.direction.name.lower() != ("maximize" if primary.goal == "max" else "minimize"):
             raise pytest.UsageError(
                 f"the Optuna study {study.study_name!r} in {where} "
                 f"{study.direction.name.lower()}s {ranked!r}, which the sweep now declares "
-                f"with goal={primary.goal!r}; {fix}"
+                f"with goal={primary.goal!r}; {_UNCHANGEABLE_FIX}"
             )
+
+    def _check_domain(self, test: str, study: Any, where: str) -> None:
+        """Refuses a search's study (in `where`) that holds a searched hparam
+        of another kind, log scale or choices than the sweep's."""
         search = self.sweeps[test].search
         if search is not None:
             changed = changed_domain(study, search)
             if changed:
                 raise pytest.UsageError(
                     f"the Optuna study {study.study_name!r} in {where} holds {changed}, "
-                    f"and a study cannot change it (--hparams-set on a searched hparam does); {fix}"
+                    "and a study cannot change it (--hparams-set on a searched hparam does); "
+                    f"{_UNCHANGEABLE_FIX}"
                 )
 
     def study(self, test: str, case: str = "") -> Any:
         """The study of a sweep's parametrize case (made or loaded on first use)."""
         study = self._studies.get((test, case))
         if study is None:
-            optuna = lazy.optuna()
+            study = self._studies[test, case] = self._create(test, case)
+        return study
 
-            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial
-            if self._storage is None:
-                self._storage = storage_for(self.url, self.journal)
-            primary = self.sweeps[test].sweep.metrics[0]
-            pruner = self.pruner(test)
-            study = self._studies[test, case] = optuna.create_study(
-                storage=self._storage,
-                study_name=self.name(test, case),
-                direction="maximize" if primary.goal == "max" else "minimize",
-                pruner=make_pruner(pruner) if pruner is not None else optuna.pruners.NopPruner(),
-                load_if_exists=True,
-            )
-            if METRIC_ATTR not in study.user_attrs:
-                study.set_user_attr(METRIC_ATTR, primary.name)
+    def _create(self, test: str, case: str) -> Any:
+        """Makes a sweep case's study in the storage, or loads it if it is
+        there, with the primary metric it ranks trials by."""
+        optuna = lazy.optuna()
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per trial
+        if self._storage is None:
+            self._storage = storage_for(self.url, self.journal)
+        primary = self.sweeps[test].sweep.metrics[0]
+        pruner = self.pruner(test)
+        study = optuna.create_study(
+            storage=self._storage,
+            study_name=self.name(test, case),
+            direction="maximize" if primary.goal == "max" else "minimize",
+            pruner=make_pruner(pruner) if pruner is not None else optuna.pruners.NopPruner(),
+            load_if_exists=True,
+        )
+        if METRIC_ATTR not in study.user_attrs:
+            study.set_user_attr(METRIC_ATTR, primary.name)
         return study
 
     def name(self, test: str, case: str) -> str:
@@ -228,11 +253,7 @@ class Studies:
         there, else FAIL. Only trials older than this run: its own are running."""
         TrialState = lazy.optuna().trial.TrialState
 
-        wanted: dict[tuple[str, str], set[str]] = {}
-        for key in keys:
-            if self.uses(key.test):
-                wanted.setdefault((key.test, key.case), set()).add(key.nodeid)
-        for (test, case), nodeids in wanted.items():
+        for (test, case), nodeids in self._studied_nodeids(keys).items():
             study = self.study(test, case)
             metric = self.sweeps[test].sweep.metrics[0].name
             for t in running(study, nodeids, before=self.settings.began):
@@ -243,6 +264,14 @@ class Studies:
                         study.tell(t.number, value)
                     else:
                         study.tell(t.number, state=TrialState.FAIL)
+
+    def _studied_nodeids(self, keys: Iterable[TrialKey]) -> dict[tuple[str, str], set[str]]:
+        """The node ids of the trials that have a study, by sweep and case."""
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for key in keys:
+            if self.uses(key.test):
+                wanted.setdefault((key.test, key.case), set()).add(key.nodeid)
+        return wanted
 
     def runs(self, key: TrialKey) -> list[Any]:
         """A pytest trial's runs (Optuna's FrozenTrials) in every study of
@@ -334,11 +363,15 @@ class Studies:
             return None, StudyTrial(study, key.nodeid, primary, prunes=prunes, protected=protected)
         assert key.number is not None
         if given is None:
-            runs = self.runs(key)
-            given = runs[-1].params if runs else None
+            given = self._latest_params(key)
         asked = ask(study, compiled.search, key.number, given)
         trial = StudyTrial(study, key.nodeid, primary, asked, prunes, protected)
         return values_of(asked.params), trial
+
+    def _latest_params(self, key: TrialKey) -> dict[str, Any] | None:
+        """The values a search trial's latest run was given, or None if it has none."""
+        runs = self.runs(key)
+        return runs[-1].params if runs else None
 
 
 def _missing_module(error: BaseException | None) -> str | None:
@@ -458,10 +491,14 @@ def running(
         started = t.datetime_start
         if t.user_attrs.get(NODEID_ATTR) not in nodeids or started is None:
             continue
-        when = started.timestamp()
-        if (before is None or when < before) and (since is None or when >= since):
+        if _within(started.timestamp(), before, since):
             out.append(t)
     return out
+
+
+def _within(when: float, before: float | None, since: float | None) -> bool:
+    """Whether a time is before `before` and since `since` (None: no bound)."""
+    return (before is None or when < before) and (since is None or when >= since)
 
 
 def end_crashed(
