@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -361,12 +361,16 @@ class TrialRunner:
                 asked, study = self._ask(state)
                 if asked is not None:
                     state.asked = asked
-            key = state.record_key
-            run = self._run_dir(key) if self.store is not None else None
-            sweep = self.sweeps[key.test].sweep
-            state.trial = Trial(key, sweep, self.store, self._scratch, self.settings.seed, run)
-            state.trial.study = study
+            state.trial = self._new_trial(state.record_key, study)
         return state.trial
+
+    def _new_trial(self, key: TrialKey, study: StudyTrial | None) -> Trial:
+        """A trial of `key`, with its run directory in a local logdir, and its study."""
+        run = self._run_dir(key) if self.store is not None else None
+        sweep = self.sweeps[key.test].sweep
+        trial = Trial(key, sweep, self.store, self._scratch, self.settings.seed, run)
+        trial.study = study
+        return trial
 
     def _ask(self, state: TrialState) -> tuple[dict[str, Any] | None, StudyTrial | None]:
         """A trial's study, and a search's values; a storage that refuses
@@ -457,9 +461,7 @@ class TrialRunner:
         compiled = self.sweeps[state.key.test]
         kwargs = {n: item.funcargs[n] for n in compiled.argnames if n in item.funcargs}
         if compiled.search is not None:
-            kwargs.update((n, v) for n, v in state.hparams.items() if n in kwargs)
-            if "hparams" in kwargs:
-                kwargs["hparams"] = dict(state.hparams)
+            _put_asked(kwargs, state.hparams)
         return kwargs
 
     def _stop_swallowed(
@@ -697,3 +699,10 @@ class TrialRunner:
         # Set by the `trial` fixture: the one way a test reaches trial.logdir.
         assert self._tmp_path_factory is not None
         return self._tmp_path_factory.mktemp("hparams-trial")
+
+
+def _put_asked(kwargs: dict[str, Any], hparams: Mapping[str, Any]) -> None:
+    """Replaces a search's None placeholders in `kwargs` with its asked values."""
+    kwargs.update((n, v) for n, v in hparams.items() if n in kwargs)
+    if "hparams" in kwargs:
+        kwargs["hparams"] = dict(hparams)
