@@ -198,12 +198,19 @@ def _update_trials(
 def _trial_entry(record: TrialRecord, old: Entry) -> Entry | None:
     """A passed trial's new entry; a metric that came out NaN keeps its
     recorded value. None when no metric is left to record."""
-    metrics = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
-    recorded = old.get("metrics", {})
-    metrics.update({k: v for k, v in recorded.items() if k not in metrics and k in record.metrics})
+    metrics = _finite_or_recorded(record.metrics, old.get("metrics", {}))
     if not metrics:
         return None
     return {"test": record.test, "hparams": dict(record.key.hparams), "metrics": metrics}
+
+
+def _finite_or_recorded(
+    metrics: Mapping[str, float], recorded: Mapping[str, float]
+) -> dict[str, float]:
+    """Each finite metric's value; a metric that is not finite, its recorded value if any."""
+    out = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    out.update({k: v for k, v in recorded.items() if k not in out and k in metrics})
+    return out
 
 
 def _moves(record: TrialRecord) -> bool:

@@ -80,16 +80,21 @@ def compile_mark(mark: pytest.Mark, overrides: Overrides = ()) -> tuple[Sweep, S
         return build_sweep(mark.args, values, metrics), None
 
     sweep, searched = build(kwargs)
-    wanted = dict(overrides)
-    if not any(h.name in wanted for h in sweep.hparams):
-        return sweep, searched
     try:
-        for h in sweep.hparams:
-            if h.name in wanted:
-                kwargs[h.name] = parse_override(h, wanted[h.name])
-        return build(kwargs)
+        values = _overridden(sweep, overrides)
+        return build({**kwargs, **values}) if values else (sweep, searched)
     except SweepError as e:
         raise OverrideError(str(e)) from None
+
+
+def _overridden(sweep: Sweep, overrides: Overrides) -> dict[str, Any]:
+    """The `--hparams-set` values of the sweep's hparams, parsed, in the sweep's order.
+
+    Raises:
+      SweepError: If a value does not fit its hparam.
+    """
+    wanted = dict(overrides)
+    return {h.name: parse_override(h, wanted[h.name]) for h in sweep.hparams if h.name in wanted}
 
 
 def parametrize(
@@ -170,8 +175,13 @@ def _check_the_arguments(
     missing = [n for n in sweep.names if n not in names]
     if missing and not takes_dict:
         _refuse_missing(metafunc.function, missing[0], f"{where} {_decorator(sweep, search)}")
+    _refuse_parametrized(metafunc, [*sweep.names, *(["hparams"] if takes_dict else [])], where)
+
+
+def _refuse_parametrized(metafunc: pytest.Metafunc, swept: list[str], where: str) -> None:
+    """Fails a sweep one of whose `swept` arguments is also parametrized."""
     parametrized = _parametrized_names(metafunc)
-    for name in [*sweep.names, *(["hparams"] if takes_dict else [])]:
+    for name in swept:
         if name in parametrized:
             _fail(
                 f"{where} {name!r} is both swept by @hparam_grid and parametrized by "
@@ -212,13 +222,25 @@ def _parameters(
     if "hparams" in names:
         values = [(*v, c) for v, c in zip(values, combos, strict=True)]
         argnames.append("hparams")
+    return _numbered(metafunc, argnames, values, ids, search, count)
+
+
+def _numbered(
+    metafunc: pytest.Metafunc,
+    argnames: list[str],
+    values: list[tuple[Any, ...]],
+    ids: list[str],
+    search: Search | None,
+    count: int,
+) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:
+    """The argument names, values and ids, with the parameters the function
+    does not take: a search's trial number, and each repeat's number."""
     if search is not None:
         metafunc.fixturenames.append(SEARCH_PARAM)
         argnames.append(SEARCH_PARAM)
         values = [(*v, k) for k, v in enumerate(values)]
     if count > 1:
-        # Each repeat is its own item, numbered by a parameter the function
-        # does not take (pytest-repeat adds its step number the same way).
+        # Each repeat is its own item (pytest-repeat adds its step number the same way).
         metafunc.fixturenames.append(REPEAT_PARAM)
         argnames.append(REPEAT_PARAM)
         values, ids = _repeated(values, ids, count)
@@ -299,6 +321,16 @@ def _fail(message: str) -> None:
 def _required_args(function: Any, cls: type | None) -> tuple[str, ...]:
     # The arguments pytest would pass: required parameters of the function,
     # less `self` for a method, as pytest's own pyfunc_call does.
+    return tuple(
+        p.name
+        for p in _unbound_parameters(function, cls)
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+
+
+def _unbound_parameters(function: Any, cls: type | None) -> list[inspect.Parameter]:
+    """The function's parameters, less `self` when it is a method of `cls`."""
     params = list(inspect.signature(function).parameters.values())
     if (
         cls is not None
@@ -307,12 +339,7 @@ def _required_args(function: Any, cls: type | None) -> tuple[str, ...]:
         and not isinstance(inspect.getattr_static(cls, function.__name__, None), staticmethod)
     ):
         params = params[1:]
-    return tuple(
-        p.name
-        for p in params
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    )
+    return params
 
 
 def _parametrized_names(metafunc: pytest.Metafunc) -> set[str]:
@@ -332,11 +359,7 @@ def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
     TestCase's other attributes (a Mock, a lazy setting whose access raises)
     are the project's, and are never touched.
     """
-    marked = [
-        name
-        for name, value in [("", cls), *vars(cls).items()]
-        if (value is cls or type(value) is types.FunctionType) and _swept(value)
-    ]
+    marked = _swept_members(cls)
     if marked:
         where = f"{cls.__name__}.{marked[0]}" if marked[0] else cls.__name__
         _fail(
@@ -344,6 +367,16 @@ def refuse_unittest(collector: pytest.Collector, cls: type) -> None:
             "method of a plain class; pytest runs unittest.TestCase methods without "
             "parameters, so the sweep would run once; move it out of the TestCase"
         )
+
+
+def _swept_members(cls: type) -> list[str]:
+    """The names of the class's own plain functions that carry a sweep's
+    mark, "" first for the class itself when it carries one."""
+    return [
+        name
+        for name, value in [("", cls), *vars(cls).items()]
+        if (value is cls or type(value) is types.FunctionType) and _swept(value)
+    ]
 
 
 def _swept(value: object) -> bool:
@@ -489,6 +522,15 @@ def read_best(path: Path, goals: Mapping[str, tuple[str, str]]) -> dict[str, dic
             f"{path} is not a pytest-hparams baseline or JSON report ({type(e).__name__}: {e}); "
             "give a file written by --hparams-save-baseline or --hparams-json"
         ) from None
+    return _best_of_baseline(by_test, given, goals)
+
+
+def _best_of_baseline(
+    by_test: Mapping[str, list[tuple[str, dict[str, float]]]],
+    given: Mapping[str, dict[str, Any]],
+    goals: Mapping[str, tuple[str, str]],
+) -> dict[str, dict[str, Any]]:
+    """Each sweep's best trial in a baseline, by node id, with the hparams it was given."""
     best = {}
     for test, trials in by_test.items():
         nodeid = _best_in_baseline(trials, goals.get(test))

@@ -100,22 +100,33 @@ class TrialTable:
     def resolve(self) -> Resolution:
         """The crashed trials to record, at the session's end. A crashed
         test that no worker's list names is no trial: pytest tells its crash."""
-        out = Resolution()
-        collected: dict[str, Started] = {}
-        if self._worker_list is not None:
-            for listed in map(Started.from_dict, json.loads(self._worker_list)):
-                if listed.key is not None:
-                    collected[listed.key.nodeid] = listed
-                if listed.definition is not None:
-                    out.definitions[listed.definition.test] = listed.definition
+        listed = self._listed()
+        out = Resolution(
+            definitions={
+                s.definition.test: s.definition for s in listed if s.definition is not None
+            }
+        )
+        collected = {s.key.nodeid: s for s in listed if s.key is not None}
         for entry in self.trials.values():
-            if entry.heard not in (Heard.CRASHED, Heard.RERUN_DUE):
-                continue
-            due = entry.heard is Heard.RERUN_DUE
-            started = entry.started if entry.started and entry.started.key else None
-            found = started or collected.get(entry.nodeid)
-            if found is not None:
-                out.crashes.append(Crash(entry.nodeid, found, started is None, due))
-            elif self._worker_list is None:
-                out.unknown.append((entry.nodeid, due))
+            if entry.heard in (Heard.CRASHED, Heard.RERUN_DUE):
+                self._resolve_crash(entry, collected, out)
         return out
+
+    def _listed(self) -> list[Started]:
+        """What the first worker's list says of each trial; empty when no list came."""
+        if self._worker_list is None:
+            return []
+        return list(map(Started.from_dict, json.loads(self._worker_list)))
+
+    def _resolve_crash(
+        self, entry: HeardTrial, collected: dict[str, Started], out: Resolution
+    ) -> None:
+        """Adds one crashed trial to `out`: a crash to record when its setup
+        report or a worker's list says what it was, unknown when no list came."""
+        due = entry.heard is Heard.RERUN_DUE
+        started = entry.started if entry.started and entry.started.key else None
+        found = started or collected.get(entry.nodeid)
+        if found is not None:
+            out.crashes.append(Crash(entry.nodeid, found, started is None, due))
+        elif self._worker_list is None:
+            out.unknown.append((entry.nodeid, due))

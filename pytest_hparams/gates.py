@@ -146,9 +146,7 @@ def welch_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
     """
     worse = "less" if goal == "max" else "greater"
     if statistics.pstdev(run) == 0 and statistics.pstdev(base) == 0:
-        difference = statistics.fmean(run) - statistics.fmean(base)
-        is_worse = difference < 0 if goal == "max" else difference > 0
-        return 0.0 if is_worse else 1.0
+        return _exact_p(run, base, goal)
     stats = lazy.scipy_stats()
     with warnings.catch_warnings():
         # Near-equal samples make scipy warn of precision loss: the p-value
@@ -179,6 +177,13 @@ def welch_interval(
         result = stats.ttest_ind(run, base, equal_var=False)
         low, high = result.confidence_interval(1 - 2 * alpha)
     return float(low), float(high)
+
+
+def _exact_p(run: Sequence[float], base: Sequence[float], goal: str) -> float:
+    """The p-value of two samples without variance: 0 if the run is worse, else 1."""
+    difference = statistics.fmean(run) - statistics.fmean(base)
+    is_worse = difference < 0 if goal == "max" else difference > 0
+    return 0.0 if is_worse else 1.0
 
 
 def judge_repeats(
@@ -250,6 +255,19 @@ def compare_repeats(
         return None
     if entry is None:
         return NEW
+    return _compare_repeated(combination, ran, entry, declared, tolerances, alpha)
+
+
+def _compare_repeated(
+    combination: Combination,
+    ran: Sequence[Any],
+    entry: Entry,
+    declared: Iterable[Metric],
+    tolerances: Tolerances,
+    alpha: float,
+) -> Comparison:
+    """Each metric of the baseline entry against the combination's repeats
+    (`ran`: those that ran to the end)."""
     by_name = {m.name: m for m in declared}
     stats = entry.get("stats") or {}
     return Comparison.of(
@@ -399,13 +417,23 @@ def _keep_reported(decision: Decision, gate: str, reported: Mapping[str, Compari
             "--hparams-gate best compares each sweep's best with the baseline's best: "
             "give the baseline with --hparams-baseline"
         )
-    for combos in decision.combinations.values():
+    decision.failures += _reported_failures(decision.combinations, reported)
+
+
+def _reported_failures(
+    combinations: Mapping[str, list[Combination]], reported: Mapping[str, Comparison]
+) -> list[str]:
+    """Gives each combination the verdict its shard's report gave it; returns
+    the regressions of those that gate."""
+    failures = []
+    for combos in combinations.values():
         for combo in combos:
             comparison = reported.get(combo.combo)
             if comparison is not None:
                 combo.comparison = comparison
                 if comparison.gating:
-                    decision.failures += [f"{combo.combo} {m}" for m in comparison.messages]
+                    failures += [f"{combo.combo} {m}" for m in comparison.messages]
+    return failures
 
 
 def _compare_trials_again(
@@ -474,6 +502,18 @@ def _gate_best(
     comparison = compare_repeats(best, mine[base_key], declared, tolerances, alpha)
     if comparison is None:
         return []
+    return _best_against(test, best, combos, comparison, base_key)
+
+
+def _best_against(
+    test: str,
+    best: Combination,
+    combos: Sequence[Combination],
+    comparison: Comparison,
+    base_key: str,
+) -> list[str]:
+    """Shows the best's comparison with the baseline's best `base_key` (on
+    its trials too, without repeats); returns the regressions that fail the run."""
     best.comparison = Comparison(comparison.verdict, comparison.metrics, base_key)
     _show_on_trials(combos)
     return [

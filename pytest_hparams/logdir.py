@@ -308,12 +308,16 @@ def read_session(path: Path) -> tuple[dict[str, Value], int, dict[str, float]] |
     """
     if not path.is_dir():
         return None
-    files = sorted(
+    return parse_run([f.read_bytes() for f in _session_files(path)])
+
+
+def _session_files(path: Path) -> list[Path]:
+    """The run's own finished event files, by name (oldest first); no pending one."""
+    return sorted(
         p
         for p in path.iterdir()
         if "tfevents" in p.name and not p.name.startswith(_PENDING) and p.is_file()
     )
-    return parse_run([f.read_bytes() for f in files])
 
 
 def parse_run(files: Iterable[bytes]) -> tuple[dict[str, Value], int, dict[str, float]] | None:

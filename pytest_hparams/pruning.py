@@ -150,16 +150,20 @@ class StudyTrial:
         if not self.prunes or step < 0 or step in self._reported or self.lost is not None:
             return
         self._reported.add(step)
+        if self._told_to_stop(step, value):
+            self._pruned = TrialPruned(step)
+            raise self._pruned
+
+    def _told_to_stop(self, step: int, value: float) -> bool:
+        """Reports the value at `step` to the study; whether its pruner stops
+        the trial (never when the storage failed: the trial goes on unpruned)."""
         try:
             trial = self.trial
             trial.report(value, step)
-            stop = not (self.protected or self.called) and trial.should_prune()
+            return not (self.protected or self.called) and trial.should_prune()
         except OSError as e:
             self.lost = e
-            return
-        if stop:
-            self._pruned = TrialPruned(step)
-            raise self._pruned
+            return False
 
     def check_pruned(self) -> None:
         """Raises TrialPruned again when the trial was pruned and the test

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,23 +133,29 @@ class TrialRunner:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        if not self.sweeps and not self.problems:
-            if self.worker:  # the controller learns that a crashed test was no trial
-                config.workeroutput[TRIALS_OUTPUT] = "[]"  # type: ignore[attr-defined]
+        if (self.sweeps or self.problems) and not self._prepared(config, items):
             return
+        # With nothing swept no item is a trial, and the list is empty: the
+        # controller learns that a crashed test was no trial.
+        if self.worker:
+            config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
+
+    def _prepared(self, config: pytest.Config, items: list[pytest.Item]) -> bool:
+        """Makes each swept item's state, refuses what collection found
+        wrong, selects the items and skips the resumed trials; False when an
+        xdist worker refused the run."""
         # Each swept item's identity, once: the runner finds it by node id.
         self.trials = {n: TrialState(k) for n, k in collect.keys_of(items, self.sweeps).items()}
         # --collect-only runs no trial: an editor lists the tests often, and
         # each listing would add to the studies and the logdir.
         listing = bool(config.getoption("collectonly", False))
         if not self._checked(config, items, listing):
-            return
+            return False
         self._runs = not config.getoption("setuponly", False)
         self._asks = self.optuna and self._runs
         if self.settings.resume and not listing:
             self._resume(items)
-        if self.worker:
-            config.workeroutput[TRIALS_OUTPUT] = self.collected(items)  # type: ignore[attr-defined]
+        return True
 
     def _checked(self, config: pytest.Config, items: list[pytest.Item], listing: bool) -> bool:
         """Refuses what collection found wrong, then applies shards and
@@ -172,19 +178,29 @@ class TrialRunner:
         """Applies shards and only-best to the collected items."""
         settings = self.settings
         if settings.only_best is not None:
-            keep, drop, given = collect.only_best(items, settings.only_best, self.goals())
-            for nodeid, hparams in given.items():
-                state = self.trials.get(nodeid)
-                if state is not None and state.key.number is not None and hparams:
-                    state.asked = hparams  # a search's best trains the values it was given
+            self._only_best(config, items, settings.only_best)
+        if settings.shard is not None:
+            self._shard(config, items, *settings.shard)
+
+    def _only_best(self, config: pytest.Config, items: list[pytest.Item], path: Path) -> None:
+        """Keeps each sweep's best trial recorded at `path`, deselecting the rest."""
+        keep, drop, given = collect.only_best(items, path, self.goals())
+        for nodeid, hparams in given.items():
+            state = self.trials.get(nodeid)
+            if state is not None and state.key.number is not None and hparams:
+                state.asked = hparams  # a search's best trains the values it was given
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+    def _shard(
+        self, config: pytest.Config, items: list[pytest.Item], index: int, count: int
+    ) -> None:
+        """Keeps this shard's items, deselecting the other shards'."""
+        keys = {n: state.key for n, state in self.trials.items()}
+        keep, drop = collect.shard(items, keys, index, count)
+        if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
-        if settings.shard is not None:
-            keys = {n: state.key for n, state in self.trials.items()}
-            keep, drop = collect.shard(items, keys, *settings.shard)
-            if drop:
-                config.hook.pytest_deselected(items=drop)
-                items[:] = keep
 
     def check_collected(self, opens_studies: bool = True) -> None:
         """Refuses, before anything runs, what collection found wrong;
@@ -194,20 +210,29 @@ class TrialRunner:
         if not self.sweeps:
             return
         preflight.check(self.sweeps, self.settings)
-        settings = self.settings
         # Decided once: a run whose sweeps neither prune nor search loads no Optuna code.
-        self.optuna = any(c.search or c.pruner for c in self.sweeps.values()) or (
+        self.optuna = self._uses_optuna()
+        if self.optuna:
+            self._check_studies(opens_studies)
+
+    def _uses_optuna(self) -> bool:
+        """Whether some collected sweep prunes or searches."""
+        settings = self.settings
+        return any(c.search or c.pruner for c in self.sweeps.values()) or (
             settings.pruner is not None and not settings.no_prune
         )
-        if self.optuna:
-            for test, compiled in self.sweeps.items():
-                prunes = self.studies.pruner(test) is not None
-                definition = dataclasses.replace(compiled.definition, prunes=prunes)
-                self.sweeps[test] = compiled._replace(definition=definition)
-            cases: dict[str, set[str]] = {}
-            for state in self.trials.values():
-                cases.setdefault(state.key.test, set()).add(state.key.case)
-            self.studies.check(opens_studies, cases)
+
+    def _check_studies(self, opens_studies: bool) -> None:
+        """Says in each sweep's definition whether it prunes, and checks
+        each study against the cases collected for it."""
+        for test, compiled in self.sweeps.items():
+            prunes = self.studies.pruner(test) is not None
+            definition = dataclasses.replace(compiled.definition, prunes=prunes)
+            self.sweeps[test] = compiled._replace(definition=definition)
+        cases: dict[str, set[str]] = {}
+        for state in self.trials.values():
+            cases.setdefault(state.key.test, set()).add(state.key.case)
+        self.studies.check(opens_studies, cases)
 
     @property
     def studies(self) -> Studies:
@@ -250,14 +275,19 @@ class TrialRunner:
         try:
             self.call(pyfuncitem, state)
         finally:
-            if self.live is not None:
-                self.live.clear()
-            if state.trial is not None:
-                state.trial.live = None
-                if state.trial.study is not None:
-                    state.trial.study.called = True  # its teardown cannot be pruned
+            self._called(state)
         # Handled: pytest's own pyfunc_call would warn that the test returned a value.
         return True
+
+    def _called(self, state: TrialState) -> None:
+        """Clears the live line once the test returned or raised, and tells
+        the trial's study that its teardown cannot be pruned."""
+        if self.live is not None:
+            self.live.clear()
+        if state.trial is not None:
+            state.trial.live = None
+            if state.trial.study is not None:
+                state.trial.study.called = True
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -270,18 +300,25 @@ class TrialRunner:
         if report.when == "setup":  # a run of the item begins (a rerun too)
             self._begin(item, state, report)
         state.reports[report.when] = report
-        pruned = call.excinfo.value if call.excinfo is not None else None
-        if report.when == "setup" and isinstance(pruned, TrialPruned):
-            # Pruned in a fixture's setup (a warm-up epoch), before its test ran.
-            self._mark_pruned(state, pruned.step)
-            if isinstance(report.longrepr, tuple):  # said as a pruned call says it
-                report.longrepr = (*report.longrepr[:2], f"Skipped: {pruned}")
+        if report.when == "setup" and call.excinfo is not None:
+            self._pruned_in_setup(state, report, call.excinfo.value)
         if report.skipped and state.pruned_at is not None:  # pruned, or resumed as pruned
             setattr(report, PRUNED_ATTR, state.pruned_at)
         if report.when == "teardown":
             assert isinstance(item, pytest.Function)  # only functions are swept
             self._put_record(item, state, report)
         return report
+
+    def _pruned_in_setup(
+        self, state: TrialState, report: pytest.TestReport, error: BaseException
+    ) -> None:
+        """Marks the trial pruned when its setup raised a prune (a fixture's
+        warm-up epoch, before its test ran), said as a pruned call says it."""
+        if not isinstance(error, TrialPruned):
+            return
+        self._mark_pruned(state, error.step)
+        if isinstance(report.longrepr, tuple):
+            report.longrepr = (*report.longrepr[:2], f"Skipped: {error}")
 
     def _begin(self, item: pytest.Item, state: TrialState, report: pytest.TestReport) -> None:
         """A run of the trial begins: its setup report carries what the
@@ -324,12 +361,16 @@ class TrialRunner:
                 asked, study = self._ask(state)
                 if asked is not None:
                     state.asked = asked
-            key = state.record_key
-            run = self._run_dir(key) if self.store is not None else None
-            sweep = self.sweeps[key.test].sweep
-            state.trial = Trial(key, sweep, self.store, self._scratch, self.settings.seed, run)
-            state.trial.study = study
+            state.trial = self._new_trial(state.record_key, study)
         return state.trial
+
+    def _new_trial(self, key: TrialKey, study: StudyTrial | None) -> Trial:
+        """A trial of `key`, with its run directory in a local logdir, and its study."""
+        run = self._run_dir(key) if self.store is not None else None
+        sweep = self.sweeps[key.test].sweep
+        trial = Trial(key, sweep, self.store, self._scratch, self.settings.seed, run)
+        trial.study = study
+        return trial
 
     def _ask(self, state: TrialState) -> tuple[dict[str, Any] | None, StudyTrial | None]:
         """A trial's study, and a search's values; a storage that refuses
@@ -360,8 +401,13 @@ class TrialRunner:
                 state.resume(found.key.hparams, found.metrics, found.pruned_at)
                 item.add_marker(pytest.mark.skip(reason=found.reason))
         if studies is not None:
-            recorded = {n: s.recorded for n, s in self.trials.items() if s.recorded is not None}
-            studies.end_stale([s.key for s in self.trials.values()], recorded)
+            self._end_stale(studies)
+
+    def _end_stale(self, studies: Studies) -> None:
+        """Ends the trials a killed run left RUNNING in the resumed studies,
+        with the metrics the logdir recorded for them."""
+        recorded = {n: s.recorded for n, s in self.trials.items() if s.recorded is not None}
+        studies.end_stale([s.key for s in self.trials.values()], recorded)
 
     def call(self, item: pytest.Function, state: TrialState) -> None:
         """Runs a swept test function (its trial started at setup), keeps its
@@ -377,6 +423,11 @@ class TrialRunner:
         swallowed = trial.study.swallowed() if trial.study is not None else None
         if swallowed is not None:
             return self._stop_swallowed(item, state, *swallowed)
+        self._judge(item, state, trial, result)
+
+    def _judge(self, item: pytest.Function, state: TrialState, trial: Trial, result: Any) -> None:
+        """Keeps what the test returned as the trial's metrics, warns its
+        notes, and fails the test on its problems (a missed gate)."""
         declared = self.sweeps[state.key.test].sweep.metrics
         baseline = self._baseline(state.key)
         problems, notes = judge(trial, result, declared, baseline)
@@ -410,9 +461,7 @@ class TrialRunner:
         compiled = self.sweeps[state.key.test]
         kwargs = {n: item.funcargs[n] for n in compiled.argnames if n in item.funcargs}
         if compiled.search is not None:
-            kwargs.update((n, v) for n, v in state.hparams.items() if n in kwargs)
-            if "hparams" in kwargs:
-                kwargs["hparams"] = dict(state.hparams)
+            _put_asked(kwargs, state.hparams)
         return kwargs
 
     def _stop_swallowed(
@@ -529,9 +578,7 @@ class TrialRunner:
         resumed = state.phase is Phase.RESUMED  # pruned too: its recorded session stands
         state.phase = Phase.FINISHED
         if outcome is None:
-            if state.trial is not None:
-                state.trial.discard()
-            state.trial = None
+            self._discard(state)
             return None
         # Made here when its setup never made it (a skip mark, an unreachable study).
         trial = state.trial or self.trial_of(state, starts=False)
@@ -547,6 +594,18 @@ class TrialRunner:
         trial.tell(outcome)
         state.trial = None  # ended everywhere: a Ctrl-C from here on has nothing to cut short
         self._warn_unwritten(item, state.key, trial)
+        return self._record(state, trial, outcome)
+
+    @staticmethod
+    def _discard(state: TrialState) -> None:
+        """Drops the trial of an item whose test body never ran: nothing of it is kept."""
+        if state.trial is not None:
+            state.trial.discard()
+        state.trial = None
+
+    @staticmethod
+    def _record(state: TrialState, trial: Trial, outcome: Outcome) -> TrialRecord:
+        """The ended trial's record, for its teardown report."""
         duration = sum([r.duration for r in state.reports.values()])
         metrics = dict(trial.metrics)
         return TrialRecord(
@@ -640,3 +699,10 @@ class TrialRunner:
         # Set by the `trial` fixture: the one way a test reaches trial.logdir.
         assert self._tmp_path_factory is not None
         return self._tmp_path_factory.mktemp("hparams-trial")
+
+
+def _put_asked(kwargs: dict[str, Any], hparams: Mapping[str, Any]) -> None:
+    """Replaces a search's None placeholders in `kwargs` with its asked values."""
+    kwargs.update((n, v) for n, v in hparams.items() if n in kwargs)
+    if "hparams" in kwargs:
+        kwargs["hparams"] = dict(hparams)

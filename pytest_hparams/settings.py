@@ -271,21 +271,32 @@ def _tolerances(config: pytest.Config) -> tuple[dict[str, Tolerance], dict[str, 
 def _html_path(config: pytest.Config, here: Path) -> Path | None:
     """`--hparams-html`, else the ini's `hparams_html`: checked as the other
     reports are, and refused without plotly, which draws it."""
-    raw = config.getoption("hparams_html")
-    ini = config.getini("hparams_html")
-    if raw is None and not ini:
+    given = _html_given(config, here)
+    if given is None:
         return None
-    if raw is not None:
-        path, source = _path(here, raw, "--hparams-html"), "--hparams-html"
-    elif len(ini) > 1:
-        raise pytest.UsageError(f"hparams_html (ini) names {len(ini)} files; give one")
-    else:
-        path, source = Path(ini[0]), "hparams_html (ini)"
+    path, source = given
     check_output(path, source)
     _check_ours(path, source, "html")
     if why := missing_plotly(source):
         raise pytest.UsageError(why)
     return path
+
+
+def _html_given(config: pytest.Config, here: Path) -> tuple[Path, str] | None:
+    """The HTML report's path and the option that gave it; None when none did.
+
+    Raises:
+      pytest.UsageError: If the ini names more than one file.
+    """
+    raw = config.getoption("hparams_html")
+    ini = config.getini("hparams_html")
+    if raw is None and not ini:
+        return None
+    if raw is not None:
+        return _path(here, raw, "--hparams-html"), "--hparams-html"
+    if len(ini) > 1:
+        raise pytest.UsageError(f"hparams_html (ini) names {len(ini)} files; give one")
+    return Path(ini[0]), "hparams_html (ini)"
 
 
 def missing_plotly(source: str) -> str:

@@ -16,7 +16,7 @@ from pytest_hparams.metrics import Metric
 from pytest_hparams.records import Outcome, SweepDefinition, TrialRecord
 from pytest_hparams.repeats import Combination, combine, repeated
 from pytest_hparams.sweep import Value, format_value
-from pytest_hparams.verdicts import Comparison, Summary, Verdict
+from pytest_hparams.verdicts import Comparison, MetricComparison, Summary, Verdict
 
 #: By default a sweep's table shows every row up to this many trials; a larger
 #: sweep shows its best DEFAULT_TOP rows and counts the rest.
@@ -66,12 +66,18 @@ class _Columns:
         return self.metrics[0] if self.metrics else None
 
     def header(self) -> list[str]:
-        header = ["", *self.names, *(["case"] if self.has_case else [])]
+        header = ["", *self.names, *(["case"] if self.has_case else []), *self._metric_headers()]
+        return [*header, "duration", "outcome", *(["baseline"] if self.comparisons else [])]
+
+    def _metric_headers(self) -> list[str]:
+        """Each metric's heading (the primary's with its goal), and "vs base"
+        after those with a column of their change."""
+        header = []
         for m in self.metrics:
             header.append(f"{m.name} ({m.goal})" if m is self.primary else m.name)
             if m.name in self.with_base:
                 header.append("vs base")
-        return [*header, "duration", "outcome", *(["baseline"] if self.comparisons else [])]
+        return header
 
     def key_cells(self, hparams: Mapping[str, Value], case: str) -> list[str]:
         cells = ["", *(cell_text(hparams.get(n, "")) for n in self.names)]
@@ -99,12 +105,7 @@ def build(
     """
     if combos is None and repeated(records):
         combos = combine(records)
-    items: list[TrialRecord] | list[Combination]
-    if combos is not None:
-        items = list(combos)
-        records = [r for c in combos for r in c.records]
-    else:
-        items = list(records)
+    items, records = _items(records, combos)
     columns = _columns(definition, records, items, per_metric_base=combos is None)
     table = Table(definition.test, columns.header())
     if combos is not None:
@@ -115,6 +116,16 @@ def build(
     if gated:
         table.verdict = _gated_verdict(definition, items, columns.comparisons, not_run)
     return table
+
+
+def _items(
+    records: Sequence[TrialRecord], combos: Sequence[Combination] | None
+) -> tuple[list[TrialRecord] | list[Combination], Sequence[TrialRecord]]:
+    """What the table's rows show, its combinations or else its trials, and
+    every trial among them."""
+    if combos is not None:
+        return list(combos), [r for c in combos for r in c.records]
+    return list(records), records
 
 
 def _gated_verdict(
@@ -165,12 +176,17 @@ def _fill_with_combinations(
     bad = [c for c in ranked if c.verdict is Verdict.REGRESSED or _any_bad(c.records)]
     shown = _top(ranked, top, bad)
     for combo in shown:
-        row = columns.key_cells(combo.key.hparams, combo.key.case)
-        row += [_mean_with_lost(combo, m.name) for m in columns.metrics]
-        row += [format_duration(combo.duration), combo.outcomes()]
+        row = _combination_row(columns, combo)
         _add(table, row, combo.comparison, columns.comparisons, combo is winner, combo.verdict)
     table.hidden = len(ranked) - len(shown)
     table.summary = _combinations_summary(combos, winner, primary)
+
+
+def _combination_row(columns: _Columns, combo: Combination) -> list[str]:
+    """A combination's cells up to its verdict: its values, each metric's mean, its outcomes."""
+    row = columns.key_cells(combo.key.hparams, combo.key.case)
+    row += [_mean_with_lost(combo, m.name) for m in columns.metrics]
+    return [*row, format_duration(combo.duration), combo.outcomes()]
 
 
 def _combinations_summary(
@@ -201,15 +217,21 @@ def _fill_with_trials(
     winner = best_of(ranked, columns.primary)
     shown = _top(ranked, top, [r for r in ranked if r.outcome.bad])
     for record in shown:
-        row = columns.key_cells(record.key.hparams, record.key.case)
-        for m in columns.metrics:
-            row.append(format_value_cell(record.metrics.get(m.name)))
-            if m.name in columns.with_base:
-                row.append(delta_cell(record.comparison, m.name))
-        row += [format_duration(record.duration), _outcome_cell(record)]
+        row = _trial_row(columns, record)
         _add(table, row, record.comparison, columns.comparisons, record is winner, record.verdict)
     table.hidden = len(records) - len(shown)
     table.summary = counts(records) + _best_sentence(winner, columns.primary)
+
+
+def _trial_row(columns: _Columns, record: TrialRecord) -> list[str]:
+    """A trial's cells up to its verdict: its values, each metric with its
+    change where shown, its duration and outcome."""
+    row = columns.key_cells(record.key.hparams, record.key.case)
+    for m in columns.metrics:
+        row.append(format_value_cell(record.metrics.get(m.name)))
+        if m.name in columns.with_base:
+            row.append(delta_cell(record.comparison, m.name))
+    return [*row, format_duration(record.duration), _outcome_cell(record)]
 
 
 def _outcome_cell(record: TrialRecord) -> str:
@@ -294,13 +316,7 @@ def text_lines(table: Table, top_option: str = "--hparams-top") -> list[tuple[st
 
 def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]:
     """The table as GitHub-flavoured Markdown: the best row 🏆, regressions ❌."""
-    out = [f"### `{md_text(table.test)}`", "", md_text(table.summary), ""]
-    out.append("| " + " | ".join(md_text(h) for h in table.header) + " |")
-    out.append(
-        "|"
-        + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header)))
-        + "|"
-    )
+    out = [f"### `{md_text(table.test)}`", "", md_text(table.summary), "", *_markdown_head(table)]
     gated = table.header[-1] == "baseline"
     out += [
         _markdown_row(row, mark, gated) for row, mark in zip(table.rows, table.marks, strict=True)
@@ -311,6 +327,16 @@ def markdown_lines(table: Table, top_option: str = "--hparams-top") -> list[str]
         out += ["", md_text(table.verdict)]
     out.append("")
     return out
+
+
+def _markdown_head(table: Table) -> list[str]:
+    """The Markdown table's header row and its delimiter row, numbers right-aligned."""
+    return [
+        "| " + " | ".join(md_text(h) for h in table.header) + " |",
+        "|"
+        + "|".join("---:" if i in table.numeric else "---" for i in range(len(table.header)))
+        + "|",
+    ]
 
 
 def _markdown_row(row: list[str], mark: str, gated: bool) -> str:
@@ -515,8 +541,11 @@ def delta_cell(comparison: Comparison | None, name: str) -> str:
     if comparison.verdict is Verdict.NEW:
         return "new"
     metric = comparison.metric(name)
-    if metric is None:
-        return "-"
+    return "-" if metric is None else _change_cell(metric)
+
+
+def _change_cell(metric: MetricComparison) -> str:
+    """A compared metric's baseline value and its change: `0.87 -0.03 worse`, `0.87 same`."""
     base = format_value_cell(metric.baseline)
     delta = metric.delta
     if delta is None:

@@ -144,12 +144,7 @@ class Trial:
           ValueError: If `step` does not fit in 32 bits (TensorBoard reads it so).
           TrialPruned: If the pruner stops the trial (a BaseException: let it go).
         """
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise TypeError(f"trial.log step must be an int (got {step!r})")
-        if not -(2**31) <= step < 2**31:
-            # TensorBoard's HParams view reads a metric's step as an int32:
-            # one step past it fails the whole logdir's table.
-            raise ValueError(f"trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got {step})")
+        _check_step(step)
         values = {k: _number(k, v) for k, v in metrics.items()}
         if self.pruned_at is not None:
             return  # pruned, and the test is over: its curve ends where it was pruned
@@ -158,6 +153,13 @@ class Trial:
         self.logged.update(values)
         self.last.update(values)
         self.step = step
+        self._write_scalars(step, values)
+        if self.live is not None:
+            self.live.show(step, self.last)
+        self.prune_on(step, values)
+
+    def _write_scalars(self, step: int, values: Mapping[str, float]) -> None:
+        """Writes a point of each curve into the trial's run, if it has one."""
         writer = self.open()
         if writer is not None:
             try:
@@ -167,9 +169,6 @@ class Trial:
                 # curve must not read as a session of the trial.
                 writer.discard()
                 self._failed(e)
-        if self.live is not None:
-            self.live.show(step, self.last)
-        self.prune_on(step, values)
 
     def prune_on(self, step: int, values: Mapping[str, float]) -> None:
         """Reports the primary metric, if among `values`, to the pruner."""
@@ -329,6 +328,16 @@ class Trial:
         return f"<Trial {self.id}>"
 
 
+def _check_step(step: int) -> None:
+    """Raises unless `step` is an int that fits in 32 bits, as `Trial.log` needs."""
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise TypeError(f"trial.log step must be an int (got {step!r})")
+    if not -(2**31) <= step < 2**31:
+        # TensorBoard's HParams view reads a metric's step as an int32:
+        # one step past it fails the whole logdir's table.
+        raise ValueError(f"trial.log step must fit in 32 bits, -2**31 to 2**31-1 (got {step})")
+
+
 def judge(
     trial: Trial,
     result: object,
@@ -347,24 +356,39 @@ def judge(
     except Exception as e:  # MetricsError, or a __float__ that raised
         return [str(e)], []
     primary = declared[0].name if declared else ""
+    _keep_reported_primary(trial, primary)
+    notes = [out_of_range(trial.metrics)]
+    missing = missing_metrics(trial.metrics, declared, trial.logged)
+    problems = _failures(trial, primary, declared, baseline)
+    if not problems:  # a typo's hint, where nothing worse is said
+        notes.append(missing)
+    return problems, [n for n in notes if n]
+
+
+def _keep_reported_primary(trial: Trial, primary: str) -> None:
+    """Gives the trial's metrics the primary metric's last reported value,
+    when the test reported it but did not return it."""
     if primary in trial.last and primary not in trial.metrics:
         # Reported, not returned (Keras' validation metric through
         # keras_callbacks, or trial.log): its last value is the one
         # TensorBoard reads and a study is told, so the table ranks by it,
         # as a pruned trial's row shows its last value.
         trial.metrics[primary] = trial.last[primary]
-    notes = [out_of_range(trial.metrics)]
-    missing = missing_metrics(trial.metrics, declared, trial.logged)
+
+
+def _failures(
+    trial: Trial, primary: str, declared: tuple[Metric, ...], baseline: Baseline | None
+) -> list[str]:
+    """What fails the trial: a bound it misses, its baseline's regressions,
+    a primary metric its study cannot rank. Sets `trial.comparison` when it
+    meets its baseline."""
     unrankable = _unrankable(trial, primary)
     if baseline is not None:
         trial.comparison = baseline.compare(trial.metrics, declared, trial.key.repeat)
     problems = gates.bounds(trial.metrics, declared)
     if trial.comparison is not None:
         problems += trial.comparison.messages
-    problems += unrankable
-    if not problems:  # a typo's hint, where nothing worse is said
-        notes.append(missing)
-    return problems, [n for n in notes if n]
+    return problems + unrankable
 
 
 def _unrankable(trial: Trial, primary: str) -> list[str]:
@@ -389,22 +413,31 @@ def coerce_metrics(result: object, declared: tuple[Metric, ...]) -> dict[str, fl
     if result is None:
         return {}
     if type(result) is not dict and not isinstance(result, Mapping):
-        if _is_number(result):
-            if len(declared) != 1:
-                raise MetricsError(
-                    f"returned a bare number ({result!r}) but declares {len(declared)} metrics; "
-                    "return a dict such as {'accuracy': acc}"
-                )
-            return {declared[0].name: _number(declared[0].name, result)}
-        raise MetricsError(
-            f"must return a dict of metrics, a number or None (got {type(result).__name__})"
-        )
+        return _bare_number(result, declared)
     out: dict[str, float] = {}
     for key, value in result.items():
         if not isinstance(key, str) or not key.strip():
             raise MetricsError(f"metric names must be non-blank strings (got {key!r})")
         out[key] = _number(key, value)
     return out
+
+
+def _bare_number(result: object, declared: tuple[Metric, ...]) -> dict[str, float]:
+    """A test's return value that is no mapping, as its one declared metric.
+
+    Raises:
+      MetricsError: If it is no number, or the sweep declares other than one metric.
+    """
+    if _is_number(result):
+        if len(declared) != 1:
+            raise MetricsError(
+                f"returned a bare number ({result!r}) but declares {len(declared)} metrics; "
+                "return a dict such as {'accuracy': acc}"
+            )
+        return {declared[0].name: _number(declared[0].name, result)}
+    raise MetricsError(
+        f"must return a dict of metrics, a number or None (got {type(result).__name__})"
+    )
 
 
 def _is_number(value: object) -> bool:
@@ -461,6 +494,12 @@ def missing_metrics(
         return (
             f"returned no metrics but declares {names}; return them, e.g. {{{missing[0]!r}: ...}}"
         )
+    return _not_returned(missing, metrics)
+
+
+def _not_returned(missing: list[str], metrics: Mapping[str, float]) -> str:
+    """The declared metrics the trial did not return, each with a returned
+    key it may be a typo of, and the keys it returned, as one phrase."""
     parts = []
     for name in missing:
         close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.5)
