@@ -32,6 +32,8 @@ PATH_OPTIONS = (
 RUN_INPUT = "hparams_run"
 #: The same for when the run began (`Settings.began`).
 BEGAN_INPUT = "hparams_began"
+#: The same for the controller's --dist: a worker's own reads "no".
+DIST_INPUT = "hparams_dist"
 
 
 #: The ini values the plugin reads (`addoption` declares them).

@@ -43,7 +43,7 @@ class Registration:
         self.reporter = Reporter(settings, config.get_verbosity() < 0)
         plugins.register(self.reporter, "hparams-reporter")
         if plugins.hasplugin("xdist"):
-            self.xdist = XdistHooks(self.reporter)
+            self.xdist = XdistHooks(self.reporter, str(config.getoption("dist", "no")))
             plugins.register(self.xdist, "hparams-xdist")
         html_report = config.getoption("htmlpath", None)
         if plugins.hasplugin("html") and html_report:

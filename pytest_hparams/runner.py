@@ -24,6 +24,7 @@ from pytest_hparams import MARK, collect, preflight
 from pytest_hparams.errors import OverrideError, warn_at
 from pytest_hparams.lifecycle import Phase, TrialState
 from pytest_hparams.logdir import safe_name, test_dir
+from pytest_hparams.options import DIST_INPUT
 from pytest_hparams.progress import LiveLine
 from pytest_hparams.pruning import StudyTrial, TrialPruned, is_optuna_prune
 from pytest_hparams.records import (
@@ -46,6 +47,14 @@ if TYPE_CHECKING:
     from pytest_hparams.collect import Compiled
     from pytest_hparams.settings import Settings
     from pytest_hparams.storage import LocalStore
+
+
+#: Why a sweep cannot run under xdist's --dist each (one line, with the fix).
+DIST_EACH = (
+    "--dist each runs every trial on every worker, and pytest-hparams records each "
+    "trial once; run sweeps with --dist load (-n N alone), and repeat them with "
+    "--hparams-repeats=N"
+)
 
 
 class TrialRunner:
@@ -149,19 +158,23 @@ class TrialRunner:
         # --collect-only runs no trial: an editor lists the tests often, and
         # each listing would add to the studies and the logdir.
         listing = bool(config.getoption("collectonly", False))
-        if not self._checked(config, items, listing):
+        self._runs = not config.getoption("setuponly", False)  # --setup-plan sets it too
+        if not self._checked(config, items, opens_studies=self._runs and not listing):
             return False
-        self._runs = not config.getoption("setuponly", False)
         self._asks = self.optuna and self._runs
         if self.settings.resume and not listing:
             self._resume(items)
         return True
 
-    def _checked(self, config: pytest.Config, items: list[pytest.Item], listing: bool) -> bool:
+    def _checked(
+        self, config: pytest.Config, items: list[pytest.Item], opens_studies: bool
+    ) -> bool:
         """Refuses what collection found wrong, then applies shards and
         only-best; False when an xdist worker refused the run."""
         try:
-            self.check_collected(opens_studies=not listing)
+            if getattr(config, "workerinput", {}).get(DIST_INPUT) == "each":
+                raise pytest.UsageError(DIST_EACH)
+            self.check_collected(opens_studies)
             self._select(config, items)
         except pytest.UsageError as e:
             if not self.worker:

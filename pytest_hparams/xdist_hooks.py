@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hparams.options import BEGAN_INPUT, RUN_INPUT
+from pytest_hparams.options import BEGAN_INPUT, DIST_INPUT, RUN_INPUT
 from pytest_hparams.records import TRIALS_OUTPUT, USAGE_ERROR_OUTPUT
 
 if TYPE_CHECKING:
@@ -27,8 +27,9 @@ class XdistHooks:
 
     JOURNAL_INPUT = "hparams_journal"
 
-    def __init__(self, reporter: Reporter) -> None:
+    def __init__(self, reporter: Reporter, dist: str) -> None:
         self.reporter = reporter
+        self.dist = dist  # the controller's --dist
         self.journal: str | None = None
 
     @pytest.hookimpl
@@ -36,6 +37,7 @@ class XdistHooks:
         settings = self.reporter.settings
         node.workerinput[RUN_INPUT] = settings.run  # one study for all the workers
         node.workerinput[BEGAN_INPUT] = settings.began
+        node.workerinput[DIST_INPUT] = self.dist
         if settings.store is not None or settings.storage is not None:
             return
         if self.journal is None:

@@ -104,7 +104,7 @@ def test_a_crashed_test_that_is_no_trial_is_left_to_pytest() -> None:
 
 def test_the_reporter_records_a_crash_from_the_workers_events() -> None:
     reporter = Reporter(Settings())
-    hooks = XdistHooks(reporter)
+    hooks = XdistHooks(reporter, "load")
     started = Started(key(1), None, DEFINITION).to_dict()
     reporter.pytest_runtest_logreport(report(key(1).nodeid, "setup", **{STARTED_ATTR: started}))
     hooks.pytest_handlecrashitem(key(1).nodeid, report(key(1).nodeid, "???", "failed"), None)

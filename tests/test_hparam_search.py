@@ -379,10 +379,11 @@ def test_a_trial_resumed_as_pruned_keeps_its_hparams_and_last_value(
 
 
 @pytest.mark.parametrize("option", ["--setup-only", "--setup-plan"])
-def test_a_run_that_runs_no_test_body_asks_the_study_nothing(
+def test_a_run_that_runs_no_test_body_asks_the_study_nothing_and_leaves_no_study(
     search: pytest.Pytester, option: str
 ) -> None:
     run(search, "--hparams-logdir=logs", option).assert_outcomes()
+    assert not (search.path / "logs" / ".pytest-hparams-optuna.journal").exists()
     run(search, "--hparams-logdir=logs", "-k", "trial:0").assert_outcomes(passed=1)
     study = load(search.path / "logs")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]

@@ -38,6 +38,22 @@ def without_durations(report: dict) -> dict:  # type: ignore[type-arg]
     return report
 
 
+def test_dist_each_is_refused_for_a_sweep_and_left_alone_without_one(
+    pytester: pytest.Pytester,
+) -> None:
+    # Every worker would run every trial, which the table, the JSON and the
+    # logdir would each hold once while pytest counted it once a worker.
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "each", "--hparams-logdir=logs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        ["ERROR: --dist each runs every trial on every worker, *; run sweeps with --dist load*"]
+    )
+    assert not list((pytester.path / "logs").glob("test_sweep.py"))
+    pytester.makepyfile(test_sweep="def test_plain():\n    pass\n")
+    pytester.runpytest_subprocess("-n", "2", "--dist", "each").assert_outcomes(passed=2)
+
+
 def test_xdist_gives_the_same_baseline_verdicts_and_json_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sweep=SWEEP)
     pytester.runpytest_subprocess("--hparams-save-baseline=base.json")
