@@ -1,10 +1,12 @@
-"""The plugin objects of one pytest run, registered and unregistered together.
+"""The objects of one pytest run that uses the plugin, made together once it
+needs them (`plugin.Hooks` says when), and closed together.
 
 Two objects do the work, split by process role as pytest-xdist splits its
 own: a `TrialRunner` in every process collects sweeps and runs trials, and a
-`Reporter`, registered only in the process that reports (the controller
-under xdist), turns their records into the config, baselines and tables.
-Beside the reporter: the xdist controller's hooks, and pytest-html's summary.
+`Reporter`, made only in the process that reports (the controller under
+xdist), turns their records into the config, baselines and tables. The
+plugin's hooks call theirs. Beside the reporter, registered as plugins of
+their own: the xdist controller's hooks, and pytest-html's summary.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from pytest_hparams.xdist_hooks import XdistHooks
 
 
 class Registration:
-    """What one run registered with its plugin manager: the runner, and
-    where pytest reports, the reporter and its companions."""
+    """The runner, and where pytest reports, the reporter and its companions."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -34,14 +35,10 @@ class Registration:
         self.reporter: Reporter | None = None
         self.xdist: XdistHooks | None = None
         self.html: HtmlSummary | None = None
-        # Their hooks collect sweeps and run each trial: as methods they reach
-        # the run's state without a lookup per call (as pytest's LogXML does).
-        plugins = config.pluginmanager
-        plugins.register(self.runner, "hparams-runner")
         if workerinput is not None:
             return
         self.reporter = Reporter(settings, config.get_verbosity() < 0)
-        plugins.register(self.reporter, "hparams-reporter")
+        plugins = config.pluginmanager
         if plugins.hasplugin("xdist"):
             self.xdist = XdistHooks(self.reporter, str(config.getoption("dist", "no")))
             plugins.register(self.xdist, "hparams-xdist")
@@ -51,19 +48,16 @@ class Registration:
             self.html = HtmlSummary(self.reporter, report)
             plugins.register(self.html, "hparams-html")
 
-    def join(self, session: pytest.Session, live: LiveLine | None) -> None:
-        """Starts objects registered after the session started. `live`: the
-        live line opened as it started (pytest captures the terminal by now)."""
-        self.runner.live = live
+    def start(self, session: pytest.Session, live: LiveLine | None) -> None:
+        """The session starts (or started, for objects made during it);
+        `live`: the live line, opened as it started."""
         if self.reporter is not None:
             self.reporter.pytest_sessionstart(session)
+        self.runner.live = live
 
-    def unregister(self) -> None:
-        plugins = self.config.pluginmanager
+    def close(self) -> None:
         self.runner.close()
-        plugins.unregister(self.runner)
-        if self.reporter is not None:
-            plugins.unregister(self.reporter)
+        plugins = self.config.pluginmanager
         if self.xdist is not None:
             self.xdist.close()
             plugins.unregister(self.xdist)

@@ -2,10 +2,11 @@
 is made from them once: the logdir's experiment config, the gates' decision,
 the baseline saved, the JSON, Markdown and HTML reports, and the terminal tables.
 
-A `Reporter` is registered only where pytest reports (the controller under
-xdist, as pytest's junitxml registers its `LogXML`), and
-`python -m pytest_hparams merge` drives the same class with the records of
-several JSON reports, so a merged table is the table pytest prints.
+A `Reporter` is made only where pytest reports (the controller under
+xdist, as pytest's junitxml registers its `LogXML` there); the plugin's hooks
+call its methods of the same names. `python -m pytest_hparams merge`
+drives the same class with the records of several JSON reports, so a
+merged table is the table pytest prints.
 """
 
 from __future__ import annotations
@@ -104,7 +105,6 @@ class Reporter:
 
     # --- records arriving -----------------------------------------------------
 
-    @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # the rerun it was due, if any, ran
             self.table.ended(report.nodeid)
@@ -131,7 +131,6 @@ class Reporter:
             return None
         return store
 
-    @pytest.hookimpl
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         store = self._local_store()
         if store is not None:
@@ -177,7 +176,6 @@ class Reporter:
         if record.outcome is Outcome.PRUNED and not self._pruned_column:
             self._pruned_column = self._config_due = True  # a sweep without a pruner too
 
-    @pytest.hookimpl
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         # Once the item's fixtures are gone: a fixture that patches the file
         # system (pyfakefs's `fs`) must not receive the logdir's config.
@@ -710,7 +708,6 @@ class Reporter:
             if all(r.key.repeat is None for r in by_id.values())
         }
 
-    @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
         self, report: pytest.TestReport
     ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
@@ -720,10 +717,11 @@ class Reporter:
             return "pruned", "p", ("PRUNED", {"yellow": True})
         return None
 
-    @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.usage_error is not None:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            if self.neighbours is not None:
+                self.neighbours.close()  # this run's marker goes with it
             return
         self.resolve_crashes()
         self.end_crashed_in_studies()
@@ -745,7 +743,6 @@ class Reporter:
         reads was not written."""
         return bool(self.never_rerun or self._gate_failures() or self.failed_writes)
 
-    @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.usage_error is not None:
             terminalreporter.write_line(f"ERROR: {self.usage_error}", red=True)

@@ -1,7 +1,8 @@
 """The trial lifecycle in one pytest process (the only one, or an xdist
 worker): collecting sweeps into items, which items are trials, running their
 function, writing their TensorBoard runs, and the record each trial's
-teardown report carries. Every hook is a method of `TrialRunner`.
+teardown report carries. The plugin's hooks (`plugin.Hooks`) call the
+`TrialRunner`'s methods of the same names.
 
 Everything done with the records afterwards (the experiment config, baselines,
 reports, the table) happens in `reporter.py`, in the reporting process only.
@@ -13,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,7 @@ DIST_EACH = (
 
 
 class TrialRunner:
-    """Registered for the session in every process, like pytest's own plugins.
+    """Made for the session in every process that runs a sweep.
 
     Attributes:
       worker: Whether this process is an xdist worker, whose reports travel.
@@ -96,9 +96,6 @@ class TrialRunner:
     def store(self) -> LocalStore | None:
         return self.settings.store
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.live = LiveLine.open(session.config)
-
     def pytest_enter_pdb(self) -> None:
         if self.live is not None:
             self.live.clear()  # the debugger shares the terminal: the trial shows no more
@@ -112,21 +109,11 @@ class TrialRunner:
             return True
         return None
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_pycollect_makeitem(
-        self, collector: pytest.Collector, name: str, obj: object
-    ) -> Generator[None, Any, Any]:
-        result = yield
-        self.check_class(collector, obj)
-        return result
-
     @staticmethod
-    def check_class(collector: pytest.Collector, obj: object) -> None:
+    def check_testcase(collector: pytest.Collector, cls: type) -> None:
         # pytest runs a unittest.TestCase's methods itself, never through
         # parametrize: a sweep on one would run once, unswept.
-        unittest = sys.modules.get("unittest")
-        if unittest is not None and isinstance(obj, type) and issubclass(obj, unittest.TestCase):
-            collect.refuse_unittest(collector, obj)
+        collect.refuse_unittest(collector, cls)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker(MARK) is None:
@@ -138,7 +125,6 @@ class TrialRunner:
         except OverrideError as e:
             self.problems.append(f"--hparams-set: {e}")
 
-    @pytest.hookimpl(trylast=True)  # after -k, -m and plugins that reorder or deselect
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
@@ -277,7 +263,6 @@ class TrialRunner:
             if self._runs:
                 trial.open()
 
-    @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
         state = self.trials.get(pyfuncitem.nodeid)
         if state is None:
@@ -302,7 +287,6 @@ class TrialRunner:
             if state.trial.study is not None:
                 state.trial.study.called = True
 
-    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
@@ -681,7 +665,6 @@ class TrialRunner:
         if self.live is not None:
             self.live.close()
 
-    @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(
         self, report: pytest.TestReport
     ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:

@@ -266,9 +266,10 @@ def pytest_unconfigure(config):
         # A sweep in the last file collected: the objects start as it is.
         ({"test_a_plain": "def test_a(): pass", "test_b_grid": GRID}, [], True),
         ({"test_plain": "def test_a(): pass"}, ["--hparams-top=0"], True),
+        ({"test_plain": "def test_a(): pass"}, ["-o", "hparams_top=0"], True),
         ({"test_plain": "def test_a(): pass"}, ["-p", "xdist", "-n", "1"], True),
     ],
-    ids=["plain", "a-sweep", "an-option", "xdist"],
+    ids=["plain", "a-sweep", "an-option", "an-ini-value", "xdist"],
 )
 def test_a_run_loads_the_package_only_when_it_has_a_sweep_or_an_option(
     pytester: pytest.Pytester, files: dict[str, str], args: list[str], loads: bool
@@ -280,21 +281,34 @@ def test_a_run_loads_the_package_only_when_it_has_a_sweep_or_an_option(
     loaded = (pytester.path / "loaded.txt").read_text().split()
     assert ("pytest_hparams.runner" in loaded) is loads, loaded
     assert ("pytest_hparams.reporter" in loaded) is loads, loaded
-    if "test_b_grid" in files:  # woken, it told the sweep as from the start
+    if "test_b_grid" in files:  # made late, they told the sweep as from the start
         result.stdout.fnmatch_lines(["12 trials: 12 passed; best accuracy=0.73 at *"])
 
 
-def test_an_hparams_ini_value_alone_registers_the_plugins_objects(
+def test_a_sweeps_ids_are_the_same_whether_the_run_sets_an_option_or_not(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nhparams_top = 0\n")
-    pytester.makeconftest(
-        "def pytest_sessionstart(session):\n"
-        "    print('runner:', session.config.pluginmanager.has_plugin('hparams-runner'))\n"
+    # A subdirectory's conftest parametrizes too: its place among the hooks
+    # orders each trial's parameters, and so its id.
+    pytester.makepyfile(test_a_plain="def test_plain(): pass")
+    sub = pytester.mkpydir("sub")
+    (sub / "conftest.py").write_text(
+        "def pytest_generate_tests(metafunc):\n"
+        "    if 'device' in metafunc.fixturenames:\n"
+        "        metafunc.parametrize('device', ['cpu', 'gpu'])\n"
     )
-    pytester.makepyfile("def test_a(): pass")
-    result = pytester.runpytest("-s")
-    result.stdout.fnmatch_lines(["runner: True"])
+    (sub / "test_b.py").write_text(
+        "from pytest_hparams import hparam_grid\n\n"
+        "@hparam_grid(lr=[0.1, 0.2])\ndef test_one(lr, device): return {'acc': lr}\n\n"
+        "@hparam_grid(lr=[0.1, 0.2])\ndef test_two(lr, device): return {'acc': lr}\n"
+    )
+    ids = [
+        sorted(pytester.runpytest("--collect-only", "-q", *args).outlines[:9])
+        for args in ([], ["--hparams-top=20"])
+    ]
+    assert ids[0] == ids[1]
+    assert "sub/test_b.py::test_one[cpu-lr:0.1]" in ids[0], ids[0]
+    assert "sub/test_b.py::test_two[cpu-lr:0.1]" in ids[0], ids[0]
 
 
 def test_every_ini_value_the_plugin_declares_registers_its_objects(
@@ -375,6 +389,18 @@ def test_a_bad_top_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--hparams-top", "many")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hparams-top: expected a whole number >= 0, got 'many'"])
+
+
+def test_a_run_refused_at_configure_leaves_the_next_run_in_the_process_sweeping(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytester's runs share this process, as an IDE's or a notebook's do.
+    pytester.makepyfile(test_grid=GRID)
+    logdir_file = pytester.path / "taken"
+    logdir_file.write_text("")
+    refused = pytester.runpytest("--hparams-logdir=taken")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    pytester.runpytest().assert_outcomes(passed=12)
 
 
 def test_terminal_table_ranks_trials_and_names_the_logdir(pytester: pytest.Pytester) -> None:

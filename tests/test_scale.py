@@ -49,7 +49,9 @@ def test_dist_each_is_refused_for_a_sweep_and_left_alone_without_one(
     result.stdout.fnmatch_lines(
         ["ERROR: --dist each runs every trial on every worker, *; run sweeps with --dist load*"]
     )
-    assert not list((pytester.path / "logs").glob("test_sweep.py"))
+    logs = pytester.path / "logs"
+    assert not (logs / "test_sweep.py").exists()
+    assert not (logs / ".pytest-hparams-runs").exists()  # this run's marker went with it
     pytester.makepyfile(test_sweep="def test_plain():\n    pass\n")
     pytester.runpytest_subprocess("-n", "2", "--dist", "each").assert_outcomes(passed=2)
 
