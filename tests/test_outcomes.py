@@ -46,6 +46,8 @@ def guard(request):
         raise RuntimeError("fixture teardown")
     if case == "logged_in_teardown":  # a last evaluation, after the test returned
         request.getfixturevalue("trial").log(9, acc=0.1)
+    if case == "teardown_skip":
+        pytest.skip("no GPU to clean up")
 
 @hparam_grid(story=CASES, metrics=["acc"], pruner=optuna.pruners.ThresholdPruner(lower=0.5))
 def test_outcome(story, trial, guard):
@@ -89,6 +91,7 @@ EXPECTED: dict[str, tuple[str, str, str | None, str | None, str | None]] = {
     "pruned_in_setup": ("pruned", "skipped", "STATUS_FAILURE", "PRUNED", None),
     "logged_in_teardown": ("passed", "ok", "STATUS_SUCCESS", "COMPLETE", None),
     "system_exit": ("failed", "failure", "STATUS_FAILURE", "FAIL", "failed"),
+    "teardown_skip": ("skipped", "skipped", None, "FAIL", "skipped"),
 }
 
 
@@ -130,12 +133,13 @@ def test_every_place_tells_each_trial_the_same_story(
     result = outcomes.runpytest(
         "--hparams-logdir=logs", "--hparams-json=r.json", "--junitxml=junit.xml", "-rA"
     )
-    # pytest: a teardown error adds an error to the passed or pruned call.
+    # pytest: a teardown error adds an error to the passed or pruned call,
+    # and a teardown skip a skip to the passed call.
     assert result.parseoutcomes() == {
-        "passed": 3,
+        "passed": 4,
         "failed": 3,
         "errors": 3,
-        "skipped": 1,
+        "skipped": 2,
         "xfailed": 1,
         "pruned": 5,
         "warnings": 2,
