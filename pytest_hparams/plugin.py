@@ -1,22 +1,30 @@
-"""The pytest plugin (entry point `hparams`): its options, its hooks and the
-`trial` fixture.
+"""The pytest plugin (entry point `hparams`): its options, and its hooks
+with the `trial` fixture.
 
 This module loads in every pytest run of a project that installs the
-plugin, so it imports only what declares the options. The hooks delegate
+plugin, so it imports only what its options and hooks need. The hooks delegate
 to the run's objects (`registration.py`), which load the rest of the
 package: at once in a run that sets one of the plugin's options or runs
 under xdist, and otherwise once the run collects a sweep; most runs of a
-project collect none (bench.py's startup row). The extras are loaded on
-first use, in `lazy.py`.
+project collect none (bench.py's startup row). What those modules import
+from outside the package is imported here, as pytest loads the plugin:
+during collection pytest puts the test folders first on sys.path, where a
+`statistics.py` of the project's would replace the one `gates` uses
+(tests/test_layout.py holds the list to what they import). The extras are
+loaded on first use, in `lazy.py`.
 """
 
 from __future__ import annotations
 
+import difflib  # noqa: F401 (for the package's modules, see above)
+import statistics  # noqa: F401 (for the package's modules, see above)
 import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import fasteners  # noqa: F401 (for the package's modules, see above)
+import google_crc32c  # noqa: F401 (for the package's modules, see above)
 import pytest
 
 from pytest_hparams import MARK, options
@@ -65,20 +73,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[HOOKS_KEY]
 
 
-@pytest.fixture
-def trial(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Trial:
-    """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
-    hooks = request.config.stash.get(HOOKS_KEY, None)
-    runner = hooks.runner if hooks is not None else None
-    trial = runner.trial_for(request.node.nodeid, tmp_path_factory) if runner else None
-    if trial is None:
-        pytest.fail(
-            "the `trial` fixture is only available to tests decorated with @hparam_grid",
-            pytrace=False,
-        )
-    return trial
-
-
 def _distributed(config: pytest.Config) -> bool:
     """Whether this process is an xdist worker or controller: the controller
     never collects, and must hear of a trial whose worker dies."""
@@ -119,6 +113,20 @@ class Hooks:
     @property
     def reporter(self) -> Reporter | None:
         return self.objects.reporter if self.objects is not None else None
+
+    @pytest.fixture
+    def trial(
+        self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Trial:
+        """The running trial of an @hparam_grid test: hparams, id, seed, logdir, log()."""
+        runner = self.runner
+        trial = runner.trial_for(request.node.nodeid, tmp_path_factory) if runner else None
+        if trial is None:
+            pytest.fail(
+                "the `trial` fixture is only available to tests decorated with @hparam_grid",
+                pytrace=False,
+            )
+        return trial
 
     def close(self) -> None:
         if self.objects is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,20 @@ def test_the_layer_check_finds_a_module_listed_too_low() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_plugin_imports_what_the_package_imports_from_outside_it() -> None:
+    # The package's modules may load during collection, when pytest has put
+    # the test folders first on sys.path: a project's own `statistics.py`
+    # there must not become the one `gates` imports.
+    code = (
+        "import sys, pytest, pytest_hparams.plugin\n"
+        "before = set(sys.modules)\n"
+        "import pytest_hparams.registration\n"
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before} - {'pytest_hparams'}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
 
 
 def test_no_module_splits_a_node_id() -> None:

@@ -311,6 +311,42 @@ def test_a_sweeps_ids_are_the_same_whether_the_run_sets_an_option_or_not(
     assert "sub/test_b.py::test_two[cpu-lr:0.1]" in ids[0], ids[0]
 
 
+def test_another_plugins_trial_fixture_does_not_replace_the_sweeps(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        otherplug="import pytest\n\n@pytest.fixture\ndef trial():\n    return 'other'\n"
+    )
+    pytester.makeconftest("pytest_plugins = ['otherplug']")
+    pytester.makepyfile(
+        test_sweep="from pytest_hparams import hparam_grid\n\n"
+        "@hparam_grid(lr=[0.1, 0.2])\n"
+        "def test_sweep(lr, trial):\n"
+        "    assert trial.hparams == {'lr': lr}\n"
+        "    return {'acc': lr}\n"
+    )
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_a_project_module_named_as_one_the_package_imports_does_not_replace_it(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest puts the test folder first on sys.path as it collects, where
+    # the run's objects are made when no option is set.
+    tests = pytester.mkdir("tests")  # not the working directory, which python -m puts first
+    (tests / "statistics.py").write_text("def summarize(values):\n    return max(values)\n")
+    (tests / "test_sweep.py").write_text(
+        "from pytest_hparams import hparam_grid\n\n"
+        "@hparam_grid(lr=[0.1, 0.2], metrics=['acc'], repeats=3)\n"
+        "def test_sweep(lr, trial):\n"
+        "    return {'acc': lr + trial.repeat / 100}\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*6 trials: 6 passed*"])
+    result.stdout.no_fnmatch_line("*Error*")
+
+
 def test_every_ini_value_the_plugin_declares_registers_its_objects(
     pytester: pytest.Pytester,
 ) -> None:
