@@ -16,7 +16,7 @@ import os
 import shlex
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from pytest_hparams.storage import Session
     from pytest_hparams.verdicts import Comparison
 
+_Carried = TypeVar("_Carried", Started, TrialRecord)
 Line = tuple[str, dict[str, bool]]  # a terminal line and its markup
 _MARKUP = {"regressed": {"red": True}, "improved": {"green": True}}  # a table row's, by its mark
 
@@ -108,10 +109,10 @@ class Reporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # the rerun it was due, if any, ran
             self.table.ended(report.nodeid)
-        started = _started_of(report)
+        started = _carried(report, STARTED_ATTR, Started)
         if started is not None:
             self._started(report.nodeid, started)
-        record = _record_of(report)
+        record = _carried(report, RECORD_ATTR, TrialRecord)
         if record is not None:
             self.add(record)
 
@@ -772,22 +773,13 @@ def _with_asked_values(key: TrialKey, session: Session | None) -> TrialKey:
     return key._replace(hparams={k: v for k, v in session[0].items() if k != SWEEP_HPARAM})
 
 
-def _started_of(report: pytest.TestReport) -> Started | None:
-    """The start of a trial a report carries, as this process or an xdist
-    worker sent it, or None."""
-    started = getattr(report, STARTED_ATTR, None)
-    if isinstance(started, dict):  # from an xdist worker
-        return Started.from_dict(started)
-    return started
-
-
-def _record_of(report: pytest.TestReport) -> TrialRecord | None:
-    """The trial record a report carries, as this process or an xdist
-    worker sent it, or None."""
-    record = getattr(report, RECORD_ATTR, None)
-    if isinstance(record, dict):  # from an xdist worker
-        return TrialRecord.from_dict(record)
-    return record
+def _carried(report: pytest.TestReport, attr: str, kind: type[_Carried]) -> _Carried | None:
+    """What a report carries at `attr` (a trial's start or record), as this
+    process or an xdist worker sent it, or None."""
+    value = getattr(report, attr, None)
+    if isinstance(value, dict):  # from an xdist worker
+        return kind.from_dict(value)
+    return value
 
 
 def _entry_id(entry: Entry, names: list[str]) -> str:
