@@ -17,6 +17,8 @@ loaded on first use, in `lazy.py`.
 from __future__ import annotations
 
 import difflib  # noqa: F401 (for the package's modules, see above)
+import hashlib  # noqa: F401 (for the package's modules, see above)
+import html  # noqa: F401 (for the package's modules, see above)
 import statistics  # noqa: F401 (for the package's modules, see above)
 import sys
 from collections.abc import Generator
