@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -30,9 +29,6 @@ from pytest_hparams.repeats import Combination, combine
 from pytest_hparams.reporter import Reporter
 from pytest_hparams.settings import Settings, check_output, missing_plotly
 from pytest_hparams.verdicts import Comparison, MetricComparison, Summary, Verdict
-
-if TYPE_CHECKING:
-    from pytest_hparams.report_html import Shift
 
 #: How the comparison's Markdown begins, by which a rerun knows it may replace it.
 MARKDOWN_TITLE = "### pytest-hparams: head against base"
@@ -363,7 +359,19 @@ def _drawn(combo: Combination | None, name: str) -> Summary | None:
 def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str]) -> str:
     from pytest_hparams import report_html
 
-    shifts = _shifts(result)
+    shifts = []
+    for change in result.changes:
+        metric = result.primary.get(change.sweep)
+        if metric is None:
+            continue
+        shifts.append(
+            report_html.Shift(
+                f"{change.where or change.combo} · {change.sweep}",
+                _drawn(change.base, metric.name),
+                _drawn(change.head, metric.name),
+                change.status.value,
+            )
+        )
     metric_names = sorted({m.name for m in result.primary.values()})
     changes = report_html.Changes(
         result.verdict(),
@@ -379,27 +387,6 @@ def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str])
         ],
         changes,
     )
-
-
-def _shifts(result: Result) -> list[Shift]:
-    """Each combination's primary metric on both sides, as the figure of
-    shifts draws it (a sweep with no primary metric has none)."""
-    from pytest_hparams import report_html
-
-    shifts = []
-    for change in result.changes:
-        metric = result.primary.get(change.sweep)
-        if metric is None:
-            continue
-        shifts.append(
-            report_html.Shift(
-                f"{change.where or change.combo} · {change.sweep}",
-                _drawn(change.base, metric.name),
-                _drawn(change.head, metric.name),
-                change.status.value,
-            )
-        )
-    return shifts
 
 
 # --- the command ---------------------------------------------------------------------------
