@@ -357,7 +357,7 @@ def _drawn(combo: Combination | None, name: str) -> Summary | None:
 
 
 def html(result: Result, base: Reporter, head: Reporter, names: tuple[str, str]) -> str:
-    from pytest_hparams import report_html
+    from pytest_hparams import report_html  # plotly: only where a report is drawn
 
     shifts = []
     for change in result.changes:
