@@ -7,6 +7,7 @@ import argparse
 import itertools
 import os
 import shlex
+from typing import Literal
 
 import pytest
 
@@ -36,21 +37,29 @@ BEGAN_INPUT = "hparams_began"
 DIST_INPUT = "hparams_dist"
 
 
-#: The ini values the plugin reads (`addoption` declares them).
-INI_NAMES = (
-    "hparams_logdir",
-    "hparams_top",
-    "hparams_baseline",
-    "hparams_html",
-    "hparams_tolerance",
-    "hparams_repeats",
-    "hparams_seed",
-    "hparams_alpha",
-    "hparams_gate",
-    "hparams_pruner",
-    "hparams_storage",
-    "hparams_study",
-)
+#: The ini values the plugin reads: each one's help and pytest's ini type
+#: (None: a string); a list type's default is [], a string's "".
+INI: dict[str, tuple[str, Literal["string", "paths", "linelist"] | None]] = {
+    "hparams_logdir": (
+        "Directory (relative to the ini file) or fsspec URL for TensorBoard records",
+        "string",
+    ),
+    "hparams_top": (
+        "Rows of each sweep's table; 0 shows all (default: all up to 20, else the best 10)",
+        None,
+    ),
+    "hparams_baseline": ("Baseline file to compare against, relative to the ini file", "paths"),
+    "hparams_html": ("HTML report to write, relative to the ini file", "paths"),
+    "hparams_tolerance": ("Tolerances, one a line: METRIC:0.02, METRIC:5% or 5%", "linelist"),
+    "hparams_repeats": ("Run every combination N times", None),
+    "hparams_seed": ("Salt for every trial.seed (default 0)", None),
+    "hparams_alpha": ("Significance level of the gate on repeats", None),
+    "hparams_gate": ("each (default) or best", None),
+    "hparams_pruner": ("Pruner of sweeps that set none", None),
+    "hparams_storage": ("Optuna storage URL of the pruners' studies", None),
+    "hparams_study": ("Name of the Optuna studies runs share", None),
+}
+INI_NAMES = tuple(INI)
 
 
 def asked(config: pytest.Config) -> bool:
@@ -336,39 +345,6 @@ def addoption(parser: pytest.Parser) -> None:
         "shards and later runs given the same name prune and search against one "
         "another's trials. Default: the CI's run id, else this run alone",
     )
-    parser.addini(
-        "hparams_logdir",
-        "Directory (relative to the ini file) or fsspec URL for TensorBoard records",
-        type="string",
-        default="",
-    )
-    parser.addini(
-        "hparams_top",
-        "Rows of each sweep's table; 0 shows all (default: all up to 20, else the best 10)",
-        default="",
-    )
-    parser.addini(
-        "hparams_baseline",
-        "Baseline file to compare against, relative to the ini file",
-        type="paths",
-        default=[],
-    )
-    parser.addini(
-        "hparams_html",
-        "HTML report to write, relative to the ini file",
-        type="paths",
-        default=[],
-    )
-    parser.addini(
-        "hparams_tolerance",
-        "Tolerances, one a line: METRIC:0.02, METRIC:5% or 5%",
-        type="linelist",
-        default=[],
-    )
-    parser.addini("hparams_repeats", "Run every combination N times", default="")
-    parser.addini("hparams_seed", "Salt for every trial.seed (default 0)", default="")
-    parser.addini("hparams_alpha", "Significance level of the gate on repeats", default="")
-    parser.addini("hparams_gate", "each (default) or best", default="")
-    parser.addini("hparams_pruner", "Pruner of sweeps that set none", default="")
-    parser.addini("hparams_storage", "Optuna storage URL of the pruners' studies", default="")
-    parser.addini("hparams_study", "Name of the Optuna studies runs share", default="")
+    for name, (help_text, kind) in INI.items():
+        default: list[str] | str = [] if kind in ("paths", "linelist") else ""
+        parser.addini(name, help_text, type=kind, default=default)
